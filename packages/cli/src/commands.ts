@@ -1,0 +1,122 @@
+import { create } from '@bufbuild/protobuf';
+import {
+  DefinitionSpecSchema,
+  RunStatus,
+  RunStatusSchema,
+  WorkItemSchema,
+  type Run,
+} from '@ameide/contracts';
+import type { WorkflowServiceClient } from '@ameide/sdk';
+import { flag, flags, has, positional, UsageError, type Args } from './args.js';
+import { readDefinitionFile } from './definition-file.js';
+import { definitionJson, formatRun, formatStatusUpdate, runJson, statusName, statusUpdateJson } from './format.js';
+
+/** Where commands write; tests capture it. */
+export interface Output {
+  out(line: string): void;
+}
+
+const print = (o: Output, json: boolean, value: unknown, text: () => string) => o.out(json ? JSON.stringify(value, null, 2) : text());
+
+export async function definitionsCommand(api: WorkflowServiceClient, sub: string, args: Args, o: Output): Promise<number> {
+  const json = has(args, 'json');
+  switch (sub) {
+    case 'apply': {
+      const file = flag(args, 'file');
+      if (!file) throw new UsageError('definitions apply needs -f <file.yaml>');
+      const def = readDefinitionFile(file);
+      const res = await api.applyDefinition({ name: def.name, annotations: def.annotations, spec: create(DefinitionSpecSchema, def.spec) });
+      const d = res.definition!;
+      print(o, json, definitionJson(d), () => `definition ${d.name} ${res.changed ? 'applied' : 'unchanged'} (version ${d.version}, id ${d.id})`);
+      return 0;
+    }
+    case 'list': {
+      const res = await api.listDefinitions({});
+      print(o, json, res.definitions.map(definitionJson), () =>
+        res.definitions.map((d) => `${d.name.padEnd(24)} v${String(d.version).padEnd(4)} ${d.spec?.repoUrl ?? ''}`).join('\n') || 'no definitions',
+      );
+      return 0;
+    }
+    case 'get': {
+      const res = await api.getDefinition({ idOrName: positional(args, 2, 'definition name or id') });
+      const d = res.definition!;
+      print(o, json, definitionJson(d), () => JSON.stringify(definitionJson(d), null, 2));
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command "definitions ${sub}"; use apply, list or get`);
+  }
+}
+
+function parseStatus(s: string): RunStatus {
+  const v = RunStatusSchema.values.find((x) => x.name === `RUN_STATUS_${s.toUpperCase()}`);
+  if (!v || v.number === 0) throw new UsageError(`--status ${s}: use queued, running, completed, failed or cancelled`);
+  return v.number;
+}
+
+/** Follows a run until it ends; returns 0 when it COMPLETED, 1 otherwise. */
+export async function watchRun(api: WorkflowServiceClient, id: string, from: bigint, json: boolean, o: Output, signal?: AbortSignal): Promise<number> {
+  for await (const res of api.watchWorkflowRun({ id, fromSequence: from }, { signal })) {
+    if (res.update) o.out(json ? JSON.stringify(statusUpdateJson(res.update)) : formatStatusUpdate(res.update));
+  }
+  const run = (await api.getWorkflowRun({ id })).run!;
+  return run.status === RunStatus.COMPLETED ? 0 : 1;
+}
+
+export async function runsCommand(api: WorkflowServiceClient, sub: string, args: Args, o: Output): Promise<number> {
+  const json = has(args, 'json');
+  switch (sub) {
+    case 'start': {
+      const definition = flag(args, 'definition');
+      if (!definition) throw new UsageError('runs start needs --definition <name>');
+      const workItemId = flag(args, 'work-item');
+      const workItems = workItemId
+        ? [
+            create(WorkItemSchema, {
+              id: workItemId,
+              title: flag(args, 'title') ?? '',
+              description: flag(args, 'description') ?? '',
+              acceptanceCriteria: flags(args, 'criterion'),
+              contextLinks: flags(args, 'link'),
+            }),
+          ]
+        : [];
+      const res = await api.startWorkflowRun({ definition, workItems });
+      const run = res.run!;
+      if (has(args, 'watch')) {
+        if (!json) o.out(`run ${run.id} started (workflow ${run.workflowId})`);
+        return watchRun(api, run.id, 0n, json, o);
+      }
+      print(o, json, runJson(run), () => `run ${run.id} started (workflow ${run.workflowId})`);
+      return 0;
+    }
+    case 'list': {
+      const res = await api.listWorkflowRuns({
+        statuses: flags(args, 'status').map(parseStatus),
+        workItemId: flag(args, 'work-item') ?? '',
+        definition: flag(args, 'definition') ?? '',
+      });
+      print(o, json, res.runs.map(runJson), () =>
+        res.runs.map((r: Run) => `${r.id}  ${statusName(r.status).padEnd(10)} ${r.definitionName.padEnd(20)} ${r.methodology?.workItemIds.join(',') ?? ''}`).join('\n') || 'no runs',
+      );
+      return 0;
+    }
+    case 'get': {
+      const run = (await api.getWorkflowRun({ id: positional(args, 2, 'run id') })).run!;
+      print(o, json, runJson(run), () => formatRun(run));
+      return 0;
+    }
+    case 'watch': {
+      const from = flag(args, 'from') ?? '0';
+      if (!/^\d+$/.test(from)) throw new UsageError(`--from ${from}: must be a sequence number`);
+      return watchRun(api, positional(args, 2, 'run id'), BigInt(from), json, o);
+    }
+    case 'cancel': {
+      const res = await api.cancelWorkflowRun({ id: positional(args, 2, 'run id'), reason: flag(args, 'reason') ?? '' });
+      print(o, json, runJson(res.run!), () => `cancellation requested for run ${res.run!.id}`);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command "runs ${sub}"; use start, list, get, watch or cancel`);
+  }
+}

@@ -1,0 +1,84 @@
+import { toJson } from '@bufbuild/protobuf';
+import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import {
+  DefinitionSchema,
+  PhaseSchema,
+  PhaseStateSchema,
+  RunSchema,
+  RunStatusSchema,
+  StatusUpdateKindSchema,
+  StatusUpdateSchema,
+  type Definition,
+  type Phase,
+  PhaseState,
+  type Run,
+  type RunStatus,
+  type StatusUpdate,
+} from '@ameide/contracts';
+
+const enumName = (schema: { values: Array<{ number: number; name: string }> }, prefix: string, v: number) =>
+  (schema.values.find((x) => x.number === v)?.name ?? String(v)).replace(prefix, '').toLowerCase();
+
+export const statusName = (s: RunStatus) => enumName(RunStatusSchema, 'RUN_STATUS_', s);
+export const phaseName = (p: Phase) => enumName(PhaseSchema, 'PHASE_', p);
+export const phaseStateName = (p: PhaseState) => enumName(PhaseStateSchema, 'PHASE_STATE_', p);
+
+export function seconds(ms: bigint | number): string {
+  return `${(Number(ms) / 1000).toFixed(1)}s`;
+}
+
+const time = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : '-');
+
+export const runJson = (r: Run) => toJson(RunSchema, r);
+export const definitionJson = (d: Definition) => toJson(DefinitionSchema, d);
+export const statusUpdateJson = (u: StatusUpdate) => toJson(StatusUpdateSchema, u);
+
+/** A run as people read it: status, each phase with duration and exit code, branch, diff, tests. */
+export function formatRun(r: Run): string {
+  const lines = [
+    `run         ${r.id}`,
+    `status      ${statusName(r.status)}${r.error ? ` — ${r.error}` : ''}`,
+    `definition  ${r.definitionName} (plan ${r.planId} v${r.planVersion})`,
+    `work items  ${r.methodology?.workItemIds.join(', ') || '-'}`,
+    `workflow    ${r.workflowId}`,
+    `started     ${time(r.startTime)}   finished ${time(r.endTime)}`,
+    'phases:',
+  ];
+  for (const p of r.phases) {
+    const exit = p.exitCode !== undefined ? `exit ${p.exitCode}` : '';
+    lines.push(`  ${phaseName(p.phase).padEnd(8)} ${phaseStateName(p.state).padEnd(10)} ${seconds(p.durationMs).padStart(7)}  ${exit}`);
+  }
+  const s = r.summary;
+  if (s) {
+    lines.push(`branch      ${s.branch || '-'}${s.pushed ? ' (pushed)' : ''}`);
+    if (s.headCommit) lines.push(`diff        ${s.filesChanged} files changed, +${s.insertions} -${s.deletions} (${s.baseCommit.slice(0, 10)}..${s.headCommit.slice(0, 10)})`);
+    lines.push(`tests       ${s.testExitCode === undefined ? 'not run' : s.testExitCode === 0 ? 'passed (exit 0)' : `failed (exit ${s.testExitCode})`}`);
+    if (s.transcriptsUri) lines.push(`transcripts ${s.transcriptsUri}`);
+  }
+  return lines.join('\n');
+}
+
+/** One status update as one line (plus the output tail when a phase failed). */
+export function formatStatusUpdate(u: StatusUpdate): string {
+  const kind = enumName(StatusUpdateKindSchema, 'STATUS_UPDATE_KIND_', u.kind);
+  const head = `[${String(u.sequence).padStart(3)}] `;
+  switch (kind) {
+    case 'run_started':
+      return `${head}run started`;
+    case 'phase_started':
+      return `${head}${phaseName(u.phase)} started`;
+    case 'phase_finished': {
+      const exit = u.exitCode !== undefined ? ` exit ${u.exitCode}` : '';
+      const line = `${head}${phaseName(u.phase)} ${phaseStateName(u.phaseState)} in ${seconds(u.durationMs)}${exit}${u.message ? ` — ${u.message}` : ''}`;
+      return u.phaseState === PhaseState.FAILED && u.outputTail ? `${line}\n${indent(u.outputTail.trimEnd().split('\n').slice(-15).join('\n'))}` : line;
+    }
+    case 'run_finished':
+      return `${head}run ${statusName(u.runStatus)}${u.message ? ` — ${u.message}` : ''}`;
+    default:
+      return `${head}${kind}`;
+  }
+}
+
+function indent(s: string): string {
+  return s.replace(/^/gm, '      | ');
+}

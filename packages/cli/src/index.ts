@@ -1,0 +1,4 @@
+export { cli } from './main.js';
+export { formatRun, formatStatusUpdate, statusName, phaseName, phaseStateName, seconds } from './format.js';
+export { readDefinitionFile, type DefinitionFile } from './definition-file.js';
+export { watchRun, type Output } from './commands.js';

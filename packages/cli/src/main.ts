@@ -1,0 +1,45 @@
+import { loadCliConfig, runMain } from '@ameide/config';
+import { ConnectError, createWorkflowServiceClient } from '@ameide/sdk';
+import { parseArgs, UsageError } from './args.js';
+import { definitionsCommand, runsCommand, type Output } from './commands.js';
+
+const USAGE = `usage: ameide <command>
+  definitions apply -f <file.yaml>      create or update a definition
+  definitions list|get <name>           show definitions            [--json]
+  runs start --definition <name> [--work-item <id> --title <t> --description <d> --criterion <c>… --link <url>…] [--watch]
+  runs list [--status s] [--work-item id] [--definition name]        [--json]
+  runs get <id>                         show a run                   [--json]
+  runs watch <id> [--from N]            follow a run; exit 0 only if it completed
+  runs cancel <id>                      cancel a run and kill its running command
+settings: AMEIDE_API_URL, AMEIDE_TOKEN (default: the stack started by \`make up\`)`;
+
+/** Runs one CLI invocation and returns its exit code. */
+export async function cli(argv: string[], o: Output = { out: (l) => console.log(l) }): Promise<number> {
+  const args = parseArgs(argv);
+  const [group, sub] = args.positionals;
+  if (!group || args.flags.has('help')) {
+    o.out(USAGE);
+    return group ? 0 : 2;
+  }
+  const cfg = loadCliConfig();
+  const api = createWorkflowServiceClient({ baseUrl: cfg.apiUrl, token: cfg.token });
+  try {
+    if (group === 'definitions') return await definitionsCommand(api, sub ?? '', args, o);
+    if (group === 'runs') return await runsCommand(api, sub ?? '', args, o);
+  } catch (err) {
+    if (err instanceof ConnectError) throw Object.assign(new Error(`${err.rawMessage} (${codeName(err)})`), { expected: true });
+    throw err;
+  }
+  throw new UsageError(`unknown command "${group}"\n${USAGE}`);
+}
+
+function codeName(err: ConnectError): string {
+  const names: Record<number, string> = { 3: 'invalid argument', 5: 'not found', 6: 'already exists', 7: 'permission denied', 9: 'failed precondition', 14: 'unavailable', 16: 'unauthenticated' };
+  return names[err.code] ?? `code ${err.code}`;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  runMain(async () => {
+    process.exitCode = await cli(process.argv.slice(2));
+  });
+}

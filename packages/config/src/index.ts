@@ -1,0 +1,9 @@
+export { ConfigError } from './errors.js';
+export { ameideHome, childEnv, processEnv, type Env } from './env.js';
+export { loadServiceConfig, type ApiKey, type ServiceConfig } from './service.js';
+export { loadWorkerConfig, type WorkerConfig } from './worker.js';
+export { loadCliConfig, stackInfoPath, type CliConfig } from './cli.js';
+export { loadTelemetryConfig, type TelemetryConfig } from './telemetry.js';
+export type { TemporalConfig } from './temporal.js';
+export { runMain } from './main.js';
+export { loadStackConfig, stackDir, type StackConfig } from './stack.js';

@@ -1,0 +1,78 @@
+import { z } from 'zod';
+import { ameideHome, parseEnv, port, processEnv, url, type Env } from './env.js';
+import { temporalSchema, toTemporalConfig, type TemporalConfig } from './temporal.js';
+
+/** A static API key: the token, the tenant it names, and whether it is a service credential. */
+export interface ApiKey {
+  token: string;
+  tenantId: string;
+  service: boolean;
+}
+
+/** Settings of the workflow service (`services/workflows`). */
+export interface ServiceConfig {
+  databaseUrl: string;
+  host: string;
+  port: number;
+  temporal: TemporalConfig;
+  auth: {
+    jwtSecret?: string;
+    jwtPublicKey?: string;
+    jwtIssuer?: string;
+    jwtAudience?: string;
+    apiKeys: ApiKey[];
+  };
+  home: string;
+}
+
+const apiKeys = z
+  .string()
+  .default('')
+  .transform((s, ctx) => {
+    const keys: ApiKey[] = [];
+    for (const entry of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+      const [token, tenantId, role] = entry.split(':');
+      if (!token || !tenantId || (role && role !== 'service')) {
+        ctx.addIssue({ code: 'custom', message: 'each entry must be token:tenant or token:tenant:service' });
+        return z.NEVER;
+      }
+      keys.push({ token, tenantId, service: role === 'service' });
+    }
+    return keys;
+  });
+
+const schema = z
+  .object({
+    DATABASE_URL: url(['postgres:', 'postgresql:']),
+    AMEIDE_API_HOST: z.string().default('127.0.0.1'),
+    AMEIDE_API_PORT: port.default(8080),
+    AMEIDE_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    AMEIDE_JWT_PUBLIC_KEY: z.string().includes('BEGIN PUBLIC KEY', { message: 'must be a PEM public key' }).optional(),
+    AMEIDE_JWT_ISSUER: z.string().optional(),
+    AMEIDE_JWT_AUDIENCE: z.string().optional(),
+    AMEIDE_API_KEYS: apiKeys,
+  })
+  .extend(temporalSchema.shape)
+  .refine((e) => e.AMEIDE_JWT_SECRET || e.AMEIDE_JWT_PUBLIC_KEY || e.AMEIDE_API_KEYS.length > 0, {
+    path: ['AMEIDE_API_KEYS'],
+    message: 'no credentials configured: set AMEIDE_JWT_SECRET, AMEIDE_JWT_PUBLIC_KEY or AMEIDE_API_KEYS',
+  });
+
+/** Reads and validates the service settings; throws ConfigError with one line on a wrong setting. */
+export function loadServiceConfig(env: Env = processEnv()): ServiceConfig {
+  const e = parseEnv(schema, env);
+  return {
+    databaseUrl: e.DATABASE_URL,
+    host: e.AMEIDE_API_HOST,
+    port: e.AMEIDE_API_PORT,
+    temporal: toTemporalConfig(e),
+    auth: {
+      jwtSecret: e.AMEIDE_JWT_SECRET,
+      jwtPublicKey: e.AMEIDE_JWT_PUBLIC_KEY,
+      jwtIssuer: e.AMEIDE_JWT_ISSUER,
+      jwtAudience: e.AMEIDE_JWT_AUDIENCE,
+      apiKeys: e.AMEIDE_API_KEYS,
+    },
+    home: ameideHome(env),
+  };
+}

@@ -1,0 +1,1 @@
+export * from './gen/ameide/workflows/v1/workflows_pb.js';

@@ -1,0 +1,56 @@
+import { and, asc, eq, sql } from 'drizzle-orm';
+import type { DefinitionSpecJson } from '@ameide/contracts';
+import type { Db } from './client.js';
+import { definitions, type Annotations } from './schema.js';
+
+export type DefinitionRow = typeof definitions.$inferSelect;
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Definitions of one tenant. Every query is scoped by tenant id. */
+export class DefinitionRepository {
+  constructor(private readonly db: Db) {}
+
+  async insert(tenantId: string, name: string, spec: DefinitionSpecJson, annotations: Annotations): Promise<DefinitionRow | undefined> {
+    const rows = await this.db
+      .insert(definitions)
+      .values({ tenantId, name, spec, annotations })
+      .onConflictDoNothing()
+      .returning();
+    return rows[0];
+  }
+
+  /** Creates the definition or bumps its version when spec or annotations changed. */
+  async apply(tenantId: string, name: string, spec: DefinitionSpecJson, annotations: Annotations): Promise<{ row: DefinitionRow; changed: boolean }> {
+    const created = await this.insert(tenantId, name, spec, annotations);
+    if (created) return { row: created, changed: true };
+    const rows = await this.db
+      .update(definitions)
+      .set({ spec, annotations, version: sql`${definitions.version} + 1`, updatedAt: sql`now()` })
+      .where(
+        and(
+          eq(definitions.tenantId, tenantId),
+          eq(definitions.name, name),
+          sql`(${definitions.spec} <> ${JSON.stringify(spec)}::jsonb or ${definitions.annotations} <> ${JSON.stringify(annotations)}::jsonb)`,
+        ),
+      )
+      .returning();
+    if (rows[0]) return { row: rows[0], changed: true };
+    return { row: (await this.get(tenantId, name))!, changed: false };
+  }
+
+  /** Finds by id or by name. */
+  async get(tenantId: string, idOrName: string): Promise<DefinitionRow | undefined> {
+    const byId = UUID_RE.test(idOrName);
+    const rows = await this.db
+      .select()
+      .from(definitions)
+      .where(and(eq(definitions.tenantId, tenantId), byId ? eq(definitions.id, idOrName) : eq(definitions.name, idOrName)))
+      .limit(1);
+    return rows[0];
+  }
+
+  async list(tenantId: string, limit: number): Promise<DefinitionRow[]> {
+    return this.db.select().from(definitions).where(eq(definitions.tenantId, tenantId)).orderBy(asc(definitions.name)).limit(limit);
+  }
+}

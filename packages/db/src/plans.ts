@@ -1,0 +1,29 @@
+import { and, desc, eq, sql } from 'drizzle-orm';
+import type { PlanSpecJson } from '@ameide/contracts';
+import type { Db } from './client.js';
+import { plans, type Annotations } from './schema.js';
+
+export type PlanRow = typeof plans.$inferSelect;
+
+/** Plans of one tenant. */
+export class PlanRepository {
+  constructor(private readonly db: Db) {}
+
+  async insert(tenantId: string, definitionId: string, spec: PlanSpecJson, annotations: Annotations): Promise<PlanRow> {
+    const rows = await this.db.insert(plans).values({ tenantId, definitionId, spec, annotations }).returning();
+    return rows[0]!;
+  }
+
+  async get(tenantId: string, id: string): Promise<PlanRow | undefined> {
+    const rows = await this.db.select().from(plans).where(and(eq(plans.tenantId, tenantId), eq(plans.id, id))).limit(1);
+    return rows[0];
+  }
+
+  /** Lists plans; the work item filter uses JSONB containment on the spec (GIN index). */
+  async list(tenantId: string, f: { definitionId?: string; workItemId?: string; limit: number }): Promise<PlanRow[]> {
+    const where = [eq(plans.tenantId, tenantId)];
+    if (f.definitionId) where.push(eq(plans.definitionId, f.definitionId));
+    if (f.workItemId) where.push(sql`${plans.spec} @> ${JSON.stringify({ methodology: { workItemIds: [f.workItemId] } })}::jsonb`);
+    return this.db.select().from(plans).where(and(...where)).orderBy(desc(plans.createdAt)).limit(f.limit);
+  }
+}

@@ -1,0 +1,82 @@
+import { and, asc, desc, eq, gte, inArray, sql } from 'drizzle-orm';
+import type { StatusUpdateJson } from '@ameide/contracts';
+import type { Db } from './client.js';
+import { runs, statusUpdates, type RunState } from './schema.js';
+
+export type RunRow = typeof runs.$inferSelect;
+export type NewRunRow = typeof runs.$inferInsert;
+export type StatusUpdateRow = typeof statusUpdates.$inferSelect;
+
+/** Fields of a run that folding a status update may change. */
+export type RunProgress = Pick<RunRow, 'status' | 'phase' | 'state' | 'startedAt' | 'finishedAt'>;
+
+/** Runs and their status updates. */
+export class RunRepository {
+  constructor(private readonly db: Db) {}
+
+  async insert(row: NewRunRow): Promise<RunRow> {
+    const rows = await this.db.insert(runs).values(row).returning();
+    return rows[0]!;
+  }
+
+  /** Finds a run; `tenantId` undefined means any tenant (service credentials only). */
+  async get(tenantId: string | undefined, id: string): Promise<RunRow | undefined> {
+    const where = tenantId === undefined ? eq(runs.id, id) : and(eq(runs.id, id), eq(runs.tenantId, tenantId));
+    const rows = await this.db.select().from(runs).where(where).limit(1);
+    return rows[0];
+  }
+
+  /** Lists runs; the work item filter uses JSONB containment on the spec (GIN index). */
+  async list(tenantId: string, f: { statuses: string[]; workItemId?: string; definitionId?: string; limit: number }): Promise<RunRow[]> {
+    const where = [eq(runs.tenantId, tenantId)];
+    if (f.statuses.length) where.push(inArray(runs.status, f.statuses));
+    if (f.definitionId) where.push(eq(runs.definitionId, f.definitionId));
+    if (f.workItemId) where.push(sql`${runs.spec} @> ${JSON.stringify({ workItemIds: [f.workItemId] })}::jsonb`);
+    return this.db.select().from(runs).where(and(...where)).orderBy(desc(runs.createdAt)).limit(f.limit);
+  }
+
+  async setProgress(id: string, progress: Partial<RunProgress>): Promise<RunRow | undefined> {
+    const rows = await this.db.update(runs).set(progress).where(eq(runs.id, id)).returning();
+    return rows[0];
+  }
+
+  /**
+   * Stores a status update once per run id + sequence and, when it is new, folds it into the run in the
+   * same transaction. Returns `duplicate: true` and changes nothing when the sequence was already stored.
+   */
+  async recordStatusUpdate(
+    run: Pick<RunRow, 'id' | 'tenantId'>,
+    sequence: number,
+    update: StatusUpdateJson,
+    fold: (row: RunRow) => RunProgress,
+  ): Promise<{ duplicate: boolean; run?: RunRow }> {
+    return this.db.transaction(async (tx) => {
+      const inserted = await tx
+        .insert(statusUpdates)
+        .values({ runId: run.id, sequence, tenantId: run.tenantId, kind: update.kind ?? '', payload: update })
+        .onConflictDoNothing()
+        .returning({ sequence: statusUpdates.sequence });
+      if (inserted.length === 0) return { duplicate: true };
+      const [current] = await tx.select().from(runs).where(eq(runs.id, run.id)).for('update');
+      const next = fold(current!);
+      const [row] = await tx
+        .update(runs)
+        .set({ ...next, lastSequence: sql`greatest(${runs.lastSequence}, ${sequence})` })
+        .where(eq(runs.id, run.id))
+        .returning();
+      return { duplicate: false, run: row };
+    });
+  }
+
+  /** Status updates of a run with sequence ≥ `fromSequence`, in order. */
+  async statusUpdatesFrom(runId: string, fromSequence: number, limit = 500): Promise<StatusUpdateRow[]> {
+    return this.db
+      .select()
+      .from(statusUpdates)
+      .where(and(eq(statusUpdates.runId, runId), gte(statusUpdates.sequence, fromSequence)))
+      .orderBy(asc(statusUpdates.sequence))
+      .limit(limit);
+  }
+}
+
+export type { RunState };

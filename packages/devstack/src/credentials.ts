@@ -1,0 +1,37 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { SignJWT } from 'jose';
+
+/** Development credentials of an embedded stack: a JWT secret and the worker's service key. */
+export interface DevCredentials {
+  jwtSecret: string;
+  serviceToken: string;
+}
+
+/** Loads or creates the stack's credentials (kept under AMEIDE_HOME, mode 0600). */
+export function ensureCredentials(file: string): DevCredentials {
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as DevCredentials;
+  const creds: DevCredentials = {
+    jwtSecret: randomBytes(32).toString('base64url'),
+    serviceToken: `svc_${randomBytes(24).toString('base64url')}`,
+  };
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(creds, null, 2), { mode: 0o600 });
+  return creds;
+}
+
+/** Signs a user token for `tenantId` with the stack's JWT secret. */
+export function signDevToken(creds: DevCredentials, tenantId: string, subject = 'developer', ttl = '30d'): Promise<string> {
+  return new SignJWT({ tenant_id: tenantId })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(subject)
+    .setIssuedAt()
+    .setExpirationTime(ttl)
+    .sign(new TextEncoder().encode(creds.jwtSecret));
+}
+
+/** The service's AMEIDE_API_KEYS value that admits the worker's credential. */
+export function serviceApiKeys(creds: DevCredentials): string {
+  return `${creds.serviceToken}:system:service`;
+}

@@ -1,0 +1,80 @@
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { stackDir, type StackConfig } from '@ameide/config';
+import { formatRun, formatStatusUpdate, watchRun } from '@ameide/cli';
+import { RunStatus } from '@ameide/contracts';
+import { createWorkflowServiceClient } from '@ameide/sdk';
+import { cli } from '@ameide/cli';
+import { createOrigin } from './git-fixtures.js';
+import { startStack } from './stack.js';
+
+export const SAMPLE_REPO = resolve('examples/sample-repo');
+export const SCRIPTED_AGENT = resolve('examples/agents/scripted-agent.mjs');
+
+/** The definition of the sample repository, with absolute paths for this checkout. */
+export function sampleDefinition(originDir: string, name = 'sample-calculator') {
+  return {
+    name,
+    annotations: { team: 'demo' },
+    spec: {
+      repoUrl: originDir,
+      defaultBranch: 'main',
+      installCommand: 'npm ci --no-audit --no-fund',
+      agentCommand: 'node "$AGENT_SCRIPT"',
+      testCommand: 'npm test',
+      branchPrefix: 'ameide/',
+      phaseTimeoutSeconds: 300,
+      env: { AGENT_SCRIPT: SCRIPTED_AGENT },
+    },
+  };
+}
+
+/**
+ * `make demo`: starts the stack on embedded defaults, applies the sample definition through the CLI,
+ * drives one real coding-agent run on the sample repository, prints its summary and stops everything.
+ * Returns 0 only if the run COMPLETED.
+ */
+export async function runDemo(cfg: StackConfig): Promise<number> {
+  const log = (s: string) => console.log(s);
+  log('starting the stack (embedded Postgres, Temporal dev server, workflow service, worker)…');
+  const stack = await startStack(cfg, { name: 'demo', ephemeral: true });
+  try {
+    log(`  API            ${stack.apiUrl}`);
+    log(`  Temporal       ${stack.temporalAddress}${stack.temporalUiUrl ? `   Web UI ${stack.temporalUiUrl}` : ''}`);
+    log(`  logs           ${stack.logs}`);
+    const dir = stackDir(cfg, 'demo');
+    const origin = createOrigin(SAMPLE_REPO, join(dir, 'origin.git'));
+    const defFile = join(dir, 'definition.yaml');
+    writeFileSync(defFile, stringify(sampleDefinition(origin)));
+    const env = { AMEIDE_API_URL: stack.apiUrl, AMEIDE_TOKEN: stack.devToken };
+    Object.assign(process.env, env);
+    log(`\n$ ameide definitions apply -f ${defFile}`);
+    await cli(['definitions', 'apply', '-f', defFile]);
+    const api = createWorkflowServiceClient({ baseUrl: stack.apiUrl, token: stack.devToken });
+    const started = await api.startWorkflowRun({
+      definition: 'sample-calculator',
+      workItems: [
+        {
+          id: 'CALC-1',
+          title: 'Add a multiply function',
+          description: 'The calculator can add and subtract; users also need to multiply.',
+          acceptanceCriteria: ['multiply(6, 7) returns 42', 'the function has a unit test', 'npm test passes'],
+          contextLinks: ['https://example.com/adr/0001-calculator-scope'],
+        },
+      ],
+      methodology: { profile: 'scrum', timeboxIds: ['sprint-1'], goalIds: ['goal-math'], workItemIds: [], elementIds: [] },
+    });
+    const runId = started.run!.id;
+    log(`\nrun ${runId} started; following it live:`);
+    await watchRun(api, runId, 0n, false, { out: log });
+    const run = (await api.getWorkflowRun({ id: runId })).run!;
+    log('\n' + formatRun(run));
+    return run.status === RunStatus.COMPLETED ? 0 : 1;
+  } finally {
+    log('\nstopping the stack…');
+    await stack.stop();
+  }
+}
+
+export { formatStatusUpdate };

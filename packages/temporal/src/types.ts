@@ -1,0 +1,119 @@
+/**
+ * Plain types shared by the Temporal client (service) and the worker. Protobuf stops at the API edge:
+ * these are what travels through Temporal history. They hold no secrets.
+ */
+
+export type PhaseName = 'prepare' | 'install' | 'agent' | 'test' | 'publish' | 'report';
+export const PHASES: readonly PhaseName[] = ['prepare', 'install', 'agent', 'test', 'publish', 'report'];
+
+export type RunStatusName = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+export type PhaseStateName = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
+
+export interface MethodologyContextInput {
+  profile: string;
+  timeboxIds: string[];
+  goalIds: string[];
+  workItemIds: string[];
+  elementIds: string[];
+}
+
+export interface WorkItemInput {
+  id: string;
+  title: string;
+  description: string;
+  acceptanceCriteria: string[];
+  contextLinks: string[];
+}
+
+export interface RepoSettings {
+  repoUrl: string;
+  defaultBranch: string;
+  installCommand: string;
+  agentCommand: string;
+  testCommand: string;
+  branchPrefix: string;
+  phaseTimeoutSeconds: number;
+  env: Record<string, string>;
+}
+
+/** Input of the `codingAgentRun` workflow. */
+export interface CodingRunInput {
+  runId: string;
+  tenantId: string;
+  planId: string;
+  planVersion: number;
+  definitionId: string;
+  definitionName: string;
+  repo: RepoSettings;
+  workItems: WorkItemInput[];
+  methodology: MethodologyContextInput;
+  trigger: 'manual' | 'auto';
+}
+
+export interface RunSummaryResult {
+  branch: string;
+  baseCommit: string;
+  headCommit: string;
+  filesChanged: number;
+  insertions: number;
+  deletions: number;
+  testExitCode?: number;
+  transcriptsUri: string;
+  pushed: boolean;
+}
+
+/** One status update as the worker sends it; the service assigns nothing, sequence comes from the workflow. */
+export interface StatusUpdateInput {
+  runId: string;
+  sequence: number;
+  kind: 'run_started' | 'phase_started' | 'phase_finished' | 'run_finished';
+  phase?: PhaseName;
+  phaseState?: PhaseStateName;
+  runStatus?: RunStatusName;
+  exitCode?: number;
+  durationMs?: number;
+  outputTail?: string;
+  message?: string;
+  attributes?: Record<string, string>;
+  summary?: RunSummaryResult;
+  time: string;
+}
+
+/** What a command phase (install, agent, test) returns to the workflow. */
+export interface CommandPhaseResult {
+  exitCode: number;
+  durationMs: number;
+  outputTail: string;
+  transcriptUri: string;
+  timedOut: boolean;
+  skipped: boolean;
+}
+
+/** What the prepare phase returns. */
+export interface PreparedWorkspace {
+  worktreePath: string;
+  branch: string;
+  baseCommit: string;
+  promptFile: string;
+  durationMs: number;
+  outputTail: string;
+}
+
+/** What the publish phase returns. */
+export interface PublishResult {
+  headCommit: string;
+  filesChanged: number;
+  insertions: number;
+  deletions: number;
+  pushed: boolean;
+  durationMs: number;
+  outputTail: string;
+}
+
+/** Final result of the workflow. */
+export interface CodingRunResult {
+  status: RunStatusName;
+  failedPhase?: PhaseName;
+  error?: string;
+  summary?: RunSummaryResult;
+}

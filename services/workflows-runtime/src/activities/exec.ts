@@ -1,0 +1,136 @@
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+
+/** Keeps the last `limit` bytes of a stream of chunks. */
+export class OutputTail {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  total = 0;
+
+  constructor(private readonly limit: number) {}
+
+  push(chunk: Buffer): void {
+    this.total += chunk.length;
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.size - this.chunks[0]!.length >= this.limit) this.size -= this.chunks.shift()!.length;
+  }
+
+  toString(): string {
+    const all = Buffer.concat(this.chunks);
+    const cut = all.length > this.limit ? all.subarray(all.length - this.limit) : all;
+    return (all.length > this.limit || this.total > all.length ? '…' : '') + cut.toString('utf8');
+  }
+}
+
+export interface CommandSpec {
+  command: string;
+  cwd: string;
+  env: Record<string, string>;
+  timeoutMs: number;
+  transcriptPath: string;
+  tailBytes?: number;
+  /** Aborting kills the whole process group. */
+  signal?: AbortSignal;
+  /** Called about once a second while the command runs. */
+  onProgress?: (bytes: number) => void;
+  killGraceMs?: number;
+}
+
+export interface CommandResult {
+  exitCode: number;
+  signal?: string;
+  durationMs: number;
+  outputTail: string;
+  outputBytes: number;
+  timedOut: boolean;
+  aborted: boolean;
+}
+
+/** Exit code reported when the phase's wall-clock budget ran out (as `timeout(1)` does). */
+export const TIMEOUT_EXIT_CODE = 124;
+
+/**
+ * Runs a shell command in its own process group, writing stdout and stderr to a transcript file and
+ * keeping a tail. On timeout or abort the whole group gets SIGTERM, then SIGKILL after a grace period.
+ */
+export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
+  const started = Date.now();
+  const transcript = createWriteStream(spec.transcriptPath, { flags: 'a' });
+  transcript.write(`$ ${spec.command}\n`);
+  const tail = new OutputTail(spec.tailBytes ?? 4000);
+  const child = spawn('/bin/sh', ['-c', spec.command], {
+    cwd: spec.cwd,
+    env: spec.env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const onData = (chunk: Buffer) => {
+    tail.push(chunk);
+    transcript.write(chunk);
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+
+  let timedOut = false;
+  let aborted = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const killGroup = () => {
+    if (killTimer || child.pid === undefined) return;
+    signalGroup(child.pid, 'SIGTERM');
+    killTimer = setTimeout(() => signalGroup(child.pid!, 'SIGKILL'), spec.killGraceMs ?? 3000);
+  };
+  const timeout = setTimeout(() => {
+    timedOut = true;
+    killGroup();
+  }, spec.timeoutMs);
+  const onAbort = () => {
+    aborted = true;
+    killGroup();
+  };
+  if (spec.signal?.aborted) onAbort();
+  spec.signal?.addEventListener('abort', onAbort, { once: true });
+  const progress = setInterval(() => spec.onProgress?.(tail.total), 1000);
+
+  const [code, sig] = (await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+    child.once('error', (err) => {
+      onData(Buffer.from(`failed to start: ${err.message}\n`));
+      resolve([127, null]);
+    });
+    // When the shell exits, whatever it left behind in its group goes too, so the pipes close.
+    child.once('exit', () => child.pid !== undefined && signalGroup(child.pid, 'SIGKILL'));
+    child.once('close', (c, s) => resolve([c, s]));
+  }));
+  clearTimeout(timeout);
+  clearTimeout(killTimer);
+  clearInterval(progress);
+  spec.signal?.removeEventListener('abort', onAbort);
+  const exitCode = timedOut ? TIMEOUT_EXIT_CODE : code ?? 128 + signalNumber(sig);
+  const note = timedOut ? `\n[ameide] killed after the ${Math.round(spec.timeoutMs / 1000)}s phase budget\n` : aborted ? '\n[ameide] killed: run cancelled\n' : '';
+  if (note) tail.push(Buffer.from(note));
+  transcript.end(`${note}[exit ${exitCode}${sig ? ` signal ${sig}` : ''}]\n`);
+  await once(transcript, 'close');
+  return {
+    exitCode,
+    signal: sig ?? undefined,
+    durationMs: Date.now() - started,
+    outputTail: tail.toString(),
+    outputBytes: tail.total,
+    timedOut,
+    aborted,
+  };
+}
+
+function signalGroup(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    /* already gone */
+  }
+}
+
+function signalNumber(sig: NodeJS.Signals | null): number {
+  const table: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+  return sig ? (table[sig] ?? 0) : 0;
+}

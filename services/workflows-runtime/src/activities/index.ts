@@ -1,0 +1,169 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { WorkflowServiceClient } from '@ameide/sdk';
+import {
+  runBranchName,
+  type CodingRunInput,
+  type CommandPhaseResult,
+  type PhaseName,
+  type PreparedWorkspace,
+  type PublishResult,
+  type StatusUpdateInput,
+} from '@ameide/temporal';
+import type { ArtifactStore } from '../artifacts.js';
+import { runCommand } from './exec.js';
+import { gitAt } from './git.js';
+import { sendStatusUpdate } from './status.js';
+import { addWorktree, ensureMirror, normaliseRepoUrl, runPaths, writePrompt } from './workspace.js';
+
+/** What activities need from the worker process. */
+export interface ActivityDeps {
+  api: WorkflowServiceClient;
+  artifacts: ArtifactStore;
+  workspaceDir: string;
+  /** PATH handed to commands. */
+  commandPath: string;
+  /** HOME handed to commands. */
+  commandHome: string;
+}
+
+export interface CommandPhaseInput {
+  run: CodingRunInput;
+  phase: Extract<PhaseName, 'install' | 'agent' | 'test'>;
+  command: string;
+  worktreePath: string;
+  promptFile: string;
+}
+
+const STATUS_TAIL_BYTES = 4000;
+
+function artifactPrefix(run: Pick<CodingRunInput, 'tenantId' | 'runId'>): string {
+  return `runs/${run.tenantId}/${run.runId}/`;
+}
+
+/** The environment a command sees: minimal, plus the definition's variables and the run's context. */
+function commandEnv(deps: ActivityDeps, run: CodingRunInput, phase: PhaseName, promptFile: string): Record<string, string> {
+  return {
+    ...run.repo.env,
+    PATH: deps.commandPath,
+    HOME: deps.commandHome,
+    LANG: 'C.UTF-8',
+    CI: 'true',
+    AMEIDE_RUN_ID: run.runId,
+    AMEIDE_PHASE: phase,
+    AMEIDE_PROMPT_FILE: promptFile,
+    AMEIDE_WORK_ITEM_IDS: run.methodology.workItemIds.join(','),
+  };
+}
+
+function permanent(type: string, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: true });
+}
+
+/** Builds the activities with their real dependencies (git, processes, the API, the artifact store). */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    /** Posts a status update to the workflow service (idempotent on run id + sequence). */
+    async recordStatus(update: StatusUpdateInput): Promise<void> {
+      await sendStatusUpdate(deps.api, update);
+    },
+
+    /** Mirror (clone once, fetch per run), then a worktree on the run branch and the agent's prompt file. */
+    async prepareWorkspace(run: CodingRunInput): Promise<PreparedWorkspace> {
+      const started = Date.now();
+      const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
+      await mkdir(paths.transcriptsDir, { recursive: true });
+      const branch = runBranchName(run.repo.branchPrefix, run.runId);
+      let mirror: string;
+      try {
+        mirror = await ensureMirror(deps.workspaceDir, run.tenantId, run.repo.repoUrl);
+      } catch (err) {
+        throw permanent('RepositoryUnavailable', `cannot clone or fetch ${run.repo.repoUrl}: ${(err as Error).message.trim()}`);
+      }
+      let baseCommit: string;
+      try {
+        baseCommit = await addWorktree(mirror, paths, branch, run.repo.defaultBranch);
+      } catch (err) {
+        if ((err as { permanent?: boolean }).permanent) throw permanent('BranchNotFound', (err as Error).message);
+        throw err;
+      }
+      await writePrompt(paths, run, branch);
+      return {
+        worktreePath: paths.worktree,
+        branch,
+        baseCommit,
+        promptFile: paths.promptFile,
+        durationMs: Date.now() - started,
+        outputTail: `worktree ${paths.worktree} on ${branch} at ${baseCommit.slice(0, 12)}`,
+      };
+    },
+
+    /** Runs the phase's shell command in the worktree; heartbeats; cancellation kills the process group. */
+    async runCommandPhase(input: CommandPhaseInput): Promise<CommandPhaseResult> {
+      const { run, phase } = input;
+      const ctx = Context.current();
+      const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
+      await mkdir(paths.transcriptsDir, { recursive: true });
+      const transcriptPath = join(paths.transcriptsDir, `${phase}.log`);
+      const result = await runCommand({
+        command: input.command,
+        cwd: input.worktreePath,
+        env: commandEnv(deps, run, phase, input.promptFile),
+        timeoutMs: run.repo.phaseTimeoutSeconds * 1000,
+        transcriptPath,
+        tailBytes: STATUS_TAIL_BYTES,
+        signal: ctx.cancellationSignal,
+        onProgress: (bytes) => ctx.heartbeat({ phase, bytes }),
+      });
+      const stored = await deps.artifacts.put(`${artifactPrefix(run)}transcripts/${phase}.log`, await readFile(transcriptPath));
+      if (result.aborted) throw new CancelledFailure(`${phase} command killed: run cancelled`);
+      return {
+        exitCode: result.exitCode,
+        durationMs: result.durationMs,
+        outputTail: result.outputTail,
+        transcriptUri: stored.uri,
+        timedOut: result.timedOut,
+        skipped: false,
+      };
+    },
+
+    /** Commits everything the agent changed and pushes the run branch to the repository's remote. */
+    async publishBranch(input: { run: CodingRunInput; worktreePath: string; branch: string; baseCommit: string }): Promise<PublishResult> {
+      const started = Date.now();
+      const git = gitAt(input.worktreePath);
+      await git.add(['-A']);
+      const status = await git.status();
+      if (status.isClean()) throw permanent('NoChanges', 'the agent made no changes to commit');
+      const item = input.run.workItems[0];
+      const subject = item ? `${item.id}: ${item.title || 'change by coding agent'}` : `Coding agent run ${input.run.runId}`;
+      await git.commit([subject, '', `Ameide-Run: ${input.run.runId}`, `Ameide-Plan: ${input.run.planId}`].join('\n'));
+      const headCommit = (await git.revparse(['HEAD'])).trim();
+      const diff = await git.diffSummary([input.baseCommit, headCommit]);
+      try {
+        await git.push(normaliseRepoUrl(input.run.repo.repoUrl), `${headCommit}:refs/heads/${input.branch}`, ['--quiet']);
+      } catch (err) {
+        throw permanent('PushRejected', `push of ${input.branch} failed: ${(err as Error).message.trim()}`);
+      }
+      return {
+        headCommit,
+        filesChanged: diff.changed,
+        insertions: diff.insertions,
+        deletions: diff.deletions,
+        pushed: true,
+        durationMs: Date.now() - started,
+        outputTail: `pushed ${input.branch} at ${headCommit.slice(0, 12)}: ${diff.changed} files changed, +${diff.insertions} -${diff.deletions}`,
+      };
+    },
+
+    /** Stores the run report beside the transcripts and returns where they are. */
+    async writeReport(input: { run: CodingRunInput; report: Record<string, unknown> }): Promise<{ transcriptsUri: string; reportUri: string }> {
+      const prefix = artifactPrefix(input.run);
+      const stored = await deps.artifacts.put(`${prefix}report.json`, JSON.stringify(input.report, null, 2) + '\n');
+      return { transcriptsUri: deps.artifacts.uri(`${prefix}transcripts/`), reportUri: stored.uri };
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

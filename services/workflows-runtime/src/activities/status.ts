@@ -1,0 +1,61 @@
+import { create, fromJson, type JsonObject } from '@bufbuild/protobuf';
+import { RecordStatusUpdateRequestSchema, StatusUpdateSchema, type StatusUpdateJson } from '@ameide/contracts';
+import { Code, ConnectError, type WorkflowServiceClient } from '@ameide/sdk';
+import type { StatusUpdateInput } from '@ameide/temporal';
+import { ApplicationFailure } from '@temporalio/common';
+
+const upper = (s: string) => s.toUpperCase();
+
+/** protobuf-es rejects `undefined` in JSON input: leave absent fields out (one level deep is enough here). */
+function compact<T extends object>(o: T): T {
+  return Object.fromEntries(
+    Object.entries(o)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, v && typeof v === 'object' && !Array.isArray(v) ? compact(v) : v]),
+  ) as T;
+}
+
+/** Maps the workflow's plain status update to the API's StatusUpdate. */
+export function toStatusUpdateJson(u: StatusUpdateInput): StatusUpdateJson {
+  const s = u.summary;
+  return compact<StatusUpdateJson>({
+    runId: u.runId,
+    sequence: String(u.sequence),
+    kind: `STATUS_UPDATE_KIND_${upper(u.kind)}` as StatusUpdateJson['kind'],
+    phase: u.phase ? (`PHASE_${upper(u.phase)}` as StatusUpdateJson['phase']) : undefined,
+    phaseState: u.phaseState ? (`PHASE_STATE_${upper(u.phaseState)}` as StatusUpdateJson['phaseState']) : undefined,
+    runStatus: u.runStatus ? (`RUN_STATUS_${upper(u.runStatus)}` as StatusUpdateJson['runStatus']) : undefined,
+    exitCode: u.exitCode,
+    durationMs: u.durationMs !== undefined ? String(Math.max(0, Math.round(u.durationMs))) : undefined,
+    outputTail: u.outputTail,
+    message: u.message,
+    attributes: u.attributes,
+    summary: s && {
+      branch: s.branch,
+      baseCommit: s.baseCommit,
+      headCommit: s.headCommit,
+      filesChanged: s.filesChanged,
+      insertions: s.insertions,
+      deletions: s.deletions,
+      testExitCode: s.testExitCode,
+      transcriptsUri: s.transcriptsUri,
+      pushed: s.pushed,
+    },
+    time: u.time,
+  });
+}
+
+const PERMANENT = new Set([Code.InvalidArgument, Code.PermissionDenied, Code.Unauthenticated, Code.NotFound]);
+
+/** Sends one status update with the worker's service credential; Temporal retries transient failures. */
+export async function sendStatusUpdate(client: WorkflowServiceClient, u: StatusUpdateInput): Promise<boolean> {
+  const update = fromJson(StatusUpdateSchema, toStatusUpdateJson(u) as JsonObject);
+  try {
+    const res = await client.recordStatusUpdate(create(RecordStatusUpdateRequestSchema, { update }));
+    return res.duplicate;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    if (PERMANENT.has(e.code)) throw ApplicationFailure.create({ type: 'StatusUpdateRejected', message: e.message, nonRetryable: true });
+    throw err;
+  }
+}

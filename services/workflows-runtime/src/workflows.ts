@@ -1,0 +1,149 @@
+/**
+ * The coding-agent run workflow. Deterministic: no I/O, no secrets, no Node built-ins; every side
+ * effect is an activity. Status updates are numbered here, so a retried activity re-sends the same
+ * sequence and the service stores it once.
+ */
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  proxyLocalActivities,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import {
+  SA,
+  type CodingRunInput,
+  type CodingRunResult,
+  type PhaseName,
+  type PhaseStateName,
+  type RunStatusName,
+  type RunSummaryResult,
+  type StatusUpdateInput,
+} from '@ameide/temporal';
+import type { Activities } from './activities/index.js';
+
+const { recordStatus } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '15s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 30 },
+});
+
+type PhaseOutcome = { state: PhaseStateName; exitCode?: number; durationMs?: number; outputTail?: string; message?: string };
+
+function errorMessage(err: unknown): string {
+  const e = err as { cause?: { message?: string }; message?: string };
+  return e.cause?.message ?? e.message ?? String(err);
+}
+
+/** Runs one coding-agent plan: prepare, install, agent, test, publish, report. */
+export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunResult> {
+  const phaseMs = input.repo.phaseTimeoutSeconds * 1000;
+  const acts = proxyActivities<Activities>({
+    startToCloseTimeout: phaseMs + 60_000,
+    heartbeatTimeout: '30s',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1s', maximumAttempts: 3 },
+  });
+
+  let sequence = 0;
+  // Posting is never cancelled half-way: a numbered update is always delivered, so sequences have no gaps.
+  const post = (u: Omit<StatusUpdateInput, 'runId' | 'sequence' | 'time'>) => {
+    const update = { ...u, runId: input.runId, sequence: ++sequence, time: new Date().toISOString() };
+    return CancellationScope.nonCancellable(() => recordStatus(update));
+  };
+  const markSearch = (status: RunStatusName, phase: PhaseName | 'pending' | 'done') =>
+    upsertSearchAttributes([
+      { key: SA.runStatus, value: status },
+      { key: SA.runPhase, value: phase },
+    ]);
+
+  let current: PhaseName = 'prepare';
+  const started = async (phase: PhaseName) => {
+    current = phase;
+    markSearch('running', phase);
+    await post({ kind: 'phase_started', phase, phaseState: 'running' });
+  };
+  const finished = (phase: PhaseName, o: PhaseOutcome) =>
+    post({ kind: 'phase_finished', phase, phaseState: o.state, exitCode: o.exitCode, durationMs: o.durationMs, outputTail: o.outputTail, message: o.message });
+
+  const summary: RunSummaryResult = { branch: '', baseCommit: '', headCommit: '', filesChanged: 0, insertions: 0, deletions: 0, transcriptsUri: '', pushed: false };
+  const phaseLog: Array<{ phase: PhaseName } & PhaseOutcome> = [];
+  const record = async (phase: PhaseName, o: PhaseOutcome) => {
+    phaseLog.push({ phase, ...o, outputTail: undefined });
+    await finished(phase, o);
+  };
+  let failure: { phase: PhaseName; message: string } | undefined;
+
+  markSearch('running', 'prepare');
+  await post({ kind: 'run_started', runStatus: 'running' });
+  try {
+    await started('prepare');
+    const ws = await acts.prepareWorkspace(input);
+    summary.branch = ws.branch;
+    summary.baseCommit = ws.baseCommit;
+    await record('prepare', { state: 'succeeded', durationMs: ws.durationMs, outputTail: ws.outputTail });
+
+    const commands: Array<[Extract<PhaseName, 'install' | 'agent' | 'test'>, string]> = [
+      ['install', input.repo.installCommand],
+      ['agent', input.repo.agentCommand],
+      ['test', input.repo.testCommand],
+    ];
+    for (const [phase, command] of commands) {
+      if (!command.trim()) {
+        await record(phase, { state: 'skipped', message: `no ${phase} command in the definition` });
+        continue;
+      }
+      await started(phase);
+      const r = await acts.runCommandPhase({ run: input, phase, command, worktreePath: ws.worktreePath, promptFile: ws.promptFile });
+      if (phase === 'test') summary.testExitCode = r.exitCode;
+      const ok = r.exitCode === 0;
+      const message = ok
+        ? undefined
+        : r.timedOut
+          ? `${phase} command exceeded the ${input.repo.phaseTimeoutSeconds}s phase budget`
+          : `${phase} command failed with exit code ${r.exitCode}`;
+      await record(phase, { state: ok ? 'succeeded' : 'failed', exitCode: r.exitCode, durationMs: r.durationMs, outputTail: r.outputTail, message });
+      if (!ok) {
+        failure = { phase, message: message! };
+        break;
+      }
+    }
+
+    if (!failure) {
+      await started('publish');
+      const pub = await acts.publishBranch({ run: input, worktreePath: ws.worktreePath, branch: ws.branch, baseCommit: ws.baseCommit });
+      Object.assign(summary, { headCommit: pub.headCommit, filesChanged: pub.filesChanged, insertions: pub.insertions, deletions: pub.deletions, pushed: pub.pushed });
+      await record('publish', { state: 'succeeded', durationMs: pub.durationMs, outputTail: pub.outputTail });
+    }
+  } catch (err) {
+    if (isCancellation(err)) {
+      await CancellationScope.nonCancellable(async () => {
+        await finished(current, { state: 'cancelled', message: 'run cancelled' });
+        markSearch('cancelled', current);
+        await post({ kind: 'run_finished', runStatus: 'cancelled', message: `cancelled during ${current}`, summary });
+      });
+      throw err;
+    }
+    failure = { phase: current, message: errorMessage(err) };
+    await finished(current, { state: 'failed', message: failure.message });
+  }
+
+  const status: RunStatusName = failure ? 'failed' : 'completed';
+  await started('report');
+  try {
+    const report = await acts.writeReport({ run: input, report: { runId: input.runId, status, failure, summary, phases: phaseLog } });
+    summary.transcriptsUri = report.transcriptsUri;
+    await finished('report', { state: 'succeeded', outputTail: `report at ${report.reportUri}` });
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    await finished('report', { state: 'failed', message: errorMessage(err) });
+  }
+  markSearch(status, failure ? failure.phase : 'done');
+  const message = failure ? `${failure.phase} phase failed: ${failure.message}` : undefined;
+  await post({ kind: 'run_finished', runStatus: status, message, summary });
+  if (failure) {
+    throw ApplicationFailure.create({ type: 'RunFailed', message: message!, nonRetryable: true, details: [{ status, failedPhase: failure.phase, summary }] });
+  }
+  return { status, summary };
+}

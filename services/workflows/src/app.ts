@@ -1,0 +1,45 @@
+import type { ServiceConfig } from '@ameide/config';
+import { openDatabase, type Database } from '@ameide/db';
+import { createAuthenticator } from './auth.js';
+import { routes } from './connect.js';
+import { startApiServer, type ApiServer } from './server.js';
+import { TemporalFacade } from './temporal/facade.js';
+
+/** The running workflow service: API server, database pool and Temporal client. */
+export interface WorkflowServiceApp {
+  server: ApiServer;
+  database: Database;
+  temporal: TemporalFacade;
+  stop(): Promise<void>;
+}
+
+/** Connects to Postgres (applying migrations) and Temporal, then serves the API. */
+export async function startWorkflowService(cfg: ServiceConfig): Promise<WorkflowServiceApp> {
+  const database = await openDatabase(cfg.databaseUrl);
+  let temporal: TemporalFacade;
+  try {
+    temporal = await TemporalFacade.connect(cfg.temporal);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  const server = await startApiServer({
+    routes: routes({ db: database.db, launcher: temporal }),
+    authenticate: createAuthenticator(cfg.auth),
+    host: cfg.host,
+    port: cfg.port,
+  }).catch(async (err: NodeJS.ErrnoException) => {
+    await Promise.all([database.close(), temporal.close()]);
+    if (err.code === 'EADDRINUSE') throw Object.assign(new Error(`port ${cfg.port} is in use; set AMEIDE_API_PORT`), { expected: true });
+    throw err;
+  });
+  return {
+    server,
+    database,
+    temporal,
+    async stop() {
+      await server.close();
+      await Promise.all([database.close(), temporal.close()]);
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import { timingSafeEqual, createPublicKey } from 'node:crypto';
+import { Code, ConnectError, createContextKey, type Interceptor } from '@connectrpc/connect';
+import { jwtVerify, type JWTPayload } from 'jose';
+import type { ServiceConfig } from '@ameide/config';
+
+/** Who is calling: the tenant the token names, and whether it is a service credential (the worker). */
+export interface Principal {
+  tenantId: string;
+  subject: string;
+  service: boolean;
+}
+
+/** The authenticated caller, set by the auth interceptor on every request. */
+export const kPrincipal = createContextKey<Principal | undefined>(undefined, { description: 'principal' });
+
+/** Turns a bearer token into a principal, or undefined when the token is not valid. */
+export type Authenticator = (token: string) => Promise<Principal | undefined>;
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** Static API keys first, then JWTs verified against the configured secret (HS256) or public key. */
+export function createAuthenticator(auth: ServiceConfig['auth']): Authenticator {
+  const key = auth.jwtPublicKey
+    ? createPublicKey(auth.jwtPublicKey)
+    : auth.jwtSecret
+      ? new TextEncoder().encode(auth.jwtSecret)
+      : undefined;
+  return async (token) => {
+    const apiKey = auth.apiKeys.find((k) => sameSecret(k.token, token));
+    if (apiKey) return { tenantId: apiKey.tenantId, subject: `apikey:${apiKey.tenantId}`, service: apiKey.service };
+    if (!key || token.split('.').length !== 3) return undefined;
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, key, { issuer: auth.jwtIssuer, audience: auth.jwtAudience }));
+    } catch {
+      return undefined;
+    }
+    const tenantId = typeof payload.tenant_id === 'string' ? payload.tenant_id : undefined;
+    if (!tenantId) return undefined;
+    const roles = Array.isArray(payload.roles) ? payload.roles : [];
+    return { tenantId, subject: payload.sub ?? 'unknown', service: roles.includes('service') };
+  };
+}
+
+const PUBLIC_PROCEDURES = new Set(['/grpc.reflection.v1.ServerReflection/ServerReflectionInfo']);
+
+/** Rejects calls without a valid bearer token; stores the principal in the request context. */
+export function createAuthInterceptor(authenticate: Authenticator): Interceptor {
+  return (next) => async (req) => {
+    if (PUBLIC_PROCEDURES.has(req.url.slice(req.url.indexOf('/', 8)))) return next(req);
+    const header = req.header.get('authorization') ?? '';
+    const match = /^Bearer\s+(.+)$/i.exec(header);
+    if (!match) throw new ConnectError('missing bearer token: send "authorization: Bearer <token>"', Code.Unauthenticated);
+    const principal = await authenticate(match[1]!.trim());
+    if (!principal) throw new ConnectError('invalid or expired bearer token', Code.Unauthenticated);
+    req.contextValues.set(kPrincipal, principal);
+    return next(req);
+  };
+}

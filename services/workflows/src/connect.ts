@@ -1,0 +1,42 @@
+import type { ConnectRouter } from '@connectrpc/connect';
+import { WorkflowService } from '@ameide/contracts';
+import { DefinitionRepository, PlanRepository, RunRepository, type Db } from '@ameide/db';
+import { DefinitionHandlers } from './handlers/definitions.js';
+import { PlanHandlers, Planner } from './handlers/plans.js';
+import { RunHandlers } from './handlers/runs.js';
+import { RunNotifier } from './runs/notifier.js';
+import type { RunLauncher } from './temporal/facade.js';
+
+/** What the routes need. */
+export interface RouteDeps {
+  db: Db;
+  launcher: RunLauncher;
+  notifier?: RunNotifier;
+}
+
+/** Registers WorkflowService on a Connect router. */
+export function routes(deps: RouteDeps) {
+  const definitions = new DefinitionRepository(deps.db);
+  const plans = new PlanRepository(deps.db);
+  const runs = new RunRepository(deps.db);
+  const planner = new Planner(definitions, plans);
+  const d = new DefinitionHandlers(definitions);
+  const p = new PlanHandlers(planner, plans);
+  const r = new RunHandlers(planner, plans, runs, deps.launcher, deps.notifier ?? new RunNotifier());
+  return (router: ConnectRouter) =>
+    router.service(WorkflowService, {
+      createDefinition: d.createDefinition,
+      applyDefinition: d.applyDefinition,
+      getDefinition: d.getDefinition,
+      listDefinitions: d.listDefinitions,
+      createPlan: p.createPlan,
+      getPlan: p.getPlan,
+      listPlans: p.listPlans,
+      startWorkflowRun: r.startWorkflowRun,
+      getWorkflowRun: r.getWorkflowRun,
+      listWorkflowRuns: r.listWorkflowRuns,
+      cancelWorkflowRun: r.cancelWorkflowRun,
+      watchWorkflowRun: (req, ctx) => r.watchWorkflowRun(req, ctx),
+      recordStatusUpdate: r.recordStatusUpdate,
+    });
+}

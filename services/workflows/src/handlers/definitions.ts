@@ -1,0 +1,59 @@
+import { create, toJson, type JsonObject } from '@bufbuild/protobuf';
+import type { HandlerContext } from '@connectrpc/connect';
+import {
+  ApplyDefinitionResponseSchema,
+  CreateDefinitionResponseSchema,
+  DefinitionSpecSchema,
+  GetDefinitionResponseSchema,
+  ListDefinitionsResponseSchema,
+  type ApplyDefinitionRequest,
+  type CreateDefinitionRequest,
+  type DefinitionSpecJson,
+  type GetDefinitionRequest,
+  type ListDefinitionsRequest,
+} from '@ameide/contracts';
+import type { DefinitionRepository } from '@ameide/db';
+import { AlreadyExistsError, NotFoundError } from '../errors.js';
+import { definitionToProto } from '../mapping.js';
+import { normaliseDefinitionSpec, pageSize, requireId, requireName } from '../validation.js';
+import { handle, principalOf } from './context.js';
+
+function specJson(req: { spec?: CreateDefinitionRequest['spec'] }): DefinitionSpecJson {
+  const spec = normaliseDefinitionSpec(req.spec);
+  return toJson(DefinitionSpecSchema, spec) as JsonObject as DefinitionSpecJson;
+}
+
+/** Definition RPCs. */
+export class DefinitionHandlers {
+  constructor(private readonly definitions: DefinitionRepository) {}
+
+  createDefinition = (req: CreateDefinitionRequest, ctx: HandlerContext) =>
+    handle(async () => {
+      const { tenantId } = principalOf(ctx);
+      const row = await this.definitions.insert(tenantId, requireName('name', req.name), specJson(req), req.annotations);
+      if (!row) throw new AlreadyExistsError(`definition "${req.name}" already exists; use ApplyDefinition to update it`);
+      return create(CreateDefinitionResponseSchema, { definition: definitionToProto(row) });
+    });
+
+  applyDefinition = (req: ApplyDefinitionRequest, ctx: HandlerContext) =>
+    handle(async () => {
+      const { tenantId } = principalOf(ctx);
+      const { row, changed } = await this.definitions.apply(tenantId, requireName('name', req.name), specJson(req), req.annotations);
+      return create(ApplyDefinitionResponseSchema, { definition: definitionToProto(row), changed });
+    });
+
+  getDefinition = (req: GetDefinitionRequest, ctx: HandlerContext) =>
+    handle(async () => {
+      const { tenantId } = principalOf(ctx);
+      const row = await this.definitions.get(tenantId, requireId('id_or_name', req.idOrName));
+      if (!row) throw new NotFoundError('definition', req.idOrName);
+      return create(GetDefinitionResponseSchema, { definition: definitionToProto(row) });
+    });
+
+  listDefinitions = (req: ListDefinitionsRequest, ctx: HandlerContext) =>
+    handle(async () => {
+      const { tenantId } = principalOf(ctx);
+      const rows = await this.definitions.list(tenantId, pageSize(req.pageSize));
+      return create(ListDefinitionsResponseSchema, { definitions: rows.map(definitionToProto) });
+    });
+}

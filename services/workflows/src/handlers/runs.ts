@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import { create } from '@bufbuild/protobuf';
+import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
+import {
+  CancelWorkflowRunResponseSchema,
+  GetWorkflowRunResponseSchema,
+  ListWorkflowRunsResponseSchema,
+  RecordStatusUpdateResponseSchema,
+  RunStatus,
+  RunStatusSchema,
+  StartWorkflowRunResponseSchema,
+  WatchWorkflowRunResponseSchema,
+  type CancelWorkflowRunRequest,
+  type GetWorkflowRunRequest,
+  type ListWorkflowRunsRequest,
+  type RecordStatusUpdateRequest,
+  type StartWorkflowRunRequest,
+  type WatchWorkflowRunRequest,
+  type WatchWorkflowRunResponse,
+} from '@ameide/contracts';
+import type { PlanRepository, RunRepository, RunRow } from '@ameide/db';
+import { workflowIdForRun } from '@ameide/temporal';
+import { FailedPreconditionError, InvalidFieldError, NotFoundError, toConnectError } from '../errors.js';
+import { runToProto, statusUpdateToJson, statusUpdateToProto } from '../mapping.js';
+import { foldStatusUpdate, isTerminal } from '../runs/fold.js';
+import { codingRunInput } from '../runs/input.js';
+import type { RunNotifier } from '../runs/notifier.js';
+import type { RunLauncher } from '../temporal/facade.js';
+import { isUuid, pageSize, requireId } from '../validation.js';
+import { handle, principalOf } from './context.js';
+import type { Planner } from './plans.js';
+
+const WATCH_POLL_MS = 1000;
+const WATCH_PAGE = 500;
+
+function runStatusJsonName(s: RunStatus): string {
+  return RunStatusSchema.values.find((v) => v.number === s)?.name ?? '';
+}
+
+/** Run RPCs: start, read, list, cancel, watch, and the worker's status updates. */
+export class RunHandlers {
+  constructor(
+    private readonly planner: Planner,
+    private readonly plans: PlanRepository,
+    private readonly runs: RunRepository,
+    private readonly launcher: RunLauncher,
+    private readonly notifier: RunNotifier,
+  ) {}
+
+  private async runOf(tenantId: string, id: string): Promise<RunRow> {
+    const row = isUuid(requireId('id', id)) ? await this.runs.get(tenantId, id) : undefined;
+    if (!row) throw new NotFoundError('run', id);
+    return row;
+  }
+
+  startWorkflowRun = (req: StartWorkflowRunRequest, ctx: HandlerContext) =>
+    handle(async () => {
+      const { tenantId } = principalOf(ctx);
+      let plan;
+      if (req.planId) {
+        plan = isUuid(req.planId) ? await this.plans.get(tenantId, req.planId) : undefined;
+        if (!plan) throw new NotFoundError('plan', req.planId);
+      } else {
+        if (!req.definition) throw new InvalidFieldError('plan_id', 'set plan_id, or definition to plan and run in one call');
+        plan = await this.planner.createPlan(tenantId, req);
+      }
+      const runId = randomUUID();
+      const workflowId = workflowIdForRun(runId);
+      const m = plan.spec.methodology ?? {};
+      const row = await this.runs.insert({
+        id: runId,
+        tenantId,
+        planId: plan.id,
+        planVersion: plan.version,
+        definitionId: plan.definitionId,
+        workflowId,
+        status: 'RUN_STATUS_QUEUED',
+        phase: 'PHASE_UNSPECIFIED',
+        spec: {
+          definitionName: plan.spec.definitionName ?? '',
+          methodology: m,
+          workItemIds: m.workItemIds ?? [],
+          trigger: plan.spec.trigger === 'TRIGGER_AUTO' ? 'TRIGGER_AUTO' : 'TRIGGER_MANUAL',
+        },
+        state: { phases: [] },
+        annotations: req.annotations,
+      });
+      try {
+        await this.launcher.startRun(workflowId, codingRunInput(runId, plan));
+      } catch (err) {
+        await this.runs.setProgress(runId, {
+          status: 'RUN_STATUS_FAILED',
+          finishedAt: new Date(),
+          state: { phases: [], error: (err as Error).message },
+        });
+        throw err;
+      }
+      return create(StartWorkflowRunResponseSchema, { run: runToProto(row) });
+    });
+
+  getWorkflowRun = (req: GetWorkflowRunRequest, ctx: HandlerContext) =>
+    handle(async () => {
+      const row = await this.runOf(principalOf(ctx).tenantId, req.id);
+      return create(GetWorkflowRunResponseSchema, { run: runToProto(row) });
+    });
+
+  listWorkflowRuns = (req: ListWorkflowRunsRequest, ctx: HandlerContext) =>
+    handle(async () => {
+      const { tenantId } = principalOf(ctx);
+      const definitionId = req.definition ? (await this.planner.resolveDefinition(tenantId, req.definition)).id : undefined;
+      const statuses = req.statuses.map((s, i) => {
+        if (s === RunStatus.UNSPECIFIED) throw new InvalidFieldError(`statuses[${i}]`, 'must be a run status');
+        return runStatusJsonName(s);
+      });
+      const rows = await this.runs.list(tenantId, {
+        statuses,
+        workItemId: req.workItemId || undefined,
+        definitionId,
+        limit: pageSize(req.pageSize),
+      });
+      return create(ListWorkflowRunsResponseSchema, { runs: rows.map(runToProto) });
+    });
+
+  cancelWorkflowRun = (req: CancelWorkflowRunRequest, ctx: HandlerContext) =>
+    handle(async () => {
+      const row = await this.runOf(principalOf(ctx).tenantId, req.id);
+      if (isTerminal(row.status)) throw new FailedPreconditionError(`run ${row.id} already finished (${row.status.replace('RUN_STATUS_', '').toLowerCase()})`);
+      await this.launcher.cancelRun(row.workflowId);
+      return create(CancelWorkflowRunResponseSchema, { run: runToProto(row) });
+    });
+
+  recordStatusUpdate = (req: RecordStatusUpdateRequest, ctx: HandlerContext) =>
+    handle(async () => {
+      const principal = principalOf(ctx);
+      if (!principal.service) throw new ConnectError('only the worker service credential may record status updates', Code.PermissionDenied);
+      const u = req.update;
+      if (!u) throw new InvalidFieldError('update', 'is required');
+      if (u.sequence < 1n) throw new InvalidFieldError('update.sequence', 'must be 1 or more');
+      const run = isUuid(requireId('update.run_id', u.runId)) ? await this.runs.get(undefined, u.runId) : undefined;
+      if (!run) throw new NotFoundError('run', u.runId);
+      const json = statusUpdateToJson(u);
+      const result = await this.runs.recordStatusUpdate(run, Number(u.sequence), json, (row) => foldStatusUpdate(row, json));
+      if (!result.duplicate) this.notifier.publish(run.id);
+      return create(RecordStatusUpdateResponseSchema, { duplicate: result.duplicate });
+    });
+
+  /** Replays stored updates from `from_sequence`, then follows live; ends after the run's final update. */
+  async *watchWorkflowRun(req: WatchWorkflowRunRequest, ctx: HandlerContext): AsyncGenerator<WatchWorkflowRunResponse> {
+    let run: RunRow;
+    try {
+      run = await this.runOf(principalOf(ctx).tenantId, req.id);
+    } catch (err) {
+      throw toConnectError(err);
+    }
+    let next = Math.max(1, Number(req.fromSequence));
+    while (!ctx.signal.aborted) {
+      const rows = await this.runs.statusUpdatesFrom(run.id, next, WATCH_PAGE);
+      let gap = false;
+      for (const row of rows) {
+        // A gap means an update is still in flight: wait for it rather than skip it.
+        if (row.sequence !== next) {
+          gap = true;
+          break;
+        }
+        yield create(WatchWorkflowRunResponseSchema, { update: statusUpdateToProto(row) });
+        next++;
+      }
+      if (rows.length === WATCH_PAGE && !gap) continue;
+      const current = (await this.runs.get(undefined, run.id))!;
+      if (isTerminal(current.status) && current.lastSequence < next) return;
+      await this.notifier.wait(run.id, WATCH_POLL_MS, ctx.signal);
+    }
+  }
+}

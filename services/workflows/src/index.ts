@@ -1,0 +1,3 @@
+export { startWorkflowService, type WorkflowServiceApp } from './app.js';
+export { createAuthenticator, type Principal } from './auth.js';
+export { foldStatusUpdate, isTerminal } from './runs/fold.js';

@@ -1,0 +1,81 @@
+import { fromJson, toJson, type JsonObject } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import {
+  DefinitionSchema,
+  PlanSchema,
+  RunSchema,
+  StatusUpdateSchema,
+  type Definition,
+  type Plan,
+  type Run,
+  type RunJson,
+  type StatusUpdate,
+  type StatusUpdateJson,
+} from '@ameide/contracts';
+import type { DefinitionRow, PlanRow, RunRow, StatusUpdateRow } from '@ameide/db';
+
+/** protobuf-es rejects `undefined` in JSON input; absent fields are simply left out. */
+function withoutUndefined(o: object): JsonObject {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as JsonObject;
+}
+
+const iso = (d: Date | null | undefined) => (d ? d.toISOString() : undefined);
+
+export function definitionToProto(row: DefinitionRow): Definition {
+  const msg = fromJson(DefinitionSchema, {
+    id: row.id,
+    tenantId: row.tenantId,
+    name: row.name,
+    version: row.version,
+    spec: row.spec as JsonObject,
+    annotations: row.annotations,
+  });
+  msg.createTime = timestampFromDate(row.createdAt);
+  msg.updateTime = timestampFromDate(row.updatedAt);
+  return msg;
+}
+
+export function planToProto(row: PlanRow): Plan {
+  const msg = fromJson(PlanSchema, {
+    id: row.id,
+    tenantId: row.tenantId,
+    version: row.version,
+    spec: row.spec as JsonObject,
+    annotations: row.annotations,
+  });
+  msg.createTime = timestampFromDate(row.createdAt);
+  return msg;
+}
+
+export function runToProto(row: RunRow): Run {
+  const json: RunJson = {
+    id: row.id,
+    tenantId: row.tenantId,
+    planId: row.planId,
+    planVersion: row.planVersion,
+    definitionId: row.definitionId,
+    definitionName: row.spec.definitionName,
+    status: row.status as RunJson['status'],
+    phase: row.phase as RunJson['phase'],
+    workflowId: row.workflowId,
+    methodology: row.spec.methodology,
+    trigger: row.spec.trigger,
+    phases: row.state.phases,
+    summary: row.state.summary,
+    error: row.state.error,
+    lastSequence: String(row.lastSequence),
+    createTime: iso(row.createdAt),
+    startTime: iso(row.startedAt),
+    endTime: iso(row.finishedAt),
+    annotations: row.annotations,
+  };
+  return fromJson(RunSchema, withoutUndefined(json), { ignoreUnknownFields: true });
+}
+
+export function statusUpdateToJson(u: StatusUpdate): StatusUpdateJson {
+  return toJson(StatusUpdateSchema, u) as StatusUpdateJson;
+}
+
+export function statusUpdateToProto(row: StatusUpdateRow): StatusUpdate {
+  return fromJson(StatusUpdateSchema, row.payload as JsonObject);
+}

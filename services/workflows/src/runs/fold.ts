@@ -1,0 +1,63 @@
+import type { PhaseResultJson, RunStatusJson, StatusUpdateJson } from '@ameide/contracts';
+import type { RunProgress, RunState } from '@ameide/db';
+
+export const TERMINAL_STATUSES: ReadonlySet<string> = new Set<RunStatusJson>([
+  'RUN_STATUS_COMPLETED',
+  'RUN_STATUS_FAILED',
+  'RUN_STATUS_CANCELLED',
+]);
+
+export function isTerminal(status: string): boolean {
+  return TERMINAL_STATUSES.has(status);
+}
+
+/**
+ * Folds one status update into the run's stored progress. Pure: the same update applied to the same
+ * state always gives the same result, and a terminal run never goes back to running.
+ */
+export function foldStatusUpdate(current: RunProgress, u: StatusUpdateJson): RunProgress {
+  const at = u.time ? new Date(u.time) : new Date();
+  const state: RunState = { ...current.state, phases: [...current.state.phases] };
+  let { status, phase, startedAt, finishedAt } = current;
+  const terminal = isTerminal(status);
+
+  if (u.kind === 'STATUS_UPDATE_KIND_RUN_STARTED' && !terminal) {
+    status = 'RUN_STATUS_RUNNING';
+    startedAt ??= at;
+  }
+
+  if ((u.kind === 'STATUS_UPDATE_KIND_PHASE_STARTED' || u.kind === 'STATUS_UPDATE_KIND_PHASE_FINISHED') && u.phase) {
+    const idx = state.phases.findIndex((p) => p.phase === u.phase);
+    const prev: PhaseResultJson = idx >= 0 ? state.phases[idx]! : { phase: u.phase };
+    const next: PhaseResultJson =
+      u.kind === 'STATUS_UPDATE_KIND_PHASE_STARTED'
+        ? { ...prev, state: 'PHASE_STATE_RUNNING', startTime: u.time }
+        : {
+            ...prev,
+            state: u.phaseState ?? 'PHASE_STATE_SUCCEEDED',
+            exitCode: u.exitCode,
+            durationMs: u.durationMs,
+            outputTail: u.outputTail,
+            endTime: u.time,
+          };
+    if (idx >= 0) state.phases[idx] = next;
+    else state.phases.push(next);
+    if (!terminal) {
+      phase = u.phase;
+      if (status === 'RUN_STATUS_QUEUED') {
+        status = 'RUN_STATUS_RUNNING';
+        startedAt ??= at;
+      }
+    }
+  }
+
+  if (u.summary) state.summary = { ...state.summary, ...u.summary };
+
+  if (u.kind === 'STATUS_UPDATE_KIND_RUN_FINISHED' && u.runStatus && !terminal) {
+    status = u.runStatus;
+    finishedAt = at;
+    if (u.runStatus !== 'RUN_STATUS_COMPLETED' && u.message) state.error = u.message;
+  }
+
+  return { status, phase, state, startedAt, finishedAt };
+}

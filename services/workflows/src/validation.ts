@@ -1,0 +1,59 @@
+import type { DefinitionSpec, MethodologyContext, WorkItem } from '@ameide/contracts';
+import { InvalidFieldError } from './errors.js';
+
+const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+const BRANCH_RE = /^(?!.*\.\.)(?!\/)[A-Za-z0-9._/-]{1,200}(?<!\/)$/;
+const ENV_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const MAX_PHASE_TIMEOUT_SECONDS = 24 * 3600;
+
+export function requireName(field: string, name: string): string {
+  if (!NAME_RE.test(name)) throw new InvalidFieldError(field, 'must be 1-63 lowercase letters, digits, ".", "_" or "-"');
+  return name;
+}
+
+export function requireId(field: string, id: string): string {
+  if (!id) throw new InvalidFieldError(field, 'must not be empty');
+  return id;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Run and plan ids are UUIDs; anything else can never be found. */
+export function isUuid(id: string): boolean {
+  return UUID_RE.test(id);
+}
+
+/** Validates a definition spec and fills defaults; throws InvalidFieldError naming the field. */
+export function normaliseDefinitionSpec(spec: DefinitionSpec | undefined): DefinitionSpec {
+  if (!spec) throw new InvalidFieldError('spec', 'is required');
+  if (!spec.repoUrl.trim()) throw new InvalidFieldError('spec.repo_url', 'must not be empty');
+  if (!spec.agentCommand.trim()) throw new InvalidFieldError('spec.agent_command', 'must not be empty');
+  spec.defaultBranch ||= 'main';
+  if (!BRANCH_RE.test(spec.defaultBranch)) throw new InvalidFieldError('spec.default_branch', 'is not a valid branch name');
+  spec.branchPrefix ||= 'ameide/';
+  if (!BRANCH_RE.test(spec.branchPrefix.replace(/[/-]$/, '') || 'x')) throw new InvalidFieldError('spec.branch_prefix', 'is not a valid branch prefix');
+  spec.phaseTimeoutSeconds ||= 900;
+  if (spec.phaseTimeoutSeconds > MAX_PHASE_TIMEOUT_SECONDS) throw new InvalidFieldError('spec.phase_timeout_seconds', `must be at most ${MAX_PHASE_TIMEOUT_SECONDS}`);
+  for (const k of Object.keys(spec.env)) if (!ENV_RE.test(k)) throw new InvalidFieldError(`spec.env.${k}`, 'is not a valid environment variable name');
+  return spec;
+}
+
+export function validateWorkItems(items: WorkItem[]): void {
+  items.forEach((w, i) => {
+    if (!ID_RE.test(w.id)) throw new InvalidFieldError(`work_items[${i}].id`, 'must be 1-128 letters, digits or ._:/-');
+  });
+}
+
+export function validateMethodology(m: MethodologyContext | undefined, field = 'methodology'): void {
+  if (!m) return;
+  for (const key of ['timeboxIds', 'goalIds', 'workItemIds', 'elementIds'] as const) {
+    m[key].forEach((id, i) => {
+      if (!ID_RE.test(id)) throw new InvalidFieldError(`${field}.${key.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())}[${i}]`, 'must be 1-128 letters, digits or ._:/-');
+    });
+  }
+}
+
+export function pageSize(n: number): number {
+  if (n > 1000) throw new InvalidFieldError('page_size', 'must be at most 1000');
+  return n || 100;
+}
