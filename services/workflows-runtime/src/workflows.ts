@@ -121,7 +121,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       await CancellationScope.nonCancellable(async () => {
         await finished(current, { state: 'cancelled', message: 'run cancelled' });
         markSearch('cancelled', current);
-        await post({ kind: 'run_finished', runStatus: 'cancelled', message: `cancelled during ${current}`, summary });
+        await post({ kind: 'run_finished', runStatus: 'cancelled', phase: current, message: `cancelled during ${current}`, summary });
       });
       throw err;
     }
@@ -141,7 +141,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   }
   markSearch(status, failure ? failure.phase : 'done');
   const message = failure ? `${failure.phase} phase failed: ${failure.message}` : undefined;
-  await post({ kind: 'run_finished', runStatus: status, message, summary });
+  await post({ kind: 'run_finished', runStatus: status, phase: failure?.phase, message, summary });
   if (failure) {
     throw ApplicationFailure.create({ type: 'RunFailed', message: message!, nonRetryable: true, details: [{ status, failedPhase: failure.phase, summary }] });
   }

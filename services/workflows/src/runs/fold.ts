@@ -56,6 +56,8 @@ export function foldStatusUpdate(current: RunProgress, u: StatusUpdateJson): Run
   if (u.kind === 'STATUS_UPDATE_KIND_RUN_FINISHED' && u.runStatus && !terminal) {
     status = u.runStatus;
     finishedAt = at;
+    // A failed or cancelled run points at the phase where it stopped.
+    if (u.phase) phase = u.phase;
     if (u.runStatus !== 'RUN_STATUS_COMPLETED' && u.message) state.error = u.message;
   }
 

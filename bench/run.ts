@@ -1,0 +1,161 @@
+/**
+ * `make bench`: orchestration overhead of a coding-agent run through the stack, compared with doing
+ * the same steps by hand in bash (clone, install, agent, test, commit, push) on the sample repository.
+ * BENCH_N iterations (default 5), alternating by-hand and system. Exits 1 if any run did not complete.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { loadStackConfig, stackDir } from '@ameide/config';
+import { Phase, RunStatus, type PhaseResult } from '@ameide/contracts';
+import { createOrigin, sampleDefinition, startStack, SAMPLE_REPO, SCRIPTED_AGENT } from '@ameide/devstack';
+import { createWorkflowServiceClient, type WorkflowServiceClient } from '@ameide/sdk';
+
+const N = Number(process.env.BENCH_N ?? 5);
+const TASK = 'Add a multiply function';
+const RUN_TIMEOUT_MS = 10 * 60_000;
+
+/** Rows of the table: by-hand phases → the system phase they correspond to. */
+const ROWS = [
+  { name: 'prepare ≈ clone', hand: ['clone'], system: Phase.PREPARE },
+  { name: 'install', hand: ['install'], system: Phase.INSTALL },
+  { name: 'agent', hand: ['agent'], system: Phase.AGENT },
+  { name: 'test', hand: ['test'], system: Phase.TEST },
+  { name: 'publish ≈ commit+push', hand: ['commit', 'push'], system: Phase.PUBLISH },
+  { name: 'report (system only)', hand: [], system: Phase.REPORT },
+] as const;
+
+type Sample = { phases: Record<string, number>; total: number; ok: boolean; note?: string };
+
+/** The by-hand baseline: one bash script, each phase timed with `date +%s%N`, printing "<phase> <ms>". */
+const BY_HAND = String.raw`
+set -euo pipefail
+ORIGIN=$1 DIR=$2 BRANCH=$3 PROMPT=$4 AGENT=$5 LOG=$6
+exec 3>&1 >"$LOG" 2>&1
+now() { date +%s%N; }
+phase() { local name=$1 s e; shift; s=$(now); "$@"; e=$(now); echo "$name $(( (e - s) / 1000000 ))" >&3; }
+clone() { git clone --quiet "$ORIGIN" "$DIR" && cd "$DIR" && git checkout --quiet -b "$BRANCH"; }
+phase clone clone
+phase install npm ci --no-audit --no-fund
+phase agent env AMEIDE_PROMPT_FILE="$PROMPT" node "$AGENT"
+phase test npm test
+phase commit bash -c 'git add -A && git commit --quiet -m "$1"' _ "$BRANCH: Add a multiply function"
+phase push git push --quiet origin "$BRANCH"
+`;
+
+function byHand(origin: string, i: number): Sample {
+  const tmp = mkdtempSync(join(tmpdir(), 'ameide-bench-'));
+  try {
+    const prompt = join(tmp, 'prompt.md');
+    writeFileSync(prompt, `# ${TASK}\n`);
+    const args = [origin, join(tmp, 'repo'), `bench/by-hand-${i}`, prompt, SCRIPTED_AGENT, join(tmp, 'log')];
+    const env = { ...process.env, GIT_AUTHOR_NAME: 'Bench', GIT_AUTHOR_EMAIL: 'bench@example.com', GIT_COMMITTER_NAME: 'Bench', GIT_COMMITTER_EMAIL: 'bench@example.com' };
+    const t0 = performance.now();
+    const r = spawnSync('bash', ['-c', BY_HAND, 'by-hand', ...args], { env, encoding: 'utf8' });
+    const total = performance.now() - t0;
+    const phases = Object.fromEntries(r.stdout.trim().split('\n').filter(Boolean).map((l) => [l.split(' ')[0], Number(l.split(' ')[1])]));
+    const ok = r.status === 0;
+    return { phases, total, ok, note: ok ? undefined : `exit ${r.status}: ${spawnSync('tail', ['-5', join(tmp, 'log')], { encoding: 'utf8' }).stdout}` };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const ms = (ts?: { seconds: bigint; nanos: number }) => (ts ? Number(ts.seconds) * 1000 + ts.nanos / 1e6 : NaN);
+/** The phase's own duration; the report phase has none, so its start→end span stands in. */
+const phaseMs = (p: PhaseResult) => (p.durationMs > 0n ? Number(p.durationMs) : ms(p.endTime) - ms(p.startTime));
+
+async function system(api: WorkflowServiceClient, i: number): Promise<Sample> {
+  const t0 = performance.now();
+  const started = await api.startWorkflowRun({
+    definition: 'sample-calculator',
+    workItems: [{ id: `BENCH-${i}`, title: TASK, description: 'The calculator also needs to multiply.', acceptanceCriteria: ['multiply(6, 7) returns 42'], contextLinks: [] }],
+  });
+  const id = started.run!.id;
+  let last = t0;
+  for await (const res of api.watchWorkflowRun({ id, fromSequence: 0n }, { signal: AbortSignal.timeout(RUN_TIMEOUT_MS) })) {
+    if (res.update) last = performance.now();
+  }
+  const run = (await api.getWorkflowRun({ id })).run!;
+  const phases = Object.fromEntries(run.phases.map((p) => [Phase[p.phase], phaseMs(p)]));
+  const ok = run.status === RunStatus.COMPLETED;
+  return { phases, total: last - t0, ok, note: ok ? undefined : `${RunStatus[run.status]}: ${run.error}` };
+}
+
+// ---- statistics and table ----
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+function cell(xs: number[]): string {
+  if (!xs.length || xs.some(Number.isNaN)) return '—';
+  return `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
+}
+const ratio = (s: number[], h: number[]) => (s.length && h.length && median(h) > 0 ? `${(median(s) / median(h)).toFixed(2)}×` : '—');
+
+function printTable(hand: Sample[], sys: Sample[]): void {
+  const handOf = (names: readonly string[]) => (names.length ? hand.map((s) => sum(names.map((n) => s.phases[n] ?? NaN))) : []);
+  const sysOf = (p: Phase) => sys.map((s) => s.phases[Phase[p]] ?? NaN);
+  const rows: string[][] = ROWS.map((r) => [r.name, cell(handOf(r.hand)), cell(sysOf(r.system)), ratio(sysOf(r.system), handOf(r.hand))]);
+  const handSum = hand.map((s) => sum(Object.values(s.phases)));
+  const sysSum = sys.map((s) => sum(Object.values(s.phases)));
+  const handTotal = hand.map((s) => s.total);
+  const sysTotal = sys.map((s) => s.total);
+  rows.push(['sum of phases', cell(handSum), cell(sysSum), ratio(sysSum, handSum)]);
+  rows.push(['total wall-clock', cell(handTotal), cell(sysTotal), ratio(sysTotal, handTotal)]);
+  rows.push(['  total − sum of phases', cell(hand.map((s, i) => s.total - handSum[i]!)), cell(sys.map((s, i) => s.total - sysSum[i]!)), '']);
+  const head = ['phase (ms)', `by hand, median (min–max), n=${hand.length}`, `system, median (min–max), n=${sys.length}`, 'system/by hand'];
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+  const line = (r: string[]) => r.map((v, c) => (c === 0 ? v.padEnd(widths[c]!) : v.padStart(widths[c]!))).join('  ');
+  console.log('\n' + line(head));
+  console.log(widths.map((w) => '─'.repeat(w)).join('  '));
+  rows.forEach((r) => console.log(line(r)));
+  if (hand.length && sys.length) {
+    console.log(`\nabsolute overhead (system total median − by-hand total median): ${(median(sysTotal) - median(handTotal)).toFixed(0)} ms`);
+  }
+}
+
+async function main(): Promise<number> {
+  const cfg = loadStackConfig();
+  console.log(`starting the stack… (N=${N})`);
+  const t0 = performance.now();
+  const stack = await startStack(cfg, { name: 'bench', ephemeral: true });
+  console.log(`stack up in ${((performance.now() - t0) / 1000).toFixed(1)} s (logs: ${stack.logs})`);
+  try {
+    const origin = createOrigin(SAMPLE_REPO, join(stackDir(cfg, 'bench'), 'origin.git'));
+    const api = createWorkflowServiceClient({ baseUrl: stack.apiUrl, token: stack.devToken });
+    await api.applyDefinition(sampleDefinition(origin));
+    const hand: Sample[] = [];
+    const sys: Sample[] = [];
+    const show = (kind: string, i: number, s: Sample) =>
+      console.log(`  #${i + 1} ${kind.padEnd(7)} ${s.ok ? 'ok    ' : 'FAILED'} total ${s.total.toFixed(0).padStart(6)} ms  ${Object.entries(s.phases).map(([k, v]) => `${k.toLowerCase()} ${v.toFixed(0)}`).join(', ')}${s.note ? `  ${s.note.trim()}` : ''}`);
+    for (let i = 0; i < N; i++) {
+      const h = byHand(origin, i);
+      hand.push(h);
+      show('by hand', i, h);
+      const s = await system(api, i).catch((err: Error): Sample => ({ phases: {}, total: NaN, ok: false, note: err.message }));
+      sys.push(s);
+      show('system', i, s);
+    }
+    const okHand = hand.filter((s) => s.ok);
+    const okSys = sys.filter((s) => s.ok);
+    printTable(okHand, okSys);
+    const failed = hand.length + sys.length - okHand.length - okSys.length;
+    if (failed) console.log(`\n${failed} run(s) did not complete; the table covers completed runs only`);
+    return failed ? 1 : 0;
+  } finally {
+    await stack.stop();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { create } from '@bufbuild/protobuf';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { DefinitionSpecSchema, RunStatus, StatusUpdateKind, Phase, type StatusUpdate } from '@ameide/contracts';
+import { createWorkflowServiceClient } from '@ameide/sdk';
+import { applySample, MULTIPLY, startHarness, watchAll, type Harness } from '../../../../tests/support/harness.js';
+
+/** The API against a real Postgres and a real Temporal server, with no worker polling the queue. */
+describe('workflow service API', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(() => h?.stop());
+
+  const code = async (p: Promise<unknown>) => {
+    try {
+      await p;
+    } catch (err) {
+      return ConnectError.from(err);
+    }
+    throw new Error('expected the call to fail');
+  };
+
+  it('rejects calls without a valid bearer token', async () => {
+    const anon = createWorkflowServiceClient({ baseUrl: h.apiUrl, token: 'not-a-key' });
+    const err = await code(anon.listDefinitions({}));
+    expect(err.code).toBe(Code.Unauthenticated);
+  });
+
+  it('answers Connect over HTTP/1.1 and gRPC over h2c on the same port', async () => {
+    await applySample(h.acme, '/srv/repos/proto-check.git', {}, 'proto-check');
+    const grpc = createWorkflowServiceClient({ baseUrl: h.apiUrl, token: h.tokens.acme, protocol: 'grpc' });
+    const res = await grpc.getDefinition({ idOrName: 'proto-check' });
+    expect(res.definition!.spec!.repoUrl).toBe('/srv/repos/proto-check.git');
+  });
+
+  it('versions definitions on apply and keeps them per tenant', async () => {
+    const first = await applySample(h.acme, '/srv/repos/a.git', {}, 'versioned');
+    const same = await h.acme.applyDefinition({ name: 'versioned', spec: first.spec, annotations: first.annotations });
+    expect(same.changed).toBe(false);
+    expect(same.definition!.version).toBe(1);
+    const changed = await applySample(h.acme, '/srv/repos/a.git', { testCommand: 'npm run test:ci' }, 'versioned');
+    expect(changed.version).toBe(2);
+
+    // Another tenant neither sees it by name nor by id, and may use the same name.
+    expect((await code(h.globex.getDefinition({ idOrName: 'versioned' }))).code).toBe(Code.NotFound);
+    expect((await code(h.globex.getDefinition({ idOrName: first.id }))).code).toBe(Code.NotFound);
+    expect((await h.globex.listDefinitions({})).definitions).toHaveLength(0);
+    const theirs = await applySample(h.globex, '/srv/repos/b.git', {}, 'versioned');
+    expect(theirs.id).not.toBe(first.id);
+    expect((await h.acme.getDefinition({ idOrName: 'versioned' })).definition!.spec!.repoUrl).toBe('/srv/repos/a.git');
+  });
+
+  it('rejects bad input with InvalidArgument naming the field, and keeps what is stored', async () => {
+    const before = await applySample(h.acme, '/srv/repos/keep.git', {}, 'keep');
+    const bad = create(DefinitionSpecSchema, { ...before.spec!, repoUrl: '' });
+    const err = await code(h.acme.applyDefinition({ name: 'keep', spec: bad }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toBe('spec.repo_url: must not be empty');
+    const badName = await code(h.acme.applyDefinition({ name: 'Has Spaces', spec: before.spec }));
+    expect(badName.rawMessage).toMatch(/^name: /);
+    const badEnv = await code(h.acme.applyDefinition({ name: 'keep', spec: create(DefinitionSpecSchema, { ...before.spec!, env: { 'BAD-NAME': 'x' } }) }));
+    expect(badEnv.rawMessage).toBe('spec.env.BAD-NAME: is not a valid environment variable name');
+    const after = (await h.acme.getDefinition({ idOrName: 'keep' })).definition!;
+    expect(after.version).toBe(before.version);
+    expect(after.spec!.repoUrl).toBe('/srv/repos/keep.git');
+
+    expect((await code(h.acme.startWorkflowRun({}))).rawMessage).toMatch(/^plan_id: /);
+    const badItem = await code(h.acme.startWorkflowRun({ definition: 'keep', workItems: [{ ...MULTIPLY, id: '' }] }));
+    expect(badItem.rawMessage).toMatch(/^work_items\[0\]\.id: /);
+    expect((await code(h.acme.getWorkflowRun({ id: 'nope' }))).code).toBe(Code.NotFound);
+  });
+
+  it('starts runs on Temporal, lists them by work item, status and definition, and isolates tenants', async () => {
+    await applySample(h.acme, '/srv/repos/runs.git', {}, 'runs');
+    const a = (await h.acme.startWorkflowRun({ definition: 'runs', workItems: [{ ...MULTIPLY, id: 'WI-1' }] })).run!;
+    const b = (await h.acme.startWorkflowRun({ definition: 'runs', workItems: [{ ...MULTIPLY, id: 'WI-2' }], methodology: { workItemIds: ['WI-3'] } })).run!;
+    expect(a.status).toBe(RunStatus.QUEUED);
+    expect(b.methodology!.workItemIds).toEqual(['WI-3', 'WI-2']);
+
+    const byItem = await h.acme.listWorkflowRuns({ workItemId: 'WI-2' });
+    expect(byItem.runs.map((r) => r.id)).toEqual([b.id]);
+    expect((await h.acme.listWorkflowRuns({ workItemId: 'WI-3' })).runs.map((r) => r.id)).toEqual([b.id]);
+    expect((await h.acme.listWorkflowRuns({ definition: 'runs', statuses: [RunStatus.QUEUED] })).runs).toHaveLength(2);
+    expect((await h.acme.listWorkflowRuns({ statuses: [RunStatus.COMPLETED] })).runs).toHaveLength(0);
+
+    expect((await code(h.globex.getWorkflowRun({ id: a.id }))).code).toBe(Code.NotFound);
+    expect((await code(h.globex.cancelWorkflowRun({ id: a.id }))).code).toBe(Code.NotFound);
+    expect((await code(watchAll(h.globex, a.id))).code).toBe(Code.NotFound);
+    expect((await h.globex.listWorkflowRuns({ workItemId: 'WI-1' })).runs).toHaveLength(0);
+
+    // The plan behind the run carries the methodology context.
+    const plan = (await h.acme.getPlan({ id: a.planId })).plan!;
+    expect(plan.spec!.methodology!.workItemIds).toEqual(['WI-1']);
+    expect(plan.spec!.repo!.repoUrl).toBe('/srv/repos/runs.git');
+    expect((await h.acme.listPlans({ workItemId: 'WI-1' })).plans.map((p) => p.id)).toEqual([a.planId]);
+    expect((await code(h.globex.getPlan({ id: a.planId }))).code).toBe(Code.NotFound);
+  });
+
+  it('stores a duplicate status update once, and only accepts updates from the service credential', async () => {
+    await applySample(h.acme, '/srv/repos/status.git', {}, 'status');
+    const run = (await h.acme.startWorkflowRun({ definition: 'status' })).run!;
+    const update = (sequence: bigint, extra: Omit<Partial<StatusUpdate>, '$typeName'> = {}) => ({
+      update: { runId: run.id, sequence, kind: StatusUpdateKind.PHASE_STARTED, phase: Phase.PREPARE, ...extra },
+    });
+    const forbidden = await code(h.acme.recordStatusUpdate(update(1n)));
+    expect(forbidden.code).toBe(Code.PermissionDenied);
+
+    expect((await h.service.recordStatusUpdate(update(1n))).duplicate).toBe(false);
+    expect((await h.service.recordStatusUpdate(update(1n, { phase: Phase.TEST }))).duplicate).toBe(true);
+    await h.service.recordStatusUpdate(update(2n, { kind: StatusUpdateKind.RUN_FINISHED, runStatus: RunStatus.FAILED, message: 'boom' }));
+
+    const updates = await watchAll(h.acme, run.id);
+    expect(updates.map((u) => [Number(u.sequence), u.kind, u.phase])).toEqual([
+      [1, StatusUpdateKind.PHASE_STARTED, Phase.PREPARE],
+      [2, StatusUpdateKind.RUN_FINISHED, Phase.PREPARE],
+    ]);
+    const stored = (await h.acme.getWorkflowRun({ id: run.id })).run!;
+    expect(stored.status).toBe(RunStatus.FAILED);
+    expect(stored.error).toBe('boom');
+    expect(stored.lastSequence).toBe(2n);
+    expect((await code(h.service.recordStatusUpdate(update(0n)))).code).toBe(Code.InvalidArgument);
+  });
+
+  it('streams updates live to a watcher that joined before they were recorded', async () => {
+    await applySample(h.acme, '/srv/repos/live.git', {}, 'live');
+    const run = (await h.acme.startWorkflowRun({ definition: 'live' })).run!;
+    const watching = watchAll(h.acme, run.id);
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 1n; i <= 3n; i++) {
+      await h.service.recordStatusUpdate({ update: { runId: run.id, sequence: i, kind: StatusUpdateKind.PHASE_STARTED, phase: Number(i) } });
+    }
+    await h.service.recordStatusUpdate({ update: { runId: run.id, sequence: 4n, kind: StatusUpdateKind.RUN_FINISHED, runStatus: RunStatus.COMPLETED } });
+    const updates = await watching;
+    expect(updates.map((u) => Number(u.sequence))).toEqual([1, 2, 3, 4]);
+  });
+});

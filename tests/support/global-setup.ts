@@ -1,0 +1,40 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { loadStackConfig } from '@ameide/config';
+import { findTemporalCli, freePort, startPostgres, startTemporal } from '@ameide/devstack';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    postgresUrl: string;
+    temporalAddress: string;
+    temporalCli: string;
+    scratchDir: string;
+  }
+}
+
+/** Starts one real Postgres and one real Temporal dev server on free ports for the whole run. */
+export default async function setup(project: TestProject) {
+  // Outside /root: when running as root, Postgres runs as the postgres user and must reach its data.
+  const scratch = mkdtempSync(join(tmpdir(), 'ameide-test-'));
+  const cfg = loadStackConfig();
+  const pg = await startPostgres({ dataDir: join(scratch, 'postgres'), port: await freePort() });
+  const cli = findTemporalCli(cfg.temporalCli, cfg.path);
+  const temporal = await startTemporal({
+    cli,
+    port: await freePort(),
+    uiPort: await freePort(),
+    namespace: 'default',
+    logFile: join(scratch, 'temporal.log'),
+  });
+  project.provide('postgresUrl', pg.url);
+  project.provide('temporalAddress', temporal.address);
+  project.provide('temporalCli', cli);
+  project.provide('scratchDir', scratch);
+  return async () => {
+    await temporal.stop();
+    await pg.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  };
+}

@@ -1,0 +1,121 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { inject } from 'vitest';
+import { loadServiceConfig, loadWorkerConfig } from '@ameide/config';
+import { createDatabase, createOrigin, SAMPLE_REPO, sampleDefinition } from '@ameide/devstack';
+import { create } from '@bufbuild/protobuf';
+import { DefinitionSpecSchema } from '@ameide/contracts';
+import { createWorkflowServiceClient, type WorkflowServiceClient } from '@ameide/sdk';
+import { startWorkflowService, type WorkflowServiceApp } from '../../services/workflows/src/index.js';
+import { createCodingWorker } from '../../services/workflows-runtime/src/index.js';
+
+/** A workflow service (in this process, own database) and, optionally, a worker on its own task queue. */
+export interface Harness {
+  app: WorkflowServiceApp;
+  apiUrl: string;
+  taskQueue: string;
+  dir: string;
+  /** Clients for tenant "acme" (user), tenant "globex" (user) and the worker's service credential. */
+  acme: WorkflowServiceClient;
+  globex: WorkflowServiceClient;
+  service: WorkflowServiceClient;
+  tokens: { acme: string; globex: string; service: string };
+  startWorker(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const token = (p: string) => `${p}_${randomBytes(16).toString('hex')}`;
+
+export async function startHarness(opts: { worker?: boolean } = {}): Promise<Harness> {
+  const id = randomUUID().slice(0, 8);
+  const dir = join(inject('scratchDir'), `h-${id}`);
+  mkdirSync(dir, { recursive: true });
+  const databaseUrl = await createDatabase(inject('postgresUrl'), `test_${id}`);
+  const taskQueue = `test-${id}`;
+  const tokens = { acme: token('acme'), globex: token('globex'), service: token('svc') };
+  const app = await startWorkflowService(
+    loadServiceConfig({
+      DATABASE_URL: databaseUrl,
+      AMEIDE_API_PORT: '0',
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      AMEIDE_API_KEYS: `${tokens.acme}:acme,${tokens.globex}:globex,${tokens.service}:system:service`,
+      AMEIDE_HOME: dir,
+    }),
+  );
+  const apiUrl = app.server.url;
+  const client = (t: string) => createWorkflowServiceClient({ baseUrl: apiUrl, token: t });
+  const stops: Array<() => Promise<void>> = [];
+  const h: Harness = {
+    app,
+    apiUrl,
+    taskQueue,
+    dir,
+    acme: client(tokens.acme),
+    globex: client(tokens.globex),
+    service: client(tokens.service),
+    tokens,
+    async startWorker() {
+      const { worker, connection } = await createCodingWorker(
+        loadWorkerConfig({
+          AMEIDE_API_URL: apiUrl,
+          AMEIDE_SERVICE_TOKEN: tokens.service,
+          TEMPORAL_ADDRESS: inject('temporalAddress'),
+          TEMPORAL_TASK_QUEUE: taskQueue,
+          AMEIDE_WORKSPACE_DIR: join(dir, 'workspaces'),
+          ARTIFACT_STORE_URL: pathToFileURL(join(dir, 'artifacts')).href,
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          AMEIDE_HOME: dir,
+        }),
+      );
+      const running = worker.run();
+      stops.push(async () => {
+        worker.shutdown();
+        await running;
+        await connection.close();
+      });
+    },
+    async stop() {
+      for (const s of stops.reverse()) await s();
+      await app.stop();
+    },
+  };
+  if (opts.worker) await h.startWorker();
+  return h;
+}
+
+/** A throwaway bare origin holding the sample repository, like a hosted repo. */
+export function sampleOrigin(h: Harness, name = 'origin'): string {
+  return createOrigin(SAMPLE_REPO, join(h.dir, `${name}.git`));
+}
+
+/** Applies the sample definition for `origin`, with spec overrides. */
+export async function applySample(
+  client: WorkflowServiceClient,
+  origin: string,
+  overrides: Partial<ReturnType<typeof sampleDefinition>['spec']> = {},
+  name = 'sample',
+) {
+  const def = sampleDefinition(origin, name);
+  const res = await client.applyDefinition({ name, annotations: def.annotations, spec: create(DefinitionSpecSchema, { ...def.spec, ...overrides }) });
+  return res.definition!;
+}
+
+/** The work item the scripted agent knows how to do. */
+export const MULTIPLY = {
+  id: 'CALC-1',
+  title: 'Add a multiply function',
+  description: 'Users need to multiply.',
+  acceptanceCriteria: ['multiply(6, 7) returns 42'],
+  contextLinks: ['https://example.com/adr/1'],
+};
+
+/** Follows a run to its end and returns every update received. */
+export async function watchAll(client: WorkflowServiceClient, id: string, from = 0n) {
+  const updates = [];
+  for await (const res of client.watchWorkflowRun({ id, fromSequence: from })) updates.push(res.update!);
+  return updates;
+}

@@ -1,0 +1,24 @@
+import type { TestProjectConfiguration } from 'vitest/config';
+
+/**
+ * The test projects. `unit` is pure logic; `integration` runs against a real embedded Postgres and a
+ * real Temporal dev server that tests/support/global-setup.ts starts once for the run (and stops).
+ */
+export default [
+  {
+    test: {
+      name: 'unit',
+      include: ['packages/*/test/**/*.test.ts', 'services/*/test/unit/**/*.test.ts'],
+    },
+  },
+  {
+    test: {
+      name: 'integration',
+      include: ['services/*/test/integration/**/*.test.ts', 'tests/e2e/**/*.test.ts'],
+      globalSetup: ['tests/support/global-setup.ts'],
+      testTimeout: 120_000,
+      hookTimeout: 180_000,
+      maxWorkers: 2,
+    },
+  },
+] satisfies TestProjectConfiguration[];
