@@ -8,12 +8,14 @@ export default [
   {
     test: {
       name: 'unit',
+      sequence: { groupOrder: 0 },
       include: ['packages/*/test/**/*.test.ts', 'services/*/test/unit/**/*.test.ts'],
     },
   },
   {
     test: {
       name: 'integration',
+      sequence: { groupOrder: 1 },
       include: ['services/*/test/integration/**/*.test.ts', 'tests/e2e/**/*.test.ts'],
       globalSetup: ['tests/support/global-setup.ts'],
       testTimeout: 120_000,

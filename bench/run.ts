@@ -14,6 +14,8 @@ import { createOrigin, sampleDefinition, startStack, SAMPLE_REPO, SCRIPTED_AGENT
 import { createWorkflowServiceClient, type WorkflowServiceClient } from '@ameide/sdk';
 
 const N = Number(process.env.BENCH_N ?? 5);
+/** Untimed iterations first: the first run through a fresh stack waits for the worker to bundle its workflow code. */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
 const TASK = 'Add a multiply function';
 const RUN_TIMEOUT_MS = 10 * 60_000;
 
@@ -27,7 +29,7 @@ const ROWS = [
   { name: 'report (system only)', hand: [], system: Phase.REPORT },
 ] as const;
 
-type Sample = { phases: Record<string, number>; total: number; ok: boolean; note?: string };
+type Sample = { phases: Record<string, number>; total: number; ok: boolean; note?: string; firstUpdate?: number };
 
 /** The by-hand baseline: one bash script, each phase timed with `date +%s%N`, printing "<phase> <ms>". */
 const BY_HAND = String.raw`
@@ -51,9 +53,12 @@ function byHand(origin: string, i: number): Sample {
     const prompt = join(tmp, 'prompt.md');
     writeFileSync(prompt, `# ${TASK}\n`);
     const args = [origin, join(tmp, 'repo'), `bench/by-hand-${i}`, prompt, SCRIPTED_AGENT, join(tmp, 'log')];
-    const env = { ...process.env, GIT_AUTHOR_NAME: 'Bench', GIT_AUTHOR_EMAIL: 'bench@example.com', GIT_COMMITTER_NAME: 'Bench', GIT_COMMITTER_EMAIL: 'bench@example.com' };
+    // The same minimal environment the worker gives phase commands (so e.g. NODE_EXTRA_CA_CERTS, which
+    // costs ~50–100 ms per node start, is absent in both), plus a git identity for the commit.
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8', CI: 'true', GIT_AUTHOR_NAME: 'Bench', GIT_AUTHOR_EMAIL: 'bench@example.com', GIT_COMMITTER_NAME: 'Bench', GIT_COMMITTER_EMAIL: 'bench@example.com' };
     const t0 = performance.now();
-    const r = spawnSync('bash', ['-c', BY_HAND, 'by-hand', ...args], { env, encoding: 'utf8' });
+    // stdin must not be a socket: bash would then take itself for an ssh command and source ~/.bashrc.
+    const r = spawnSync('bash', ['-c', BY_HAND, 'by-hand', ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const total = performance.now() - t0;
     const phases = Object.fromEntries(r.stdout.trim().split('\n').filter(Boolean).map((l) => [l.split(' ')[0], Number(l.split(' ')[1])]));
     const ok = r.status === 0;
@@ -75,13 +80,16 @@ async function system(api: WorkflowServiceClient, i: number): Promise<Sample> {
   });
   const id = started.run!.id;
   let last = t0;
+  let first: number | undefined;
   for await (const res of api.watchWorkflowRun({ id, fromSequence: 0n }, { signal: AbortSignal.timeout(RUN_TIMEOUT_MS) })) {
-    if (res.update) last = performance.now();
+    if (!res.update) continue;
+    last = performance.now();
+    first ??= last - t0;
   }
   const run = (await api.getWorkflowRun({ id })).run!;
   const phases = Object.fromEntries(run.phases.map((p) => [Phase[p.phase], phaseMs(p)]));
   const ok = run.status === RunStatus.COMPLETED;
-  return { phases, total: last - t0, ok, note: ok ? undefined : `${RunStatus[run.status]}: ${run.error}` };
+  return { phases, total: last - t0, firstUpdate: first, ok, note: ok ? undefined : `${RunStatus[run.status]}: ${run.error}` };
 }
 
 // ---- statistics and table ----
@@ -107,6 +115,7 @@ function printTable(hand: Sample[], sys: Sample[]): void {
   const sysTotal = sys.map((s) => s.total);
   rows.push(['sum of phases', cell(handSum), cell(sysSum), ratio(sysSum, handSum)]);
   rows.push(['total wall-clock', cell(handTotal), cell(sysTotal), ratio(sysTotal, handTotal)]);
+  rows.push(['  start → first update', '—', cell(sys.map((s) => s.firstUpdate ?? NaN)), '']);
   rows.push(['  total − sum of phases', cell(hand.map((s, i) => s.total - handSum[i]!)), cell(sys.map((s, i) => s.total - sysSum[i]!)), '']);
   const head = ['phase (ms)', `by hand, median (min–max), n=${hand.length}`, `system, median (min–max), n=${sys.length}`, 'system/by hand'];
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
@@ -121,7 +130,7 @@ function printTable(hand: Sample[], sys: Sample[]): void {
 
 async function main(): Promise<number> {
   const cfg = loadStackConfig();
-  console.log(`starting the stack… (N=${N})`);
+  console.log(`starting the stack… (N=${N}, warm-up ${WARMUP})`);
   const t0 = performance.now();
   const stack = await startStack(cfg, { name: 'bench', ephemeral: true });
   console.log(`stack up in ${((performance.now() - t0) / 1000).toFixed(1)} s (logs: ${stack.logs})`);
@@ -131,20 +140,26 @@ async function main(): Promise<number> {
     await api.applyDefinition(sampleDefinition(origin));
     const hand: Sample[] = [];
     const sys: Sample[] = [];
-    const show = (kind: string, i: number, s: Sample) =>
-      console.log(`  #${i + 1} ${kind.padEnd(7)} ${s.ok ? 'ok    ' : 'FAILED'} total ${s.total.toFixed(0).padStart(6)} ms  ${Object.entries(s.phases).map(([k, v]) => `${k.toLowerCase()} ${v.toFixed(0)}`).join(', ')}${s.note ? `  ${s.note.trim()}` : ''}`);
-    for (let i = 0; i < N; i++) {
-      const h = byHand(origin, i);
-      hand.push(h);
-      show('by hand', i, h);
-      const s = await system(api, i).catch((err: Error): Sample => ({ phases: {}, total: NaN, ok: false, note: err.message }));
-      sys.push(s);
-      show('system', i, s);
+    let failed = 0;
+    const show = (label: string, kind: string, s: Sample) => {
+      const parts = [s.firstUpdate !== undefined ? `first update ${s.firstUpdate.toFixed(0)}` : '', ...Object.entries(s.phases).map(([k, v]) => `${k.toLowerCase()} ${v.toFixed(0)}`)];
+      const status = s.ok ? 'ok    ' : 'FAILED';
+      console.log(`  ${label.padEnd(7)} ${kind.padEnd(7)} ${status} total ${s.total.toFixed(0).padStart(6)} ms  ${parts.filter(Boolean).join(', ')}${s.note ? `  ${s.note.trim()}` : ''}`);
+    };
+    for (let k = 0; k < WARMUP + N; k++) {
+      const warm = k < WARMUP;
+      const label = warm ? 'warm-up' : `#${k - WARMUP + 1}`;
+      const h = byHand(origin, k);
+      const s = await system(api, k).catch((err: Error): Sample => ({ phases: {}, total: NaN, ok: false, note: err.message }));
+      show(label, 'by hand', h);
+      show(label, 'system', s);
+      failed += Number(!h.ok) + Number(!s.ok);
+      if (!warm) {
+        hand.push(h);
+        sys.push(s);
+      }
     }
-    const okHand = hand.filter((s) => s.ok);
-    const okSys = sys.filter((s) => s.ok);
-    printTable(okHand, okSys);
-    const failed = hand.length + sys.length - okHand.length - okSys.length;
+    printTable(hand.filter((s) => s.ok), sys.filter((s) => s.ok));
     if (failed) console.log(`\n${failed} run(s) did not complete; the table covers completed runs only`);
     return failed ? 1 : 0;
   } finally {

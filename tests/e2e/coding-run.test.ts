@@ -80,6 +80,16 @@ describe('coding-agent run end to end (real Postgres, Temporal, git, processes)'
     expect(() => git(origin, 'rev-parse', '--verify', `refs/heads/${done.summary!.branch}`)).toThrow();
   });
 
+  it('publishes commits the agent made itself', async () => {
+    await applySample(h.acme, origin, { agentCommand: 'node "$AGENT_SCRIPT" && git add -A && git -c user.name=Agent -c user.email=agent@example.com commit -qm "feat: multiply"' }, 'sample-committing');
+    const { run } = await h.acme.startWorkflowRun({ definition: 'sample-committing', workItems: [{ ...MULTIPLY, id: 'CALC-4' }] });
+    await watchAll(h.acme, run!.id);
+    const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
+    expect(done.status).toBe(RunStatus.COMPLETED);
+    expect(git(origin, 'log', '--format=%s', '-1', done.summary!.branch)).toBe('feat: multiply');
+    expect(done.summary!.filesChanged).toBe(2);
+  });
+
   it('fails at the agent phase when the agent cannot do the task', async () => {
     const { run } = await h.acme.startWorkflowRun({ definition: 'sample', workItems: [{ ...MULTIPLY, id: 'CALC-3', title: 'Paint it blue', description: '' , acceptanceCriteria: []}] });
     await watchAll(h.acme, run!.id);

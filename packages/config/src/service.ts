@@ -53,6 +53,10 @@ const schema = z
     AMEIDE_API_KEYS: apiKeys,
   })
   .extend(temporalSchema.shape)
+  .refine((e) => !(e.AMEIDE_JWT_SECRET && e.AMEIDE_JWT_PUBLIC_KEY), {
+    path: ['AMEIDE_JWT_SECRET'],
+    message: 'set either AMEIDE_JWT_SECRET or AMEIDE_JWT_PUBLIC_KEY, not both',
+  })
   .refine((e) => e.AMEIDE_JWT_SECRET || e.AMEIDE_JWT_PUBLIC_KEY || e.AMEIDE_API_KEYS.length > 0, {
     path: ['AMEIDE_API_KEYS'],
     message: 'no credentials configured: set AMEIDE_JWT_SECRET, AMEIDE_JWT_PUBLIC_KEY or AMEIDE_API_KEYS',

@@ -18,16 +18,23 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   return bundle;
 }
 
+/** A failed run is an expected outcome, not a crash: log one line, no stack trace. */
+function oneLine(message: string, meta?: Record<string, unknown>): string {
+  const err = meta?.error as { message?: string } | undefined;
+  const where = meta?.workflowId ?? meta?.activityType ?? '';
+  return [message, where, err?.message].filter(Boolean).join(': ');
+}
+
 const quietLogger = {
   log() {},
   trace() {},
   debug() {},
   info() {},
-  warn(message: string, meta?: unknown) {
-    console.warn(message, meta ?? '');
+  warn(message: string, meta?: Record<string, unknown>) {
+    console.warn(oneLine(message, meta));
   },
-  error(message: string, meta?: unknown) {
-    console.error(message, meta ?? '');
+  error(message: string, meta?: Record<string, unknown>) {
+    console.error(oneLine(message, meta));
   },
 };
 

@@ -29,13 +29,14 @@ export function createAuthenticator(auth: ServiceConfig['auth']): Authenticator 
     : auth.jwtSecret
       ? new TextEncoder().encode(auth.jwtSecret)
       : undefined;
+  const algorithms = auth.jwtPublicKey ? ['RS256', 'PS256', 'ES256', 'EdDSA'] : ['HS256'];
   return async (token) => {
     const apiKey = auth.apiKeys.find((k) => sameSecret(k.token, token));
     if (apiKey) return { tenantId: apiKey.tenantId, subject: `apikey:${apiKey.tenantId}`, service: apiKey.service };
     if (!key || token.split('.').length !== 3) return undefined;
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, key, { issuer: auth.jwtIssuer, audience: auth.jwtAudience }));
+      ({ payload } = await jwtVerify(token, key, { algorithms, issuer: auth.jwtIssuer, audience: auth.jwtAudience }));
     } catch {
       return undefined;
     }
@@ -46,12 +47,9 @@ export function createAuthenticator(auth: ServiceConfig['auth']): Authenticator 
   };
 }
 
-const PUBLIC_PROCEDURES = new Set(['/grpc.reflection.v1.ServerReflection/ServerReflectionInfo']);
-
 /** Rejects calls without a valid bearer token; stores the principal in the request context. */
 export function createAuthInterceptor(authenticate: Authenticator): Interceptor {
   return (next) => async (req) => {
-    if (PUBLIC_PROCEDURES.has(req.url.slice(req.url.indexOf('/', 8)))) return next(req);
     const header = req.header.get('authorization') ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
     if (!match) throw new ConnectError('missing bearer token: send "authorization: Bearer <token>"', Code.Unauthenticated);

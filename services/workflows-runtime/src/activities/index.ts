@@ -134,12 +134,14 @@ export function createActivities(deps: ActivityDeps) {
       const started = Date.now();
       const git = gitAt(input.worktreePath);
       await git.add(['-A']);
-      const status = await git.status();
-      if (status.isClean()) throw permanent('NoChanges', 'the agent made no changes to commit');
-      const item = input.run.workItems[0];
-      const subject = item ? `${item.id}: ${item.title || 'change by coding agent'}` : `Coding agent run ${input.run.runId}`;
-      await git.commit([subject, '', `Ameide-Run: ${input.run.runId}`, `Ameide-Plan: ${input.run.planId}`].join('\n'));
+      // Agents may commit their own work; whatever is left uncommitted is committed here.
+      if (!(await git.status()).isClean()) {
+        const item = input.run.workItems[0];
+        const subject = item ? `${item.id}: ${item.title || 'change by coding agent'}` : `Coding agent run ${input.run.runId}`;
+        await git.commit([subject, '', `Ameide-Run: ${input.run.runId}`, `Ameide-Plan: ${input.run.planId}`].join('\n'));
+      }
       const headCommit = (await git.revparse(['HEAD'])).trim();
+      if (headCommit === input.baseCommit) throw permanent('NoChanges', 'the agent made no changes to commit');
       const diff = await git.diffSummary([input.baseCommit, headCommit]);
       try {
         await git.push(normaliseRepoUrl(input.run.repo.repoUrl), `${headCommit}:refs/heads/${input.branch}`, ['--quiet']);

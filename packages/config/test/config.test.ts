@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadCliConfig, loadServiceConfig, loadWorkerConfig } from '../src/index.js';
+
+const service = { DATABASE_URL: 'postgres://u:p@db:5432/ameide', AMEIDE_API_KEYS: 'k1:acme,k2:system:service' };
+
+describe('service configuration', () => {
+  it('reads defaults and API keys', () => {
+    const cfg = loadServiceConfig(service);
+    expect(cfg.port).toBe(8080);
+    expect(cfg.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'coding-agent' });
+    expect(cfg.auth.apiKeys).toEqual([
+      { token: 'k1', tenantId: 'acme', service: false },
+      { token: 'k2', tenantId: 'system', service: true },
+    ]);
+  });
+
+  it.each([
+    [{ ...service, DATABASE_URL: 'mysql://x' }, 'Invalid setting DATABASE_URL: must be a postgres:// or postgresql:// URL (got "mysql://x")'],
+    [{ AMEIDE_API_KEYS: 'k:t' }, /^Invalid setting DATABASE_URL: .*\(not set\)$/],
+    [{ ...service, AMEIDE_API_PORT: '99999' }, /^Invalid setting AMEIDE_API_PORT: /],
+    [{ ...service, TEMPORAL_ADDRESS: 'http://temporal' }, 'Invalid setting TEMPORAL_ADDRESS: must be host:port, e.g. localhost:7233 (got "http://temporal")'],
+    [{ ...service, AMEIDE_API_KEYS: 'justatoken' }, /^Invalid setting AMEIDE_API_KEYS: each entry must be token:tenant/],
+    [{ DATABASE_URL: service.DATABASE_URL }, /^Invalid setting AMEIDE_API_KEYS: no credentials configured/],
+    [{ ...service, AMEIDE_JWT_SECRET: 'short' }, /^Invalid setting AMEIDE_JWT_SECRET: must be at least 32 characters/],
+  ])('names the wrong setting in one line (%#)', (env, message) => {
+    let err: unknown;
+    try {
+      loadServiceConfig(env);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(message);
+    expect((err as Error).message).not.toContain('\n');
+  });
+});
+
+describe('worker configuration', () => {
+  it('requires the service credential', () => {
+    expect(() => loadWorkerConfig({})).toThrow(/^Invalid setting AMEIDE_SERVICE_TOKEN: /);
+  });
+
+  it('defaults the workspace and artifact store under AMEIDE_HOME', () => {
+    const cfg = loadWorkerConfig({ AMEIDE_SERVICE_TOKEN: 'x'.repeat(20), AMEIDE_HOME: '/var/lib/ameide' });
+    expect(cfg.workspaceDir).toBe('/var/lib/ameide/workspaces');
+    expect(cfg.artifactStoreUrl).toBe('file:///var/lib/ameide/artifacts');
+    expect(() => loadWorkerConfig({ AMEIDE_SERVICE_TOKEN: 'x'.repeat(20), ARTIFACT_STORE_URL: 'ftp://x' })).toThrow(/ARTIFACT_STORE_URL/);
+  });
+});
+
+describe('CLI configuration', () => {
+  it('asks for a token when there is neither a setting nor a running stack', () => {
+    expect(() => loadCliConfig({ AMEIDE_HOME: '/nonexistent' })).toThrow('Invalid setting AMEIDE_TOKEN: not set (run `make up` or export a bearer token)');
+    expect(loadCliConfig({ AMEIDE_TOKEN: 't', AMEIDE_HOME: '/nonexistent' })).toEqual({ apiUrl: 'http://127.0.0.1:8080', token: 't' });
+  });
+});

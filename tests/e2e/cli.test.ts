@@ -1,0 +1,64 @@
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { sampleDefinition } from '@ameide/devstack';
+import { sampleOrigin, startHarness, type Harness } from '../support/harness.js';
+
+const root = resolve(__dirname, '../..');
+let h: Harness;
+type Result = { status: number | null; stdout: string; stderr: string };
+let ameide: (...args: string[]) => Promise<Result>;
+
+beforeAll(async () => {
+  h = await startHarness({ worker: true });
+  // Asynchronous on purpose: the service under test runs in this process and must keep answering.
+  ameide = (...args) =>
+    new Promise((done) => {
+      const child = execFile(
+        process.execPath,
+        ['--import', 'tsx', 'packages/cli/src/main.ts', ...args],
+        { cwd: root, env: { PATH: process.env.PATH!, HOME: process.env.HOME!, AMEIDE_API_URL: h.apiUrl, AMEIDE_TOKEN: h.tokens.acme }, timeout: 120_000 },
+        (_err, stdout, stderr) => done({ status: child.exitCode, stdout, stderr: stderr.trim() }),
+      );
+    });
+});
+afterAll(() => h?.stop());
+
+it('applies a definition file, runs and watches a run to completion, and prints JSON', async () => {
+  const file = join(h.dir, 'def.yaml');
+  // YAML is a superset of JSON: a JSON definition file works too.
+  writeFileSync(file, JSON.stringify(sampleDefinition(sampleOrigin(h), 'cli-sample')));
+  expect((await ameide('definitions', 'apply', '-f', file)).stdout).toMatch(/^definition cli-sample applied \(version 1, id /);
+  expect((await ameide('definitions', 'apply', '-f', file)).stdout).toMatch(/^definition cli-sample unchanged \(version 1/);
+  const list = JSON.parse((await ameide('definitions', 'list', '--json')).stdout);
+  expect(list.map((d: { name: string }) => d.name)).toEqual(['cli-sample']);
+
+  const started = await ameide('runs', 'start', '--definition', 'cli-sample', '--work-item', 'CALC-9', '--title', 'Add a multiply function', '--watch');
+  expect(started.stderr).toBe('');
+  expect(started.status).toBe(0);
+  const lines = started.stdout.trim().split('\n');
+  expect(lines.at(-1)).toMatch(/\] run completed$/);
+  expect(started.stdout).toMatch(/test succeeded in \d+\.\ds exit 0/);
+
+  const runs = JSON.parse((await ameide('runs', 'list', '--work-item', 'CALC-9', '--json')).stdout);
+  expect(runs).toHaveLength(1);
+  expect(runs[0].status).toBe('RUN_STATUS_COMPLETED');
+  const got = await ameide('runs', 'get', runs[0].id);
+  expect(got.stdout).toMatch(/status\s+completed/);
+  expect(got.stdout).toMatch(/tests\s+passed \(exit 0\)/);
+  expect(got.stdout).toMatch(/diff\s+2 files changed, \+\d+ -0/);
+  const watched = await ameide('runs', 'watch', runs[0].id, '--from', '3', '--json');
+  expect(watched.status).toBe(0);
+  expect(JSON.parse(watched.stdout.split('\n')[0]!).sequence).toBe('3');
+});
+
+it('exits 1 from watch when the run did not complete, and prints one clear line for errors', async () => {
+  const failed = await ameide('runs', 'start', '--definition', 'cli-sample', '--work-item', 'CALC-10', '--title', 'Paint it blue', '--watch');
+  expect(failed.status).toBe(1);
+  expect(failed.stdout).toMatch(/run failed — agent phase failed: agent command failed with exit code 3/);
+
+  expect(await ameide('runs', 'get', 'does-not-exist')).toEqual({ status: 1, stdout: '', stderr: 'error: run "does-not-exist" not found (not found)' });
+  expect(await ameide('definitions', 'apply', '-f', '/nonexistent.yaml')).toMatchObject({ status: 1, stderr: 'error: cannot read definition file /nonexistent.yaml' });
+  expect(await ameide('runs', 'list', '--status', 'sleeping')).toMatchObject({ status: 1, stderr: 'error: --status sleeping: use queued, running, completed, failed or cancelled' });
+});
