@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError } from '@connectrpc/connect';
-import { DefinitionSpecSchema, RunStatus, StatusUpdateKind, Phase, type StatusUpdate } from '@ameide/contracts';
-import { createWorkflowServiceClient } from '@ameide/sdk';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createGrpcWebTransport } from '@connectrpc/connect-node';
+import { DefinitionSpecSchema, WorkflowService, RunStatus, StatusUpdateKind, Phase, type StatusUpdate } from '@ameide/contracts';
+import { createBearerInterceptor, createWorkflowServiceClient } from '@ameide/sdk';
 import { applySample, MULTIPLY, startHarness, watchAll, type Harness } from '../../../../tests/support/harness.js';
 
 /** The API against a real Postgres and a real Temporal server, with no worker polling the queue. */
@@ -28,11 +29,16 @@ describe('workflow service API', () => {
     expect(err.code).toBe(Code.Unauthenticated);
   });
 
-  it('answers Connect over HTTP/1.1 and gRPC over h2c on the same port', async () => {
+  it('answers Connect over HTTP/1.1, gRPC over h2c and gRPC-Web on the same port', async () => {
     await applySample(h.acme, '/srv/repos/proto-check.git', {}, 'proto-check');
     const grpc = createWorkflowServiceClient({ baseUrl: h.apiUrl, token: h.tokens.acme, protocol: 'grpc' });
-    const res = await grpc.getDefinition({ idOrName: 'proto-check' });
-    expect(res.definition!.spec!.repoUrl).toBe('/srv/repos/proto-check.git');
+    expect((await grpc.getDefinition({ idOrName: 'proto-check' })).definition!.spec!.repoUrl).toBe('/srv/repos/proto-check.git');
+    const web = createClient(
+      WorkflowService,
+      createGrpcWebTransport({ baseUrl: h.apiUrl, httpVersion: '1.1', interceptors: [createBearerInterceptor(h.tokens.acme)] }),
+    );
+    expect((await web.getDefinition({ idOrName: 'proto-check' })).definition!.name).toBe('proto-check');
+    expect((await code(grpc.getDefinition({ idOrName: 'missing' }))).code).toBe(Code.NotFound);
   });
 
   it('versions definitions on apply and keeps them per tenant', async () => {
