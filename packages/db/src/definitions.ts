@@ -7,6 +7,11 @@ export type DefinitionRow = typeof definitions.$inferSelect;
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Ids of stored objects are UUIDs; anything else can never match one (and Postgres would reject it). */
+export function isUuid(s: string): boolean {
+  return UUID_RE.test(s);
+}
+
 /** Definitions of one tenant. Every query is scoped by tenant id. */
 export class DefinitionRepository {
   constructor(private readonly db: Db) {}
@@ -41,7 +46,7 @@ export class DefinitionRepository {
 
   /** Finds by id or by name. */
   async get(tenantId: string, idOrName: string): Promise<DefinitionRow | undefined> {
-    const byId = UUID_RE.test(idOrName);
+    const byId = isUuid(idOrName);
     const rows = await this.db
       .select()
       .from(definitions)

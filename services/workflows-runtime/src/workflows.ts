@@ -59,13 +59,18 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     ]);
 
   let current: PhaseName = 'prepare';
-  const started = async (phase: PhaseName) => {
+  // "Phase started" is sent while the phase's activity is already scheduled: its sequence number is
+  // fixed now, and "phase finished" waits for it, so the order holds without a round trip per phase.
+  let startedPost: Promise<unknown> = Promise.resolve();
+  const started = (phase: PhaseName) => {
     current = phase;
     markSearch('running', phase);
-    await post({ kind: 'phase_started', phase, phaseState: 'running' });
+    startedPost = post({ kind: 'phase_started', phase, phaseState: 'running' });
   };
-  const finished = (phase: PhaseName, o: PhaseOutcome) =>
-    post({ kind: 'phase_finished', phase, phaseState: o.state, exitCode: o.exitCode, durationMs: o.durationMs, outputTail: o.outputTail, message: o.message });
+  const finished = async (phase: PhaseName, o: PhaseOutcome) => {
+    await startedPost;
+    await post({ kind: 'phase_finished', phase, phaseState: o.state, exitCode: o.exitCode, durationMs: o.durationMs, outputTail: o.outputTail, message: o.message });
+  };
 
   const summary: RunSummaryResult = { branch: '', baseCommit: '', headCommit: '', filesChanged: 0, insertions: 0, deletions: 0, transcriptsUri: '', pushed: false };
   const phaseLog: Array<{ phase: PhaseName } & PhaseOutcome> = [];
@@ -78,7 +83,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   markSearch('running', 'prepare');
   await post({ kind: 'run_started', runStatus: 'running' });
   try {
-    await started('prepare');
+    started('prepare');
     const ws = await acts.prepareWorkspace(input);
     summary.branch = ws.branch;
     summary.baseCommit = ws.baseCommit;
@@ -94,7 +99,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
         await record(phase, { state: 'skipped', message: `no ${phase} command in the definition` });
         continue;
       }
-      await started(phase);
+      started(phase);
       const r = await acts.runCommandPhase({ run: input, phase, command, worktreePath: ws.worktreePath, promptFile: ws.promptFile });
       if (phase === 'test') summary.testExitCode = r.exitCode;
       const ok = r.exitCode === 0;
@@ -111,7 +116,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     }
 
     if (!failure) {
-      await started('publish');
+      started('publish');
       const pub = await acts.publishBranch({ run: input, worktreePath: ws.worktreePath, branch: ws.branch, baseCommit: ws.baseCommit });
       Object.assign(summary, { headCommit: pub.headCommit, filesChanged: pub.filesChanged, insertions: pub.insertions, deletions: pub.deletions, pushed: pub.pushed });
       await record('publish', { state: 'succeeded', durationMs: pub.durationMs, outputTail: pub.outputTail });
@@ -130,7 +135,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   }
 
   const status: RunStatusName = failure ? 'failed' : 'completed';
-  await started('report');
+  started('report');
   try {
     const report = await acts.writeReport({ run: input, report: { runId: input.runId, status, failure, summary, phases: phaseLog } });
     summary.transcriptsUri = report.transcriptsUri;

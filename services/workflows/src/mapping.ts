@@ -5,6 +5,7 @@ import {
   PlanSchema,
   RunSchema,
   StatusUpdateSchema,
+  compactJson,
   type Definition,
   type Plan,
   type Run,
@@ -13,11 +14,6 @@ import {
   type StatusUpdateJson,
 } from '@ameide/contracts';
 import type { DefinitionRow, PlanRow, RunRow, StatusUpdateRow } from '@ameide/db';
-
-/** protobuf-es rejects `undefined` in JSON input; absent fields are simply left out. */
-function withoutUndefined(o: object): JsonObject {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as JsonObject;
-}
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : undefined);
 
@@ -69,7 +65,7 @@ export function runToProto(row: RunRow): Run {
     endTime: iso(row.finishedAt),
     annotations: row.annotations,
   };
-  return fromJson(RunSchema, withoutUndefined(json), { ignoreUnknownFields: true });
+  return fromJson(RunSchema, compactJson(json) as JsonObject, { ignoreUnknownFields: true });
 }
 
 export function statusUpdateToJson(u: StatusUpdate): StatusUpdateJson {

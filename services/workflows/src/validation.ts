@@ -1,5 +1,6 @@
 import type { DefinitionSpec, MethodologyContext, WorkItem } from '@ameide/contracts';
 import { InvalidFieldError } from './errors.js';
+export { isUuid } from '@ameide/db';
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
@@ -17,11 +18,6 @@ export function requireId(field: string, id: string): string {
   return id;
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Run and plan ids are UUIDs; anything else can never be found. */
-export function isUuid(id: string): boolean {
-  return UUID_RE.test(id);
-}
 
 /** Validates a definition spec and fills defaults; throws InvalidFieldError naming the field. */
 export function normaliseDefinitionSpec(spec: DefinitionSpec | undefined): DefinitionSpec {

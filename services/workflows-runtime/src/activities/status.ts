@@ -1,24 +1,16 @@
 import { create, fromJson, type JsonObject } from '@bufbuild/protobuf';
-import { RecordStatusUpdateRequestSchema, StatusUpdateSchema, type StatusUpdateJson } from '@ameide/contracts';
+import { compactJson, RecordStatusUpdateRequestSchema, StatusUpdateSchema, type StatusUpdateJson } from '@ameide/contracts';
 import { Code, ConnectError, type WorkflowServiceClient } from '@ameide/sdk';
 import type { StatusUpdateInput } from '@ameide/temporal';
 import { ApplicationFailure } from '@temporalio/common';
 
 const upper = (s: string) => s.toUpperCase();
 
-/** protobuf-es rejects `undefined` in JSON input: leave absent fields out (one level deep is enough here). */
-function compact<T extends object>(o: T): T {
-  return Object.fromEntries(
-    Object.entries(o)
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => [k, v && typeof v === 'object' && !Array.isArray(v) ? compact(v) : v]),
-  ) as T;
-}
 
 /** Maps the workflow's plain status update to the API's StatusUpdate. */
 export function toStatusUpdateJson(u: StatusUpdateInput): StatusUpdateJson {
   const s = u.summary;
-  return compact<StatusUpdateJson>({
+  return compactJson<StatusUpdateJson>({
     runId: u.runId,
     sequence: String(u.sequence),
     kind: `STATUS_UPDATE_KIND_${upper(u.kind)}` as StatusUpdateJson['kind'],
