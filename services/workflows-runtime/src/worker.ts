@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, bundleWorkflowCode, makeTelemetryFilterString, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { OpenTelemetryActivityInboundInterceptor, makeWorkflowExporter } from '@temporalio/interceptors-opentelemetry';
@@ -8,13 +7,21 @@ import type { Telemetry } from '@ameide/telemetry';
 import { openArtifactStore } from './artifacts.js';
 import { createActivities } from './activities/index.js';
 
-const require = createRequire(import.meta.url);
 const workflowsPath = fileURLToPath(new URL('./workflows.ts', import.meta.url));
+const tracingInterceptorsPath = fileURLToPath(new URL('./workflow-tracing.ts', import.meta.url));
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-/** Bundles the workflow code once per process (webpack is slow; tests start several workers). */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath, logger: quietLogger });
+const bundles = new Map<boolean, Promise<WorkflowBundleWithSourceMap>>();
+/**
+ * Bundles the workflow code once per process and tracing setting (webpack is slow; tests start
+ * several workers). With tracing, the OpenTelemetry workflow interceptors are bundled in.
+ */
+export function workflowBundle(tracing = false): Promise<WorkflowBundleWithSourceMap> {
+  let bundle = bundles.get(tracing);
+  if (!bundle) {
+    const workflowInterceptorModules = tracing ? [tracingInterceptorsPath] : [];
+    bundle = bundleWorkflowCode({ workflowsPath, workflowInterceptorModules, logger: quietLogger });
+    bundles.set(tracing, bundle);
+  }
   return bundle;
 }
 
@@ -72,21 +79,23 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     commandPath: cfg.commandPath,
     commandHome: cfg.commandHome,
   });
-  const tracing = Boolean(telemetry?.exporter);
+  const exporter = telemetry?.exporter;
   const worker = await Worker.create({
     connection,
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.temporal.taskQueue,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: await workflowBundle(Boolean(exporter)),
     activities,
     // Cancellation reaches an activity on its next heartbeat: keep that within about a second.
     maxHeartbeatThrottleInterval: '1s',
     defaultHeartbeatThrottleInterval: '1s',
+    // On shutdown (deploy, scale-in) running commands get time to finish before they are cancelled.
+    shutdownGraceTime: '30s',
     interceptors: {
       activity: [(ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx) })],
-      workflowModules: tracing ? [require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow')] : [],
     },
-    sinks: tracing ? { exporter: makeWorkflowExporter(telemetry!.exporter as never, undefined as never) } : undefined,
+    // Workflow spans leave the sandbox through a sink: only when there is somewhere to send them.
+    sinks: exporter ? { exporter: makeWorkflowExporter(exporter, telemetry!.resource) } : undefined,
   });
   return { worker, connection };
 }
