@@ -5,6 +5,7 @@ import { DefinitionHandlers } from './handlers/definitions.js';
 import { PlanHandlers, Planner } from './handlers/plans.js';
 import { RunHandlers } from './handlers/runs.js';
 import { RunNotifier } from './runs/notifier.js';
+import { registerReflection } from './reflection.js';
 import type { RunLauncher } from './temporal/facade.js';
 
 /** What the routes need. */
@@ -14,7 +15,7 @@ export interface RouteDeps {
   notifier?: RunNotifier;
 }
 
-/** Registers WorkflowService on a Connect router. */
+/** Registers WorkflowService, and gRPC server reflection for it, on a Connect router. */
 export function routes(deps: RouteDeps) {
   const definitions = new DefinitionRepository(deps.db);
   const plans = new PlanRepository(deps.db);
@@ -23,7 +24,7 @@ export function routes(deps: RouteDeps) {
   const d = new DefinitionHandlers(definitions);
   const p = new PlanHandlers(planner, plans);
   const r = new RunHandlers(planner, plans, runs, deps.launcher, deps.notifier ?? new RunNotifier());
-  return (router: ConnectRouter) =>
+  return (router: ConnectRouter) => {
     router.service(WorkflowService, {
       createDefinition: d.createDefinition,
       applyDefinition: d.applyDefinition,
@@ -39,4 +40,6 @@ export function routes(deps: RouteDeps) {
       watchWorkflowRun: (req, ctx) => r.watchWorkflowRun(req, ctx),
       recordStatusUpdate: r.recordStatusUpdate,
     });
+    registerReflection(router, [WorkflowService]);
+  };
 }
