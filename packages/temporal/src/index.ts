@@ -1,3 +1,4 @@
 export * from './search-attributes.js';
 export * from './types.js';
 export * from './names.js';
+export * from './guardrails.js';

@@ -6,7 +6,7 @@
 export type PhaseName = 'prepare' | 'install' | 'agent' | 'test' | 'publish' | 'report';
 export const PHASES: readonly PhaseName[] = ['prepare', 'install', 'agent', 'test', 'publish', 'report'];
 
-export type RunStatusName = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+export type RunStatusName = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'handed_off';
 export type PhaseStateName = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
 export interface MethodologyContextInput {
@@ -25,6 +25,8 @@ export interface WorkItemInput {
   contextLinks: string[];
 }
 
+import type { GuardrailSettings, SecretReference } from './guardrails.js';
+
 export interface RepoSettings {
   repoUrl: string;
   defaultBranch: string;
@@ -34,6 +36,8 @@ export interface RepoSettings {
   branchPrefix: string;
   phaseTimeoutSeconds: number;
   env: Record<string, string>;
+  guardrails: GuardrailSettings;
+  secrets: SecretReference[];
 }
 
 /** Input of the `codingAgentRun` workflow. */
@@ -60,6 +64,11 @@ export interface RunSummaryResult {
   testExitCode?: number;
   transcriptsUri: string;
   pushed: boolean;
+  handoffUri?: string;
+  handoffSha256?: string;
+  sandbox?: string;
+  budgetExceeded?: string;
+  policyViolations?: string[];
 }
 
 /** One status update as the worker sends it; the service assigns nothing, sequence comes from the workflow. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { S3ArtifactStore, type S3Settings } from './artifacts-s3.js';
 
 /** A stored object: where it is and what it must hash to. */
 export interface StoredArtifact {
@@ -10,10 +11,16 @@ export interface StoredArtifact {
   size: number;
 }
 
-/** Where the worker keeps transcripts and reports. Issue-sized seam: S3 plugs in here. */
+/** Per-call options of an artifact store. */
+export interface ArtifactStoreOptions {
+  /** Abandons the upload or download. */
+  signal?: AbortSignal;
+}
+
+/** Where the worker keeps transcripts and reports: files (`file://`) or S3 (`s3://`, artifacts-s3.ts). */
 export interface ArtifactStore {
-  put(key: string, body: Buffer | string): Promise<StoredArtifact>;
-  get(key: string): Promise<Buffer>;
+  put(key: string, body: Buffer | string, options?: ArtifactStoreOptions): Promise<StoredArtifact>;
+  get(key: string, options?: ArtifactStoreOptions): Promise<Buffer>;
   /** URI of a key or key prefix, for status updates and summaries. */
   uri(key: string): string;
 }
@@ -31,16 +38,16 @@ export class FileArtifactStore implements ArtifactStore {
     return join(this.root, key);
   }
 
-  async put(key: string, body: Buffer | string): Promise<StoredArtifact> {
+  async put(key: string, body: Buffer | string, options: ArtifactStoreOptions = {}): Promise<StoredArtifact> {
     const path = this.path(key);
     await mkdir(dirname(path), { recursive: true });
     const data = typeof body === 'string' ? Buffer.from(body) : body;
-    await writeFile(path, data);
+    await writeFile(path, data, { signal: options.signal });
     return { uri: this.uri(key), sha256: createHash('sha256').update(data).digest('hex'), size: data.length };
   }
 
-  get(key: string): Promise<Buffer> {
-    return readFile(this.path(key));
+  get(key: string, options: ArtifactStoreOptions = {}): Promise<Buffer> {
+    return readFile(this.path(key), { signal: options.signal });
   }
 
   uri(key: string): string {
@@ -49,8 +56,17 @@ export class FileArtifactStore implements ArtifactStore {
   }
 }
 
-/** Opens the store an ARTIFACT_STORE_URL names. */
-export function openArtifactStore(url: string): ArtifactStore {
+/** What opening a store needs: the parsed worker configuration has these fields. */
+export interface ArtifactStoreConfig {
+  artifactStoreUrl: string;
+  /** S3 client settings for `s3://` URLs (WorkerConfig.artifactS3). */
+  artifactS3?: S3Settings;
+}
+
+/** Opens the store ARTIFACT_STORE_URL names: `file://` directory or `s3://bucket/optional/prefix`. */
+export function openArtifactStore(cfg: ArtifactStoreConfig): ArtifactStore {
+  const url = cfg.artifactStoreUrl;
   if (url.startsWith('file:')) return new FileArtifactStore(url);
-  throw Object.assign(new Error(`ARTIFACT_STORE_URL scheme not supported yet: ${url}`), { expected: true });
+  if (url.startsWith('s3:')) return new S3ArtifactStore(url, cfg.artifactS3);
+  throw Object.assign(new Error(`ARTIFACT_STORE_URL scheme not supported: ${url} (use file:// or s3://)`), { expected: true });
 }

@@ -74,7 +74,7 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
   const api = createWorkflowServiceClient({ baseUrl: cfg.apiUrl, token: cfg.serviceToken });
   const activities = createActivities({
     api,
-    artifacts: openArtifactStore(cfg.artifactStoreUrl),
+    artifacts: openArtifactStore(cfg),
     workspaceDir: cfg.workspaceDir,
     commandPath: cfg.commandPath,
     commandHome: cfg.commandHome,

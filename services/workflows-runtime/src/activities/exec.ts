@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { sandboxArgv, type SandboxSpec } from '../guardrails/sandbox.js';
 
 /** Keeps the last `limit` bytes of a stream of chunks. */
 export class OutputTail {
@@ -36,6 +37,10 @@ export interface CommandSpec {
   /** Called about once a second while the command runs. */
   onProgress?: (bytes: number) => void;
   killGraceMs?: number;
+  /** Run inside this sandbox (bubblewrap as an unprivileged user); plain `/bin/sh -c` when absent. */
+  sandbox?: SandboxSpec;
+  /** At most this many output bytes go to the transcript; the rest is counted and cut with a marker. */
+  maxOutputBytes?: number;
 }
 
 export interface CommandResult {
@@ -44,6 +49,8 @@ export interface CommandResult {
   durationMs: number;
   outputTail: string;
   outputBytes: number;
+  /** True when output beyond `maxOutputBytes` was cut from the transcript. */
+  truncated: boolean;
   timedOut: boolean;
   aborted: boolean;
 }
@@ -60,15 +67,32 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   const transcript = createWriteStream(spec.transcriptPath, { flags: 'a' });
   transcript.write(`$ ${spec.command}\n`);
   const tail = new OutputTail(spec.tailBytes ?? 4000);
-  const child = spawn('/bin/sh', ['-c', spec.command], {
+  const { file, args } = spec.sandbox ? sandboxArgv(spec.sandbox, spec.command) : { file: '/bin/sh', args: ['-c', spec.command] };
+  const dropPrivileges = spec.sandbox?.kind === 'bubblewrap';
+  const child = spawn(file, args, {
     cwd: spec.cwd,
     env: spec.env,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
+    uid: dropPrivileges ? spec.sandbox!.uid : undefined,
+    gid: dropPrivileges ? spec.sandbox!.gid : undefined,
   });
+  const budget = spec.maxOutputBytes ?? Number.POSITIVE_INFINITY;
+  let written = 0;
+  let truncated = false;
   const onData = (chunk: Buffer) => {
     tail.push(chunk);
-    transcript.write(chunk);
+    if (written >= budget) return;
+    const room = budget - written;
+    if (chunk.length > room) {
+      transcript.write(chunk.subarray(0, room));
+      transcript.write(`\n[ameide] output truncated: the transcript keeps the first ${budget} bytes\n`);
+      truncated = true;
+      written = budget;
+    } else {
+      transcript.write(chunk);
+      written += chunk.length;
+    }
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
@@ -107,7 +131,9 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   clearInterval(progress);
   spec.signal?.removeEventListener('abort', onAbort);
   const exitCode = timedOut ? TIMEOUT_EXIT_CODE : code ?? 128 + signalNumber(sig);
+  const outputBytes = tail.total;
   const note = timedOut ? `\n[ameide] killed after the ${Math.round(spec.timeoutMs / 1000)}s phase budget\n` : aborted ? '\n[ameide] killed: run cancelled\n' : '';
+  if (truncated) tail.push(Buffer.from(`\n[ameide] output truncated: ${outputBytes} bytes, the transcript keeps the first ${budget}\n`));
   if (note) tail.push(Buffer.from(note));
   transcript.end(`${note}[exit ${exitCode}${sig ? ` signal ${sig}` : ''}]\n`);
   await once(transcript, 'close');
@@ -116,7 +142,8 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     signal: sig ?? undefined,
     durationMs: Date.now() - started,
     outputTail: tail.toString(),
-    outputBytes: tail.total,
+    outputBytes,
+    truncated,
     timedOut,
     aborted,
   };

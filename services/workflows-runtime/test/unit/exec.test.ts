@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OutputTail, runCommand, TIMEOUT_EXIT_CODE } from '../../src/activities/exec.js';
 import { renderPrompt } from '../../src/activities/workspace.js';
+import { DEFAULT_GUARDRAILS } from '@ameide/temporal';
 
 const dir = mkdtempSync(join(tmpdir(), 'exec-'));
 const env = { PATH: '/usr/local/bin:/usr/bin:/bin' };
@@ -73,7 +74,7 @@ it('renders the agent prompt from the work item', () => {
       planVersion: 1,
       definitionId: 'd',
       definitionName: 'sample',
-      repo: { repoUrl: '', defaultBranch: 'main', installCommand: '', agentCommand: '', testCommand: '', branchPrefix: '', phaseTimeoutSeconds: 1, env: {} },
+      repo: { repoUrl: '', defaultBranch: 'main', installCommand: '', agentCommand: '', testCommand: '', branchPrefix: '', phaseTimeoutSeconds: 1, env: {}, guardrails: DEFAULT_GUARDRAILS, secrets: [] },
       workItems: [{ id: 'CALC-1', title: 'Add multiply', description: 'Users need it.', acceptanceCriteria: ['multiply(6,7)=42'], contextLinks: ['https://x/adr'] }],
       methodology: { profile: 'scrum', timeboxIds: ['s1'], goalIds: ['g1'], workItemIds: ['CALC-1'], elementIds: [] },
       trigger: 'manual',

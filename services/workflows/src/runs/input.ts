@@ -1,6 +1,6 @@
 import type { PlanSpecJson } from '@ameide/contracts';
 import type { PlanRow } from '@ameide/db';
-import type { CodingRunInput } from '@ameide/temporal';
+import { resolveGuardrails, type CodingRunInput, type CommandPhase } from '@ameide/temporal';
 
 /** Turns a stored plan into the plain workflow input (protobuf stops at the API edge). */
 export function codingRunInput(runId: string, plan: PlanRow): CodingRunInput {
@@ -23,6 +23,12 @@ export function codingRunInput(runId: string, plan: PlanRow): CodingRunInput {
       branchPrefix: repo.branchPrefix || 'ameide/',
       phaseTimeoutSeconds: repo.phaseTimeoutSeconds || 900,
       env: repo.env ?? {},
+      guardrails: resolveGuardrails(repo.guardrails),
+      secrets: (repo.secrets ?? []).map((r) => ({
+        name: r.name ?? '',
+        phases: (r.phases ?? []).map((p) => p.replace('PHASE_', '').toLowerCase() as CommandPhase),
+        fromEnv: r.fromEnv ?? '',
+      })),
     },
     workItems: (s.workItems ?? []).map((w) => ({
       id: w.id ?? '',

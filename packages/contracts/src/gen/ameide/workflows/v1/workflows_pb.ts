@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ameide/workflows/v1/workflows.proto.
  */
 export const file_ameide_workflows_v1_workflows: GenFile = /*@__PURE__*/
-  fileDesc("CiNhbWVpZGUvd29ya2Zsb3dzL3YxL3dvcmtmbG93cy5wcm90bxITYW1laWRlLndvcmtmbG93cy52MSJ4ChJNZXRob2RvbG9neUNvbnRleHQSDwoHcHJvZmlsZRgBIAEoCRITCgt0aW1lYm94X2lkcxgCIAMoCRIQCghnb2FsX2lkcxgDIAMoCRIVCg13b3JrX2l0ZW1faWRzGAQgAygJEhMKC2VsZW1lbnRfaWRzGAUgAygJIm4KCFdvcmtJdGVtEgoKAmlkGAEgASgJEg0KBXRpdGxlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhsKE2FjY2VwdGFuY2VfY3JpdGVyaWEYBCADKAkSFQoNY29udGV4dF9saW5rcxgFIAMoCSKdAgoORGVmaW5pdGlvblNwZWMSEAoIcmVwb191cmwYASABKAkSFgoOZGVmYXVsdF9icmFuY2gYAiABKAkSFwoPaW5zdGFsbF9jb21tYW5kGAMgASgJEhUKDWFnZW50X2NvbW1hbmQYBCABKAkSFAoMdGVzdF9jb21tYW5kGAUgASgJEhUKDWJyYW5jaF9wcmVmaXgYBiABKAkSHQoVcGhhc2VfdGltZW91dF9zZWNvbmRzGAcgASgNEjkKA2VudhgIIAMoCzIsLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvblNwZWMuRW52RW50cnkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLaAgoKRGVmaW5pdGlvbhIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIPCgd2ZXJzaW9uGAQgASgNEjEKBHNwZWMYBSABKAsyIy5hbWVpZGUud29ya2Zsb3dzLnYxLkRlZmluaXRpb25TcGVjEkUKC2Fubm90YXRpb25zGAYgAygLMjAuYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uLkFubm90YXRpb25zRW50cnkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiqQIKCFBsYW5TcGVjEhUKDWRlZmluaXRpb25faWQYASABKAkSFwoPZGVmaW5pdGlvbl9uYW1lGAIgASgJEhoKEmRlZmluaXRpb25fdmVyc2lvbhgDIAEoDRIxCgRyZXBvGAQgASgLMiMuYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uU3BlYxIxCgp3b3JrX2l0ZW1zGAUgAygLMh0uYW1laWRlLndvcmtmbG93cy52MS5Xb3JrSXRlbRI8CgttZXRob2RvbG9neRgGIAEoCzInLmFtZWlkZS53b3JrZmxvd3MudjEuTWV0aG9kb2xvZ3lDb250ZXh0Ei0KB3RyaWdnZXIYByABKA4yHC5hbWVpZGUud29ya2Zsb3dzLnYxLlRyaWdnZXIiiQIKBFBsYW4SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SKwoEc3BlYxgEIAEoCzIdLmFtZWlkZS53b3JrZmxvd3MudjEuUGxhblNwZWMSPwoLYW5ub3RhdGlvbnMYBSADKAsyKi5hbWVpZGUud29ya2Zsb3dzLnYxLlBsYW4uQW5ub3RhdGlvbnNFbnRyeRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpYCCgtQaGFzZVJlc3VsdBIpCgVwaGFzZRgBIAEoDjIaLmFtZWlkZS53b3JrZmxvd3MudjEuUGhhc2USLgoFc3RhdGUYAiABKA4yHy5hbWVpZGUud29ya2Zsb3dzLnYxLlBoYXNlU3RhdGUSFgoJZXhpdF9jb2RlGAMgASgFSACIAQESEwoLZHVyYXRpb25fbXMYBCABKAQSEwoLb3V0cHV0X3RhaWwYBSABKAkSLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgwKCl9leGl0X2NvZGUi3QEKClJ1blN1bW1hcnkSDgoGYnJhbmNoGAEgASgJEhMKC2Jhc2VfY29tbWl0GAIgASgJEhMKC2hlYWRfY29tbWl0GAMgASgJEhUKDWZpbGVzX2NoYW5nZWQYBCABKA0SEgoKaW5zZXJ0aW9ucxgFIAEoDRIRCglkZWxldGlvbnMYBiABKA0SGwoOdGVzdF9leGl0X2NvZGUYByABKAVIAIgBARIXCg90cmFuc2NyaXB0c191cmkYCCABKAkSDgoGcHVzaGVkGAkgASgIQhEKD190ZXN0X2V4aXRfY29kZSLlBQoDUnVuEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIPCgdwbGFuX2lkGAMgASgJEhQKDHBsYW5fdmVyc2lvbhgEIAEoDRIVCg1kZWZpbml0aW9uX2lkGAUgASgJEhcKD2RlZmluaXRpb25fbmFtZRgGIAEoCRIuCgZzdGF0dXMYByABKA4yHi5hbWVpZGUud29ya2Zsb3dzLnYxLlJ1blN0YXR1cxIpCgVwaGFzZRgIIAEoDjIaLmFtZWlkZS53b3JrZmxvd3MudjEuUGhhc2USEwoLd29ya2Zsb3dfaWQYCSABKAkSPAoLbWV0aG9kb2xvZ3kYCiABKAsyJy5hbWVpZGUud29ya2Zsb3dzLnYxLk1ldGhvZG9sb2d5Q29udGV4dBItCgd0cmlnZ2VyGAsgASgOMhwuYW1laWRlLndvcmtmbG93cy52MS5UcmlnZ2VyEjAKBnBoYXNlcxgMIAMoCzIgLmFtZWlkZS53b3JrZmxvd3MudjEuUGhhc2VSZXN1bHQSMAoHc3VtbWFyeRgNIAEoCzIfLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuU3VtbWFyeRINCgVlcnJvchgOIAEoCRIVCg1sYXN0X3NlcXVlbmNlGA8gASgEEi8KC2NyZWF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPgoLYW5ub3RhdGlvbnMYEyADKAsyKS5hbWVpZGUud29ya2Zsb3dzLnYxLlJ1bi5Bbm5vdGF0aW9uc0VudHJ5GjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKxBAoMU3RhdHVzVXBkYXRlEg4KBnJ1bl9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIzCgRraW5kGAMgASgOMiUuYW1laWRlLndvcmtmbG93cy52MS5TdGF0dXNVcGRhdGVLaW5kEikKBXBoYXNlGAQgASgOMhouYW1laWRlLndvcmtmbG93cy52MS5QaGFzZRI0CgtwaGFzZV9zdGF0ZRgFIAEoDjIfLmFtZWlkZS53b3JrZmxvd3MudjEuUGhhc2VTdGF0ZRIyCgpydW5fc3RhdHVzGAYgASgOMh4uYW1laWRlLndvcmtmbG93cy52MS5SdW5TdGF0dXMSFgoJZXhpdF9jb2RlGAcgASgFSACIAQESEwoLZHVyYXRpb25fbXMYCCABKAQSEwoLb3V0cHV0X3RhaWwYCSABKAkSDwoHbWVzc2FnZRgKIAEoCRJFCgphdHRyaWJ1dGVzGAsgAygLMjEuYW1laWRlLndvcmtmbG93cy52MS5TdGF0dXNVcGRhdGUuQXR0cmlidXRlc0VudHJ5EjAKB3N1bW1hcnkYDCABKAsyHy5hbWVpZGUud29ya2Zsb3dzLnYxLlJ1blN1bW1hcnkSKAoEdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDAoKX2V4aXRfY29kZSLiAQoXQ3JlYXRlRGVmaW5pdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIxCgRzcGVjGAIgASgLMiMuYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uU3BlYxJSCgthbm5vdGF0aW9ucxgDIAMoCzI9LmFtZWlkZS53b3JrZmxvd3MudjEuQ3JlYXRlRGVmaW5pdGlvblJlcXVlc3QuQW5ub3RhdGlvbnNFbnRyeRoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiTwoYQ3JlYXRlRGVmaW5pdGlvblJlc3BvbnNlEjMKCmRlZmluaXRpb24YASABKAsyHy5hbWVpZGUud29ya2Zsb3dzLnYxLkRlZmluaXRpb24i4AEKFkFwcGx5RGVmaW5pdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIxCgRzcGVjGAIgASgLMiMuYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uU3BlYxJRCgthbm5vdGF0aW9ucxgDIAMoCzI8LmFtZWlkZS53b3JrZmxvd3MudjEuQXBwbHlEZWZpbml0aW9uUmVxdWVzdC5Bbm5vdGF0aW9uc0VudHJ5GjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJfChdBcHBseURlZmluaXRpb25SZXNwb25zZRIzCgpkZWZpbml0aW9uGAEgASgLMh8uYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uEg8KB2NoYW5nZWQYAiABKAgiKgoUR2V0RGVmaW5pdGlvblJlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCSJMChVHZXREZWZpbml0aW9uUmVzcG9uc2USMwoKZGVmaW5pdGlvbhgBIAEoCzIfLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvbiIrChZMaXN0RGVmaW5pdGlvbnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDSJPChdMaXN0RGVmaW5pdGlvbnNSZXNwb25zZRI0CgtkZWZpbml0aW9ucxgBIAMoCzIfLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvbiLJAgoRQ3JlYXRlUGxhblJlcXVlc3QSEgoKZGVmaW5pdGlvbhgBIAEoCRIxCgp3b3JrX2l0ZW1zGAIgAygLMh0uYW1laWRlLndvcmtmbG93cy52MS5Xb3JrSXRlbRI8CgttZXRob2RvbG9neRgDIAEoCzInLmFtZWlkZS53b3JrZmxvd3MudjEuTWV0aG9kb2xvZ3lDb250ZXh0Ei0KB3RyaWdnZXIYBCABKA4yHC5hbWVpZGUud29ya2Zsb3dzLnYxLlRyaWdnZXISTAoLYW5ub3RhdGlvbnMYBSADKAsyNy5hbWVpZGUud29ya2Zsb3dzLnYxLkNyZWF0ZVBsYW5SZXF1ZXN0LkFubm90YXRpb25zRW50cnkaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KEkNyZWF0ZVBsYW5SZXNwb25zZRInCgRwbGFuGAEgASgLMhkuYW1laWRlLndvcmtmbG93cy52MS5QbGFuIhwKDkdldFBsYW5SZXF1ZXN0EgoKAmlkGAEgASgJIjoKD0dldFBsYW5SZXNwb25zZRInCgRwbGFuGAEgASgLMhkuYW1laWRlLndvcmtmbG93cy52MS5QbGFuIk8KEExpc3RQbGFuc1JlcXVlc3QSEgoKZGVmaW5pdGlvbhgBIAEoCRIUCgx3b3JrX2l0ZW1faWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgNIj0KEUxpc3RQbGFuc1Jlc3BvbnNlEigKBXBsYW5zGAEgAygLMhkuYW1laWRlLndvcmtmbG93cy52MS5QbGFuIuYCChdTdGFydFdvcmtmbG93UnVuUmVxdWVzdBIPCgdwbGFuX2lkGAEgASgJEhIKCmRlZmluaXRpb24YAiABKAkSMQoKd29ya19pdGVtcxgDIAMoCzIdLmFtZWlkZS53b3JrZmxvd3MudjEuV29ya0l0ZW0SPAoLbWV0aG9kb2xvZ3kYBCABKAsyJy5hbWVpZGUud29ya2Zsb3dzLnYxLk1ldGhvZG9sb2d5Q29udGV4dBItCgd0cmlnZ2VyGAUgASgOMhwuYW1laWRlLndvcmtmbG93cy52MS5UcmlnZ2VyElIKC2Fubm90YXRpb25zGAYgAygLMj0uYW1laWRlLndvcmtmbG93cy52MS5TdGFydFdvcmtmbG93UnVuUmVxdWVzdC5Bbm5vdGF0aW9uc0VudHJ5GjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJBChhTdGFydFdvcmtmbG93UnVuUmVzcG9uc2USJQoDcnVuGAEgASgLMhguYW1laWRlLndvcmtmbG93cy52MS5SdW4iIwoVR2V0V29ya2Zsb3dSdW5SZXF1ZXN0EgoKAmlkGAEgASgJIj8KFkdldFdvcmtmbG93UnVuUmVzcG9uc2USJQoDcnVuGAEgASgLMhguYW1laWRlLndvcmtmbG93cy52MS5SdW4iiAEKF0xpc3RXb3JrZmxvd1J1bnNSZXF1ZXN0EjAKCHN0YXR1c2VzGAEgAygOMh4uYW1laWRlLndvcmtmbG93cy52MS5SdW5TdGF0dXMSFAoMd29ya19pdGVtX2lkGAIgASgJEhIKCmRlZmluaXRpb24YAyABKAkSEQoJcGFnZV9zaXplGAQgASgNIkIKGExpc3RXb3JrZmxvd1J1bnNSZXNwb25zZRImCgRydW5zGAEgAygLMhguYW1laWRlLndvcmtmbG93cy52MS5SdW4iNgoYQ2FuY2VsV29ya2Zsb3dSdW5SZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJCChlDYW5jZWxXb3JrZmxvd1J1blJlc3BvbnNlEiUKA3J1bhgBIAEoCzIYLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuIjwKF1dhdGNoV29ya2Zsb3dSdW5SZXF1ZXN0EgoKAmlkGAEgASgJEhUKDWZyb21fc2VxdWVuY2UYAiABKAQiTQoYV2F0Y2hXb3JrZmxvd1J1blJlc3BvbnNlEjEKBnVwZGF0ZRgBIAEoCzIhLmFtZWlkZS53b3JrZmxvd3MudjEuU3RhdHVzVXBkYXRlIk4KGVJlY29yZFN0YXR1c1VwZGF0ZVJlcXVlc3QSMQoGdXBkYXRlGAEgASgLMiEuYW1laWRlLndvcmtmbG93cy52MS5TdGF0dXNVcGRhdGUiLwoaUmVjb3JkU3RhdHVzVXBkYXRlUmVzcG9uc2USEQoJZHVwbGljYXRlGAEgASgIKqEBCglSdW5TdGF0dXMSGgoWUlVOX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEVJVTl9TVEFUVVNfUVVFVUVEEAESFgoSUlVOX1NUQVRVU19SVU5OSU5HEAISGAoUUlVOX1NUQVRVU19DT01QTEVURUQQAxIVChFSVU5fU1RBVFVTX0ZBSUxFRBAEEhgKFFJVTl9TVEFUVVNfQ0FOQ0VMTEVEEAUqigEKBVBoYXNlEhUKEVBIQVNFX1VOU1BFQ0lGSUVEEAASEQoNUEhBU0VfUFJFUEFSRRABEhEKDVBIQVNFX0lOU1RBTEwQAhIPCgtQSEFTRV9BR0VOVBADEg4KClBIQVNFX1RFU1QQBBIRCg1QSEFTRV9QVUJMSVNIEAUSEAoMUEhBU0VfUkVQT1JUEAYqwgEKClBoYXNlU3RhdGUSGwoXUEhBU0VfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNQSEFTRV9TVEFURV9QRU5ESU5HEAESFwoTUEhBU0VfU1RBVEVfUlVOTklORxACEhkKFVBIQVNFX1NUQVRFX1NVQ0NFRURFRBADEhYKElBIQVNFX1NUQVRFX0ZBSUxFRBAEEhcKE1BIQVNFX1NUQVRFX1NLSVBQRUQQBRIZChVQSEFTRV9TVEFURV9DQU5DRUxMRUQQBipICgdUcmlnZ2VyEhcKE1RSSUdHRVJfVU5TUEVDSUZJRUQQABISCg5UUklHR0VSX01BTlVBTBABEhAKDFRSSUdHRVJfQVVUTxACKswBChBTdGF0dXNVcGRhdGVLaW5kEiIKHlNUQVRVU19VUERBVEVfS0lORF9VTlNQRUNJRklFRBAAEiIKHlNUQVRVU19VUERBVEVfS0lORF9SVU5fU1RBUlRFRBABEiQKIFNUQVRVU19VUERBVEVfS0lORF9QSEFTRV9TVEFSVEVEEAISJQohU1RBVFVTX1VQREFURV9LSU5EX1BIQVNFX0ZJTklTSEVEEAMSIwofU1RBVFVTX1VQREFURV9LSU5EX1JVTl9GSU5JU0hFRBAEMoILCg9Xb3JrZmxvd1NlcnZpY2USbwoQQ3JlYXRlRGVmaW5pdGlvbhIsLmFtZWlkZS53b3JrZmxvd3MudjEuQ3JlYXRlRGVmaW5pdGlvblJlcXVlc3QaLS5hbWVpZGUud29ya2Zsb3dzLnYxLkNyZWF0ZURlZmluaXRpb25SZXNwb25zZRJsCg9BcHBseURlZmluaXRpb24SKy5hbWVpZGUud29ya2Zsb3dzLnYxLkFwcGx5RGVmaW5pdGlvblJlcXVlc3QaLC5hbWVpZGUud29ya2Zsb3dzLnYxLkFwcGx5RGVmaW5pdGlvblJlc3BvbnNlEmYKDUdldERlZmluaXRpb24SKS5hbWVpZGUud29ya2Zsb3dzLnYxLkdldERlZmluaXRpb25SZXF1ZXN0GiouYW1laWRlLndvcmtmbG93cy52MS5HZXREZWZpbml0aW9uUmVzcG9uc2USbAoPTGlzdERlZmluaXRpb25zEisuYW1laWRlLndvcmtmbG93cy52MS5MaXN0RGVmaW5pdGlvbnNSZXF1ZXN0GiwuYW1laWRlLndvcmtmbG93cy52MS5MaXN0RGVmaW5pdGlvbnNSZXNwb25zZRJdCgpDcmVhdGVQbGFuEiYuYW1laWRlLndvcmtmbG93cy52MS5DcmVhdGVQbGFuUmVxdWVzdBonLmFtZWlkZS53b3JrZmxvd3MudjEuQ3JlYXRlUGxhblJlc3BvbnNlElQKB0dldFBsYW4SIy5hbWVpZGUud29ya2Zsb3dzLnYxLkdldFBsYW5SZXF1ZXN0GiQuYW1laWRlLndvcmtmbG93cy52MS5HZXRQbGFuUmVzcG9uc2USWgoJTGlzdFBsYW5zEiUuYW1laWRlLndvcmtmbG93cy52MS5MaXN0UGxhbnNSZXF1ZXN0GiYuYW1laWRlLndvcmtmbG93cy52MS5MaXN0UGxhbnNSZXNwb25zZRJvChBTdGFydFdvcmtmbG93UnVuEiwuYW1laWRlLndvcmtmbG93cy52MS5TdGFydFdvcmtmbG93UnVuUmVxdWVzdBotLmFtZWlkZS53b3JrZmxvd3MudjEuU3RhcnRXb3JrZmxvd1J1blJlc3BvbnNlEmkKDkdldFdvcmtmbG93UnVuEiouYW1laWRlLndvcmtmbG93cy52MS5HZXRXb3JrZmxvd1J1blJlcXVlc3QaKy5hbWVpZGUud29ya2Zsb3dzLnYxLkdldFdvcmtmbG93UnVuUmVzcG9uc2USbwoQTGlzdFdvcmtmbG93UnVucxIsLmFtZWlkZS53b3JrZmxvd3MudjEuTGlzdFdvcmtmbG93UnVuc1JlcXVlc3QaLS5hbWVpZGUud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd1J1bnNSZXNwb25zZRJyChFDYW5jZWxXb3JrZmxvd1J1bhItLmFtZWlkZS53b3JrZmxvd3MudjEuQ2FuY2VsV29ya2Zsb3dSdW5SZXF1ZXN0Gi4uYW1laWRlLndvcmtmbG93cy52MS5DYW5jZWxXb3JrZmxvd1J1blJlc3BvbnNlEnEKEFdhdGNoV29ya2Zsb3dSdW4SLC5hbWVpZGUud29ya2Zsb3dzLnYxLldhdGNoV29ya2Zsb3dSdW5SZXF1ZXN0Gi0uYW1laWRlLndvcmtmbG93cy52MS5XYXRjaFdvcmtmbG93UnVuUmVzcG9uc2UwARJ1ChJSZWNvcmRTdGF0dXNVcGRhdGUSLi5hbWVpZGUud29ya2Zsb3dzLnYxLlJlY29yZFN0YXR1c1VwZGF0ZVJlcXVlc3QaLy5hbWVpZGUud29ya2Zsb3dzLnYxLlJlY29yZFN0YXR1c1VwZGF0ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiNhbWVpZGUvd29ya2Zsb3dzL3YxL3dvcmtmbG93cy5wcm90bxITYW1laWRlLndvcmtmbG93cy52MSJ4ChJNZXRob2RvbG9neUNvbnRleHQSDwoHcHJvZmlsZRgBIAEoCRITCgt0aW1lYm94X2lkcxgCIAMoCRIQCghnb2FsX2lkcxgDIAMoCRIVCg13b3JrX2l0ZW1faWRzGAQgAygJEhMKC2VsZW1lbnRfaWRzGAUgAygJIm4KCFdvcmtJdGVtEgoKAmlkGAEgASgJEg0KBXRpdGxlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhsKE2FjY2VwdGFuY2VfY3JpdGVyaWEYBCADKAkSFQoNY29udGV4dF9saW5rcxgFIAMoCSKDAwoORGVmaW5pdGlvblNwZWMSEAoIcmVwb191cmwYASABKAkSFgoOZGVmYXVsdF9icmFuY2gYAiABKAkSFwoPaW5zdGFsbF9jb21tYW5kGAMgASgJEhUKDWFnZW50X2NvbW1hbmQYBCABKAkSFAoMdGVzdF9jb21tYW5kGAUgASgJEhUKDWJyYW5jaF9wcmVmaXgYBiABKAkSHQoVcGhhc2VfdGltZW91dF9zZWNvbmRzGAcgASgNEjkKA2VudhgIIAMoCzIsLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvblNwZWMuRW52RW50cnkSMwoKZ3VhcmRyYWlscxgJIAEoCzIfLmFtZWlkZS53b3JrZmxvd3MudjEuR3VhcmRyYWlscxIvCgdzZWNyZXRzGAogAygLMh4uYW1laWRlLndvcmtmbG93cy52MS5TZWNyZXRSZWYaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLeAQoKR3VhcmRyYWlscxIPCgdzYW5kYm94GAEgASgJEhUKDWFsbG93ZWRfcGF0aHMYAiADKAkSFAoMZGVuaWVkX3BhdGhzGAMgAygJEjIKB25ldHdvcmsYBCABKAsyIS5hbWVpZGUud29ya2Zsb3dzLnYxLlBoYXNlTmV0d29yaxItCgdidWRnZXRzGAUgASgLMhwuYW1laWRlLndvcmtmbG93cy52MS5CdWRnZXRzEhYKDnBhY2thZ2VfY2FjaGVzGAYgAygJEhcKD3JlYWRfb25seV9wYXRocxgHIAMoCSJqCgxQaGFzZU5ldHdvcmsSFAoHaW5zdGFsbBgBIAEoCEgAiAEBEhIKBWFnZW50GAIgASgISAGIAQESEQoEdGVzdBgDIAEoCEgCiAEBQgoKCF9pbnN0YWxsQggKBl9hZ2VudEIHCgVfdGVzdCKFAQoHQnVkZ2V0cxIUCgxtYXhfY29tbWFuZHMYASABKA0SGwoTcnVuX3RpbWVvdXRfc2Vjb25kcxgCIAEoDRIYChBtYXhfb3V0cHV0X2J5dGVzGAMgASgEEhUKDW1heF9wcm9jZXNzZXMYBCABKA0SFgoObWF4X2ZpbGVfYnl0ZXMYBSABKAQiVwoJU2VjcmV0UmVmEgwKBG5hbWUYASABKAkSKgoGcGhhc2VzGAIgAygOMhouYW1laWRlLndvcmtmbG93cy52MS5QaGFzZRIQCghmcm9tX2VudhgDIAEoCSLaAgoKRGVmaW5pdGlvbhIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIPCgd2ZXJzaW9uGAQgASgNEjEKBHNwZWMYBSABKAsyIy5hbWVpZGUud29ya2Zsb3dzLnYxLkRlZmluaXRpb25TcGVjEkUKC2Fubm90YXRpb25zGAYgAygLMjAuYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uLkFubm90YXRpb25zRW50cnkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiqQIKCFBsYW5TcGVjEhUKDWRlZmluaXRpb25faWQYASABKAkSFwoPZGVmaW5pdGlvbl9uYW1lGAIgASgJEhoKEmRlZmluaXRpb25fdmVyc2lvbhgDIAEoDRIxCgRyZXBvGAQgASgLMiMuYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uU3BlYxIxCgp3b3JrX2l0ZW1zGAUgAygLMh0uYW1laWRlLndvcmtmbG93cy52MS5Xb3JrSXRlbRI8CgttZXRob2RvbG9neRgGIAEoCzInLmFtZWlkZS53b3JrZmxvd3MudjEuTWV0aG9kb2xvZ3lDb250ZXh0Ei0KB3RyaWdnZXIYByABKA4yHC5hbWVpZGUud29ya2Zsb3dzLnYxLlRyaWdnZXIiiQIKBFBsYW4SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SKwoEc3BlYxgEIAEoCzIdLmFtZWlkZS53b3JrZmxvd3MudjEuUGxhblNwZWMSPwoLYW5ub3RhdGlvbnMYBSADKAsyKi5hbWVpZGUud29ya2Zsb3dzLnYxLlBsYW4uQW5ub3RhdGlvbnNFbnRyeRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpYCCgtQaGFzZVJlc3VsdBIpCgVwaGFzZRgBIAEoDjIaLmFtZWlkZS53b3JrZmxvd3MudjEuUGhhc2USLgoFc3RhdGUYAiABKA4yHy5hbWVpZGUud29ya2Zsb3dzLnYxLlBoYXNlU3RhdGUSFgoJZXhpdF9jb2RlGAMgASgFSACIAQESEwoLZHVyYXRpb25fbXMYBCABKAQSEwoLb3V0cHV0X3RhaWwYBSABKAkSLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgwKCl9leGl0X2NvZGUizwIKClJ1blN1bW1hcnkSDgoGYnJhbmNoGAEgASgJEhMKC2Jhc2VfY29tbWl0GAIgASgJEhMKC2hlYWRfY29tbWl0GAMgASgJEhUKDWZpbGVzX2NoYW5nZWQYBCABKA0SEgoKaW5zZXJ0aW9ucxgFIAEoDRIRCglkZWxldGlvbnMYBiABKA0SGwoOdGVzdF9leGl0X2NvZGUYByABKAVIAIgBARIXCg90cmFuc2NyaXB0c191cmkYCCABKAkSDgoGcHVzaGVkGAkgASgIEhMKC2hhbmRvZmZfdXJpGAogASgJEhYKDmhhbmRvZmZfc2hhMjU2GAsgASgJEg8KB3NhbmRib3gYDCABKAkSFwoPYnVkZ2V0X2V4Y2VlZGVkGA0gASgJEhkKEXBvbGljeV92aW9sYXRpb25zGA4gAygJQhEKD190ZXN0X2V4aXRfY29kZSLlBQoDUnVuEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIPCgdwbGFuX2lkGAMgASgJEhQKDHBsYW5fdmVyc2lvbhgEIAEoDRIVCg1kZWZpbml0aW9uX2lkGAUgASgJEhcKD2RlZmluaXRpb25fbmFtZRgGIAEoCRIuCgZzdGF0dXMYByABKA4yHi5hbWVpZGUud29ya2Zsb3dzLnYxLlJ1blN0YXR1cxIpCgVwaGFzZRgIIAEoDjIaLmFtZWlkZS53b3JrZmxvd3MudjEuUGhhc2USEwoLd29ya2Zsb3dfaWQYCSABKAkSPAoLbWV0aG9kb2xvZ3kYCiABKAsyJy5hbWVpZGUud29ya2Zsb3dzLnYxLk1ldGhvZG9sb2d5Q29udGV4dBItCgd0cmlnZ2VyGAsgASgOMhwuYW1laWRlLndvcmtmbG93cy52MS5UcmlnZ2VyEjAKBnBoYXNlcxgMIAMoCzIgLmFtZWlkZS53b3JrZmxvd3MudjEuUGhhc2VSZXN1bHQSMAoHc3VtbWFyeRgNIAEoCzIfLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuU3VtbWFyeRINCgVlcnJvchgOIAEoCRIVCg1sYXN0X3NlcXVlbmNlGA8gASgEEi8KC2NyZWF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPgoLYW5ub3RhdGlvbnMYEyADKAsyKS5hbWVpZGUud29ya2Zsb3dzLnYxLlJ1bi5Bbm5vdGF0aW9uc0VudHJ5GjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKxBAoMU3RhdHVzVXBkYXRlEg4KBnJ1bl9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIzCgRraW5kGAMgASgOMiUuYW1laWRlLndvcmtmbG93cy52MS5TdGF0dXNVcGRhdGVLaW5kEikKBXBoYXNlGAQgASgOMhouYW1laWRlLndvcmtmbG93cy52MS5QaGFzZRI0CgtwaGFzZV9zdGF0ZRgFIAEoDjIfLmFtZWlkZS53b3JrZmxvd3MudjEuUGhhc2VTdGF0ZRIyCgpydW5fc3RhdHVzGAYgASgOMh4uYW1laWRlLndvcmtmbG93cy52MS5SdW5TdGF0dXMSFgoJZXhpdF9jb2RlGAcgASgFSACIAQESEwoLZHVyYXRpb25fbXMYCCABKAQSEwoLb3V0cHV0X3RhaWwYCSABKAkSDwoHbWVzc2FnZRgKIAEoCRJFCgphdHRyaWJ1dGVzGAsgAygLMjEuYW1laWRlLndvcmtmbG93cy52MS5TdGF0dXNVcGRhdGUuQXR0cmlidXRlc0VudHJ5EjAKB3N1bW1hcnkYDCABKAsyHy5hbWVpZGUud29ya2Zsb3dzLnYxLlJ1blN1bW1hcnkSKAoEdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDAoKX2V4aXRfY29kZSLiAQoXQ3JlYXRlRGVmaW5pdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIxCgRzcGVjGAIgASgLMiMuYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uU3BlYxJSCgthbm5vdGF0aW9ucxgDIAMoCzI9LmFtZWlkZS53b3JrZmxvd3MudjEuQ3JlYXRlRGVmaW5pdGlvblJlcXVlc3QuQW5ub3RhdGlvbnNFbnRyeRoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiTwoYQ3JlYXRlRGVmaW5pdGlvblJlc3BvbnNlEjMKCmRlZmluaXRpb24YASABKAsyHy5hbWVpZGUud29ya2Zsb3dzLnYxLkRlZmluaXRpb24i4AEKFkFwcGx5RGVmaW5pdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIxCgRzcGVjGAIgASgLMiMuYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uU3BlYxJRCgthbm5vdGF0aW9ucxgDIAMoCzI8LmFtZWlkZS53b3JrZmxvd3MudjEuQXBwbHlEZWZpbml0aW9uUmVxdWVzdC5Bbm5vdGF0aW9uc0VudHJ5GjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJfChdBcHBseURlZmluaXRpb25SZXNwb25zZRIzCgpkZWZpbml0aW9uGAEgASgLMh8uYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uEg8KB2NoYW5nZWQYAiABKAgiKgoUR2V0RGVmaW5pdGlvblJlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCSJMChVHZXREZWZpbml0aW9uUmVzcG9uc2USMwoKZGVmaW5pdGlvbhgBIAEoCzIfLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvbiIrChZMaXN0RGVmaW5pdGlvbnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDSJPChdMaXN0RGVmaW5pdGlvbnNSZXNwb25zZRI0CgtkZWZpbml0aW9ucxgBIAMoCzIfLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvbiLJAgoRQ3JlYXRlUGxhblJlcXVlc3QSEgoKZGVmaW5pdGlvbhgBIAEoCRIxCgp3b3JrX2l0ZW1zGAIgAygLMh0uYW1laWRlLndvcmtmbG93cy52MS5Xb3JrSXRlbRI8CgttZXRob2RvbG9neRgDIAEoCzInLmFtZWlkZS53b3JrZmxvd3MudjEuTWV0aG9kb2xvZ3lDb250ZXh0Ei0KB3RyaWdnZXIYBCABKA4yHC5hbWVpZGUud29ya2Zsb3dzLnYxLlRyaWdnZXISTAoLYW5ub3RhdGlvbnMYBSADKAsyNy5hbWVpZGUud29ya2Zsb3dzLnYxLkNyZWF0ZVBsYW5SZXF1ZXN0LkFubm90YXRpb25zRW50cnkaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KEkNyZWF0ZVBsYW5SZXNwb25zZRInCgRwbGFuGAEgASgLMhkuYW1laWRlLndvcmtmbG93cy52MS5QbGFuIhwKDkdldFBsYW5SZXF1ZXN0EgoKAmlkGAEgASgJIjoKD0dldFBsYW5SZXNwb25zZRInCgRwbGFuGAEgASgLMhkuYW1laWRlLndvcmtmbG93cy52MS5QbGFuIk8KEExpc3RQbGFuc1JlcXVlc3QSEgoKZGVmaW5pdGlvbhgBIAEoCRIUCgx3b3JrX2l0ZW1faWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgNIj0KEUxpc3RQbGFuc1Jlc3BvbnNlEigKBXBsYW5zGAEgAygLMhkuYW1laWRlLndvcmtmbG93cy52MS5QbGFuIuYCChdTdGFydFdvcmtmbG93UnVuUmVxdWVzdBIPCgdwbGFuX2lkGAEgASgJEhIKCmRlZmluaXRpb24YAiABKAkSMQoKd29ya19pdGVtcxgDIAMoCzIdLmFtZWlkZS53b3JrZmxvd3MudjEuV29ya0l0ZW0SPAoLbWV0aG9kb2xvZ3kYBCABKAsyJy5hbWVpZGUud29ya2Zsb3dzLnYxLk1ldGhvZG9sb2d5Q29udGV4dBItCgd0cmlnZ2VyGAUgASgOMhwuYW1laWRlLndvcmtmbG93cy52MS5UcmlnZ2VyElIKC2Fubm90YXRpb25zGAYgAygLMj0uYW1laWRlLndvcmtmbG93cy52MS5TdGFydFdvcmtmbG93UnVuUmVxdWVzdC5Bbm5vdGF0aW9uc0VudHJ5GjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJBChhTdGFydFdvcmtmbG93UnVuUmVzcG9uc2USJQoDcnVuGAEgASgLMhguYW1laWRlLndvcmtmbG93cy52MS5SdW4iIwoVR2V0V29ya2Zsb3dSdW5SZXF1ZXN0EgoKAmlkGAEgASgJIj8KFkdldFdvcmtmbG93UnVuUmVzcG9uc2USJQoDcnVuGAEgASgLMhguYW1laWRlLndvcmtmbG93cy52MS5SdW4iiAEKF0xpc3RXb3JrZmxvd1J1bnNSZXF1ZXN0EjAKCHN0YXR1c2VzGAEgAygOMh4uYW1laWRlLndvcmtmbG93cy52MS5SdW5TdGF0dXMSFAoMd29ya19pdGVtX2lkGAIgASgJEhIKCmRlZmluaXRpb24YAyABKAkSEQoJcGFnZV9zaXplGAQgASgNIkIKGExpc3RXb3JrZmxvd1J1bnNSZXNwb25zZRImCgRydW5zGAEgAygLMhguYW1laWRlLndvcmtmbG93cy52MS5SdW4iNgoYQ2FuY2VsV29ya2Zsb3dSdW5SZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJCChlDYW5jZWxXb3JrZmxvd1J1blJlc3BvbnNlEiUKA3J1bhgBIAEoCzIYLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuIjwKF1dhdGNoV29ya2Zsb3dSdW5SZXF1ZXN0EgoKAmlkGAEgASgJEhUKDWZyb21fc2VxdWVuY2UYAiABKAQiTQoYV2F0Y2hXb3JrZmxvd1J1blJlc3BvbnNlEjEKBnVwZGF0ZRgBIAEoCzIhLmFtZWlkZS53b3JrZmxvd3MudjEuU3RhdHVzVXBkYXRlIk4KGVJlY29yZFN0YXR1c1VwZGF0ZVJlcXVlc3QSMQoGdXBkYXRlGAEgASgLMiEuYW1laWRlLndvcmtmbG93cy52MS5TdGF0dXNVcGRhdGUiLwoaUmVjb3JkU3RhdHVzVXBkYXRlUmVzcG9uc2USEQoJZHVwbGljYXRlGAEgASgIKrwBCglSdW5TdGF0dXMSGgoWUlVOX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEVJVTl9TVEFUVVNfUVVFVUVEEAESFgoSUlVOX1NUQVRVU19SVU5OSU5HEAISGAoUUlVOX1NUQVRVU19DT01QTEVURUQQAxIVChFSVU5fU1RBVFVTX0ZBSUxFRBAEEhgKFFJVTl9TVEFUVVNfQ0FOQ0VMTEVEEAUSGQoVUlVOX1NUQVRVU19IQU5ERURfT0ZGEAYqigEKBVBoYXNlEhUKEVBIQVNFX1VOU1BFQ0lGSUVEEAASEQoNUEhBU0VfUFJFUEFSRRABEhEKDVBIQVNFX0lOU1RBTEwQAhIPCgtQSEFTRV9BR0VOVBADEg4KClBIQVNFX1RFU1QQBBIRCg1QSEFTRV9QVUJMSVNIEAUSEAoMUEhBU0VfUkVQT1JUEAYqwgEKClBoYXNlU3RhdGUSGwoXUEhBU0VfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNQSEFTRV9TVEFURV9QRU5ESU5HEAESFwoTUEhBU0VfU1RBVEVfUlVOTklORxACEhkKFVBIQVNFX1NUQVRFX1NVQ0NFRURFRBADEhYKElBIQVNFX1NUQVRFX0ZBSUxFRBAEEhcKE1BIQVNFX1NUQVRFX1NLSVBQRUQQBRIZChVQSEFTRV9TVEFURV9DQU5DRUxMRUQQBipICgdUcmlnZ2VyEhcKE1RSSUdHRVJfVU5TUEVDSUZJRUQQABISCg5UUklHR0VSX01BTlVBTBABEhAKDFRSSUdHRVJfQVVUTxACKswBChBTdGF0dXNVcGRhdGVLaW5kEiIKHlNUQVRVU19VUERBVEVfS0lORF9VTlNQRUNJRklFRBAAEiIKHlNUQVRVU19VUERBVEVfS0lORF9SVU5fU1RBUlRFRBABEiQKIFNUQVRVU19VUERBVEVfS0lORF9QSEFTRV9TVEFSVEVEEAISJQohU1RBVFVTX1VQREFURV9LSU5EX1BIQVNFX0ZJTklTSEVEEAMSIwofU1RBVFVTX1VQREFURV9LSU5EX1JVTl9GSU5JU0hFRBAEMoILCg9Xb3JrZmxvd1NlcnZpY2USbwoQQ3JlYXRlRGVmaW5pdGlvbhIsLmFtZWlkZS53b3JrZmxvd3MudjEuQ3JlYXRlRGVmaW5pdGlvblJlcXVlc3QaLS5hbWVpZGUud29ya2Zsb3dzLnYxLkNyZWF0ZURlZmluaXRpb25SZXNwb25zZRJsCg9BcHBseURlZmluaXRpb24SKy5hbWVpZGUud29ya2Zsb3dzLnYxLkFwcGx5RGVmaW5pdGlvblJlcXVlc3QaLC5hbWVpZGUud29ya2Zsb3dzLnYxLkFwcGx5RGVmaW5pdGlvblJlc3BvbnNlEmYKDUdldERlZmluaXRpb24SKS5hbWVpZGUud29ya2Zsb3dzLnYxLkdldERlZmluaXRpb25SZXF1ZXN0GiouYW1laWRlLndvcmtmbG93cy52MS5HZXREZWZpbml0aW9uUmVzcG9uc2USbAoPTGlzdERlZmluaXRpb25zEisuYW1laWRlLndvcmtmbG93cy52MS5MaXN0RGVmaW5pdGlvbnNSZXF1ZXN0GiwuYW1laWRlLndvcmtmbG93cy52MS5MaXN0RGVmaW5pdGlvbnNSZXNwb25zZRJdCgpDcmVhdGVQbGFuEiYuYW1laWRlLndvcmtmbG93cy52MS5DcmVhdGVQbGFuUmVxdWVzdBonLmFtZWlkZS53b3JrZmxvd3MudjEuQ3JlYXRlUGxhblJlc3BvbnNlElQKB0dldFBsYW4SIy5hbWVpZGUud29ya2Zsb3dzLnYxLkdldFBsYW5SZXF1ZXN0GiQuYW1laWRlLndvcmtmbG93cy52MS5HZXRQbGFuUmVzcG9uc2USWgoJTGlzdFBsYW5zEiUuYW1laWRlLndvcmtmbG93cy52MS5MaXN0UGxhbnNSZXF1ZXN0GiYuYW1laWRlLndvcmtmbG93cy52MS5MaXN0UGxhbnNSZXNwb25zZRJvChBTdGFydFdvcmtmbG93UnVuEiwuYW1laWRlLndvcmtmbG93cy52MS5TdGFydFdvcmtmbG93UnVuUmVxdWVzdBotLmFtZWlkZS53b3JrZmxvd3MudjEuU3RhcnRXb3JrZmxvd1J1blJlc3BvbnNlEmkKDkdldFdvcmtmbG93UnVuEiouYW1laWRlLndvcmtmbG93cy52MS5HZXRXb3JrZmxvd1J1blJlcXVlc3QaKy5hbWVpZGUud29ya2Zsb3dzLnYxLkdldFdvcmtmbG93UnVuUmVzcG9uc2USbwoQTGlzdFdvcmtmbG93UnVucxIsLmFtZWlkZS53b3JrZmxvd3MudjEuTGlzdFdvcmtmbG93UnVuc1JlcXVlc3QaLS5hbWVpZGUud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd1J1bnNSZXNwb25zZRJyChFDYW5jZWxXb3JrZmxvd1J1bhItLmFtZWlkZS53b3JrZmxvd3MudjEuQ2FuY2VsV29ya2Zsb3dSdW5SZXF1ZXN0Gi4uYW1laWRlLndvcmtmbG93cy52MS5DYW5jZWxXb3JrZmxvd1J1blJlc3BvbnNlEnEKEFdhdGNoV29ya2Zsb3dSdW4SLC5hbWVpZGUud29ya2Zsb3dzLnYxLldhdGNoV29ya2Zsb3dSdW5SZXF1ZXN0Gi0uYW1laWRlLndvcmtmbG93cy52MS5XYXRjaFdvcmtmbG93UnVuUmVzcG9uc2UwARJ1ChJSZWNvcmRTdGF0dXNVcGRhdGUSLi5hbWVpZGUud29ya2Zsb3dzLnYxLlJlY29yZFN0YXR1c1VwZGF0ZVJlcXVlc3QaLy5hbWVpZGUud29ya2Zsb3dzLnYxLlJlY29yZFN0YXR1c1VwZGF0ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * MethodologyContext ties a plan or run to the methodology artifacts it serves.
@@ -221,6 +221,20 @@ export type DefinitionSpec = Message<"ameide.workflows.v1.DefinitionSpec"> & {
    * @generated from field: map<string, string> env = 8;
    */
   env: { [key: string]: string };
+
+  /**
+   * Limits every command of a run is held to.
+   *
+   * @generated from field: ameide.workflows.v1.Guardrails guardrails = 9;
+   */
+  guardrails?: Guardrails | undefined;
+
+  /**
+   * Secrets commands may see, by reference; values never leave the worker.
+   *
+   * @generated from field: repeated ameide.workflows.v1.SecretRef secrets = 10;
+   */
+  secrets: SecretRef[];
 };
 
 /**
@@ -284,6 +298,20 @@ export type DefinitionSpecJson = {
    * @generated from field: map<string, string> env = 8;
    */
   env?: { [key: string]: string };
+
+  /**
+   * Limits every command of a run is held to.
+   *
+   * @generated from field: ameide.workflows.v1.Guardrails guardrails = 9;
+   */
+  guardrails?: GuardrailsJson;
+
+  /**
+   * Secrets commands may see, by reference; values never leave the worker.
+   *
+   * @generated from field: repeated ameide.workflows.v1.SecretRef secrets = 10;
+   */
+  secrets?: SecretRefJson[];
 };
 
 /**
@@ -292,6 +320,326 @@ export type DefinitionSpecJson = {
  */
 export const DefinitionSpecSchema: GenMessage<DefinitionSpec, {jsonType: DefinitionSpecJson}> = /*@__PURE__*/
   messageDesc(file_ameide_workflows_v1_workflows, 2);
+
+/**
+ * Guardrails hold every command a run executes: where it runs, what it may touch, how long.
+ *
+ * @generated from message ameide.workflows.v1.Guardrails
+ */
+export type Guardrails = Message<"ameide.workflows.v1.Guardrails"> & {
+  /**
+   * "bubblewrap" (default) or "none"; "none" must be set explicitly and is recorded in the run.
+   *
+   * @generated from field: string sandbox = 1;
+   */
+  sandbox: string;
+
+  /**
+   * Globs of repo paths the change may touch (default: everything).
+   *
+   * @generated from field: repeated string allowed_paths = 2;
+   */
+  allowedPaths: string[];
+
+  /**
+   * Globs of repo paths the change may never touch (default: .git/** and .github/workflows/**).
+   *
+   * @generated from field: repeated string denied_paths = 3;
+   */
+  deniedPaths: string[];
+
+  /**
+   * Network access per phase (default: install online, agent and test offline).
+   *
+   * @generated from field: ameide.workflows.v1.PhaseNetwork network = 4;
+   */
+  network?: PhaseNetwork | undefined;
+
+  /**
+   * @generated from field: ameide.workflows.v1.Budgets budgets = 5;
+   */
+  budgets?: Budgets | undefined;
+
+  /**
+   * Package caches shared by the tenant's runs: "npm", "pnpm", "pip", "go".
+   *
+   * @generated from field: repeated string package_caches = 6;
+   */
+  packageCaches: string[];
+
+  /**
+   * Extra read-only directories commands need (toolchains outside /usr and /opt).
+   *
+   * @generated from field: repeated string read_only_paths = 7;
+   */
+  readOnlyPaths: string[];
+};
+
+/**
+ * Guardrails hold every command a run executes: where it runs, what it may touch, how long.
+ *
+ * @generated from message ameide.workflows.v1.Guardrails
+ */
+export type GuardrailsJson = {
+  /**
+   * "bubblewrap" (default) or "none"; "none" must be set explicitly and is recorded in the run.
+   *
+   * @generated from field: string sandbox = 1;
+   */
+  sandbox?: string;
+
+  /**
+   * Globs of repo paths the change may touch (default: everything).
+   *
+   * @generated from field: repeated string allowed_paths = 2;
+   */
+  allowedPaths?: string[];
+
+  /**
+   * Globs of repo paths the change may never touch (default: .git/** and .github/workflows/**).
+   *
+   * @generated from field: repeated string denied_paths = 3;
+   */
+  deniedPaths?: string[];
+
+  /**
+   * Network access per phase (default: install online, agent and test offline).
+   *
+   * @generated from field: ameide.workflows.v1.PhaseNetwork network = 4;
+   */
+  network?: PhaseNetworkJson;
+
+  /**
+   * @generated from field: ameide.workflows.v1.Budgets budgets = 5;
+   */
+  budgets?: BudgetsJson;
+
+  /**
+   * Package caches shared by the tenant's runs: "npm", "pnpm", "pip", "go".
+   *
+   * @generated from field: repeated string package_caches = 6;
+   */
+  packageCaches?: string[];
+
+  /**
+   * Extra read-only directories commands need (toolchains outside /usr and /opt).
+   *
+   * @generated from field: repeated string read_only_paths = 7;
+   */
+  readOnlyPaths?: string[];
+};
+
+/**
+ * Describes the message ameide.workflows.v1.Guardrails.
+ * Use `create(GuardrailsSchema)` to create a new message.
+ */
+export const GuardrailsSchema: GenMessage<Guardrails, {jsonType: GuardrailsJson}> = /*@__PURE__*/
+  messageDesc(file_ameide_workflows_v1_workflows, 3);
+
+/**
+ * PhaseNetwork says which command phases may reach the network.
+ *
+ * @generated from message ameide.workflows.v1.PhaseNetwork
+ */
+export type PhaseNetwork = Message<"ameide.workflows.v1.PhaseNetwork"> & {
+  /**
+   * @generated from field: optional bool install = 1;
+   */
+  install?: boolean | undefined;
+
+  /**
+   * @generated from field: optional bool agent = 2;
+   */
+  agent?: boolean | undefined;
+
+  /**
+   * @generated from field: optional bool test = 3;
+   */
+  test?: boolean | undefined;
+};
+
+/**
+ * PhaseNetwork says which command phases may reach the network.
+ *
+ * @generated from message ameide.workflows.v1.PhaseNetwork
+ */
+export type PhaseNetworkJson = {
+  /**
+   * @generated from field: optional bool install = 1;
+   */
+  install?: boolean;
+
+  /**
+   * @generated from field: optional bool agent = 2;
+   */
+  agent?: boolean;
+
+  /**
+   * @generated from field: optional bool test = 3;
+   */
+  test?: boolean;
+};
+
+/**
+ * Describes the message ameide.workflows.v1.PhaseNetwork.
+ * Use `create(PhaseNetworkSchema)` to create a new message.
+ */
+export const PhaseNetworkSchema: GenMessage<PhaseNetwork, {jsonType: PhaseNetworkJson}> = /*@__PURE__*/
+  messageDesc(file_ameide_workflows_v1_workflows, 4);
+
+/**
+ * Budgets of a run; zero means the default.
+ *
+ * @generated from message ameide.workflows.v1.Budgets
+ */
+export type Budgets = Message<"ameide.workflows.v1.Budgets"> & {
+  /**
+   * Commands per run (default 20).
+   *
+   * @generated from field: uint32 max_commands = 1;
+   */
+  maxCommands: number;
+
+  /**
+   * Wall-clock for the whole run in seconds (default 3600).
+   *
+   * @generated from field: uint32 run_timeout_seconds = 2;
+   */
+  runTimeoutSeconds: number;
+
+  /**
+   * Output bytes kept per command in its transcript (default 10 MiB).
+   *
+   * @generated from field: uint64 max_output_bytes = 3;
+   */
+  maxOutputBytes: bigint;
+
+  /**
+   * Processes of the sandbox user (default 256).
+   *
+   * @generated from field: uint32 max_processes = 4;
+   */
+  maxProcesses: number;
+
+  /**
+   * Largest file a command may write, in bytes (default 1 GiB).
+   *
+   * @generated from field: uint64 max_file_bytes = 5;
+   */
+  maxFileBytes: bigint;
+};
+
+/**
+ * Budgets of a run; zero means the default.
+ *
+ * @generated from message ameide.workflows.v1.Budgets
+ */
+export type BudgetsJson = {
+  /**
+   * Commands per run (default 20).
+   *
+   * @generated from field: uint32 max_commands = 1;
+   */
+  maxCommands?: number;
+
+  /**
+   * Wall-clock for the whole run in seconds (default 3600).
+   *
+   * @generated from field: uint32 run_timeout_seconds = 2;
+   */
+  runTimeoutSeconds?: number;
+
+  /**
+   * Output bytes kept per command in its transcript (default 10 MiB).
+   *
+   * @generated from field: uint64 max_output_bytes = 3;
+   */
+  maxOutputBytes?: string;
+
+  /**
+   * Processes of the sandbox user (default 256).
+   *
+   * @generated from field: uint32 max_processes = 4;
+   */
+  maxProcesses?: number;
+
+  /**
+   * Largest file a command may write, in bytes (default 1 GiB).
+   *
+   * @generated from field: uint64 max_file_bytes = 5;
+   */
+  maxFileBytes?: string;
+};
+
+/**
+ * Describes the message ameide.workflows.v1.Budgets.
+ * Use `create(BudgetsSchema)` to create a new message.
+ */
+export const BudgetsSchema: GenMessage<Budgets, {jsonType: BudgetsJson}> = /*@__PURE__*/
+  messageDesc(file_ameide_workflows_v1_workflows, 5);
+
+/**
+ * SecretRef names a secret the worker holds and the phases that may see it.
+ *
+ * @generated from message ameide.workflows.v1.SecretRef
+ */
+export type SecretRef = Message<"ameide.workflows.v1.SecretRef"> & {
+  /**
+   * Environment variable name the value is given as.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Phases that see it (install, agent, test).
+   *
+   * @generated from field: repeated ameide.workflows.v1.Phase phases = 2;
+   */
+  phases: Phase[];
+
+  /**
+   * The worker reads the value from AMEIDE_SECRET_<TENANT>__<from_env>.
+   *
+   * @generated from field: string from_env = 3;
+   */
+  fromEnv: string;
+};
+
+/**
+ * SecretRef names a secret the worker holds and the phases that may see it.
+ *
+ * @generated from message ameide.workflows.v1.SecretRef
+ */
+export type SecretRefJson = {
+  /**
+   * Environment variable name the value is given as.
+   *
+   * @generated from field: string name = 1;
+   */
+  name?: string;
+
+  /**
+   * Phases that see it (install, agent, test).
+   *
+   * @generated from field: repeated ameide.workflows.v1.Phase phases = 2;
+   */
+  phases?: PhaseJson[];
+
+  /**
+   * The worker reads the value from AMEIDE_SECRET_<TENANT>__<from_env>.
+   *
+   * @generated from field: string from_env = 3;
+   */
+  fromEnv?: string;
+};
+
+/**
+ * Describes the message ameide.workflows.v1.SecretRef.
+ * Use `create(SecretRefSchema)` to create a new message.
+ */
+export const SecretRefSchema: GenMessage<SecretRef, {jsonType: SecretRefJson}> = /*@__PURE__*/
+  messageDesc(file_ameide_workflows_v1_workflows, 6);
 
 /**
  * Definition is a named, versioned repo adapter owned by a tenant.
@@ -392,7 +740,7 @@ export type DefinitionJson = {
  * Use `create(DefinitionSchema)` to create a new message.
  */
 export const DefinitionSchema: GenMessage<Definition, {jsonType: DefinitionJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 3);
+  messageDesc(file_ameide_workflows_v1_workflows, 7);
 
 /**
  * PlanSpec is everything a run executes: a snapshot of the definition plus the work and its context.
@@ -483,7 +831,7 @@ export type PlanSpecJson = {
  * Use `create(PlanSpecSchema)` to create a new message.
  */
 export const PlanSpecSchema: GenMessage<PlanSpec, {jsonType: PlanSpecJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 4);
+  messageDesc(file_ameide_workflows_v1_workflows, 8);
 
 /**
  * Plan is a versioned plan for one piece of work.
@@ -564,7 +912,7 @@ export type PlanJson = {
  * Use `create(PlanSchema)` to create a new message.
  */
 export const PlanSchema: GenMessage<Plan, {jsonType: PlanJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 5);
+  messageDesc(file_ameide_workflows_v1_workflows, 9);
 
 /**
  * PhaseResult is the outcome of one phase of a run.
@@ -655,7 +1003,7 @@ export type PhaseResultJson = {
  * Use `create(PhaseResultSchema)` to create a new message.
  */
 export const PhaseResultSchema: GenMessage<PhaseResult, {jsonType: PhaseResultJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 6);
+  messageDesc(file_ameide_workflows_v1_workflows, 10);
 
 /**
  * RunSummary is what the run produced.
@@ -709,6 +1057,39 @@ export type RunSummary = Message<"ameide.workflows.v1.RunSummary"> & {
    * @generated from field: bool pushed = 9;
    */
   pushed: boolean;
+
+  /**
+   * The handoff bundle (tar.gz) of a run that could not finish, and its sha256.
+   *
+   * @generated from field: string handoff_uri = 10;
+   */
+  handoffUri: string;
+
+  /**
+   * @generated from field: string handoff_sha256 = 11;
+   */
+  handoffSha256: string;
+
+  /**
+   * The sandbox the commands ran in ("bubblewrap" or "none").
+   *
+   * @generated from field: string sandbox = 12;
+   */
+  sandbox: string;
+
+  /**
+   * The budget that was exceeded, if any (e.g. "phase_timeout", "run_timeout", "max_commands").
+   *
+   * @generated from field: string budget_exceeded = 13;
+   */
+  budgetExceeded: string;
+
+  /**
+   * Repo paths the change touched against the allowed/denied globs.
+   *
+   * @generated from field: repeated string policy_violations = 14;
+   */
+  policyViolations: string[];
 };
 
 /**
@@ -763,6 +1144,39 @@ export type RunSummaryJson = {
    * @generated from field: bool pushed = 9;
    */
   pushed?: boolean;
+
+  /**
+   * The handoff bundle (tar.gz) of a run that could not finish, and its sha256.
+   *
+   * @generated from field: string handoff_uri = 10;
+   */
+  handoffUri?: string;
+
+  /**
+   * @generated from field: string handoff_sha256 = 11;
+   */
+  handoffSha256?: string;
+
+  /**
+   * The sandbox the commands ran in ("bubblewrap" or "none").
+   *
+   * @generated from field: string sandbox = 12;
+   */
+  sandbox?: string;
+
+  /**
+   * The budget that was exceeded, if any (e.g. "phase_timeout", "run_timeout", "max_commands").
+   *
+   * @generated from field: string budget_exceeded = 13;
+   */
+  budgetExceeded?: string;
+
+  /**
+   * Repo paths the change touched against the allowed/denied globs.
+   *
+   * @generated from field: repeated string policy_violations = 14;
+   */
+  policyViolations?: string[];
 };
 
 /**
@@ -770,7 +1184,7 @@ export type RunSummaryJson = {
  * Use `create(RunSummarySchema)` to create a new message.
  */
 export const RunSummarySchema: GenMessage<RunSummary, {jsonType: RunSummaryJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 7);
+  messageDesc(file_ameide_workflows_v1_workflows, 11);
 
 /**
  * Run is one execution of a plan version.
@@ -985,7 +1399,7 @@ export type RunJson = {
  * Use `create(RunSchema)` to create a new message.
  */
 export const RunSchema: GenMessage<Run, {jsonType: RunJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 8);
+  messageDesc(file_ameide_workflows_v1_workflows, 12);
 
 /**
  * StatusUpdate is one ordered event of a run, numbered from 1 without gaps.
@@ -1136,7 +1550,7 @@ export type StatusUpdateJson = {
  * Use `create(StatusUpdateSchema)` to create a new message.
  */
 export const StatusUpdateSchema: GenMessage<StatusUpdate, {jsonType: StatusUpdateJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 9);
+  messageDesc(file_ameide_workflows_v1_workflows, 13);
 
 /**
  * @generated from message ameide.workflows.v1.CreateDefinitionRequest
@@ -1183,7 +1597,7 @@ export type CreateDefinitionRequestJson = {
  * Use `create(CreateDefinitionRequestSchema)` to create a new message.
  */
 export const CreateDefinitionRequestSchema: GenMessage<CreateDefinitionRequest, {jsonType: CreateDefinitionRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 10);
+  messageDesc(file_ameide_workflows_v1_workflows, 14);
 
 /**
  * @generated from message ameide.workflows.v1.CreateDefinitionResponse
@@ -1210,7 +1624,7 @@ export type CreateDefinitionResponseJson = {
  * Use `create(CreateDefinitionResponseSchema)` to create a new message.
  */
 export const CreateDefinitionResponseSchema: GenMessage<CreateDefinitionResponse, {jsonType: CreateDefinitionResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 11);
+  messageDesc(file_ameide_workflows_v1_workflows, 15);
 
 /**
  * @generated from message ameide.workflows.v1.ApplyDefinitionRequest
@@ -1257,7 +1671,7 @@ export type ApplyDefinitionRequestJson = {
  * Use `create(ApplyDefinitionRequestSchema)` to create a new message.
  */
 export const ApplyDefinitionRequestSchema: GenMessage<ApplyDefinitionRequest, {jsonType: ApplyDefinitionRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 12);
+  messageDesc(file_ameide_workflows_v1_workflows, 16);
 
 /**
  * @generated from message ameide.workflows.v1.ApplyDefinitionResponse
@@ -1298,7 +1712,7 @@ export type ApplyDefinitionResponseJson = {
  * Use `create(ApplyDefinitionResponseSchema)` to create a new message.
  */
 export const ApplyDefinitionResponseSchema: GenMessage<ApplyDefinitionResponse, {jsonType: ApplyDefinitionResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 13);
+  messageDesc(file_ameide_workflows_v1_workflows, 17);
 
 /**
  * @generated from message ameide.workflows.v1.GetDefinitionRequest
@@ -1329,7 +1743,7 @@ export type GetDefinitionRequestJson = {
  * Use `create(GetDefinitionRequestSchema)` to create a new message.
  */
 export const GetDefinitionRequestSchema: GenMessage<GetDefinitionRequest, {jsonType: GetDefinitionRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 14);
+  messageDesc(file_ameide_workflows_v1_workflows, 18);
 
 /**
  * @generated from message ameide.workflows.v1.GetDefinitionResponse
@@ -1356,7 +1770,7 @@ export type GetDefinitionResponseJson = {
  * Use `create(GetDefinitionResponseSchema)` to create a new message.
  */
 export const GetDefinitionResponseSchema: GenMessage<GetDefinitionResponse, {jsonType: GetDefinitionResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 15);
+  messageDesc(file_ameide_workflows_v1_workflows, 19);
 
 /**
  * @generated from message ameide.workflows.v1.ListDefinitionsRequest
@@ -1383,7 +1797,7 @@ export type ListDefinitionsRequestJson = {
  * Use `create(ListDefinitionsRequestSchema)` to create a new message.
  */
 export const ListDefinitionsRequestSchema: GenMessage<ListDefinitionsRequest, {jsonType: ListDefinitionsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 16);
+  messageDesc(file_ameide_workflows_v1_workflows, 20);
 
 /**
  * @generated from message ameide.workflows.v1.ListDefinitionsResponse
@@ -1410,7 +1824,7 @@ export type ListDefinitionsResponseJson = {
  * Use `create(ListDefinitionsResponseSchema)` to create a new message.
  */
 export const ListDefinitionsResponseSchema: GenMessage<ListDefinitionsResponse, {jsonType: ListDefinitionsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 17);
+  messageDesc(file_ameide_workflows_v1_workflows, 21);
 
 /**
  * @generated from message ameide.workflows.v1.CreatePlanRequest
@@ -1481,7 +1895,7 @@ export type CreatePlanRequestJson = {
  * Use `create(CreatePlanRequestSchema)` to create a new message.
  */
 export const CreatePlanRequestSchema: GenMessage<CreatePlanRequest, {jsonType: CreatePlanRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 18);
+  messageDesc(file_ameide_workflows_v1_workflows, 22);
 
 /**
  * @generated from message ameide.workflows.v1.CreatePlanResponse
@@ -1508,7 +1922,7 @@ export type CreatePlanResponseJson = {
  * Use `create(CreatePlanResponseSchema)` to create a new message.
  */
 export const CreatePlanResponseSchema: GenMessage<CreatePlanResponse, {jsonType: CreatePlanResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 19);
+  messageDesc(file_ameide_workflows_v1_workflows, 23);
 
 /**
  * @generated from message ameide.workflows.v1.GetPlanRequest
@@ -1535,7 +1949,7 @@ export type GetPlanRequestJson = {
  * Use `create(GetPlanRequestSchema)` to create a new message.
  */
 export const GetPlanRequestSchema: GenMessage<GetPlanRequest, {jsonType: GetPlanRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 20);
+  messageDesc(file_ameide_workflows_v1_workflows, 24);
 
 /**
  * @generated from message ameide.workflows.v1.GetPlanResponse
@@ -1562,7 +1976,7 @@ export type GetPlanResponseJson = {
  * Use `create(GetPlanResponseSchema)` to create a new message.
  */
 export const GetPlanResponseSchema: GenMessage<GetPlanResponse, {jsonType: GetPlanResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 21);
+  messageDesc(file_ameide_workflows_v1_workflows, 25);
 
 /**
  * @generated from message ameide.workflows.v1.ListPlansRequest
@@ -1613,7 +2027,7 @@ export type ListPlansRequestJson = {
  * Use `create(ListPlansRequestSchema)` to create a new message.
  */
 export const ListPlansRequestSchema: GenMessage<ListPlansRequest, {jsonType: ListPlansRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 22);
+  messageDesc(file_ameide_workflows_v1_workflows, 26);
 
 /**
  * @generated from message ameide.workflows.v1.ListPlansResponse
@@ -1640,7 +2054,7 @@ export type ListPlansResponseJson = {
  * Use `create(ListPlansResponseSchema)` to create a new message.
  */
 export const ListPlansResponseSchema: GenMessage<ListPlansResponse, {jsonType: ListPlansResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 23);
+  messageDesc(file_ameide_workflows_v1_workflows, 27);
 
 /**
  * @generated from message ameide.workflows.v1.StartWorkflowRunRequest
@@ -1725,7 +2139,7 @@ export type StartWorkflowRunRequestJson = {
  * Use `create(StartWorkflowRunRequestSchema)` to create a new message.
  */
 export const StartWorkflowRunRequestSchema: GenMessage<StartWorkflowRunRequest, {jsonType: StartWorkflowRunRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 24);
+  messageDesc(file_ameide_workflows_v1_workflows, 28);
 
 /**
  * @generated from message ameide.workflows.v1.StartWorkflowRunResponse
@@ -1752,7 +2166,7 @@ export type StartWorkflowRunResponseJson = {
  * Use `create(StartWorkflowRunResponseSchema)` to create a new message.
  */
 export const StartWorkflowRunResponseSchema: GenMessage<StartWorkflowRunResponse, {jsonType: StartWorkflowRunResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 25);
+  messageDesc(file_ameide_workflows_v1_workflows, 29);
 
 /**
  * @generated from message ameide.workflows.v1.GetWorkflowRunRequest
@@ -1779,7 +2193,7 @@ export type GetWorkflowRunRequestJson = {
  * Use `create(GetWorkflowRunRequestSchema)` to create a new message.
  */
 export const GetWorkflowRunRequestSchema: GenMessage<GetWorkflowRunRequest, {jsonType: GetWorkflowRunRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 26);
+  messageDesc(file_ameide_workflows_v1_workflows, 30);
 
 /**
  * @generated from message ameide.workflows.v1.GetWorkflowRunResponse
@@ -1806,7 +2220,7 @@ export type GetWorkflowRunResponseJson = {
  * Use `create(GetWorkflowRunResponseSchema)` to create a new message.
  */
 export const GetWorkflowRunResponseSchema: GenMessage<GetWorkflowRunResponse, {jsonType: GetWorkflowRunResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 27);
+  messageDesc(file_ameide_workflows_v1_workflows, 31);
 
 /**
  * @generated from message ameide.workflows.v1.ListWorkflowRunsRequest
@@ -1867,7 +2281,7 @@ export type ListWorkflowRunsRequestJson = {
  * Use `create(ListWorkflowRunsRequestSchema)` to create a new message.
  */
 export const ListWorkflowRunsRequestSchema: GenMessage<ListWorkflowRunsRequest, {jsonType: ListWorkflowRunsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 28);
+  messageDesc(file_ameide_workflows_v1_workflows, 32);
 
 /**
  * @generated from message ameide.workflows.v1.ListWorkflowRunsResponse
@@ -1894,7 +2308,7 @@ export type ListWorkflowRunsResponseJson = {
  * Use `create(ListWorkflowRunsResponseSchema)` to create a new message.
  */
 export const ListWorkflowRunsResponseSchema: GenMessage<ListWorkflowRunsResponse, {jsonType: ListWorkflowRunsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 29);
+  messageDesc(file_ameide_workflows_v1_workflows, 33);
 
 /**
  * @generated from message ameide.workflows.v1.CancelWorkflowRunRequest
@@ -1931,7 +2345,7 @@ export type CancelWorkflowRunRequestJson = {
  * Use `create(CancelWorkflowRunRequestSchema)` to create a new message.
  */
 export const CancelWorkflowRunRequestSchema: GenMessage<CancelWorkflowRunRequest, {jsonType: CancelWorkflowRunRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 30);
+  messageDesc(file_ameide_workflows_v1_workflows, 34);
 
 /**
  * @generated from message ameide.workflows.v1.CancelWorkflowRunResponse
@@ -1958,7 +2372,7 @@ export type CancelWorkflowRunResponseJson = {
  * Use `create(CancelWorkflowRunResponseSchema)` to create a new message.
  */
 export const CancelWorkflowRunResponseSchema: GenMessage<CancelWorkflowRunResponse, {jsonType: CancelWorkflowRunResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 31);
+  messageDesc(file_ameide_workflows_v1_workflows, 35);
 
 /**
  * @generated from message ameide.workflows.v1.WatchWorkflowRunRequest
@@ -1999,7 +2413,7 @@ export type WatchWorkflowRunRequestJson = {
  * Use `create(WatchWorkflowRunRequestSchema)` to create a new message.
  */
 export const WatchWorkflowRunRequestSchema: GenMessage<WatchWorkflowRunRequest, {jsonType: WatchWorkflowRunRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 32);
+  messageDesc(file_ameide_workflows_v1_workflows, 36);
 
 /**
  * @generated from message ameide.workflows.v1.WatchWorkflowRunResponse
@@ -2026,7 +2440,7 @@ export type WatchWorkflowRunResponseJson = {
  * Use `create(WatchWorkflowRunResponseSchema)` to create a new message.
  */
 export const WatchWorkflowRunResponseSchema: GenMessage<WatchWorkflowRunResponse, {jsonType: WatchWorkflowRunResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 33);
+  messageDesc(file_ameide_workflows_v1_workflows, 37);
 
 /**
  * @generated from message ameide.workflows.v1.RecordStatusUpdateRequest
@@ -2053,7 +2467,7 @@ export type RecordStatusUpdateRequestJson = {
  * Use `create(RecordStatusUpdateRequestSchema)` to create a new message.
  */
 export const RecordStatusUpdateRequestSchema: GenMessage<RecordStatusUpdateRequest, {jsonType: RecordStatusUpdateRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 34);
+  messageDesc(file_ameide_workflows_v1_workflows, 38);
 
 /**
  * @generated from message ameide.workflows.v1.RecordStatusUpdateResponse
@@ -2084,7 +2498,7 @@ export type RecordStatusUpdateResponseJson = {
  * Use `create(RecordStatusUpdateResponseSchema)` to create a new message.
  */
 export const RecordStatusUpdateResponseSchema: GenMessage<RecordStatusUpdateResponse, {jsonType: RecordStatusUpdateResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 35);
+  messageDesc(file_ameide_workflows_v1_workflows, 39);
 
 /**
  * RunStatus is the lifecycle state of a run.
@@ -2121,6 +2535,13 @@ export enum RunStatus {
    * @generated from enum value: RUN_STATUS_CANCELLED = 5;
    */
   CANCELLED = 5,
+
+  /**
+   * The run could not finish; a handoff bundle lets a person continue where the agent stopped.
+   *
+   * @generated from enum value: RUN_STATUS_HANDED_OFF = 6;
+   */
+  HANDED_OFF = 6,
 }
 
 /**
@@ -2128,7 +2549,7 @@ export enum RunStatus {
  *
  * @generated from enum ameide.workflows.v1.RunStatus
  */
-export type RunStatusJson = "RUN_STATUS_UNSPECIFIED" | "RUN_STATUS_QUEUED" | "RUN_STATUS_RUNNING" | "RUN_STATUS_COMPLETED" | "RUN_STATUS_FAILED" | "RUN_STATUS_CANCELLED";
+export type RunStatusJson = "RUN_STATUS_UNSPECIFIED" | "RUN_STATUS_QUEUED" | "RUN_STATUS_RUNNING" | "RUN_STATUS_COMPLETED" | "RUN_STATUS_FAILED" | "RUN_STATUS_CANCELLED" | "RUN_STATUS_HANDED_OFF";
 
 /**
  * Describes the enum ameide.workflows.v1.RunStatus.

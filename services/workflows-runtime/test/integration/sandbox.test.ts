@@ -1,0 +1,180 @@
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCommand, type CommandResult } from '../../src/activities/exec.js';
+import { checkPaths, symlinkEscapes } from '../../src/guardrails/paths.js';
+import { findBubblewrap, sandboxEtcFiles, type SandboxSpec } from '../../src/guardrails/sandbox.js';
+
+/** Real bubblewrap, real processes: what a command in a run can and cannot do. */
+const root = mkdtempSync(join(tmpdir(), 'sandbox-'));
+// The sandbox user must be able to pass through (not list) the directories above its own.
+chmodSync(root, 0o711);
+const UID = 299_001;
+const bwrap = findBubblewrap('/usr/local/bin:/usr/bin:/bin');
+
+function runDir(name: string) {
+  const dir = join(root, name);
+  const worktree = join(dir, 'worktree');
+  const tmp = join(dir, 'tmp');
+  const etc = join(dir, 'etc');
+  for (const d of [worktree, tmp, etc]) mkdirSync(d, { recursive: true });
+  chmodSync(dir, 0o711);
+  const files = sandboxEtcFiles(UID, UID, tmp);
+  writeFileSync(join(etc, 'passwd'), files.passwd);
+  writeFileSync(join(etc, 'group'), files.group);
+  for (const d of [worktree, tmp]) chownSync(d, UID, UID);
+  return { dir, worktree, tmp, etc };
+}
+
+const a = runDir('run-a');
+const b = runDir('run-b');
+const serviceData = join(root, 'service-data');
+mkdirSync(serviceData);
+writeFileSync(join(serviceData, 'jwt-secret'), 'the-service-key');
+writeFileSync(join(b.worktree, 'private.txt'), 'other run data');
+
+const spec = (over: Partial<SandboxSpec> = {}): SandboxSpec => ({
+  kind: 'bubblewrap',
+  bwrap: bwrap!,
+  uid: UID,
+  gid: UID,
+  worktree: a.worktree,
+  tmpDir: a.tmp,
+  writable: [],
+  readOnly: [],
+  network: false,
+  maxProcesses: 64,
+  maxFileBytes: 1 << 20,
+  etcDir: a.etc,
+  ...over,
+});
+
+let n = 0;
+const run = (command: string, over: Partial<SandboxSpec> = {}, extra: { timeoutMs?: number; maxOutputBytes?: number } = {}): Promise<CommandResult> =>
+  runCommand({
+    command,
+    cwd: a.worktree,
+    env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: a.tmp, LANG: 'C.UTF-8' },
+    timeoutMs: extra.timeoutMs ?? 20_000,
+    killGraceMs: 500,
+    maxOutputBytes: extra.maxOutputBytes,
+    transcriptPath: join(a.dir, `t${n++}.log`),
+    sandbox: spec(over),
+  });
+
+let server: net.Server;
+let port = 0;
+beforeAll(async () => {
+  server = net.createServer((s) => s.end('hello from the network\n'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  port = (server.address() as net.AddressInfo).port;
+});
+afterAll(() => server.close());
+
+describe.skipIf(!bwrap)('sandboxed commands', () => {
+  it('run as the unprivileged sandbox user in the worktree, and may write there', async () => {
+    const r = await run('id -u; pwd; echo change > file.txt');
+    expect(r.exitCode).toBe(0);
+    expect(r.outputTail.split('\n').slice(0, 2)).toEqual([String(UID), a.worktree]);
+    expect(readFileSync(join(a.worktree, 'file.txt'), 'utf8')).toBe('change\n');
+  });
+
+  it('cannot write outside the worktree, with ../ or into system directories', async () => {
+    // Above the worktree there is only the sandbox's own read-only root or its private /tmp (when the
+    // workspace itself lives under /tmp, as here): a write there never reaches the host.
+    await run(`echo x > ../escape.txt; echo x > ${root}/escape.txt`);
+    for (const cmd of ['echo x > /usr/escape.txt', 'echo x > /etc/escape', 'mkdir /x', `echo x > ${b.worktree}/planted.txt`]) {
+      const r = await run(cmd);
+      expect(r.exitCode, cmd).not.toBe(0);
+    }
+    expect(existsSync(join(b.worktree, 'planted.txt'))).toBe(false);
+    expect(existsSync(join(a.dir, 'escape.txt'))).toBe(false);
+    expect(existsSync(join(root, 'escape.txt'))).toBe(false);
+    // The run's own temp dir stays writable.
+    expect((await run('echo ok > "$HOME/scratch" && cat "$HOME/scratch" && echo ok > /tmp/t')).exitCode).toBe(0);
+  });
+
+  it("cannot see another run's worktree or the service's key material", async () => {
+    const r = await run(`cat ${b.worktree}/private.txt; cat ${serviceData}/jwt-secret; ls /root; ls ${root}`);
+    expect(r.outputTail).not.toContain('other run data');
+    expect(r.outputTail).not.toContain('the-service-key');
+    expect(r.outputTail).toMatch(/No such file or directory/);
+  });
+
+  it('is offline unless the phase allows the network', async () => {
+    const probe = `node -e "require('net').connect(${port},'127.0.0.1').on('data',d=>{process.stdout.write(d);process.exit(0)}).on('error',e=>{console.log(e.code);process.exit(7)})"`;
+    const offline = await run(probe);
+    expect(offline.exitCode).toBe(7);
+    expect(offline.outputTail).not.toContain('hello from the network');
+    const online = await run(probe, { network: true });
+    expect(online.outputTail).toContain('hello from the network');
+  });
+
+  it('contains a fork bomb with the process limit and kills it at the budget', async () => {
+    const r = await run('bomb() { bomb | bomb & }; bomb; sleep 30', {}, { timeoutMs: 3000 });
+    expect(r.timedOut || r.exitCode !== 0).toBe(true);
+    // Nothing of the sandbox user survives.
+    await new Promise((res) => setTimeout(res, 500));
+    expect(processesOf(UID)).toEqual([]);
+  });
+
+  it('kills a command that ignores SIGTERM when the phase budget runs out', async () => {
+    const r = await run("trap '' TERM; sleep 60", {}, { timeoutMs: 500 });
+    expect(r.timedOut).toBe(true);
+    expect(r.exitCode).toBe(124);
+    expect(processesOf(UID)).toEqual([]);
+  });
+
+  it('cuts output above the budget with a visible marker', async () => {
+    const r = await run('head -c 300000 /dev/zero | tr "\\\\0" a', {}, { maxOutputBytes: 1000 });
+    expect(r.exitCode).toBe(0);
+    expect(r.truncated).toBe(true);
+    expect(r.outputBytes).toBe(300000);
+    expect(r.outputTail).toContain('output truncated');
+  });
+
+  it('limits the size of files a command may write', async () => {
+    const r = await run('head -c 5000000 /dev/zero > big.bin');
+    expect(r.exitCode).not.toBe(0);
+  });
+});
+
+describe('allowed paths', () => {
+  it('flags paths outside the allowed globs and inside denied ones', () => {
+    const v = checkPaths(['src/a.ts', 'src/deep/b.ts', 'README.md', '.github/workflows/ci.yml', 'docs/x.md'], {
+      allowed: ['src/**', 'README.md', '.github/**'],
+      denied: ['.github/workflows/**'],
+    });
+    expect(v).toEqual([
+      { path: '.github/workflows/ci.yml', reason: 'denied' },
+      { path: 'docs/x.md', reason: 'not allowed' },
+    ]);
+  });
+
+  it('flags symlinks that point outside the worktree', async () => {
+    const wt = mkdtempSync(join(tmpdir(), 'links-'));
+    mkdirSync(join(wt, 'src'));
+    symlinkSync('/etc/passwd', join(wt, 'abs'));
+    symlinkSync('../../outside', join(wt, 'src', 'rel'));
+    symlinkSync('a.ts', join(wt, 'src', 'ok'));
+    const v = await symlinkEscapes(wt, ['abs', 'src/rel', 'src/ok', 'missing']);
+    expect(v.map((x) => x.path)).toEqual(['abs', 'src/rel']);
+  });
+});
+
+/** Live (non-zombie) processes owned by `uid`. */
+function processesOf(uid: number): number[] {
+  const out: number[] = [];
+  for (const pid of require('node:fs').readdirSync('/proc').filter((d: string) => /^\d+$/.test(d))) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const owner = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+      if (owner === uid && !/^State:\s+Z/m.test(status)) out.push(Number(pid));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
