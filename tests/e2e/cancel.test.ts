@@ -1,7 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Phase, PhaseState, RunStatus } from '@ameide/contracts';
+import { sandboxUserFor } from '../../services/workflows-runtime/src/guardrails/sandbox.js';
 import { applySample, MULTIPLY, sampleOrigin, startHarness, watchAll, type Harness } from '../support/harness.js';
 
 let h: Harness;
@@ -10,26 +11,32 @@ beforeAll(async () => {
 });
 afterAll(() => h?.stop());
 
-/** Running (a killed process whose parent is gone may linger as a zombie until init reaps it). */
-const alive = (pid: number) => {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
+/** Live (non-zombie) processes of a user. */
+function processesOf(uid: number): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      if (Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]) === uid && !/^State:\s+Z/m.test(status)) out.push(Number(pid));
+    } catch {
+      /* gone */
+    }
   }
-};
+  return out;
+}
 
 it('cancelling a run kills the running command, its children included, and ends CANCELLED', async () => {
-  const pidFile = join(h.dir, 'agent.pids');
-  // The agent starts a child that ignores SIGTERM and then sleeps: only killing the group stops both.
+  // The agent starts a child that ignores SIGTERM and then sleeps: only killing the whole sandbox
+  // (its process group and PID namespace) stops both.
   await applySample(h.acme, sampleOrigin(h), {
-    agentCommand: `(trap '' TERM; sleep 300) & echo "$$ $!" > ${pidFile}; sleep 300`,
+    agentCommand: `(trap '' TERM; sleep 300) & echo started > "$HOME/agent.started"; sleep 300`,
   });
   const { run } = await h.acme.startWorkflowRun({ definition: 'sample', workItems: [MULTIPLY] });
+  const marker = join(h.dir, 'workspaces', 'runs', 'acme', run!.id, 'tmp', 'agent.started');
   const deadline = Date.now() + 60_000;
-  while (!existsSync(pidFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  const pids = readFileSync(pidFile, 'utf8').trim().split(' ').map(Number);
-  expect(pids.every(alive)).toBe(true);
+  while (!existsSync(marker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const { uid } = sandboxUserFor('acme');
+  expect(processesOf(uid).length).toBeGreaterThanOrEqual(2);
 
   await h.acme.cancelWorkflowRun({ id: run!.id });
   await watchAll(h.acme, run!.id);
@@ -37,6 +44,6 @@ it('cancelling a run kills the running command, its children included, and ends 
   const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
   expect(done.status).toBe(RunStatus.CANCELLED);
   expect(done.phases.find((p) => p.phase === Phase.AGENT)!.state).toBe(PhaseState.CANCELLED);
-  expect(pids.some(alive)).toBe(false);
+  expect(processesOf(uid)).toEqual([]);
   await expect(h.acme.cancelWorkflowRun({ id: run!.id })).rejects.toThrow(/already finished/);
 });

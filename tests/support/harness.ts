@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { inject } from 'vitest';
 import { loadServiceConfig, loadWorkerConfig } from '@ameide/config';
 import { createDatabase, createOrigin, SAMPLE_REPO, sampleDefinition } from '@ameide/devstack';
-import { create } from '@bufbuild/protobuf';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { DefinitionSpecSchema } from '@ameide/contracts';
 import { createWorkflowServiceClient, type WorkflowServiceClient } from '@ameide/sdk';
 import { startWorkflowService, type WorkflowServiceApp } from '../../services/workflows/src/index.js';
@@ -69,6 +69,8 @@ export async function startHarness(opts: { worker?: boolean } = {}): Promise<Har
           PATH: process.env.PATH,
           HOME: process.env.HOME,
           AMEIDE_HOME: dir,
+          // A secret the worker holds for tenant "acme" (definitions reference it as DEPLOY_TOKEN).
+          [`AMEIDE_SECRET_ACME__DEPLOY_TOKEN`]: ACME_SECRET,
         }),
       );
       const running = worker.run();
@@ -96,13 +98,18 @@ export function sampleOrigin(h: Harness, name = 'origin'): string {
 export async function applySample(
   client: WorkflowServiceClient,
   origin: string,
-  overrides: Partial<ReturnType<typeof sampleDefinition>['spec']> = {},
+  overrides: Omit<MessageInitShape<typeof DefinitionSpecSchema>, '$typeName'> = {},
   name = 'sample',
 ) {
   const def = sampleDefinition(origin, name);
-  const res = await client.applyDefinition({ name, annotations: def.annotations, spec: create(DefinitionSpecSchema, { ...def.spec, ...overrides }) });
+  // Guardrails merge, so a test can change one budget and keep the sample's read-only agent folder.
+  const guardrails = { ...def.spec.guardrails, ...(overrides.guardrails as object | undefined) };
+  const res = await client.applyDefinition({ name, annotations: def.annotations, spec: create(DefinitionSpecSchema, { ...def.spec, ...overrides, guardrails }) });
   return res.definition!;
 }
+
+/** The value of tenant acme's DEPLOY_TOKEN secret on the test worker. */
+export const ACME_SECRET = 'sk_live_7hQ2pZ9wX4vB1nM8';
 
 /** The work item the scripted agent knows how to do. */
 export const MULTIPLY = {

@@ -1,6 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import {
   DefinitionSpecSchema,
+  Phase,
   RunStatus,
   RunStatusSchema,
   WorkItemSchema,
@@ -25,7 +26,20 @@ export async function definitionsCommand(api: WorkflowServiceClient, sub: string
       const file = flag(args, 'file');
       if (!file) throw new UsageError('definitions apply needs -f <file.yaml>');
       const def = readDefinitionFile(file);
-      const res = await api.applyDefinition({ name: def.name, annotations: def.annotations, spec: create(DefinitionSpecSchema, def.spec) });
+      const { guardrails, secrets, ...rest } = def.spec;
+      const spec = create(DefinitionSpecSchema, {
+        ...rest,
+        guardrails: guardrails && {
+          ...guardrails,
+          budgets: guardrails.budgets && {
+            ...guardrails.budgets,
+            maxOutputBytes: BigInt(guardrails.budgets.maxOutputBytes ?? 0),
+            maxFileBytes: BigInt(guardrails.budgets.maxFileBytes ?? 0),
+          },
+        },
+        secrets: secrets.map((s) => ({ ...s, phases: s.phases.map((p) => Phase[p.toUpperCase() as 'INSTALL' | 'AGENT' | 'TEST']) })),
+      });
+      const res = await api.applyDefinition({ name: def.name, annotations: def.annotations, spec });
       const d = res.definition!;
       print(o, json, definitionJson(d), () => `definition ${d.name} ${res.changed ? 'applied' : 'unchanged'} (version ${d.version}, id ${d.id})`);
       return 0;

@@ -19,6 +19,31 @@ export const definitionFileSchema = z
         branchPrefix: z.string().optional(),
         phaseTimeoutSeconds: z.number().int().positive().optional(),
         env: z.record(z.string(), z.string()).default({}),
+        guardrails: z
+          .object({
+            sandbox: z.enum(['bubblewrap', 'none']).optional(),
+            allowedPaths: z.array(z.string()).optional(),
+            deniedPaths: z.array(z.string()).optional(),
+            network: z.object({ install: z.boolean(), agent: z.boolean(), test: z.boolean() }).partial().strict().optional(),
+            budgets: z
+              .object({
+                maxCommands: z.number().int().positive(),
+                runTimeoutSeconds: z.number().int().positive(),
+                maxOutputBytes: z.number().int().positive(),
+                maxProcesses: z.number().int().positive(),
+                maxFileBytes: z.number().int().positive(),
+              })
+              .partial()
+              .strict()
+              .optional(),
+            packageCaches: z.array(z.enum(['npm', 'pnpm', 'pip', 'go'])).optional(),
+            readOnlyPaths: z.array(z.string()).optional(),
+          })
+          .strict()
+          .optional(),
+        secrets: z
+          .array(z.object({ name: z.string(), phases: z.array(z.enum(['install', 'agent', 'test'])).min(1), fromEnv: z.string() }).strict())
+          .default([]),
       })
       .strict(),
   })

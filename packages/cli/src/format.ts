@@ -54,6 +54,10 @@ export function formatRun(r: Run): string {
     if (s.headCommit) lines.push(`diff        ${s.filesChanged} files changed, +${s.insertions} -${s.deletions} (${s.baseCommit.slice(0, 10)}..${s.headCommit.slice(0, 10)})`);
     lines.push(`tests       ${s.testExitCode === undefined ? 'not run' : s.testExitCode === 0 ? 'passed (exit 0)' : `failed (exit ${s.testExitCode})`}`);
     if (s.transcriptsUri) lines.push(`transcripts ${s.transcriptsUri}`);
+    if (s.sandbox) lines.push(`sandbox     ${s.sandbox}`);
+    if (s.budgetExceeded) lines.push(`budget      ${s.budgetExceeded} exceeded`);
+    if (s.policyViolations.length) lines.push(`policy      ${s.policyViolations.join(', ')}`);
+    if (s.handoffUri) lines.push(`handoff     ${s.handoffUri} (sha256 ${s.handoffSha256}) — ameide runs handoff ${r.id}`);
   }
   return lines.join('\n');
 }

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { ameideHome, parseEnv, processEnv, url, type Env } from './env.js';
 import { temporalSchema, toTemporalConfig, type TemporalConfig } from './temporal.js';
 
+const SECRET_PREFIX = 'AMEIDE_SECRET_';
+
 /** Settings of the Temporal worker (`services/workflows-runtime`). */
 export interface WorkerConfig {
   apiUrl: string;
@@ -17,6 +19,11 @@ export interface WorkerConfig {
   commandPath: string;
   /** The HOME handed to commands the worker runs. */
   commandHome: string;
+  /**
+   * Secret values the worker holds, from `AMEIDE_SECRET_<TENANT>__<NAME>` variables, keyed by the
+   * part after `AMEIDE_SECRET_`. Definitions reference them by name; values never leave the worker.
+   */
+  secrets: Record<string, string>;
   home: string;
 }
 
@@ -85,6 +92,11 @@ export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
     artifactS3: e.ARTIFACT_STORE_URL?.startsWith('s3:') ? artifactS3(e) : undefined,
     commandPath: e.PATH,
     commandHome: e.HOME,
+    secrets: Object.fromEntries(
+      Object.entries(env)
+        .filter(([k, v]) => k.startsWith(SECRET_PREFIX) && v)
+        .map(([k, v]) => [k.slice(SECRET_PREFIX.length), v!]),
+    ),
     home,
   };
 }

@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { stackDir, type StackConfig } from '@ameide/config';
 import { formatRun, formatStatusUpdate, watchRun } from '@ameide/cli';
@@ -26,6 +26,8 @@ export function sampleDefinition(originDir: string, name = 'sample-calculator') 
       branchPrefix: 'ameide/',
       phaseTimeoutSeconds: 300,
       env: { AGENT_SCRIPT: SCRIPTED_AGENT },
+      // The scripted agent lives outside the repository: the sandbox mounts its folder read-only.
+      guardrails: { readOnlyPaths: [dirname(SCRIPTED_AGENT)] },
     },
   };
 }

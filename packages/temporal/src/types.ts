@@ -95,7 +95,11 @@ export interface CommandPhaseResult {
   outputTail: string;
   transcriptUri: string;
   timedOut: boolean;
+  /** Output beyond the budget was cut from the transcript. */
+  truncated: boolean;
   skipped: boolean;
+  /** After the agent phase: changed paths the definition does not allow, as `path (reason)`. */
+  violations: string[];
 }
 
 /** What the prepare phase returns. */

@@ -78,6 +78,7 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     workspaceDir: cfg.workspaceDir,
     commandPath: cfg.commandPath,
     commandHome: cfg.commandHome,
+    secrets: cfg.secrets,
   });
   const exporter = telemetry?.exporter;
   const worker = await Worker.create({

@@ -72,7 +72,20 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     await post({ kind: 'phase_finished', phase, phaseState: o.state, exitCode: o.exitCode, durationMs: o.durationMs, outputTail: o.outputTail, message: o.message });
   };
 
-  const summary: RunSummaryResult = { branch: '', baseCommit: '', headCommit: '', filesChanged: 0, insertions: 0, deletions: 0, transcriptsUri: '', pushed: false };
+  const budgets = input.repo.guardrails.budgets;
+  const runDeadline = Date.now() + budgets.runTimeoutSeconds * 1000;
+  let commandsRun = 0;
+  const summary: RunSummaryResult = {
+    branch: '',
+    baseCommit: '',
+    headCommit: '',
+    filesChanged: 0,
+    insertions: 0,
+    deletions: 0,
+    transcriptsUri: '',
+    pushed: false,
+    sandbox: input.repo.guardrails.sandbox,
+  };
   const phaseLog: Array<{ phase: PhaseName } & PhaseOutcome> = [];
   const record = async (phase: PhaseName, o: PhaseOutcome) => {
     phaseLog.push({ phase, ...o, outputTail: undefined });
@@ -108,18 +121,34 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
         await record(phase, { state: 'skipped', message: `no ${phase} command in the definition` });
         continue;
       }
+      if (++commandsRun > budgets.maxCommands) {
+        summary.budgetExceeded = 'max_commands';
+        failure = { phase, message: `the run's budget of ${budgets.maxCommands} commands is used up` };
+        await record(phase, { state: 'failed', message: failure.message });
+        break;
+      }
+      // A command gets its phase budget, or what is left of the run's, whichever is less.
+      const runLeftMs = runDeadline - Date.now();
+      const timeoutMs = Math.max(1000, Math.min(phaseMs, runLeftMs));
       started(phase);
-      const r = await acts.runCommandPhase({ run: input, phase, command, worktreePath: ws.worktreePath, promptFile: ws.promptFile });
+      const r = await acts.runCommandPhase({ run: input, phase, command, worktreePath: ws.worktreePath, promptFile: ws.promptFile, baseCommit: ws.baseCommit, timeoutMs });
       if (phase === 'test') summary.testExitCode = r.exitCode;
-      const ok = r.exitCode === 0;
-      const message = ok
-        ? undefined
-        : r.timedOut
-          ? `${phase} command exceeded the ${input.repo.phaseTimeoutSeconds}s phase budget`
-          : `${phase} command failed with exit code ${r.exitCode}`;
-      await record(phase, { state: ok ? 'succeeded' : 'failed', exitCode: r.exitCode, durationMs: r.durationMs, outputTail: r.outputTail, message });
-      if (!ok) {
-        failure = { phase, message: message! };
+      let message: string | undefined;
+      if (r.timedOut && runLeftMs < phaseMs) {
+        summary.budgetExceeded = 'run_timeout';
+        message = `${phase} command stopped: the run's ${budgets.runTimeoutSeconds}s budget ran out`;
+      } else if (r.timedOut) {
+        summary.budgetExceeded = 'phase_timeout';
+        message = `${phase} command exceeded the ${input.repo.phaseTimeoutSeconds}s phase budget`;
+      } else if (r.exitCode !== 0) {
+        message = `${phase} command failed with exit code ${r.exitCode}`;
+      } else if (r.violations.length) {
+        summary.policyViolations = r.violations;
+        message = `policy violation: the change touches paths the definition does not allow: ${r.violations.join(', ')}`;
+      }
+      await record(phase, { state: message ? 'failed' : 'succeeded', exitCode: r.exitCode, durationMs: r.durationMs, outputTail: r.outputTail, message });
+      if (message) {
+        failure = { phase, message };
         break;
       }
     }

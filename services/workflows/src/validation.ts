@@ -1,4 +1,4 @@
-import type { DefinitionSpec, MethodologyContext, WorkItem } from '@ameide/contracts';
+import { Phase, type DefinitionSpec, type MethodologyContext, type WorkItem } from '@ameide/contracts';
 import { InvalidFieldError } from './errors.js';
 export { isUuid } from '@ameide/db';
 
@@ -31,7 +31,36 @@ export function normaliseDefinitionSpec(spec: DefinitionSpec | undefined): Defin
   spec.phaseTimeoutSeconds ||= 900;
   if (spec.phaseTimeoutSeconds > MAX_PHASE_TIMEOUT_SECONDS) throw new InvalidFieldError('spec.phase_timeout_seconds', `must be at most ${MAX_PHASE_TIMEOUT_SECONDS}`);
   for (const k of Object.keys(spec.env)) if (!ENV_RE.test(k)) throw new InvalidFieldError(`spec.env.${k}`, 'is not a valid environment variable name');
+  validateGuardrails(spec);
   return spec;
+}
+
+const SANDBOXES = new Set(['', 'bubblewrap', 'none']);
+const CACHES = new Set(['npm', 'pnpm', 'pip', 'go']);
+const COMMAND_PHASES = new Set([Phase.INSTALL, Phase.AGENT, Phase.TEST]);
+const RESERVED_ENV = /^(PATH|HOME|TMPDIR|LANG|CI|AMEIDE_.*)$/;
+
+function validateGuardrails(spec: DefinitionSpec): void {
+  const g = spec.guardrails;
+  if (g) {
+    if (!SANDBOXES.has(g.sandbox)) throw new InvalidFieldError('spec.guardrails.sandbox', 'must be "bubblewrap" or "none"');
+    for (const [field, globs] of [['allowed_paths', g.allowedPaths], ['denied_paths', g.deniedPaths]] as const) {
+      globs.forEach((glob, i) => {
+        if (!glob.trim() || glob.startsWith('/')) throw new InvalidFieldError(`spec.guardrails.${field}[${i}]`, 'must be a repo-relative glob such as src/**');
+      });
+    }
+    g.packageCaches.forEach((c, i) => {
+      if (!CACHES.has(c)) throw new InvalidFieldError(`spec.guardrails.package_caches[${i}]`, 'must be one of npm, pnpm, pip, go');
+    });
+    g.readOnlyPaths.forEach((p, i) => {
+      if (!p.startsWith('/') || p.split('/').includes('..')) throw new InvalidFieldError(`spec.guardrails.read_only_paths[${i}]`, 'must be an absolute path without ".."');
+    });
+  }
+  spec.secrets.forEach((ref, i) => {
+    if (!ENV_RE.test(ref.name) || RESERVED_ENV.test(ref.name)) throw new InvalidFieldError(`spec.secrets[${i}].name`, 'must be an environment variable name other than PATH, HOME, TMPDIR, LANG, CI or AMEIDE_*');
+    if (!/^[A-Z0-9_]+$/.test(ref.fromEnv)) throw new InvalidFieldError(`spec.secrets[${i}].from_env`, 'must be upper-case letters, digits and _');
+    if (!ref.phases.length || ref.phases.some((p) => !COMMAND_PHASES.has(p))) throw new InvalidFieldError(`spec.secrets[${i}].phases`, 'must name one or more of install, agent, test');
+  });
 }
 
 export function validateWorkItems(items: WorkItem[]): void {

@@ -16,17 +16,14 @@ import type { ArtifactStore } from '../artifacts.js';
 import { runCommand } from './exec.js';
 import { gitAt } from './git.js';
 import { sendStatusUpdate } from './status.js';
-import { addWorktree, ensureMirror, normaliseRepoUrl, runPaths, writePrompt } from './workspace.js';
+import { changedPathViolations } from './policy.js';
+import { phaseExecution, prepareSandbox, type SandboxDeps } from './sandboxing.js';
+import { addWorktree, ensureMirror, mirrorPath, normaliseRepoUrl, runPaths, writePrompt } from './workspace.js';
 
 /** What activities need from the worker process. */
-export interface ActivityDeps {
+export interface ActivityDeps extends SandboxDeps {
   api: WorkflowServiceClient;
   artifacts: ArtifactStore;
-  workspaceDir: string;
-  /** PATH handed to commands. */
-  commandPath: string;
-  /** HOME handed to commands. */
-  commandHome: string;
 }
 
 export interface CommandPhaseInput {
@@ -35,27 +32,16 @@ export interface CommandPhaseInput {
   command: string;
   worktreePath: string;
   promptFile: string;
+  /** Where the run branch started; the path policy looks at everything since. */
+  baseCommit: string;
+  /** Wall-clock for this command: the phase budget, or less when the run budget is nearly spent. */
+  timeoutMs: number;
 }
 
 const STATUS_TAIL_BYTES = 4000;
 
 function artifactPrefix(run: Pick<CodingRunInput, 'tenantId' | 'runId'>): string {
   return `runs/${run.tenantId}/${run.runId}/`;
-}
-
-/** The environment a command sees: minimal, plus the definition's variables and the run's context. */
-function commandEnv(deps: ActivityDeps, run: CodingRunInput, phase: PhaseName, promptFile: string): Record<string, string> {
-  return {
-    ...run.repo.env,
-    PATH: deps.commandPath,
-    HOME: deps.commandHome,
-    LANG: 'C.UTF-8',
-    CI: 'true',
-    AMEIDE_RUN_ID: run.runId,
-    AMEIDE_PHASE: phase,
-    AMEIDE_PROMPT_FILE: promptFile,
-    AMEIDE_WORK_ITEM_IDS: run.methodology.workItemIds.join(','),
-  };
 }
 
 function permanent(type: string, message: string): ApplicationFailure {
@@ -90,6 +76,7 @@ export function createActivities(deps: ActivityDeps) {
         throw err;
       }
       await writePrompt(paths, run, branch);
+      await prepareSandbox(deps, run, paths, mirror);
       return {
         worktreePath: paths.worktree,
         branch,
@@ -100,18 +87,24 @@ export function createActivities(deps: ActivityDeps) {
       };
     },
 
-    /** Runs the phase's shell command in the worktree; heartbeats; cancellation kills the process group. */
+    /**
+     * Runs the phase's shell command in the worktree, in the run's sandbox; heartbeats; cancellation
+     * kills the process group. After the agent phase, checks the changed paths against the policy.
+     */
     async runCommandPhase(input: CommandPhaseInput): Promise<CommandPhaseResult> {
       const { run, phase } = input;
       const ctx = Context.current();
       const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
       await mkdir(paths.transcriptsDir, { recursive: true });
       const transcriptPath = join(paths.transcriptsDir, `${phase}.log`);
+      const { env, sandbox } = phaseExecution(deps, run, phase, paths, mirrorPath(deps.workspaceDir, run.tenantId, run.repo.repoUrl));
       const result = await runCommand({
         command: input.command,
         cwd: input.worktreePath,
-        env: commandEnv(deps, run, phase, input.promptFile),
-        timeoutMs: run.repo.phaseTimeoutSeconds * 1000,
+        env,
+        sandbox,
+        timeoutMs: input.timeoutMs,
+        maxOutputBytes: run.repo.guardrails.budgets.maxOutputBytes,
         transcriptPath,
         tailBytes: STATUS_TAIL_BYTES,
         signal: ctx.cancellationSignal,
@@ -119,13 +112,16 @@ export function createActivities(deps: ActivityDeps) {
       });
       const stored = await deps.artifacts.put(`${artifactPrefix(run)}transcripts/${phase}.log`, await readFile(transcriptPath));
       if (result.aborted) throw new CancelledFailure(`${phase} command killed: run cancelled`);
+      const violations = phase === 'agent' && result.exitCode === 0 ? await changedPathViolations(input.worktreePath, input.baseCommit, run) : [];
       return {
         exitCode: result.exitCode,
         durationMs: result.durationMs,
         outputTail: result.outputTail,
         transcriptUri: stored.uri,
         timedOut: result.timedOut,
+        truncated: result.truncated,
         skipped: false,
+        violations,
       };
     },
 

@@ -32,6 +32,11 @@ export function toStatusUpdateJson(u: StatusUpdateInput): StatusUpdateJson {
       testExitCode: s.testExitCode,
       transcriptsUri: s.transcriptsUri,
       pushed: s.pushed,
+      handoffUri: s.handoffUri,
+      handoffSha256: s.handoffSha256,
+      sandbox: s.sandbox,
+      budgetExceeded: s.budgetExceeded,
+      policyViolations: s.policyViolations,
     },
     time: u.time,
   });

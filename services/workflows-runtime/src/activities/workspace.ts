@@ -47,10 +47,16 @@ async function withMirrorLock<T>(key: string, fn: () => Promise<T>): Promise<T> 
   }
 }
 
+/** Where the bare mirror of a tenant's repository lives. */
+export function mirrorPath(workspaceDir: string, tenantId: string, repoUrl: string): string {
+  const url = normaliseRepoUrl(repoUrl);
+  return join(workspaceDir, 'mirrors', safeSegment(tenantId), createHash('sha256').update(url).digest('hex').slice(0, 16) + '.git');
+}
+
 /** Clones the repository once into a bare mirror per tenant and repo, then fetches on every run. */
 export async function ensureMirror(workspaceDir: string, tenantId: string, repoUrl: string): Promise<string> {
   const url = normaliseRepoUrl(repoUrl);
-  const dir = join(workspaceDir, 'mirrors', safeSegment(tenantId), createHash('sha256').update(url).digest('hex').slice(0, 16) + '.git');
+  const dir = mirrorPath(workspaceDir, tenantId, repoUrl);
   return withMirrorLock(dir, async () => {
     if (!existsSync(join(dir, 'HEAD'))) {
       await rm(dir, { recursive: true, force: true });

@@ -5,6 +5,7 @@ export const TERMINAL_STATUSES: ReadonlySet<string> = new Set<RunStatusJson>([
   'RUN_STATUS_COMPLETED',
   'RUN_STATUS_FAILED',
   'RUN_STATUS_CANCELLED',
+  'RUN_STATUS_HANDED_OFF',
 ]);
 
 export function isTerminal(status: string): boolean {

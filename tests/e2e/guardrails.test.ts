@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Phase, PhaseState, RunStatus } from '@ameide/contracts';
+import { git } from '@ameide/devstack';
+import { ACME_SECRET, applySample, MULTIPLY, sampleOrigin, startHarness, watchAll, type Harness } from '../support/harness.js';
+
+/** Guardrails of real runs: sandbox, allowed paths, budgets, scoped secrets. */
+describe('guardrails of a run', () => {
+  let h: Harness;
+  let origin: string;
+  beforeAll(async () => {
+    h = await startHarness({ worker: true });
+    origin = sampleOrigin(h);
+  });
+  afterAll(() => h?.stop());
+
+  const runToEnd = async (definition: string, overrides: Parameters<typeof applySample>[2]) => {
+    await applySample(h.acme, origin, overrides, definition);
+    const { run } = await h.acme.startWorkflowRun({ definition, workItems: [MULTIPLY] });
+    const updates = await watchAll(h.acme, run!.id);
+    return { run: (await h.acme.getWorkflowRun({ id: run!.id })).run!, updates };
+  };
+
+  it('fails as a policy violation when the change touches a denied path, and pushes nothing', async () => {
+    const { run } = await runToEnd('denied', {
+      agentCommand: 'node "$AGENT_SCRIPT" && mkdir -p .github/workflows && echo "on: push" > .github/workflows/ci.yml',
+    });
+    expect(run.status).not.toBe(RunStatus.COMPLETED);
+    expect(run.phase).toBe(Phase.AGENT);
+    expect(run.error).toContain('policy violation');
+    expect(run.error).toContain('.github/workflows/ci.yml (denied)');
+    expect(run.summary!.policyViolations).toEqual(['.github/workflows/ci.yml (denied)']);
+    expect(run.phases.map((p) => p.phase)).not.toContain(Phase.PUBLISH);
+    expect(() => git(origin, 'rev-parse', '--verify', `refs/heads/${run.summary!.branch}`)).toThrow();
+  });
+
+  it('fails when the change leaves the allowed paths or plants a symlink out of the worktree', async () => {
+    const { run } = await runToEnd('allowed', {
+      agentCommand: 'node "$AGENT_SCRIPT" && echo x > README.md && ln -s /etc/passwd src/leak',
+      guardrails: { allowedPaths: ['src/**', 'test/**'] },
+    });
+    expect(run.summary!.policyViolations).toEqual(['README.md (not allowed)', 'src/leak (symlink escapes the worktree)']);
+  });
+
+  it('gives a secret only to the phases it names, and records the sandbox', async () => {
+    const { run } = await runToEnd('secrets', {
+      installCommand: `test "$DEPLOY_TOKEN" = "${ACME_SECRET}" && npm ci --no-audit --no-fund`,
+      agentCommand: 'test -z "$DEPLOY_TOKEN" && node "$AGENT_SCRIPT"',
+      testCommand: 'test -z "$DEPLOY_TOKEN" && npm test',
+      secrets: [{ name: 'DEPLOY_TOKEN', phases: [Phase.INSTALL], fromEnv: 'DEPLOY_TOKEN' }],
+    });
+    expect(run.status).toBe(RunStatus.COMPLETED);
+    expect(run.summary!.sandbox).toBe('bubblewrap');
+  });
+
+  it('refuses to run with a secret the worker does not hold for the tenant', async () => {
+    await applySample(h.globex, sampleOrigin(h, 'globex-origin'), {
+      secrets: [{ name: 'DEPLOY_TOKEN', phases: [Phase.INSTALL], fromEnv: 'DEPLOY_TOKEN' }],
+    });
+    const { run } = await h.globex.startWorkflowRun({ definition: 'sample', workItems: [MULTIPLY] });
+    await watchAll(h.globex, run!.id);
+    const done = (await h.globex.getWorkflowRun({ id: run!.id })).run!;
+    expect(done.status).not.toBe(RunStatus.COMPLETED);
+    expect(done.error).toContain('secret DEPLOY_TOKEN is not configured on the worker: set AMEIDE_SECRET_GLOBEX__DEPLOY_TOKEN');
+  });
+
+  it('stops a run that exceeds its wall-clock budget and says which budget', async () => {
+    const { run } = await runToEnd('slow', { agentCommand: 'sleep 60', guardrails: { budgets: { runTimeoutSeconds: 3 } } });
+    expect(run.status).not.toBe(RunStatus.COMPLETED);
+    expect(run.summary!.budgetExceeded).toBe('run_timeout');
+    expect(run.phases.find((p) => p.phase === Phase.AGENT)).toMatchObject({ state: PhaseState.FAILED, exitCode: 124 });
+  });
+
+  it('stops at the command budget', async () => {
+    const { run } = await runToEnd('few-commands', { guardrails: { budgets: { maxCommands: 1 } } });
+    expect(run.summary!.budgetExceeded).toBe('max_commands');
+    expect(run.phase).toBe(Phase.AGENT);
+  });
+
+  it('runs without a sandbox only when the definition says so, and records it', async () => {
+    const { run } = await runToEnd('unsandboxed', { guardrails: { sandbox: 'none' } });
+    expect(run.status).toBe(RunStatus.COMPLETED);
+    expect(run.summary!.sandbox).toBe('none');
+  });
+});
