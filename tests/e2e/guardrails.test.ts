@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Phase, PhaseState, RunStatus } from '@ameide/contracts';
 import { git } from '@ameide/devstack';
@@ -80,5 +82,15 @@ describe('guardrails of a run', () => {
     const { run } = await runToEnd('unsandboxed', { guardrails: { sandbox: 'none' } });
     expect(run.status).toBe(RunStatus.COMPLETED);
     expect(run.summary!.sandbox).toBe('none');
+  });
+
+  it('removes the worktree after success and keeps it after a failure', async () => {
+    const runDir = (id: string) => join(h.dir, 'workspaces', 'runs', 'acme', id, 'worktree');
+    const ok = await runToEnd('cleanup-ok', {});
+    expect(ok.run.status).toBe(RunStatus.COMPLETED);
+    expect(existsSync(runDir(ok.run.id))).toBe(false);
+    const failed = await runToEnd('cleanup-failed', { testCommand: 'exit 1' });
+    expect(failed.run.status).not.toBe(RunStatus.COMPLETED);
+    expect(existsSync(join(runDir(failed.run.id), 'src', 'calc.js'))).toBe(true);
   });
 });

@@ -24,6 +24,10 @@ export interface WorkerConfig {
    * part after `AMEIDE_SECRET_`. Definitions reference them by name; values never leave the worker.
    */
   secrets: Record<string, string>;
+  /** Worktrees of failed runs are kept this long for a person to look at, then pruned. */
+  worktreeTtlHours: number;
+  /** New runs are refused while the workspace disk has less free space than this. */
+  minFreeDiskMb: number;
   home: string;
 }
 
@@ -57,6 +61,8 @@ const schema = z
     AMEIDE_S3_FORCE_PATH_STYLE: bool.optional(),
     PATH: z.string().default('/usr/local/bin:/usr/bin:/bin'),
     HOME: z.string().default('/tmp'),
+    AMEIDE_WORKTREE_TTL_HOURS: z.coerce.number().positive().default(72),
+    AMEIDE_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).default(1024),
   })
   .extend(temporalSchema.shape)
   .superRefine((e, ctx) => {
@@ -92,6 +98,8 @@ export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
     artifactS3: e.ARTIFACT_STORE_URL?.startsWith('s3:') ? artifactS3(e) : undefined,
     commandPath: e.PATH,
     commandHome: e.HOME,
+    worktreeTtlHours: e.AMEIDE_WORKTREE_TTL_HOURS,
+    minFreeDiskMb: e.AMEIDE_MIN_FREE_DISK_MB,
     secrets: Object.fromEntries(
       Object.entries(env)
         .filter(([k, v]) => k.startsWith(SECRET_PREFIX) && v)

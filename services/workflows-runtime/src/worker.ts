@@ -6,6 +6,7 @@ import { createWorkflowServiceClient } from '@ameide/sdk';
 import type { Telemetry } from '@ameide/telemetry';
 import { openArtifactStore } from './artifacts.js';
 import { createActivities } from './activities/index.js';
+import { pruneStaleWorkspaces } from './activities/lifecycle.js';
 
 const workflowsPath = fileURLToPath(new URL('./workflows.ts', import.meta.url));
 const tracingInterceptorsPath = fileURLToPath(new URL('./workflow-tracing.ts', import.meta.url));
@@ -79,7 +80,10 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     commandPath: cfg.commandPath,
     commandHome: cfg.commandHome,
     secrets: cfg.secrets,
+    minFreeDiskMb: cfg.minFreeDiskMb,
   });
+  const pruned = await pruneStaleWorkspaces(cfg.workspaceDir, cfg.worktreeTtlHours);
+  if (pruned) console.log(`pruned ${pruned} run workspaces older than ${cfg.worktreeTtlHours}h`);
   const exporter = telemetry?.exporter;
   const worker = await Worker.create({
     connection,

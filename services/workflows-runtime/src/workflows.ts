@@ -168,7 +168,11 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   const status: RunStatusName = failure ? 'failed' : 'completed';
   started('report');
   try {
-    const report = await acts.writeReport({ run: input, report: { runId: input.runId, status, failure, summary, phases: phaseLog } });
+    const report = await acts.writeReport({
+      run: input,
+      report: { runId: input.runId, status, failure, summary, phases: phaseLog },
+      removeWorktree: !failure || Boolean(summary.handoffUri),
+    });
     summary.transcriptsUri = report.transcriptsUri;
     await finished('report', { state: 'succeeded', outputTail: `report at ${report.reportUri}` });
   } catch (err) {

@@ -16,6 +16,7 @@ import type { ArtifactStore } from '../artifacts.js';
 import { runCommand } from './exec.js';
 import { gitAt } from './git.js';
 import { sendStatusUpdate } from './status.js';
+import { removeWorktree, requireFreeDisk } from './lifecycle.js';
 import { changedPathViolations } from './policy.js';
 import { phaseExecution, prepareSandbox, type SandboxDeps } from './sandboxing.js';
 import { addWorktree, ensureMirror, mirrorPath, normaliseRepoUrl, runPaths, writePrompt } from './workspace.js';
@@ -24,6 +25,8 @@ import { addWorktree, ensureMirror, mirrorPath, normaliseRepoUrl, runPaths, writ
 export interface ActivityDeps extends SandboxDeps {
   api: WorkflowServiceClient;
   artifacts: ArtifactStore;
+  /** New runs are refused below this much free disk (MB). */
+  minFreeDiskMb: number;
 }
 
 export interface CommandPhaseInput {
@@ -59,6 +62,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Mirror (clone once, fetch per run), then a worktree on the run branch and the agent's prompt file. */
     async prepareWorkspace(run: CodingRunInput): Promise<PreparedWorkspace> {
       const started = Date.now();
+      await requireFreeDisk(deps.workspaceDir, deps.minFreeDiskMb);
       const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
       await mkdir(paths.transcriptsDir, { recursive: true });
       const branch = runBranchName(run.repo.branchPrefix, run.runId);
@@ -155,10 +159,18 @@ export function createActivities(deps: ActivityDeps) {
       };
     },
 
-    /** Stores the run report beside the transcripts and returns where they are. */
-    async writeReport(input: { run: CodingRunInput; report: Record<string, unknown> }): Promise<{ transcriptsUri: string; reportUri: string }> {
+    /**
+     * Stores the run report beside the transcripts and returns where they are. The worktree goes when
+     * nobody needs it any more (the run completed, or its work is in a handoff bundle); otherwise it is
+     * kept until the TTL prunes it.
+     */
+    async writeReport(input: { run: CodingRunInput; report: Record<string, unknown>; removeWorktree: boolean }): Promise<{ transcriptsUri: string; reportUri: string }> {
       const prefix = artifactPrefix(input.run);
       const stored = await deps.artifacts.put(`${prefix}report.json`, JSON.stringify(input.report, null, 2) + '\n');
+      if (input.removeWorktree) {
+        const { run } = input;
+        await removeWorktree(runPaths(deps.workspaceDir, run.tenantId, run.runId), mirrorPath(deps.workspaceDir, run.tenantId, run.repo.repoUrl));
+      }
       return { transcriptsUri: deps.artifacts.uri(`${prefix}transcripts/`), reportUri: stored.uri };
     },
   };
