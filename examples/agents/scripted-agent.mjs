@@ -20,6 +20,13 @@ if (!wanted) {
 }
 const op = wanted === 'multiply' ? '*' : '/';
 const [x, y, expected] = wanted === 'multiply' ? [6, 7, 42] : [42, 6, 7];
+if (readFileSync('src/calc.js', 'utf8').includes(`export function ${wanted}(`)) {
+  // A rerun of the same work: the function exists, so strengthen its tests instead.
+  appendFileSync(`test/${wanted}.test.js`, `\ntest('${wanted} by one', () => assert.equal(${wanted}(${x}, 1), ${x}));\n`);
+  console.log(`agent: ${wanted}() exists already; added a test case to test/${wanted}.test.js`);
+  process.exit(0);
+}
+
 appendFileSync('src/calc.js', `\n/** ${wanted === 'multiply' ? 'Multiplies a by b' : 'Divides a by b'}. */\nexport function ${wanted}(a, b) {\n  return a ${op} b;\n}\n`);
 writeFileSync(
   `test/${wanted}.test.js`,

@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { sampleDefinition } from '@ameide/devstack';
+import { git, sampleDefinition } from '@ameide/devstack';
 import { sampleOrigin, startHarness, type Harness } from '../support/harness.js';
 
 const root = resolve(__dirname, '../..');
@@ -53,10 +53,28 @@ it('applies a definition file, runs and watches a run to completion, and prints 
   expect(JSON.parse(watched.stdout.split('\n')[0]!).sequence).toBe('3');
 });
 
+it('recreates the branch of a handed-off run in a fresh clone', async () => {
+  const file = join(h.dir, 'def-failing.yaml');
+  writeFileSync(file, JSON.stringify({ ...sampleDefinition(sampleOrigin(h, 'handoff-origin'), 'cli-failing'), spec: { ...sampleDefinition('', '').spec, repoUrl: join(h.dir, 'handoff-origin.git'), testCommand: 'echo "1 failing"; exit 1' } }));
+  expect((await ameide('definitions', 'apply', '-f', file)).status).toBe(0);
+  const failed = await ameide('runs', 'start', '--definition', 'cli-failing', '--work-item', 'CALC-11', '--title', 'Add a multiply function', '--watch');
+  expect(failed.status).toBe(1);
+  const id = JSON.parse((await ameide('runs', 'list', '--work-item', 'CALC-11', '--json')).stdout)[0].id as string;
+  const dir = join(h.dir, 'taken-over');
+  const restored = await ameide('runs', 'handoff', id, '--dir', dir);
+  expect(restored.stderr).toBe('');
+  expect(restored.status).toBe(0);
+  expect(restored.stdout).toContain('ameide/calc-11');
+  expect(readFileSync(join(dir, 'src', 'calc.js'), 'utf8')).toContain('export function multiply');
+  expect(readFileSync(join(dir, '.codex', 'followup.md'), 'utf8')).toContain('test');
+  expect(git(dir, 'rev-parse', '--abbrev-ref', 'HEAD')).toBe('ameide/calc-11');
+  expect(git(dir, 'status', '--porcelain')).toBe('');
+});
+
 it('exits 1 from watch when the run did not complete, and prints one clear line for errors', async () => {
   const failed = await ameide('runs', 'start', '--definition', 'cli-sample', '--work-item', 'CALC-10', '--title', 'Paint it blue', '--watch');
   expect(failed.status).toBe(1);
-  expect(failed.stdout).toMatch(/run failed — agent phase failed: agent command failed with exit code 3/);
+  expect(failed.stdout).toMatch(/run handed_off — agent phase failed: agent command failed with exit code 3/);
 
   expect(await ameide('runs', 'get', 'does-not-exist')).toEqual({ status: 1, stdout: '', stderr: 'error: run "does-not-exist" not found (not found)' });
   expect(await ameide('definitions', 'apply', '-f', '/nonexistent.yaml')).toMatchObject({ status: 1, stderr: 'error: cannot read definition file /nonexistent.yaml' });

@@ -40,7 +40,7 @@ describe('coding-agent run end to end (real Postgres, Temporal, git, processes)'
 
     // The branch is on origin, with the agent's change on top of main.
     const branch = done.summary!.branch;
-    expect(branch).toBe(`ameide/run-${run!.id.slice(0, 8)}`);
+    expect(branch).toBe('ameide/calc-1');
     expect(git(origin, 'rev-parse', `refs/heads/${branch}`)).toBe(done.summary!.headCommit);
     expect(git(origin, 'show', `${branch}:src/calc.js`)).toContain('export function multiply(a, b)');
     expect(git(origin, 'log', '--format=%s', '-1', branch)).toBe('CALC-1: Add a multiply function');
@@ -64,13 +64,28 @@ describe('coding-agent run end to end (real Postgres, Temporal, git, processes)'
     expect((await h.acme.listWorkflowRuns({ workItemId: 'CALC-999' })).runs).toHaveLength(0);
   });
 
-  it('fails at the test phase when the test command fails, keeping its exit code and output', async () => {
+  it('updates the same branch when the same work runs again', async () => {
+    const first = (await h.acme.listWorkflowRuns({ workItemId: 'CALC-1', statuses: [RunStatus.COMPLETED] })).runs.at(-1)!;
+    const before = git(origin, 'rev-parse', 'refs/heads/ameide/calc-1');
+    const { run } = await h.acme.startWorkflowRun({ planId: first.planId });
+    await watchAll(h.acme, run!.id);
+    const again = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
+    expect(again.phases.find((p) => p.phase === Phase.AGENT)!.outputTail).toContain('exists already');
+    expect(again.status).toBe(RunStatus.COMPLETED);
+    expect(again.summary!.branch).toBe('ameide/calc-1');
+    expect(git(origin, 'rev-parse', 'refs/heads/ameide/calc-1~1')).toBe(before);
+    expect(git(origin, 'for-each-ref', '--format=%(refname:short)', 'refs/heads/ameide/')).toBe('ameide/calc-1');
+  });
+
+  it('hands off at the test phase when the test command fails, keeping its exit code and output', async () => {
     await applySample(h.acme, origin, { testCommand: 'echo "2 tests, 1 failing: expected 42"; exit 3' }, 'sample-failing');
     const { run } = await h.acme.startWorkflowRun({ definition: 'sample-failing', workItems: [{ ...MULTIPLY, id: 'CALC-2' }] });
     await watchAll(h.acme, run!.id);
     const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
-    expect(done.status).toBe(RunStatus.FAILED);
+    expect(done.status).toBe(RunStatus.HANDED_OFF);
     expect(done.error).toMatch(/^test phase failed: test command failed with exit code 3/);
+    expect(done.summary!.handoffUri).toMatch(/handoff\.tar\.gz$/);
+    expect(done.summary!.handoffSha256).toMatch(/^[0-9a-f]{64}$/);
     const test = done.phases.find((p) => p.phase === Phase.TEST)!;
     expect(test.state).toBe(PhaseState.FAILED);
     expect(test.exitCode).toBe(3);
@@ -90,11 +105,11 @@ describe('coding-agent run end to end (real Postgres, Temporal, git, processes)'
     expect(done.summary!.filesChanged).toBe(2);
   });
 
-  it('fails at the agent phase when the agent cannot do the task', async () => {
+  it('hands off at the agent phase when the agent cannot do the task', async () => {
     const { run } = await h.acme.startWorkflowRun({ definition: 'sample', workItems: [{ ...MULTIPLY, id: 'CALC-3', title: 'Paint it blue', description: '' , acceptanceCriteria: []}] });
     await watchAll(h.acme, run!.id);
     const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
-    expect(done.status).toBe(RunStatus.FAILED);
+    expect(done.status).toBe(RunStatus.HANDED_OFF);
     expect(done.phase).toBe(Phase.AGENT);
     expect(done.phases.find((p) => p.phase === Phase.AGENT)!.outputTail).toContain('knows how to do');
   });

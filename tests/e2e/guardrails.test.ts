@@ -84,13 +84,14 @@ describe('guardrails of a run', () => {
     expect(run.summary!.sandbox).toBe('none');
   });
 
-  it('removes the worktree after success and keeps it after a failure', async () => {
+  it('removes the worktree after success, and after a failure once its handoff bundle is stored', async () => {
     const runDir = (id: string) => join(h.dir, 'workspaces', 'runs', 'acme', id, 'worktree');
     const ok = await runToEnd('cleanup-ok', {});
     expect(ok.run.status).toBe(RunStatus.COMPLETED);
     expect(existsSync(runDir(ok.run.id))).toBe(false);
     const failed = await runToEnd('cleanup-failed', { testCommand: 'exit 1' });
-    expect(failed.run.status).not.toBe(RunStatus.COMPLETED);
-    expect(existsSync(join(runDir(failed.run.id), 'src', 'calc.js'))).toBe(true);
+    expect(failed.run.status).toBe(RunStatus.HANDED_OFF);
+    expect(existsSync(new URL(failed.run.summary!.handoffUri))).toBe(true);
+    expect(existsSync(runDir(failed.run.id))).toBe(false);
   });
 });

@@ -1,3 +1,4 @@
+import { relative, resolve } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import {
   DefinitionSpecSchema,
@@ -11,6 +12,7 @@ import type { WorkflowServiceClient } from '@ameide/sdk';
 import { flag, flags, has, positional, UsageError, type Args } from './args.js';
 import { readDefinitionFile } from './definition-file.js';
 import { definitionJson, formatRun, formatStatusUpdate, runJson, statusName, statusUpdateJson } from './format.js';
+import { fetchArtifact, restoreHandoff } from './handoff.js';
 
 /** Where commands write; tests capture it. */
 export interface Output {
@@ -130,7 +132,24 @@ export async function runsCommand(api: WorkflowServiceClient, sub: string, args:
       print(o, json, runJson(res.run!), () => `cancellation requested for run ${res.run!.id}`);
       return 0;
     }
+    case 'handoff': {
+      const id = positional(args, 2, 'run id');
+      const run = (await api.getWorkflowRun({ id })).run!;
+      const s = run.summary;
+      if (!s?.handoffUri || !s.handoffSha256) throw new UsageError(`run ${id} has no handoff bundle`);
+      const plan = (await api.getPlan({ id: run.planId })).plan;
+      const repoUrl = plan?.spec?.repo?.repoUrl;
+      if (!repoUrl) throw new UsageError(`plan ${run.planId} of run ${id} names no repository`);
+      const dir = flag(args, 'dir') ?? `./handoff-${id.slice(0, 8)}`;
+      const bundle = await fetchArtifact(s.handoffUri);
+      const r = await restoreHandoff({ bundle, expectedSha256: s.handoffSha256, repoUrl, dir });
+      const followup = `${dir.replace(/\/+$/, '')}/${relative(resolve(dir), r.followup)}`;
+      print(o, json, { runId: id, dir: resolve(dir), branch: r.branch, head: r.head, followup: r.followup }, () =>
+        `branch ${r.branch} restored in ${dir} at ${r.head.slice(0, 12)}; read ${followup}`,
+      );
+      return 0;
+    }
     default:
-      throw new UsageError(`unknown command "runs ${sub}"; use start, list, get, watch or cancel`);
+      throw new UsageError(`unknown command "runs ${sub}"; use start, list, get, watch, cancel or handoff`);
   }
 }

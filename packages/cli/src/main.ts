@@ -11,6 +11,7 @@ const USAGE = `usage: ameide <command>
   runs get <id>                         show a run                   [--json]
   runs watch <id> [--from N]            follow a run; exit 0 only if it completed
   runs cancel <id>                      cancel a run and kill its running command
+  runs handoff <id> [--dir <path>]      restore a failed run's branch and notes (default dir ./handoff-<id8>)
 settings: AMEIDE_API_URL, AMEIDE_TOKEN (default: the stack started by \`make up\`)`;
 
 /** Runs one CLI invocation and returns its exit code. */

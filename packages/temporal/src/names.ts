@@ -6,8 +6,17 @@ export function workflowIdForRun(runId: string): string {
   return `coding-run-${runId}`;
 }
 
-/** Name of the git branch a run works on. */
-export function runBranchName(prefix: string, runId: string): string {
+/**
+ * The git branch for a piece of work: named after the plan's first work item (or the plan when it has
+ * none), so every rerun of the same work updates the same branch instead of opening another.
+ */
+export function workBranchName(prefix: string, workItemId: string | undefined, planId: string): string {
   const p = prefix.trim() === '' ? 'ameide/' : prefix.trim();
-  return `${p.endsWith('/') || p.endsWith('-') ? p : p + '/'}run-${runId.slice(0, 8)}`;
+  const slug = workItemId
+    ?.toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[-.]+|[-.]+$/g, '')
+    .replace(/\.{2,}/g, '.')
+    .slice(0, 60);
+  return `${p.endsWith('/') || p.endsWith('-') ? p : p + '/'}${slug || `plan-${planId.slice(0, 8)}`}`;
 }

@@ -1,13 +1,13 @@
 import { expect, it } from 'vitest';
-import { runBranchName, SEARCH_ATTRIBUTE_REGISTRATIONS, workflowIdForRun } from '../src/index.js';
+import { SEARCH_ATTRIBUTE_REGISTRATIONS, workBranchName, workflowIdForRun } from '../src/index.js';
 
-it('names workflows and run branches predictably', () => {
+it('names workflows and work branches predictably', () => {
   const id = '0d7c5f2e-1111-2222-3333-444444444444';
   expect(workflowIdForRun(id)).toBe(`coding-run-${id}`);
-  expect(runBranchName('ameide/', id)).toBe('ameide/run-0d7c5f2e');
-  expect(runBranchName('bots', id)).toBe('bots/run-0d7c5f2e');
-  expect(runBranchName('feature-', id)).toBe('feature-run-0d7c5f2e');
-  expect(runBranchName('  ', id)).toBe('ameide/run-0d7c5f2e');
+  expect(workBranchName('ameide/', 'CALC-1', id)).toBe('ameide/calc-1');
+  expect(workBranchName('bots', 'PROJ 12: fix the login!', id)).toBe('bots/proj-12-fix-the-login');
+  expect(workBranchName('feature-', undefined, id)).toBe('feature-plan-0d7c5f2e');
+  expect(workBranchName('  ', '..', id)).toBe('ameide/plan-0d7c5f2e');
 });
 
 it('registers every Ameide search attribute within the SQL visibility limits', () => {

@@ -91,11 +91,25 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     phaseLog.push({ phase, ...o, outputTail: undefined });
     await finished(phase, o);
   };
-  let failure: { phase: PhaseName; message: string } | undefined;
+  let failure: { phase: PhaseName; message: string; lastOutput?: string } | undefined;
+  let workspace: { worktreePath: string; branch: string; baseCommit: string } | undefined;
+
+  /** Bundles what the run did for a person to continue; a failure to bundle only loses the bundle. */
+  const handOff = async (phase: PhaseName, reason: string, lastOutput: string): Promise<void> => {
+    if (!workspace) return;
+    try {
+      const h = await acts.createHandoff({ run: input, ...workspace, failedPhase: phase, reason, lastOutput });
+      summary.handoffUri = h.uri;
+      summary.handoffSha256 = h.sha256;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+    }
+  };
   // Whatever phase a cancellation hits, the service learns that the run ended; then Temporal does too.
   const reportCancelled = async (cancellation: unknown): Promise<never> => {
     await CancellationScope.nonCancellable(async () => {
       await finished(current, { state: 'cancelled', message: 'run cancelled' });
+      await handOff(current, 'the run was cancelled', '');
       markSearch('cancelled', current);
       await post({ kind: 'run_finished', runStatus: 'cancelled', phase: current, message: `cancelled during ${current}`, summary });
     });
@@ -107,6 +121,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   try {
     started('prepare');
     const ws = await acts.prepareWorkspace(input);
+    workspace = { worktreePath: ws.worktreePath, branch: ws.branch, baseCommit: ws.baseCommit };
     summary.branch = ws.branch;
     summary.baseCommit = ws.baseCommit;
     await record('prepare', { state: 'succeeded', durationMs: ws.durationMs, outputTail: ws.outputTail });
@@ -148,7 +163,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       }
       await record(phase, { state: message ? 'failed' : 'succeeded', exitCode: r.exitCode, durationMs: r.durationMs, outputTail: r.outputTail, message });
       if (message) {
-        failure = { phase, message };
+        failure = { phase, message, lastOutput: r.outputTail };
         break;
       }
     }
@@ -165,8 +180,9 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     await finished(current, { state: 'failed', message: failure.message });
   }
 
-  const status: RunStatusName = failure ? 'failed' : 'completed';
   started('report');
+  if (failure) await handOff(failure.phase, failure.message, failure.lastOutput ?? '');
+  const status: RunStatusName = !failure ? 'completed' : summary.handoffUri ? 'handed_off' : 'failed';
   try {
     const report = await acts.writeReport({
       run: input,
@@ -174,7 +190,8 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       removeWorktree: !failure || Boolean(summary.handoffUri),
     });
     summary.transcriptsUri = report.transcriptsUri;
-    await finished('report', { state: 'succeeded', outputTail: `report at ${report.reportUri}` });
+    const handoff = summary.handoffUri ? `\nhandoff bundle at ${summary.handoffUri} (sha256 ${summary.handoffSha256})` : '';
+    await finished('report', { state: 'succeeded', outputTail: `report at ${report.reportUri}${handoff}` });
   } catch (err) {
     if (isCancellation(err)) return reportCancelled(err);
     await finished('report', { state: 'failed', message: errorMessage(err) });

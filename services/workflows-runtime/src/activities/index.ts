@@ -4,7 +4,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { WorkflowServiceClient } from '@ameide/sdk';
 import {
-  runBranchName,
+  workBranchName,
   type CodingRunInput,
   type CommandPhaseResult,
   type PhaseName,
@@ -16,6 +16,7 @@ import type { ArtifactStore } from '../artifacts.js';
 import { runCommand } from './exec.js';
 import { gitAt } from './git.js';
 import { sendStatusUpdate } from './status.js';
+import { createHandoffBundle } from './handoff.js';
 import { removeWorktree, requireFreeDisk } from './lifecycle.js';
 import { changedPathViolations } from './policy.js';
 import { phaseExecution, prepareSandbox, type SandboxDeps } from './sandboxing.js';
@@ -65,7 +66,7 @@ export function createActivities(deps: ActivityDeps) {
       await requireFreeDisk(deps.workspaceDir, deps.minFreeDiskMb);
       const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
       await mkdir(paths.transcriptsDir, { recursive: true });
-      const branch = runBranchName(run.repo.branchPrefix, run.runId);
+      const branch = workBranchName(run.repo.branchPrefix, run.workItems[0]?.id, run.planId);
       let mirror: string;
       try {
         mirror = await ensureMirror(deps.workspaceDir, run.tenantId, run.repo.repoUrl);
@@ -157,6 +158,41 @@ export function createActivities(deps: ActivityDeps) {
         durationMs: Date.now() - started,
         outputTail: `pushed ${input.branch} at ${headCommit.slice(0, 12)}: ${diff.changed} files changed, +${diff.insertions} -${diff.deletions}`,
       };
+    },
+
+    /**
+     * Packages what a run that could not finish leaves behind (git bundle of the branch, the diff,
+     * the transcripts and `.codex/followup.md`) as one tar.gz in the artifact store.
+     */
+    async createHandoff(input: {
+      run: CodingRunInput;
+      worktreePath: string;
+      branch: string;
+      baseCommit: string;
+      failedPhase: string;
+      reason: string;
+      lastOutput: string;
+    }): Promise<{ uri: string; sha256: string }> {
+      const { run } = input;
+      const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
+      const stored = await createHandoffBundle({
+        worktree: input.worktreePath,
+        baseCommit: input.baseCommit,
+        branch: input.branch,
+        transcriptsDir: paths.transcriptsDir,
+        runId: run.runId,
+        followup: {
+          attempted: run.workItems.map((w) => `${w.id}: ${w.title}`).join('; ') || `run ${run.runId} of ${run.definitionName}`,
+          failedPhase: input.failedPhase,
+          reason: input.reason,
+          lastOutput: input.lastOutput,
+          workItems: run.workItems.map((w) => ({ id: w.id, title: w.title })),
+        },
+        artifacts: deps.artifacts,
+        key: `${artifactPrefix(run)}handoff.tar.gz`,
+        workDir: paths.runDir,
+      });
+      return { uri: stored.uri, sha256: stored.sha256 };
     },
 
     /**

@@ -69,18 +69,25 @@ export async function ensureMirror(workspaceDir: string, tenantId: string, repoU
   });
 }
 
-/** Adds the run's worktree on a new branch starting at the default branch of origin. */
+/**
+ * Adds the run's worktree on the work branch. When origin already has that branch (an earlier run of
+ * the same work), the run continues from its head; otherwise it starts at the default branch.
+ * Returns the commit the run starts from.
+ */
 export async function addWorktree(mirror: string, paths: RunPaths, branch: string, defaultBranch: string): Promise<string> {
   const git = gitAt(mirror);
-  const base = (await git.revparse([`refs/remotes/origin/${defaultBranch}`]).catch(() => {
+  const resolve = (ref: string) => git.revparse(['--verify', '--quiet', `${ref}^{commit}`]).then((s) => s.trim(), () => '');
+  const base = (await resolve(`refs/remotes/origin/${branch}`)) || (await resolve(`refs/remotes/origin/${defaultBranch}`));
+  if (!base) {
     throw Object.assign(new Error(`branch "${defaultBranch}" not found in the repository; check the definition's default_branch`), { permanent: true });
-  })).trim();
+  }
   if (existsSync(paths.worktree)) {
     await git.raw(['worktree', 'remove', '--force', paths.worktree]).catch(() => undefined);
     await rm(paths.worktree, { recursive: true, force: true });
-    await git.raw(['worktree', 'prune']);
   }
-  await withMirrorLock(mirror, () => git.raw(['worktree', 'add', '--quiet', '-B', branch, paths.worktree, base]));
+  await git.raw(['worktree', 'prune']);
+  // --force: another run of the same work may still have the branch checked out in its worktree.
+  await withMirrorLock(mirror, () => git.raw(['worktree', 'add', '--quiet', '--force', '-B', branch, paths.worktree, base]));
   return base;
 }
 
