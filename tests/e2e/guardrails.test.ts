@@ -1,6 +1,7 @@
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Phase, PhaseState, RunStatus } from '@ameide/contracts';
 import { git } from '@ameide/devstack';
 import { ACME_SECRET, applySample, MULTIPLY, sampleOrigin, startHarness, watchAll, type Harness } from '../support/harness.js';
@@ -93,5 +94,46 @@ describe('guardrails of a run', () => {
     expect(failed.run.status).toBe(RunStatus.HANDED_OFF);
     expect(existsSync(new URL(failed.run.summary!.handoffUri))).toBe(true);
     expect(existsSync(runDir(failed.run.id))).toBe(false);
+  });
+});
+
+describe('secrets never leave the worker', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ worker: true });
+  });
+  afterAll(() => h?.stop());
+
+  it('are redacted from transcripts, status updates, artifacts and Temporal history', async () => {
+    const half = ACME_SECRET.length >> 1;
+    await applySample(h.acme, sampleOrigin(h), {
+      // Echo the secret plainly, in base64, and split across two writes a moment apart.
+      installCommand: `echo "plain $DEPLOY_TOKEN"; printf %s "$DEPLOY_TOKEN" | base64; printf "split %s" "$(printf %s "$DEPLOY_TOKEN" | cut -c1-${half})"; sleep 0.3; printf "%s\\n" "$(printf %s "$DEPLOY_TOKEN" | cut -c${half + 1}-)"; npm ci --no-audit --no-fund`,
+      testCommand: 'echo "$DEPLOY_TOKEN in test"; exit 1',
+      secrets: [{ name: 'DEPLOY_TOKEN', phases: [Phase.INSTALL, Phase.TEST], fromEnv: 'DEPLOY_TOKEN' }],
+    });
+    const { run } = await h.acme.startWorkflowRun({ definition: 'sample', workItems: [MULTIPLY] });
+    const updates = await watchAll(h.acme, run!.id);
+    const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
+    expect(done.status).toBe(RunStatus.HANDED_OFF);
+    const install = done.phases.find((p) => p.phase === Phase.INSTALL)!;
+    expect(install.outputTail).toContain('plain [REDACTED]');
+    expect(install.outputTail).toContain('split [REDACTED]');
+
+    const forms = [ACME_SECRET, Buffer.from(ACME_SECRET).toString('base64').slice(0, 16)];
+    const leaks = (where: string, text: string) => forms.filter((f) => text.includes(f)).map((f) => `${where}: ${f}`);
+    const found: string[] = [];
+    found.push(...leaks('status updates', JSON.stringify(updates, (_k, v) => (typeof v === 'bigint' ? String(v) : v))));
+    found.push(...leaks('run', JSON.stringify(done, (_k, v) => (typeof v === 'bigint' ? String(v) : v))));
+    const artifacts = join(h.dir, 'artifacts', 'runs', 'acme', run!.id);
+    for (const f of ['transcripts/install.log', 'transcripts/test.log', 'report.json']) found.push(...leaks(f, readFileSync(join(artifacts, f), 'latin1')));
+    const bundle = execFileSync('tar', ['-xzOf', join(artifacts, 'handoff.tar.gz')], { encoding: 'latin1', maxBuffer: 1 << 26 });
+    found.push(...leaks('handoff bundle', bundle));
+    const history = execFileSync(inject('temporalCli'), ['workflow', 'show', '--address', inject('temporalAddress'), '-w', done.workflowId, '-o', 'json'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    found.push(...leaks('temporal history', history));
+    // Temporal payloads are base64-encoded JSON: decode them too.
+    for (const m of history.matchAll(/"data":\s*"([A-Za-z0-9+/=]+)"/g)) found.push(...leaks('temporal payload', Buffer.from(m[1]!, 'base64').toString('latin1')));
+    expect(found).toEqual([]);
+    expect(readFileSync(join(artifacts, 'transcripts/install.log'), 'utf8')).toContain('plain [REDACTED]');
   });
 });

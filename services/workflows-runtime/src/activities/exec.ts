@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { StreamRedactor, type Redactor } from '../guardrails/redaction.js';
 import { sandboxArgv, type SandboxSpec } from '../guardrails/sandbox.js';
 
 /** Keeps the last `limit` bytes of a stream of chunks. */
@@ -41,6 +42,8 @@ export interface CommandSpec {
   sandbox?: SandboxSpec;
   /** At most this many output bytes go to the transcript; the rest is counted and cut with a marker. */
   maxOutputBytes?: number;
+  /** Secrets to hide from the output before it reaches the tail or the transcript. */
+  redactor?: Redactor;
 }
 
 export interface CommandResult {
@@ -65,7 +68,7 @@ export const TIMEOUT_EXIT_CODE = 124;
 export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   const started = Date.now();
   const transcript = createWriteStream(spec.transcriptPath, { flags: 'a' });
-  transcript.write(`$ ${spec.command}\n`);
+  transcript.write(`$ ${spec.redactor ? spec.redactor.redact(spec.command) : spec.command}\n`);
   const tail = new OutputTail(spec.tailBytes ?? 4000);
   const { file, args } = spec.sandbox ? sandboxArgv(spec.sandbox, spec.command) : { file: '/bin/sh', args: ['-c', spec.command] };
   const dropPrivileges = spec.sandbox?.kind === 'bubblewrap';
@@ -80,7 +83,10 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   const budget = spec.maxOutputBytes ?? Number.POSITIVE_INFINITY;
   let written = 0;
   let truncated = false;
-  const onData = (chunk: Buffer) => {
+  const stream = spec.redactor && !spec.redactor.empty ? new StreamRedactor(spec.redactor) : undefined;
+  const onData = (raw: Buffer) => emit(stream ? Buffer.from(stream.push(raw)) : raw);
+  const emit = (chunk: Buffer) => {
+    if (chunk.length === 0) return;
     tail.push(chunk);
     if (written >= budget) return;
     const room = budget - written;
@@ -131,6 +137,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   clearInterval(progress);
   spec.signal?.removeEventListener('abort', onAbort);
   const exitCode = timedOut ? TIMEOUT_EXIT_CODE : code ?? 128 + signalNumber(sig);
+  if (stream) emit(Buffer.from(stream.flush()));
   const outputBytes = tail.total;
   const note = timedOut ? `\n[ameide] killed after the ${Math.round(spec.timeoutMs / 1000)}s phase budget\n` : aborted ? '\n[ameide] killed: run cancelled\n' : '';
   if (truncated) tail.push(Buffer.from(`\n[ameide] output truncated: ${outputBytes} bytes, the transcript keeps the first ${budget}\n`));

@@ -19,7 +19,8 @@ import { sendStatusUpdate } from './status.js';
 import { createHandoffBundle } from './handoff.js';
 import { removeWorktree, requireFreeDisk } from './lifecycle.js';
 import { changedPathViolations } from './policy.js';
-import { phaseExecution, prepareSandbox, type SandboxDeps } from './sandboxing.js';
+import { Redactor } from '../guardrails/redaction.js';
+import { allSecretValues, phaseExecution, prepareSandbox, type SandboxDeps } from './sandboxing.js';
 import { addWorktree, ensureMirror, mirrorPath, normaliseRepoUrl, runPaths, writePrompt } from './workspace.js';
 
 /** What activities need from the worker process. */
@@ -52,8 +53,27 @@ function permanent(type: string, message: string): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true });
 }
 
+/** An activity error with every secret of the run taken out of its message (it lands in history). */
+function redactError(err: unknown, redactor: Redactor): unknown {
+  if (redactor.empty || err instanceof CancelledFailure) return err;
+  if (err instanceof ApplicationFailure) {
+    return ApplicationFailure.create({ type: err.type ?? undefined, message: redactor.redact(err.message), nonRetryable: err.nonRetryable ?? undefined });
+  }
+  return new Error(redactor.redact(err instanceof Error ? err.message : String(err)));
+}
+
 /** Builds the activities with their real dependencies (git, processes, the API, the artifact store). */
 export function createActivities(deps: ActivityDeps) {
+  const redactorFor = (run: CodingRunInput) => new Redactor(allSecretValues(deps, run));
+  /** Runs an activity body so that no secret of the run can leave it in an error message. */
+  const guarded = async <T>(run: CodingRunInput, body: (redactor: Redactor) => Promise<T>): Promise<T> => {
+    const redactor = redactorFor(run);
+    try {
+      return await body(redactor);
+    } catch (err) {
+      throw redactError(err, redactor);
+    }
+  };
   return {
     /** Posts a status update to the workflow service (idempotent on run id + sequence). */
     async recordStatus(update: StatusUpdateInput): Promise<void> {
@@ -61,7 +81,7 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Mirror (clone once, fetch per run), then a worktree on the run branch and the agent's prompt file. */
-    async prepareWorkspace(run: CodingRunInput): Promise<PreparedWorkspace> {
+    prepareWorkspace: (run: CodingRunInput): Promise<PreparedWorkspace> => guarded(run, async () => {
       const started = Date.now();
       await requireFreeDisk(deps.workspaceDir, deps.minFreeDiskMb);
       const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
@@ -90,13 +110,13 @@ export function createActivities(deps: ActivityDeps) {
         durationMs: Date.now() - started,
         outputTail: `worktree ${paths.worktree} on ${branch} at ${baseCommit.slice(0, 12)}`,
       };
-    },
+    }),
 
     /**
      * Runs the phase's shell command in the worktree, in the run's sandbox; heartbeats; cancellation
      * kills the process group. After the agent phase, checks the changed paths against the policy.
      */
-    async runCommandPhase(input: CommandPhaseInput): Promise<CommandPhaseResult> {
+    runCommandPhase: (input: CommandPhaseInput): Promise<CommandPhaseResult> => guarded(input.run, async (redactor) => {
       const { run, phase } = input;
       const ctx = Context.current();
       const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
@@ -108,6 +128,7 @@ export function createActivities(deps: ActivityDeps) {
         cwd: input.worktreePath,
         env,
         sandbox,
+        redactor,
         timeoutMs: input.timeoutMs,
         maxOutputBytes: run.repo.guardrails.budgets.maxOutputBytes,
         transcriptPath,
@@ -128,10 +149,10 @@ export function createActivities(deps: ActivityDeps) {
         skipped: false,
         violations,
       };
-    },
+    }),
 
     /** Commits everything the agent changed and pushes the run branch to the repository's remote. */
-    async publishBranch(input: { run: CodingRunInput; worktreePath: string; branch: string; baseCommit: string }): Promise<PublishResult> {
+    publishBranch: (input: { run: CodingRunInput; worktreePath: string; branch: string; baseCommit: string }): Promise<PublishResult> => guarded(input.run, async () => {
       const started = Date.now();
       const git = gitAt(input.worktreePath);
       await git.add(['-A']);
@@ -158,13 +179,13 @@ export function createActivities(deps: ActivityDeps) {
         durationMs: Date.now() - started,
         outputTail: `pushed ${input.branch} at ${headCommit.slice(0, 12)}: ${diff.changed} files changed, +${diff.insertions} -${diff.deletions}`,
       };
-    },
+    }),
 
     /**
      * Packages what a run that could not finish leaves behind (git bundle of the branch, the diff,
      * the transcripts and `.codex/followup.md`) as one tar.gz in the artifact store.
      */
-    async createHandoff(input: {
+    createHandoff: (input: {
       run: CodingRunInput;
       worktreePath: string;
       branch: string;
@@ -172,7 +193,7 @@ export function createActivities(deps: ActivityDeps) {
       failedPhase: string;
       reason: string;
       lastOutput: string;
-    }): Promise<{ uri: string; sha256: string }> {
+    }): Promise<{ uri: string; sha256: string }> => guarded(input.run, async (redactor) => {
       const { run } = input;
       const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
       const stored = await createHandoffBundle({
@@ -184,8 +205,8 @@ export function createActivities(deps: ActivityDeps) {
         followup: {
           attempted: run.workItems.map((w) => `${w.id}: ${w.title}`).join('; ') || `run ${run.runId} of ${run.definitionName}`,
           failedPhase: input.failedPhase,
-          reason: input.reason,
-          lastOutput: input.lastOutput,
+          reason: redactor.redact(input.reason),
+          lastOutput: redactor.redact(input.lastOutput),
           workItems: run.workItems.map((w) => ({ id: w.id, title: w.title })),
         },
         artifacts: deps.artifacts,
@@ -193,22 +214,22 @@ export function createActivities(deps: ActivityDeps) {
         workDir: paths.runDir,
       });
       return { uri: stored.uri, sha256: stored.sha256 };
-    },
+    }),
 
     /**
      * Stores the run report beside the transcripts and returns where they are. The worktree goes when
      * nobody needs it any more (the run completed, or its work is in a handoff bundle); otherwise it is
      * kept until the TTL prunes it.
      */
-    async writeReport(input: { run: CodingRunInput; report: Record<string, unknown>; removeWorktree: boolean }): Promise<{ transcriptsUri: string; reportUri: string }> {
+    writeReport: (input: { run: CodingRunInput; report: Record<string, unknown>; removeWorktree: boolean }): Promise<{ transcriptsUri: string; reportUri: string }> => guarded(input.run, async (redactor) => {
       const prefix = artifactPrefix(input.run);
-      const stored = await deps.artifacts.put(`${prefix}report.json`, JSON.stringify(input.report, null, 2) + '\n');
+      const stored = await deps.artifacts.put(`${prefix}report.json`, JSON.stringify(redactor.redactDeep(input.report), null, 2) + '\n');
       if (input.removeWorktree) {
         const { run } = input;
         await removeWorktree(runPaths(deps.workspaceDir, run.tenantId, run.runId), mirrorPath(deps.workspaceDir, run.tenantId, run.repo.repoUrl));
       }
       return { transcriptsUri: deps.artifacts.uri(`${prefix}transcripts/`), reportUri: stored.uri };
-    },
+    }),
   };
 }
 
