@@ -87,13 +87,18 @@ describe('guardrails of a run', () => {
 
   it('removes the worktree after success, and after a failure once its handoff bundle is stored', async () => {
     const runDir = (id: string) => join(h.dir, 'workspaces', 'runs', 'acme', id, 'worktree');
+    // Removal happens right after the report, off the run's critical path: allow it a moment.
+    const gone = async (path: string) => {
+      for (let i = 0; i < 50 && existsSync(path); i++) await new Promise((r) => setTimeout(r, 100));
+      return !existsSync(path);
+    };
     const ok = await runToEnd('cleanup-ok', {});
     expect(ok.run.status).toBe(RunStatus.COMPLETED);
-    expect(existsSync(runDir(ok.run.id))).toBe(false);
+    expect(await gone(runDir(ok.run.id))).toBe(true);
     const failed = await runToEnd('cleanup-failed', { testCommand: 'exit 1' });
     expect(failed.run.status).toBe(RunStatus.HANDED_OFF);
     expect(existsSync(new URL(failed.run.summary!.handoffUri))).toBe(true);
-    expect(existsSync(runDir(failed.run.id))).toBe(false);
+    expect(await gone(runDir(failed.run.id))).toBe(true);
   });
 });
 

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { StreamRedactor, type Redactor } from '../guardrails/redaction.js';
+import { StreamRedactor, type Redactor } from '../guardrails/redact.js';
 import { sandboxArgv, type SandboxSpec } from '../guardrails/sandbox.js';
 
 /** Keeps the last `limit` bytes of a stream of chunks. */

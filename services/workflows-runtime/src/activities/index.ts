@@ -19,7 +19,7 @@ import { sendStatusUpdate } from './status.js';
 import { createHandoffBundle } from './handoff.js';
 import { removeWorktree, requireFreeDisk } from './lifecycle.js';
 import { changedPathViolations } from './policy.js';
-import { Redactor } from '../guardrails/redaction.js';
+import { Redactor } from '../guardrails/redact.js';
 import { allSecretValues, phaseExecution, prepareSandbox, type SandboxDeps } from './sandboxing.js';
 import { addWorktree, ensureMirror, mirrorPath, normaliseRepoUrl, runPaths, writePrompt } from './workspace.js';
 
@@ -155,7 +155,7 @@ export function createActivities(deps: ActivityDeps) {
     publishBranch: (input: { run: CodingRunInput; worktreePath: string; branch: string; baseCommit: string }): Promise<PublishResult> => guarded(input.run, async () => {
       const started = Date.now();
       const git = gitAt(input.worktreePath);
-      await git.add(['-A']);
+      await git.raw(['add', '--all', '--verbose']);
       // Agents may commit their own work; whatever is left uncommitted is committed here.
       if (!(await git.status()).isClean()) {
         const item = input.run.workItems[0];
@@ -166,7 +166,7 @@ export function createActivities(deps: ActivityDeps) {
       if (headCommit === input.baseCommit) throw permanent('NoChanges', 'the agent made no changes to commit');
       const diff = await git.diffSummary([input.baseCommit, headCommit]);
       try {
-        await git.push(normaliseRepoUrl(input.run.repo.repoUrl), `${headCommit}:refs/heads/${input.branch}`, ['--quiet']);
+        await git.push(normaliseRepoUrl(input.run.repo.repoUrl), `${headCommit}:refs/heads/${input.branch}`, ['--verbose']);
       } catch (err) {
         throw permanent('PushRejected', `push of ${input.branch} failed: ${(err as Error).message.trim()}`);
       }
@@ -225,8 +225,9 @@ export function createActivities(deps: ActivityDeps) {
       const prefix = artifactPrefix(input.run);
       const stored = await deps.artifacts.put(`${prefix}report.json`, JSON.stringify(redactor.redactDeep(input.report), null, 2) + '\n');
       if (input.removeWorktree) {
+        // Off the run's critical path: the run is done once its report is stored.
         const { run } = input;
-        await removeWorktree(runPaths(deps.workspaceDir, run.tenantId, run.runId), mirrorPath(deps.workspaceDir, run.tenantId, run.repo.repoUrl));
+        void removeWorktree(runPaths(deps.workspaceDir, run.tenantId, run.runId), mirrorPath(deps.workspaceDir, run.tenantId, run.repo.repoUrl)).catch(() => undefined);
       }
       return { transcriptsUri: deps.artifacts.uri(`${prefix}transcripts/`), reportUri: stored.uri };
     }),

@@ -20,7 +20,6 @@ export async function requireFreeDisk(workspaceDir: string, floorMb: number): Pr
 
 /** Removes a run's worktree (and its registration in the mirror); its transcripts are already stored. */
 export async function removeWorktree(paths: RunPaths, mirror: string): Promise<void> {
-  if (existsSync(mirror)) await gitAt(mirror).raw(['worktree', 'remove', '--force', paths.worktree]).catch(() => undefined);
   await rm(paths.runDir, { recursive: true, force: true });
   if (existsSync(mirror)) await gitAt(mirror).raw(['worktree', 'prune']).catch(() => undefined);
 }

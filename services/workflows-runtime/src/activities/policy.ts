@@ -8,7 +8,9 @@ import { gitAt } from './git.js';
  */
 export async function changedPathViolations(worktree: string, baseCommit: string, run: CodingRunInput): Promise<string[]> {
   const git = gitAt(worktree);
-  const committed = (await git.raw(['diff', '--name-only', '-z', baseCommit, 'HEAD'])).split('\0');
+  // Only when the agent committed: an empty diff would cost simple-git's silent-command delay.
+  const head = (await git.revparse(['HEAD'])).trim();
+  const committed = head === baseCommit ? [] : (await git.raw(['diff', '--name-only', '-z', baseCommit, 'HEAD'])).split('\0');
   const status = (await git.raw(['status', '--porcelain=v1', '-z', '--untracked-files=all'])).split('\0');
   const pending: string[] = [];
   for (let i = 0; i < status.length; i++) {

@@ -1,4 +1,4 @@
-import { chmod, chown, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, lchown, lstat, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { CodingRunInput, CommandPhase } from '@ameide/temporal';
@@ -18,6 +18,17 @@ export interface SandboxDeps {
 
 /** PATH inside the sandbox: the system's, plus the bin directories of extra read-only toolchains. */
 const SANDBOX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * Settings every command gets: package managers run as in CI (no update checks, audits or funding
+ * notices, which would also try the network from offline phases).
+ */
+const QUIET_TOOLS: Record<string, string> = {
+  npm_config_update_notifier: 'false',
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  PIP_DISABLE_PIP_VERSION_CHECK: '1',
+};
 
 /** Cache directories per package manager, and the variables that point the tools at them. */
 const CACHE_ENV: Record<string, Record<string, string>> = {
@@ -41,13 +52,12 @@ export function cacheDir(workspaceDir: string, tenantId: string): string {
   return join(workspaceDir, 'caches', tenantId.replace(/[^A-Za-z0-9._-]/g, '_'));
 }
 
+/** Gives a tree to the sandbox user, skipping what it owns already (a warm mirror is mostly its own). */
 async function chownTree(path: string, uid: number, gid: number): Promise<void> {
-  await chown(path, uid, gid);
-  for (const entry of await readdir(path, { withFileTypes: true })) {
-    const p = join(path, entry.name);
-    if (entry.isDirectory()) await chownTree(p, uid, gid);
-    else await chown(p, uid, gid).catch(() => undefined);
-  }
+  const st = await lstat(path);
+  if (st.uid !== uid || st.gid !== gid) await lchown(path, uid, gid);
+  if (!st.isDirectory()) return;
+  await Promise.all((await readdir(path)).map((name) => chownTree(join(path, name), uid, gid)));
 }
 
 /**
@@ -85,10 +95,10 @@ export async function prepareSandbox(deps: SandboxDeps, run: CodingRunInput, pat
   const files = sandboxEtcFiles(uid, gid, tmp);
   await writeFile(join(etc, 'passwd'), files.passwd, { mode: 0o644 });
   await writeFile(join(etc, 'group'), files.group, { mode: 0o644 });
-  for (const d of [paths.worktree, tmp, mirror, ...cacheDirs]) {
-    await chownTree(d, uid, gid);
-    await allowPassage(deps.workspaceDir, d);
-  }
+  // The checkout and the mirror were written by the worker: hand them over. The caches and the temp
+  // dir only need their top directory: everything inside is created by the sandbox user itself.
+  await Promise.all([chownTree(paths.worktree, uid, gid), chownTree(mirror, uid, gid), ...[tmp, ...cacheDirs].map((d) => chown(d, uid, gid))]);
+  for (const d of [paths.worktree, tmp, mirror, ...cacheDirs]) await allowPassage(deps.workspaceDir, d);
   await allowPassage(deps.workspaceDir, join(etc, 'passwd'));
   for (const p of g.readOnlyPaths) await allowPassage(deps.workspaceDir, join(p, '.'));
 }
@@ -133,6 +143,7 @@ export function phaseExecution(
   const sandboxed = g.sandbox === 'bubblewrap';
   const extraBins = g.readOnlyPaths.map((p) => join(p, 'bin'));
   const env = {
+    ...QUIET_TOOLS,
     ...run.repo.env,
     ...cacheEnv,
     PATH: sandboxed ? [...extraBins, SANDBOX_PATH].join(':') : deps.commandPath,

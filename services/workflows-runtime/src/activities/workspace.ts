@@ -61,10 +61,10 @@ export async function ensureMirror(workspaceDir: string, tenantId: string, repoU
     if (!existsSync(join(dir, 'HEAD'))) {
       await rm(dir, { recursive: true, force: true });
       await mkdir(dir, { recursive: true });
-      await gitAt(dir).clone(url, dir, ['--bare', '--quiet']);
+      await gitAt(dir).clone(url, dir, ['--bare']);
       await gitAt(dir).addConfig('remote.origin.fetch', '+refs/heads/*:refs/remotes/origin/*');
     }
-    await gitAt(dir).fetch(['origin', '--prune', '--quiet']);
+    await gitAt(dir).fetch(['origin', '--prune', '--verbose']);
     return dir;
   });
 }
@@ -76,18 +76,15 @@ export async function ensureMirror(workspaceDir: string, tenantId: string, repoU
  */
 export async function addWorktree(mirror: string, paths: RunPaths, branch: string, defaultBranch: string): Promise<string> {
   const git = gitAt(mirror);
-  const resolve = (ref: string) => git.revparse(['--verify', '--quiet', `${ref}^{commit}`]).then((s) => s.trim(), () => '');
+  const resolve = (ref: string) => git.revparse(['--verify', `${ref}^{commit}`]).then((s) => s.trim(), () => '');
   const base = (await resolve(`refs/remotes/origin/${branch}`)) || (await resolve(`refs/remotes/origin/${defaultBranch}`));
   if (!base) {
     throw Object.assign(new Error(`branch "${defaultBranch}" not found in the repository; check the definition's default_branch`), { permanent: true });
   }
-  if (existsSync(paths.worktree)) {
-    await git.raw(['worktree', 'remove', '--force', paths.worktree]).catch(() => undefined);
-    await rm(paths.worktree, { recursive: true, force: true });
-  }
-  await git.raw(['worktree', 'prune']);
-  // --force: another run of the same work may still have the branch checked out in its worktree.
-  await withMirrorLock(mirror, () => git.raw(['worktree', 'add', '--quiet', '--force', '-B', branch, paths.worktree, base]));
+  // A retried prepare starts over; --force also reuses a registration whose directory is gone, and
+  // lets another run of the same work keep the branch checked out in its own worktree.
+  if (existsSync(paths.worktree)) await rm(paths.worktree, { recursive: true, force: true });
+  await withMirrorLock(mirror, () => git.raw(['worktree', 'add', '--force', '-B', branch, paths.worktree, base]));
   return base;
 }
 
