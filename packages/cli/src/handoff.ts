@@ -1,3 +1,4 @@
+import { processEnv, toolEnv } from '@ameide/config';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
@@ -40,10 +41,8 @@ interface Manifest {
 
 /** The environment git runs in: no GIT_* variables of the caller, only what finding git and its config needs. */
 function gitEnv(): Record<string, string> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir() };
-  // Lets clones over ssh use the caller's agent.
-  if (process.env.SSH_AUTH_SOCK) env.SSH_AUTH_SOCK = process.env.SSH_AUTH_SOCK;
-  return env;
+  // SSH_AUTH_SOCK lets clones over ssh use the caller's agent.
+  return toolEnv({ SSH_AUTH_SOCK: processEnv().SSH_AUTH_SOCK });
 }
 
 async function run(cmd: string, args: string[], cwd?: string): Promise<string> {

@@ -17,6 +17,17 @@ export function childEnv(overrides: Env = {}): Record<string, string> {
   return out;
 }
 
+/** PATH, HOME and LANG of this process, and nothing else: for tools (git, tar) run on its behalf. */
+export function toolEnv(extra: Env = {}): Record<string, string> {
+  const out: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/tmp',
+    LANG: 'C.UTF-8',
+  };
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
 /** Parses `env` with `schema`, turning the first problem into one clear line. */
 export function parseEnv<T extends z.ZodTypeAny>(schema: T, env: Env): z.infer<T> {
   const cleaned: Env = {};

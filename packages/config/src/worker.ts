@@ -17,8 +17,6 @@ export interface WorkerConfig {
   artifactS3?: ArtifactS3Config;
   /** The PATH handed to commands the worker runs. */
   commandPath: string;
-  /** The HOME handed to commands the worker runs. */
-  commandHome: string;
   /**
    * Secret values the worker holds, from `AMEIDE_SECRET_<TENANT>__<NAME>` variables, keyed by the
    * part after `AMEIDE_SECRET_`. Definitions reference them by name; values never leave the worker.
@@ -60,7 +58,6 @@ const schema = z
     AWS_SESSION_TOKEN: z.string().optional(),
     AMEIDE_S3_FORCE_PATH_STYLE: bool.optional(),
     PATH: z.string().default('/usr/local/bin:/usr/bin:/bin'),
-    HOME: z.string().default('/tmp'),
     AMEIDE_WORKTREE_TTL_HOURS: z.coerce.number().positive().default(72),
     AMEIDE_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).default(1024),
   })
@@ -97,7 +94,6 @@ export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
     artifactStoreUrl: e.ARTIFACT_STORE_URL ?? `file://${join(home, 'artifacts')}`,
     artifactS3: e.ARTIFACT_STORE_URL?.startsWith('s3:') ? artifactS3(e) : undefined,
     commandPath: e.PATH,
-    commandHome: e.HOME,
     worktreeTtlHours: e.AMEIDE_WORKTREE_TTL_HOURS,
     minFreeDiskMb: e.AMEIDE_MIN_FREE_DISK_MB,
     secrets: Object.fromEntries(

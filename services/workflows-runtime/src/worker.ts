@@ -78,7 +78,6 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     artifacts: openArtifactStore(cfg),
     workspaceDir: cfg.workspaceDir,
     commandPath: cfg.commandPath,
-    commandHome: cfg.commandHome,
     secrets: cfg.secrets,
     minFreeDiskMb: cfg.minFreeDiskMb,
   });

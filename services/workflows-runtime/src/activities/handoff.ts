@@ -3,6 +3,7 @@ import { createWriteStream, existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { toolEnv } from '@ameide/config';
 import type { ArtifactStore } from '../artifacts.js';
 import { gitAt } from './git.js';
 
@@ -121,9 +122,7 @@ async function emptyTree(worktree: string): Promise<string> {
   return (await gitAt(worktree).raw(['hash-object', '-t', 'tree', '/dev/null'])).trim();
 }
 
-function minimalEnv(): Record<string, string> {
-  return { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', LANG: 'C.UTF-8' };
-}
+const minimalEnv = () => toolEnv();
 
 /** Runs git with its stdout going to `file` byte for byte (diffs may hold any bytes). */
 function gitToFile(cwd: string, args: string[], file: string): Promise<void> {

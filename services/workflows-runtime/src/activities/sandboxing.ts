@@ -10,8 +10,6 @@ export interface SandboxDeps {
   workspaceDir: string;
   /** PATH of the worker, used for finding bubblewrap and for `sandbox: none` commands. */
   commandPath: string;
-  /** HOME of the worker, handed to `sandbox: none` commands. */
-  commandHome: string;
   /** Secret values held by the worker (see WorkerConfig.secrets). */
   secrets: Record<string, string>;
 }

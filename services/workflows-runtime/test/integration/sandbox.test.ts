@@ -11,7 +11,8 @@ import { findBubblewrap, sandboxEtcFiles, type SandboxSpec } from '../../src/gua
 const root = mkdtempSync(join(tmpdir(), 'sandbox-'));
 // The sandbox user must be able to pass through (not list) the directories above its own.
 chmodSync(root, 0o711);
-const UID = 299_001;
+// Outside the range tenants get (sandboxUserFor), and distinct per test process.
+const UID = 300_000 + (process.pid % 10_000);
 const bwrap = findBubblewrap('/usr/local/bin:/usr/bin:/bin');
 
 function runDir(name: string) {
