@@ -29,6 +29,12 @@ const { recordStatus } = proxyLocalActivities<Activities>({
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 30 },
 });
 
+// Writing the report is short and local to the worker: a local activity spares a server round trip.
+const { writeReport } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', maximumAttempts: 3 },
+});
+
 type PhaseOutcome = { state: PhaseStateName; exitCode?: number; durationMs?: number; outputTail?: string; message?: string };
 
 function errorMessage(err: unknown): string {
@@ -184,7 +190,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   if (failure) await handOff(failure.phase, failure.message, failure.lastOutput ?? '');
   const status: RunStatusName = !failure ? 'completed' : summary.handoffUri ? 'handed_off' : 'failed';
   try {
-    const report = await acts.writeReport({
+    const report = await writeReport({
       run: input,
       report: { runId: input.runId, status, failure, summary, phases: phaseLog },
       removeWorktree: !failure || Boolean(summary.handoffUri),
