@@ -12,7 +12,9 @@ import type { WorkflowServiceClient } from '@ameide/sdk';
 import { flag, flags, has, positional, UsageError, type Args } from './args.js';
 import { readDefinitionFile } from './definition-file.js';
 import { definitionJson, formatRun, formatStatusUpdate, runJson, statusName, statusUpdateJson } from './format.js';
+import { loadS3Settings } from '@ameide/config';
 import { fetchArtifact, restoreHandoff } from './handoff.js';
+import { createS3Loader } from './s3.js';
 
 /** Where commands write; tests capture it. */
 export interface Output {
@@ -141,7 +143,7 @@ export async function runsCommand(api: WorkflowServiceClient, sub: string, args:
       const repoUrl = plan?.spec?.repo?.repoUrl;
       if (!repoUrl) throw new UsageError(`plan ${run.planId} of run ${id} names no repository`);
       const dir = flag(args, 'dir') ?? `./handoff-${id.slice(0, 8)}`;
-      const bundle = await fetchArtifact(s.handoffUri);
+      const bundle = await fetchArtifact(s.handoffUri, { s3: createS3Loader(loadS3Settings()) });
       const r = await restoreHandoff({ bundle, expectedSha256: s.handoffSha256, repoUrl, dir });
       const followup = `${dir.replace(/\/+$/, '')}/${relative(resolve(dir), r.followup)}`;
       print(o, json, { runId: id, dir: resolve(dir), branch: r.branch, head: r.head, followup: r.followup }, () =>

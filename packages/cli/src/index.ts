@@ -3,3 +3,4 @@ export { formatRun, formatStatusUpdate, statusName, phaseName, phaseStateName, s
 export { readDefinitionFile, type DefinitionFile } from './definition-file.js';
 export { watchRun, type Output } from './commands.js';
 export { restoreHandoff, fetchArtifact, type RestoreHandoffOptions, type RestoredHandoff, type FetchArtifactOptions } from './handoff.js';
+export { createS3Loader } from './s3.js';

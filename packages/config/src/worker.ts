@@ -42,6 +42,24 @@ export interface ArtifactS3Config {
 
 const bool = z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }).transform((v) => v === 'true' || v === '1');
 
+/** The standard AWS variables an S3 client reads (shared by the worker and the CLI). */
+const s3Schema = z.object({
+  AWS_ENDPOINT_URL_S3: url(['http:', 'https:']).optional(),
+  AWS_ENDPOINT_URL: url(['http:', 'https:']).optional(),
+  AWS_REGION: z.string().default('us-east-1'),
+  AWS_ACCESS_KEY_ID: z.string().optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().optional(),
+  AWS_SESSION_TOKEN: z.string().optional(),
+  AMEIDE_S3_FORCE_PATH_STYLE: bool.optional(),
+});
+
+function requireKeyPair(e: z.infer<typeof s3Schema>, ctx: z.RefinementCtx): void {
+  if (Boolean(e.AWS_ACCESS_KEY_ID) !== Boolean(e.AWS_SECRET_ACCESS_KEY)) {
+    const missing = e.AWS_ACCESS_KEY_ID ? 'AWS_SECRET_ACCESS_KEY' : 'AWS_ACCESS_KEY_ID';
+    ctx.addIssue({ code: 'custom', path: [missing], message: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY together' });
+  }
+}
+
 const schema = z
   .object({
     AMEIDE_API_URL: url(['http:', 'https:']).default('http://127.0.0.1:8080'),
@@ -50,26 +68,15 @@ const schema = z
     ARTIFACT_STORE_URL: url(['file:', 's3:'])
       .refine((s) => !s.startsWith('s3:') || new URL(s).host !== '', 'an s3: URL must name a bucket: s3://bucket/optional/prefix')
       .optional(),
-    AWS_ENDPOINT_URL_S3: url(['http:', 'https:']).optional(),
-    AWS_ENDPOINT_URL: url(['http:', 'https:']).optional(),
-    AWS_REGION: z.string().default('us-east-1'),
-    AWS_ACCESS_KEY_ID: z.string().optional(),
-    AWS_SECRET_ACCESS_KEY: z.string().optional(),
-    AWS_SESSION_TOKEN: z.string().optional(),
-    AMEIDE_S3_FORCE_PATH_STYLE: bool.optional(),
     PATH: z.string().default('/usr/local/bin:/usr/bin:/bin'),
     AMEIDE_WORKTREE_TTL_HOURS: z.coerce.number().positive().default(72),
     AMEIDE_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).default(1024),
   })
   .extend(temporalSchema.shape)
-  .superRefine((e, ctx) => {
-    if (Boolean(e.AWS_ACCESS_KEY_ID) !== Boolean(e.AWS_SECRET_ACCESS_KEY)) {
-      const missing = e.AWS_ACCESS_KEY_ID ? 'AWS_SECRET_ACCESS_KEY' : 'AWS_ACCESS_KEY_ID';
-      ctx.addIssue({ code: 'custom', path: [missing], message: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY together' });
-    }
-  });
+  .extend(s3Schema.shape)
+  .superRefine(requireKeyPair);
 
-function artifactS3(e: z.infer<typeof schema>): ArtifactS3Config {
+function artifactS3(e: z.infer<typeof s3Schema>): ArtifactS3Config {
   const endpoint = e.AWS_ENDPOINT_URL_S3 ?? e.AWS_ENDPOINT_URL;
   return {
     endpoint,
@@ -103,4 +110,9 @@ export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
     ),
     home,
   };
+}
+
+/** S3 client settings from the standard AWS variables (the CLI downloads s3:// artifacts with them). */
+export function loadS3Settings(env: Env = processEnv()): ArtifactS3Config {
+  return artifactS3(parseEnv(s3Schema.superRefine(requireKeyPair), env));
 }

@@ -6,6 +6,8 @@ import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createS3Loader } from '../../../../packages/cli/src/s3.js';
+import { fetchArtifact } from '../../../../packages/cli/src/handoff.js';
 import { childEnv, loadWorkerConfig } from '@ameide/config';
 import { freePort, waitForPort } from '@ameide/devstack';
 import { FileArtifactStore, openArtifactStore } from '../../src/artifacts.js';
@@ -178,6 +180,16 @@ describe('S3ArtifactStore against SeaweedFS', () => {
     store?.destroy();
     server?.client.destroy();
     await server?.stop();
+  });
+
+  it('lets the CLI download what the worker stored (handoff bundles in S3)', async () => {
+    const body = randomBytes(70_000);
+    const stored = await store.put('runs/r9/handoff.tar.gz', body);
+    const fetched = await fetchArtifact(stored.uri, { s3: createS3Loader(server.settings) });
+    expect(sha256(fetched)).toBe(stored.sha256);
+    await expect(fetchArtifact(`s3://${bucket}/tenant-a/runs/missing.tar.gz`, { s3: createS3Loader(server.settings) })).rejects.toThrow(
+      /^cannot download s3:\/\/ameide-artifacts\/tenant-a\/runs\/missing\.tar\.gz: .*check AWS_ENDPOINT_URL_S3/,
+    );
   });
 
   it('round-trips a small object with its sha256 and s3:// URI', async () => {
