@@ -7,7 +7,7 @@ import { RunStatus } from '@ameide/contracts';
 import { createWorkflowServiceClient } from '@ameide/sdk';
 import { cli } from '@ameide/cli';
 import { createOrigin } from './git-fixtures.js';
-import { startStack } from './stack.js';
+import { startStack, stopOnSignals } from './stack.js';
 
 export const SAMPLE_REPO = resolve('examples/sample-repo');
 export const SCRIPTED_AGENT = resolve('examples/agents/scripted-agent.mjs');
@@ -41,6 +41,8 @@ export async function runDemo(cfg: StackConfig): Promise<number> {
   const log = (s: string) => console.log(s);
   log('starting the stack (embedded Postgres, Temporal dev server, workflow service, worker)…');
   const stack = await startStack(cfg, { name: 'demo', ephemeral: true });
+  // Ctrl-C stops everything the demo started, as the normal end does.
+  stopOnSignals(stack.stop, 130);
   try {
     log(`  API            ${stack.apiUrl}`);
     log(`  Temporal       ${stack.temporalAddress}${stack.temporalUiUrl ? `   Web UI ${stack.temporalUiUrl}` : ''}`);

