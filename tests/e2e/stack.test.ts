@@ -1,27 +1,15 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, inject, it } from 'vitest';
 import { freePort } from '@ameide/devstack';
+import { liveProcesses } from '../support/processes.js';
 
 const run = promisify(execFile);
+/** Processes whose command line or environment mentions `needle`. */
+const processesWith = (needle: string) => liveProcesses((p) => p.text.includes(needle));
 const root = resolve(__dirname, '../..');
 
-/** Processes whose command line or environment mentions `needle` (zombies excluded). */
-function processesWith(needle: string): number[] {
-  const out: number[] = [];
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))) continue;
-      const seen = readFileSync(`/proc/${pid}/cmdline`, 'utf8') + readFileSync(`/proc/${pid}/environ`, 'utf8');
-      if (seen.includes(needle)) out.push(Number(pid));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 it('`make up` starts the stack in the background and `make down` stops every process it started', async () => {
   const home = join(inject('scratchDir'), `stack-${Date.now()}`);

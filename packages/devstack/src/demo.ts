@@ -2,10 +2,9 @@ import { writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { stackDir, type StackConfig } from '@ameide/config';
-import { formatRun, formatStatusUpdate, watchRun } from '@ameide/cli';
+import { cli, formatRun, watchRun } from '@ameide/cli';
 import { RunStatus } from '@ameide/contracts';
 import { createWorkflowServiceClient } from '@ameide/sdk';
-import { cli } from '@ameide/cli';
 import { createOrigin } from './git-fixtures.js';
 import { startStack, stopOnSignals } from './stack.js';
 
@@ -81,4 +80,3 @@ export async function runDemo(cfg: StackConfig): Promise<number> {
   }
 }
 
-export { formatStatusUpdate };

@@ -101,13 +101,17 @@ export async function prepareSandbox(deps: SandboxDeps, run: CodingRunInput, pat
   for (const p of g.readOnlyPaths) await allowPassage(deps.workspaceDir, join(p, '.'));
 }
 
+/** Where the worker holds a tenant's secret: AMEIDE_SECRET_<TENANT>__<from_env>, without the prefix. */
+function secretKey(run: CodingRunInput, fromEnv: string): string {
+  return `${run.tenantId.toUpperCase().replace(/[^A-Z0-9]/g, '_')}__${fromEnv}`;
+}
+
 /** The secrets this phase may see, resolved from the worker's own environment. */
 export function phaseSecrets(deps: SandboxDeps, run: CodingRunInput, phase: CommandPhase): Record<string, string> {
-  const tenant = run.tenantId.toUpperCase().replace(/[^A-Z0-9]/g, '_');
   const out: Record<string, string> = {};
   for (const ref of run.repo.secrets) {
     if (!ref.phases.includes(phase)) continue;
-    const key = `${tenant}__${ref.fromEnv}`;
+    const key = secretKey(run, ref.fromEnv);
     const value = deps.secrets[key];
     if (value === undefined) throw permanent('SecretMissing', `secret ${ref.name} is not configured on the worker: set AMEIDE_SECRET_${key}`);
     out[ref.name] = value;
@@ -117,8 +121,7 @@ export function phaseSecrets(deps: SandboxDeps, run: CodingRunInput, phase: Comm
 
 /** Every secret value of the run, whatever the phase: all of them are redacted everywhere. */
 export function allSecretValues(deps: SandboxDeps, run: CodingRunInput): string[] {
-  const tenant = run.tenantId.toUpperCase().replace(/[^A-Z0-9]/g, '_');
-  return run.repo.secrets.map((ref) => deps.secrets[`${tenant}__${ref.fromEnv}`]).filter((v): v is string => Boolean(v));
+  return run.repo.secrets.map((ref) => deps.secrets[secretKey(run, ref.fromEnv)]).filter((v): v is string => Boolean(v));
 }
 
 /**

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { liveProcesses } from '../../../../tests/support/processes.js';
 import { runCommand, type CommandResult } from '../../src/activities/exec.js';
 import { checkPaths, symlinkEscapes } from '../../src/guardrails/paths.js';
 import { findBubblewrap, sandboxEtcFiles, type SandboxSpec } from '../../src/guardrails/sandbox.js';
@@ -118,14 +119,14 @@ describe.skipIf(!bwrap)('sandboxed commands', () => {
     expect(r.timedOut || r.exitCode !== 0).toBe(true);
     // Nothing of the sandbox user survives.
     await new Promise((res) => setTimeout(res, 500));
-    expect(processesOf(UID)).toEqual([]);
+    expect(liveProcesses((p) => p.uid === UID)).toEqual([]);
   });
 
   it('kills a command that ignores SIGTERM when the phase budget runs out', async () => {
     const r = await run("trap '' TERM; sleep 60", {}, { timeoutMs: 500 });
     expect(r.timedOut).toBe(true);
     expect(r.exitCode).toBe(124);
-    expect(processesOf(UID)).toEqual([]);
+    expect(liveProcesses((p) => p.uid === UID)).toEqual([]);
   });
 
   it('cuts output above the budget with a visible marker', async () => {
@@ -164,18 +165,3 @@ describe('allowed paths', () => {
     expect(v.map((x) => x.path)).toEqual(['abs', 'src/rel']);
   });
 });
-
-/** Live (non-zombie) processes owned by `uid`. */
-function processesOf(uid: number): number[] {
-  const out: number[] = [];
-  for (const pid of require('node:fs').readdirSync('/proc').filter((d: string) => /^\d+$/.test(d))) {
-    try {
-      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      const owner = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
-      if (owner === uid && !/^State:\s+Z/m.test(status)) out.push(Number(pid));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
