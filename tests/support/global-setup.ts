@@ -10,6 +10,7 @@ declare module 'vitest' {
     postgresUrl: string;
     temporalAddress: string;
     temporalCli: string;
+    temporalUiUrl: string;
     scratchDir: string;
   }
 }
@@ -31,6 +32,7 @@ export default async function setup(project: TestProject) {
   project.provide('postgresUrl', pg.url);
   project.provide('temporalAddress', temporal.address);
   project.provide('temporalCli', cli);
+  project.provide('temporalUiUrl', temporal.uiUrl);
   project.provide('scratchDir', scratch);
   return async () => {
     await temporal.stop();

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inject } from 'vitest';
 import { loadServiceConfig, loadWorkerConfig } from '@ameide/config';
-import { createDatabase, createOrigin, SAMPLE_REPO, sampleDefinition } from '@ameide/devstack';
+import { dirname } from 'node:path';
+import { createDatabase, createOrigin, SAMPLE_REPO, SCRIPTED_AGENT, sampleDefinition } from '@ameide/devstack';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { DefinitionSpecSchema } from '@ameide/contracts';
 import { createWorkflowServiceClient, type WorkflowServiceClient } from '@ameide/sdk';
@@ -26,9 +27,22 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
+/**
+ * The operator policy of the test stack: the sample definition mounts the scripted agent's folder
+ * read-only, so that folder (and nothing else) is an allowed read-only path.
+ */
+export const TEST_POLICY = { AMEIDE_SANDBOX_READ_ONLY_PATHS: dirname(SCRIPTED_AGENT) };
+
 const token = (p: string) => `${p}_${randomBytes(16).toString('hex')}`;
 
-export async function startHarness(opts: { worker?: boolean } = {}): Promise<Harness> {
+/** Extra settings: `serviceEnv` for the workflow service, `workerEnv` for the worker (operator policy, …). */
+export interface HarnessOptions {
+  worker?: boolean;
+  serviceEnv?: Record<string, string>;
+  workerEnv?: Record<string, string>;
+}
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const id = randomUUID().slice(0, 8);
   const dir = join(inject('scratchDir'), `h-${id}`);
   mkdirSync(dir, { recursive: true });
@@ -43,6 +57,8 @@ export async function startHarness(opts: { worker?: boolean } = {}): Promise<Har
       TEMPORAL_TASK_QUEUE: taskQueue,
       AMEIDE_API_KEYS: `${tokens.acme}:acme,${tokens.globex}:globex,${tokens.service}:system:service`,
       AMEIDE_HOME: dir,
+      ...TEST_POLICY,
+      ...opts.serviceEnv,
     }),
   );
   const apiUrl = app.server.url;
@@ -71,6 +87,8 @@ export async function startHarness(opts: { worker?: boolean } = {}): Promise<Har
           AMEIDE_HOME: dir,
           // A secret the worker holds for tenant "acme" (definitions reference it as DEPLOY_TOKEN).
           [`AMEIDE_SECRET_ACME__DEPLOY_TOKEN`]: ACME_SECRET,
+          ...TEST_POLICY,
+          ...opts.workerEnv,
         }),
       );
       const running = worker.run();
