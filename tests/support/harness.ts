@@ -1,10 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inject } from 'vitest';
 import { loadServiceConfig, loadWorkerConfig } from '@ameide/config';
-import { dirname } from 'node:path';
 import { createDatabase, createOrigin, SAMPLE_REPO, SCRIPTED_AGENT, sampleDefinition } from '@ameide/devstack';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { DefinitionSpecSchema } from '@ameide/contracts';
