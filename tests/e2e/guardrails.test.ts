@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Phase, PhaseState, RunStatus } from '@ameide/contracts';
+import { Code, ConnectError } from '@ameide/sdk';
 import { git } from '@ameide/devstack';
 import { ACME_SECRET, applySample, MULTIPLY, sampleOrigin, startHarness, watchAll, type Harness } from '../support/harness.js';
 
@@ -79,10 +80,12 @@ describe('guardrails of a run', () => {
     expect(run.phase).toBe(Phase.AGENT);
   });
 
-  it('runs without a sandbox only when the definition says so, and records it', async () => {
-    const { run } = await runToEnd('unsandboxed', { guardrails: { sandbox: 'none' } });
-    expect(run.status).toBe(RunStatus.COMPLETED);
-    expect(run.summary!.sandbox).toBe('none');
+  it("refuses a definition without a sandbox unless the operator's policy allows it, naming the field and the setting", async () => {
+    const err = await applySample(h.acme, origin, { guardrails: { sandbox: 'none' } }, 'unsandboxed').catch((e: unknown) => ConnectError.from(e));
+    expect(err).toBeInstanceOf(ConnectError);
+    expect((err as ConnectError).code).toBe(Code.InvalidArgument);
+    expect((err as ConnectError).message).toContain('spec.guardrails.sandbox');
+    expect((err as ConnectError).message).toContain('AMEIDE_SANDBOX_ALLOW_NONE');
   });
 
   it('removes the worktree after success, and after a failure once its handoff bundle is stored', async () => {

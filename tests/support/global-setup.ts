@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { loadStackConfig } from '@ameide/config';
-import { findTemporalCli, freePort, startPostgres, startTemporal } from '@ameide/devstack';
+import { findTemporalCli, freePort, generatePassword, startPostgres, startTemporal } from '@ameide/devstack';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -19,8 +20,10 @@ declare module 'vitest' {
 export default async function setup(project: TestProject) {
   // Outside /root: when running as root, Postgres runs as the postgres user and must reach its data.
   const scratch = mkdtempSync(join(tmpdir(), 'ameide-test-'));
+  // Workers' sandbox users resolve their mounts through here: let others pass (not list).
+  chmodSync(scratch, 0o711);
   const cfg = loadStackConfig();
-  const pg = await startPostgres({ dataDir: join(scratch, 'postgres'), port: await freePort() });
+  const pg = await startPostgres({ dataDir: join(scratch, 'postgres'), port: await freePort(), password: generatePassword() });
   const cli = findTemporalCli(cfg.temporalCli, cfg.path);
   const temporal = await startTemporal({
     cli,
@@ -37,6 +40,10 @@ export default async function setup(project: TestProject) {
   return async () => {
     await temporal.stop();
     await pg.stop();
+    // Run disks a worker left mounted (a run stopped half-way) would keep the directory busy.
+    for (const m of readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(scratch + '/')).sort().reverse()) {
+      spawnSync('umount', ['-l', m]);
+    }
     rmSync(scratch, { recursive: true, force: true });
   };
 }

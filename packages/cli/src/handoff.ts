@@ -37,6 +37,8 @@ interface Manifest {
   branch: string;
   baseCommit: string;
   headCommit: string;
+  /** Why the branch is not in the bundle (it carried a secret), when it is not. */
+  withheld: string;
 }
 
 /** The environment git runs in: no GIT_* variables of the caller, only what finding git and its config needs. */
@@ -87,6 +89,9 @@ export async function restoreHandoff(opts: RestoreHandoffOptions): Promise<Resto
     await run('tar', ['-xzf', archive, '--no-same-owner', '-C', tmp]);
     const root = join(tmp, 'handoff');
     const manifest = await readManifest(join(root, 'manifest.json'));
+    if (manifest.withheld) {
+      throw new UsageError(`the run's branch was withheld from this handoff bundle (${manifest.withheld}); its changes, with secrets hidden, are in changes.diff inside the bundle`);
+    }
     await run('git', ['check-ref-format', `refs/heads/${manifest.branch}`]).catch(() => {
       throw new UsageError(`handoff bundle names an invalid branch "${manifest.branch}"`);
     });
@@ -133,7 +138,7 @@ async function readManifest(path: string): Promise<Manifest> {
     throw new UsageError('handoff bundle has no readable manifest.json');
   }
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
-  const manifest = { runId: str(m.runId), branch: str(m.branch), baseCommit: str(m.baseCommit), headCommit: str(m.headCommit) };
+  const manifest = { runId: str(m.runId), branch: str(m.branch), baseCommit: str(m.baseCommit), headCommit: str(m.headCommit), withheld: str(m.withheld) };
   if (!manifest.branch) throw new UsageError('handoff bundle manifest names no branch');
   return manifest;
 }

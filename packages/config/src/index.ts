@@ -7,3 +7,4 @@ export { loadTelemetryConfig, type TelemetryConfig } from './telemetry.js';
 export type { TemporalConfig } from './temporal.js';
 export { runMain } from './main.js';
 export { loadStackConfig, stackDir, type StackConfig } from './stack.js';
+export { DEFAULT_EGRESS_HOSTS, egressPatternAllowed, isHostPattern, underPrefix, type SandboxPolicy } from './policy.js';

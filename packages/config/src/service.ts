@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ameideHome, parseEnv, port, processEnv, url, type Env } from './env.js';
+import { policySchema, toSandboxPolicy, type SandboxPolicy } from './policy.js';
 import { temporalSchema, toTemporalConfig, type TemporalConfig } from './temporal.js';
 
 /** A static API key: the token, the tenant it names, and whether it is a service credential. */
@@ -22,6 +23,8 @@ export interface ServiceConfig {
     jwtAudience?: string;
     apiKeys: ApiKey[];
   };
+  /** The operator's policy: definitions asking for more are refused. */
+  policy: SandboxPolicy;
   home: string;
 }
 
@@ -53,6 +56,7 @@ const schema = z
     AMEIDE_API_KEYS: apiKeys,
   })
   .extend(temporalSchema.shape)
+  .extend(policySchema.shape)
   .refine((e) => !(e.AMEIDE_JWT_SECRET && e.AMEIDE_JWT_PUBLIC_KEY), {
     path: ['AMEIDE_JWT_SECRET'],
     message: 'set either AMEIDE_JWT_SECRET or AMEIDE_JWT_PUBLIC_KEY, not both',
@@ -77,6 +81,7 @@ export function loadServiceConfig(env: Env = processEnv()): ServiceConfig {
       jwtAudience: e.AMEIDE_JWT_AUDIENCE,
       apiKeys: e.AMEIDE_API_KEYS,
     },
+    policy: toSandboxPolicy(e),
     home: ameideHome(env),
   };
 }

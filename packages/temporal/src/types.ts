@@ -98,8 +98,14 @@ export interface CommandPhaseResult {
   /** Output beyond the budget was cut from the transcript. */
   truncated: boolean;
   skipped: boolean;
-  /** After the agent phase: changed paths the definition does not allow, as `path (reason)`. */
+  /** Changed paths (since the base, after this phase) the definition does not allow, as `path (reason)`. */
   violations: string[];
+  /** The verified head of the run's work after this phase (set when the phase succeeded). */
+  headCommit?: string;
+  /** Push protection: the work carries a secret (names it and where, never the value). */
+  secretFinding?: string;
+  /** The sandbox's work could not be exported or failed verification. */
+  exportError?: string;
 }
 
 /** What the prepare phase returns. */

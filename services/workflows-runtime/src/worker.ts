@@ -80,6 +80,12 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     commandPath: cfg.commandPath,
     secrets: cfg.secrets,
     minFreeDiskMb: cfg.minFreeDiskMb,
+    policy: cfg.policy,
+    runCpus: cfg.runCpus,
+    runDiskMb: cfg.runDiskMb,
+    cacheQuotaMb: cfg.cacheQuotaMb,
+    gitConfig: cfg.gitConfig,
+    egressExtraNetworks: cfg.egressExtraNetworks,
   });
   const pruned = await pruneStaleWorkspaces(cfg.workspaceDir, cfg.worktreeTtlHours);
   if (pruned) console.log(`pruned ${pruned} run workspaces older than ${cfg.worktreeTtlHours}h`);

@@ -99,6 +99,8 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   };
   let failure: { phase: PhaseName; message: string; lastOutput?: string } | undefined;
   let workspace: { worktreePath: string; branch: string; baseCommit: string } | undefined;
+  // The verified head of the run's work after the last phase that succeeded (what publish pushes).
+  let headCommit: string | undefined;
 
   /** Bundles what the run did for a person to continue; a failure to bundle only loses the bundle. */
   const handOff = async (phase: PhaseName, reason: string, lastOutput: string): Promise<void> => {
@@ -116,6 +118,12 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     await CancellationScope.nonCancellable(async () => {
       await finished(current, { state: 'cancelled', message: 'run cancelled' });
       await handOff(current, 'the run was cancelled', '');
+      const report = await writeReport({
+        run: input,
+        report: { runId: input.runId, status: 'cancelled', failure: { phase: current, message: 'run cancelled' }, summary, phases: phaseLog },
+        removeWorktree: Boolean(summary.handoffUri),
+      }).catch(() => undefined);
+      if (report) summary.transcriptsUri = report.transcriptsUri;
       markSearch('cancelled', current);
       await post({ kind: 'run_finished', runStatus: 'cancelled', phase: current, message: `cancelled during ${current}`, summary });
     });
@@ -152,7 +160,8 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       const runLeftMs = runDeadline - Date.now();
       const timeoutMs = Math.max(1000, Math.min(phaseMs, runLeftMs));
       started(phase);
-      const r = await acts.runCommandPhase({ run: input, phase, command, worktreePath: ws.worktreePath, promptFile: ws.promptFile, baseCommit: ws.baseCommit, timeoutMs });
+      const r = await acts.runCommandPhase({ run: input, phase, command, worktreePath: ws.worktreePath, promptFile: ws.promptFile, baseCommit: ws.baseCommit, branch: ws.branch, timeoutMs });
+      if (r.headCommit) headCommit = r.headCommit;
       if (phase === 'test') summary.testExitCode = r.exitCode;
       let message: string | undefined;
       if (r.timedOut && runLeftMs < phaseMs) {
@@ -163,9 +172,13 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
         message = `${phase} command exceeded the ${input.repo.phaseTimeoutSeconds}s phase budget`;
       } else if (r.exitCode !== 0) {
         message = `${phase} command failed with exit code ${r.exitCode}`;
+      } else if (r.exportError) {
+        message = r.exportError;
       } else if (r.violations.length) {
         summary.policyViolations = r.violations;
         message = `policy violation: the change touches paths the definition does not allow: ${r.violations.join(', ')}`;
+      } else if (r.secretFinding) {
+        message = `push protection: ${r.secretFinding}`;
       }
       await record(phase, { state: message ? 'failed' : 'succeeded', exitCode: r.exitCode, durationMs: r.durationMs, outputTail: r.outputTail, message });
       if (message) {
@@ -176,7 +189,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
 
     if (!failure) {
       started('publish');
-      const pub = await acts.publishBranch({ run: input, worktreePath: ws.worktreePath, branch: ws.branch, baseCommit: ws.baseCommit });
+      const pub = await acts.publishBranch({ run: input, worktreePath: ws.worktreePath, branch: ws.branch, baseCommit: ws.baseCommit, headCommit });
       Object.assign(summary, { headCommit: pub.headCommit, filesChanged: pub.filesChanged, insertions: pub.insertions, deletions: pub.deletions, pushed: pub.pushed });
       await record('publish', { state: 'succeeded', durationMs: pub.durationMs, outputTail: pub.outputTail });
     }

@@ -24,7 +24,7 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
     throw err;
   }
   const server = await startApiServer({
-    routes: routes({ db: database.db, launcher: temporal }),
+    routes: routes({ db: database.db, launcher: temporal, policy: cfg.policy }),
     authenticate: createAuthenticator(cfg.auth),
     host: cfg.host,
     port: cfg.port,

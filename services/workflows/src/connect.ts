@@ -1,4 +1,5 @@
 import type { ConnectRouter } from '@connectrpc/connect';
+import type { SandboxPolicy } from '@ameide/config';
 import { WorkflowService } from '@ameide/contracts';
 import { DefinitionRepository, PlanRepository, RunRepository, type Db } from '@ameide/db';
 import { DefinitionHandlers } from './handlers/definitions.js';
@@ -13,6 +14,8 @@ export interface RouteDeps {
   db: Db;
   launcher: RunLauncher;
   notifier?: RunNotifier;
+  /** The operator's policy definitions and plans are held to. */
+  policy: SandboxPolicy;
 }
 
 /** Registers WorkflowService, and gRPC server reflection for it, on a Connect router. */
@@ -21,9 +24,9 @@ export function routes(deps: RouteDeps) {
   const plans = new PlanRepository(deps.db);
   const runs = new RunRepository(deps.db);
   const planner = new Planner(definitions, plans);
-  const d = new DefinitionHandlers(definitions);
+  const d = new DefinitionHandlers(definitions, deps.policy);
   const p = new PlanHandlers(planner, plans);
-  const r = new RunHandlers(planner, plans, runs, deps.launcher, deps.notifier ?? new RunNotifier());
+  const r = new RunHandlers(planner, plans, runs, deps.launcher, deps.notifier ?? new RunNotifier(), deps.policy);
   return (router: ConnectRouter) => {
     router.service(WorkflowService, {
       createDefinition: d.createDefinition,

@@ -68,8 +68,20 @@ export function runToProto(row: RunRow): Run {
   return fromJson(RunSchema, compactJson(json) as JsonObject, { ignoreUnknownFields: true });
 }
 
+/**
+ * The stored form of a status update. Postgres text and JSONB cannot hold U+0000, which command
+ * output may contain: it is stored as U+2400 (␀), so the update, and the run's outcome, never
+ * depend on what bytes a command printed.
+ */
 export function statusUpdateToJson(u: StatusUpdate): StatusUpdateJson {
-  return toJson(StatusUpdateSchema, u) as StatusUpdateJson;
+  return withoutNul(toJson(StatusUpdateSchema, u)) as StatusUpdateJson;
+}
+
+function withoutNul(v: unknown): unknown {
+  if (typeof v === 'string') return v.includes('\0') ? v.replace(/\0/g, '\u2400') : v;
+  if (Array.isArray(v)) return v.map(withoutNul);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [withoutNul(k) as string, withoutNul(x)]));
+  return v;
 }
 
 export function statusUpdateToProto(row: StatusUpdateRow): StatusUpdate {

@@ -1,3 +1,5 @@
+import { normalize } from 'node:path';
+import { egressPatternAllowed, isHostPattern, underPrefix, type SandboxPolicy } from '@ameide/config';
 import { Phase, type DefinitionSpec, type MethodologyContext, type WorkItem } from '@ameide/contracts';
 import { InvalidFieldError } from './errors.js';
 export { isUuid } from '@ameide/db';
@@ -20,9 +22,10 @@ export function requireId(field: string, id: string): string {
 
 
 /** Validates a definition spec and fills defaults; throws InvalidFieldError naming the field. */
-export function normaliseDefinitionSpec(spec: DefinitionSpec | undefined): DefinitionSpec {
-  if (!spec) throw new InvalidFieldError('spec', 'is required');
-  if (!spec.repoUrl.trim()) throw new InvalidFieldError('spec.repo_url', 'must not be empty');
+export function normaliseDefinitionSpec(spec: DefinitionSpec | undefined, policy: SandboxPolicy, field = 'spec'): DefinitionSpec {
+  if (!spec) throw new InvalidFieldError(field, 'is required');
+  if (!spec.repoUrl.trim()) throw new InvalidFieldError(`${field}.repo_url`, 'must not be empty');
+  if (spec.repoUrl.trim().startsWith('-')) throw new InvalidFieldError(`${field}.repo_url`, 'must not start with "-"');
   if (!spec.agentCommand.trim()) throw new InvalidFieldError('spec.agent_command', 'must not be empty');
   spec.defaultBranch ||= 'main';
   if (!BRANCH_RE.test(spec.defaultBranch)) throw new InvalidFieldError('spec.default_branch', 'is not a valid branch name');
@@ -32,7 +35,33 @@ export function normaliseDefinitionSpec(spec: DefinitionSpec | undefined): Defin
   if (spec.phaseTimeoutSeconds > MAX_PHASE_TIMEOUT_SECONDS) throw new InvalidFieldError('spec.phase_timeout_seconds', `must be at most ${MAX_PHASE_TIMEOUT_SECONDS}`);
   for (const k of Object.keys(spec.env)) if (!ENV_RE.test(k)) throw new InvalidFieldError(`spec.env.${k}`, 'is not a valid environment variable name');
   validateGuardrails(spec);
+  checkSandboxPolicy(spec, policy, field);
   return spec;
+}
+
+/**
+ * Refuses what the operator's policy does not allow: running without a sandbox, read-only host
+ * paths outside the allowed prefixes, egress hosts outside the operator's allowlist. Each error names
+ * the field and the setting that would allow it. Also used on stored plans before a run starts.
+ */
+export function checkSandboxPolicy(spec: DefinitionSpec, policy: SandboxPolicy, field = 'spec'): void {
+  const g = spec.guardrails;
+  if (!g) return;
+  if (g.sandbox === 'none' && !policy.allowNone) {
+    throw new InvalidFieldError(`${field}.guardrails.sandbox`, '"none" is not allowed by the operator\'s policy (AMEIDE_SANDBOX_ALLOW_NONE is not true): remove it to run in the sandbox');
+  }
+  g.readOnlyPaths.forEach((p, i) => {
+    if (!underPrefix(normalize(p), policy.readOnlyPathPrefixes)) {
+      const allowed = policy.readOnlyPathPrefixes.length ? `only paths under ${policy.readOnlyPathPrefixes.join(', ')} are` : 'no host path is';
+      throw new InvalidFieldError(`${field}.guardrails.read_only_paths[${i}]`, `is outside the operator's policy: ${allowed} allowed (AMEIDE_SANDBOX_READ_ONLY_PATHS)`);
+    }
+  });
+  g.egressHosts.forEach((h, i) => {
+    if (!isHostPattern(h.toLowerCase())) throw new InvalidFieldError(`${field}.guardrails.egress_hosts[${i}]`, 'must be a host name or *.domain');
+    if (!egressPatternAllowed(h, policy.egressAllowedHosts)) {
+      throw new InvalidFieldError(`${field}.guardrails.egress_hosts[${i}]`, `is outside the operator's egress allowlist (AMEIDE_EGRESS_ALLOWED_HOSTS: ${policy.egressAllowedHosts.join(', ')})`);
+    }
+  });
 }
 
 const SANDBOXES = new Set(['', 'bubblewrap', 'none']);

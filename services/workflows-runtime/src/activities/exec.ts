@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { StreamRedactor, type Redactor } from '../guardrails/redact.js';
+import type { CommandCgroup } from '../guardrails/cgroups.js';
 import { sandboxArgv, type SandboxSpec } from '../guardrails/sandbox.js';
 
 /** Keeps the last `limit` bytes of a stream of chunks. */
@@ -22,7 +23,8 @@ export class OutputTail {
   toString(): string {
     const all = Buffer.concat(this.chunks);
     const cut = all.length > this.limit ? all.subarray(all.length - this.limit) : all;
-    return (all.length > this.limit || this.total > all.length ? '…' : '') + cut.toString('utf8');
+    // Text for status updates: invalid UTF-8 becomes U+FFFD and NUL becomes ␀ (the transcript keeps the bytes).
+    return (all.length > this.limit || this.total > all.length ? '…' : '') + cut.toString('utf8').replace(/\0/g, '\u2400');
   }
 }
 
@@ -40,6 +42,8 @@ export interface CommandSpec {
   killGraceMs?: number;
   /** Run inside this sandbox (bubblewrap as an unprivileged user); plain `/bin/sh -c` when absent. */
   sandbox?: SandboxSpec;
+  /** The command's own cgroup (process and CPU limits); everything in it is killed when the command ends. */
+  cgroup?: CommandCgroup;
   /** At most this many output bytes go to the transcript; the rest is counted and cut with a marker. */
   maxOutputBytes?: number;
   /** Secrets to hide from the output before it reaches the tail or the transcript. */
@@ -70,15 +74,14 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   const transcript = createWriteStream(spec.transcriptPath, { flags: 'a' });
   transcript.write(`$ ${spec.redactor ? spec.redactor.redact(spec.command) : spec.command}\n`);
   const tail = new OutputTail(spec.tailBytes ?? 4000);
-  const { file, args } = spec.sandbox ? sandboxArgv(spec.sandbox, spec.command) : { file: '/bin/sh', args: ['-c', spec.command] };
-  const dropPrivileges = spec.sandbox?.kind === 'bubblewrap';
+  // A sandboxed command starts as root only long enough to join its cgroups, then drops to the
+  // sandbox user (see sandboxArgv); its working directory is set inside the sandbox.
+  const { file, args } = spec.sandbox ? sandboxArgv({ ...spec.sandbox, cgroupProcs: spec.cgroup?.procs }, spec.command) : { file: '/bin/sh', args: ['-c', spec.command] };
   const child = spawn(file, args, {
-    cwd: spec.cwd,
+    cwd: spec.sandbox?.kind === 'bubblewrap' ? '/' : spec.cwd,
     env: spec.env,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    uid: dropPrivileges ? spec.sandbox!.uid : undefined,
-    gid: dropPrivileges ? spec.sandbox!.gid : undefined,
   });
   const budget = spec.maxOutputBytes ?? Number.POSITIVE_INFINITY;
   let written = 0;
@@ -128,8 +131,11 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
       onData(Buffer.from(`failed to start: ${err.message}\n`));
       resolve([127, null]);
     });
-    // When the shell exits, whatever it left behind in its group goes too, so the pipes close.
-    child.once('exit', () => child.pid !== undefined && signalGroup(child.pid, 'SIGKILL'));
+    // When the shell exits, whatever it left behind in its group (and its cgroup) goes too, so the pipes close.
+    child.once('exit', () => {
+      if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
+      void spec.cgroup?.kill();
+    });
     child.once('close', (c, s) => resolve([c, s]));
   }));
   clearTimeout(timeout);

@@ -1,11 +1,11 @@
-import { execFile, spawn } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { toolEnv } from '@ameide/config';
 import type { ArtifactStore } from '../artifacts.js';
-import { gitAt } from './git.js';
+import { workerGit } from './git.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -25,11 +25,17 @@ export interface FollowupInfo {
 }
 
 export interface HandoffBundleInput {
-  /** The run's worktree, on `branch`. */
-  worktree: string;
+  /** A repository only the worker writes (the run's import repository) holding `headCommit`. */
+  repo: string;
   /** The commit the run branch started from; empty bundles the whole branch. */
   baseCommit: string;
+  /** The verified head of the run's work. */
+  headCommit: string;
+  /** Whether `headCommit` is a `WIP: handoff of run …` commit of work the agent had not committed. */
+  wipCommit: boolean;
   branch: string;
+  /** Set when the branch may not leave the worker (e.g. it carries a secret): no git bundle, and why. */
+  withheld?: string;
   /** Directory of the run's command transcripts; copied into the bundle (may be missing). */
   transcriptsDir: string;
   runId: string;
@@ -39,6 +45,8 @@ export interface HandoffBundleInput {
   key: string;
   /** Scratch directory; the staging directory is created and removed under it. */
   workDir: string;
+  /** Hides the run's secrets in the diff (byte for byte otherwise). */
+  redactBytes?: (data: Buffer) => Buffer;
 }
 
 /** `manifest.json` at the top of a handoff bundle. */
@@ -50,6 +58,8 @@ export interface HandoffManifest {
   headCommit: string;
   /** Whether uncommitted work was committed as `WIP: handoff of run <runId>`. */
   wipCommit: boolean;
+  /** Why the bundle carries no `branch.bundle`, when it does not. */
+  withheld?: string;
   createdAt: string;
 }
 
@@ -58,101 +68,51 @@ export const HANDOFF_ROOT = 'handoff';
 
 /**
  * Packs everything a person needs to continue a run the agent could not finish into one tar.gz:
- * the run branch as a git bundle, the diff against the base, the transcripts and a follow-up note.
- * Uncommitted work in the worktree is committed first as `WIP: handoff of run <runId>`.
+ * the run branch as a git bundle (unless it is withheld), the diff against the base, the
+ * transcripts and a follow-up note. Built from the worker's own repository, from verified data only.
  */
 export async function createHandoffBundle(input: HandoffBundleInput): Promise<{ uri: string; sha256: string; size: number }> {
-  const { worktree, branch, runId } = input;
+  const { branch, runId, headCommit } = input;
   await mkdir(input.workDir, { recursive: true });
   const stagingRoot = await mkdtemp(join(input.workDir, 'handoff-'));
   try {
-    const wipCommit = await commitLeftovers(worktree, branch, runId);
-    const git = gitAt(worktree);
-    const headCommit = (await git.revparse([`refs/heads/${branch}^{commit}`])).trim();
-    const baseCommit = input.baseCommit ? (await git.revparse([`${input.baseCommit}^{commit}`])).trim() : '';
-
+    const git = workerGit(input.repo);
+    const baseCommit = input.baseCommit ? await git.text(['rev-parse', '--verify', `${input.baseCommit}^{commit}`]) : '';
     const staging = join(stagingRoot, HANDOFF_ROOT);
     await mkdir(join(staging, '.codex'), { recursive: true });
 
-    // The bundle carries the commits since the base, so a clone that has the base can fetch the branch.
-    // When there are none (or no base), it carries the whole branch.
-    const bundle = join(staging, 'branch.bundle');
-    const ahead = baseCommit ? Number((await git.raw(['rev-list', '--count', `${baseCommit}..refs/heads/${branch}`])).trim()) : 0;
-    await git.raw(['bundle', 'create', bundle, ahead > 0 ? `${baseCommit}..refs/heads/${branch}` : `refs/heads/${branch}`]);
-    await git.raw(['bundle', 'verify', bundle]);
+    if (!input.withheld) {
+      // The bundle carries the commits since the base, so a clone that has the base can fetch the
+      // branch. When there are none (or no base), it carries the whole branch.
+      const ref = `refs/heads/${branch}`;
+      await git.raw(['update-ref', ref, headCommit]);
+      const bundle = join(staging, 'branch.bundle');
+      const ahead = baseCommit ? Number(await git.text(['rev-list', '--count', `${baseCommit}..${ref}`])) : 0;
+      await git.raw(['bundle', 'create', '-q', bundle, ahead > 0 ? `${baseCommit}..${ref}` : ref]);
+      await git.raw(['bundle', 'verify', '-q', bundle]);
+    }
 
-    const diffBase = baseCommit || (await emptyTree(worktree));
-    await gitToFile(worktree, ['diff', '--binary', '--no-color', '--no-ext-diff', '--no-textconv', diffBase, headCommit, '--'], join(staging, 'changes.diff'));
+    const diffBase = baseCommit || (await git.text(['hash-object', '-t', 'tree', '/dev/null']));
+    const diff = await git.raw(['diff', '--binary', '--no-color', '--no-ext-diff', '--no-textconv', diffBase, headCommit, '--']);
+    await writeFile(join(staging, 'changes.diff'), input.redactBytes ? input.redactBytes(diff) : diff);
 
     const transcripts = join(staging, 'transcripts');
     if (existsSync(input.transcriptsDir)) await cp(input.transcriptsDir, transcripts, { recursive: true });
     else await mkdir(transcripts);
 
-    await writeFile(join(staging, '.codex', 'followup.md'), renderFollowup(input.followup, runId, branch));
-    const manifest: HandoffManifest = { version: 1, runId, branch, baseCommit, headCommit, wipCommit, createdAt: new Date().toISOString() };
+    const notes = input.withheld ? [`The run's branch is not in this bundle: ${input.withheld}. changes.diff shows the work, with secrets hidden.`] : [];
+    const followup = { ...input.followup, nextSteps: [...notes, ...(input.followup.nextSteps ?? [])] };
+    await writeFile(join(staging, '.codex', 'followup.md'), renderFollowup(followup, runId, branch));
+    const manifest: HandoffManifest = { version: 1, runId, branch, baseCommit, headCommit, wipCommit: input.wipCommit, ...(input.withheld ? { withheld: input.withheld } : {}), createdAt: new Date().toISOString() };
     await writeFile(join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
 
     const archive = join(stagingRoot, 'handoff.tar.gz');
-    await execFileAsync('tar', ['-czf', archive, '-C', stagingRoot, HANDOFF_ROOT], { env: minimalEnv() });
+    await execFileAsync('tar', ['-czf', archive, '-C', stagingRoot, HANDOFF_ROOT], { env: toolEnv() });
     const stored = await input.artifacts.put(input.key, await readFile(archive));
     return { uri: stored.uri, sha256: stored.sha256, size: stored.size };
   } finally {
     await rm(stagingRoot, { recursive: true, force: true });
   }
-}
-
-/**
- * Commits everything uncommitted in the worktree (tracked changes and untracked files that .gitignore
- * does not exclude) onto `branch`, with the agent's identity and without hooks. Returns whether it did.
- */
-async function commitLeftovers(worktree: string, branch: string, runId: string): Promise<boolean> {
-  const git = gitAt(worktree);
-  await git.raw(['add', '--all', '--', '.']);
-  const tree = (await git.raw(['write-tree'])).trim();
-  const parent = (await git.revparse([`refs/heads/${branch}^{commit}`])).trim();
-  const parentTree = (await git.revparse([`${parent}^{tree}`])).trim();
-  if (tree === parentTree) return false;
-  const commit = (await git.raw(['commit-tree', '--no-gpg-sign', tree, '-p', parent, '-m', `WIP: handoff of run ${runId}`])).trim();
-  // Moves the branch (and HEAD with it, when HEAD is on the branch) only if nobody moved it meanwhile.
-  await git.raw(['update-ref', '-m', `handoff of run ${runId}`, `refs/heads/${branch}`, commit, parent]);
-  return true;
-}
-
-async function emptyTree(worktree: string): Promise<string> {
-  return (await gitAt(worktree).raw(['hash-object', '-t', 'tree', '/dev/null'])).trim();
-}
-
-const minimalEnv = () => toolEnv();
-
-/** Runs git with its stdout going to `file` byte for byte (diffs may hold any bytes). */
-function gitToFile(cwd: string, args: string[], file: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const out = createWriteStream(file);
-    const child = spawn('git', ['-c', 'safe.directory=*', ...args], { cwd, env: minimalEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
-    child.stdout.pipe(out);
-    let exit: number | null | undefined;
-    let closed = false;
-    const settle = () => {
-      if (exit === undefined || !closed) return;
-      if (exit === 0) resolve();
-      else reject(new Error(`git ${args[0]} failed (exit ${exit}): ${stderr.trim()}`));
-    };
-    child.on('error', (err) => {
-      out.destroy();
-      reject(err);
-    });
-    child.on('close', (code) => {
-      exit = code;
-      settle();
-    });
-    out.on('error', reject);
-    out.on('close', () => {
-      closed = true;
-      settle();
-    });
-  });
 }
 
 /** A fence longer than any run of backticks in `text`, so the output cannot close it. */

@@ -1,7 +1,10 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { egressPatternAllowed, type SandboxPolicy } from '@ameide/config';
 import type { WorkflowServiceClient } from '@ameide/sdk';
 import {
   workBranchName,
@@ -13,15 +16,19 @@ import {
   type StatusUpdateInput,
 } from '@ameide/temporal';
 import type { ArtifactStore } from '../artifacts.js';
-import { runCommand } from './exec.js';
-import { gitAt } from './git.js';
-import { sendStatusUpdate } from './status.js';
-import { createHandoffBundle } from './handoff.js';
-import { removeWorktree, requireFreeDisk } from './lifecycle.js';
-import { changedPathViolations } from './policy.js';
+import { createCommandCgroup, type CommandCgroup } from '../guardrails/cgroups.js';
+import { publicUnicastOr, startEgressProxy, type EgressProxy } from '../guardrails/egress.js';
 import { Redactor } from '../guardrails/redact.js';
-import { allSecretValues, phaseExecution, prepareSandbox, type SandboxDeps } from './sandboxing.js';
-import { addWorktree, ensureMirror, mirrorPath, normaliseRepoUrl, runPaths, writePrompt } from './workspace.js';
+import type { SandboxEgress } from '../guardrails/sandbox.js';
+import { CHECKOUT_SCRIPT, EXPORT_SCRIPT, exchangeEnv, HEAD_REF, ImportRefused, importExport } from './exchange.js';
+import { runCommand } from './exec.js';
+import { workerGit } from './git.js';
+import { createHandoffBundle } from './handoff.js';
+import { enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnder } from './lifecycle.js';
+import { reviewWork } from './review.js';
+import { allSecrets, allSecretValues, cacheDir, freshStepDirs, prepareSandbox, stepExecution, type SandboxDeps, type SandboxStep } from './sandboxing.js';
+import { sendStatusUpdate } from './status.js';
+import { commitMessage, createImportRepo, ensureMirror, mirrorPath, normaliseRepoUrl, resolveBase, runPaths, writePrompt, type RunPaths } from './workspace.js';
 
 /** What activities need from the worker process. */
 export interface ActivityDeps extends SandboxDeps {
@@ -29,6 +36,17 @@ export interface ActivityDeps extends SandboxDeps {
   artifacts: ArtifactStore;
   /** New runs are refused below this much free disk (MB). */
   minFreeDiskMb: number;
+  policy: SandboxPolicy;
+  /** CPUs' worth of time per command (cgroup quota). */
+  runCpus: number;
+  /** Each run's sandbox disk (MB); 0 = no quota. */
+  runDiskMb: number;
+  /** A tenant's package caches are trimmed to this (MB). */
+  cacheQuotaMb: number;
+  /** Global git configuration of the worker's own git (credentials for pushes). */
+  gitConfig: string;
+  /** Networks the egress proxy may reach besides public addresses (an internal registry mirror). */
+  egressExtraNetworks: string[];
 }
 
 export interface CommandPhaseInput {
@@ -39,11 +57,18 @@ export interface CommandPhaseInput {
   promptFile: string;
   /** Where the run branch started; the path policy looks at everything since. */
   baseCommit: string;
+  /** The run's work branch (the sandbox's checkout is on it). */
+  branch?: string;
   /** Wall-clock for this command: the phase budget, or less when the run budget is nearly spent. */
   timeoutMs: number;
 }
 
 const STATUS_TAIL_BYTES = 4000;
+/** The worker's own sandboxed git steps (checkout, export) get this long. */
+const GIT_STEP_TIMEOUT_MS = 10 * 60_000;
+/** Port of the egress forwarder inside an online sandbox. */
+const EGRESS_PORT = 3128;
+const FORWARDER = fileURLToPath(new URL('../guardrails/egress-forwarder.mjs', import.meta.url));
 
 function artifactPrefix(run: Pick<CodingRunInput, 'tenantId' | 'runId'>): string {
   return `runs/${run.tenantId}/${run.runId}/`;
@@ -65,81 +90,170 @@ function redactError(err: unknown, redactor: Redactor): unknown {
 /** Builds the activities with their real dependencies (git, processes, the API, the artifact store). */
 export function createActivities(deps: ActivityDeps) {
   const redactorFor = (run: CodingRunInput) => new Redactor(allSecretValues(deps, run));
-  /** Runs an activity body so that no secret of the run can leave it in an error message. */
+  /** Runs an activity body so that no secret of the run can leave it, in an error or in its result. */
   const guarded = async <T>(run: CodingRunInput, body: (redactor: Redactor) => Promise<T>): Promise<T> => {
     const redactor = redactorFor(run);
     try {
-      return await body(redactor);
+      return redactor.redactDeep(await body(redactor));
     } catch (err) {
       throw redactError(err, redactor);
     }
   };
+  const mirrorOf = (run: CodingRunInput) => mirrorPath(deps.workspaceDir, run.tenantId, run.repo.repoUrl);
+  const branchOf = (run: CodingRunInput) => workBranchName(run.repo.branchPrefix, run.workItems[0]?.id, run.planId);
+
+  /**
+   * Runs one step in the run's sandbox with fresh HOME and TMPDIR, its own cgroup and, for online
+   * phases, the egress proxy. Output goes (redacted) to the step's transcript.
+   */
+  const runStep = async (
+    run: CodingRunInput,
+    paths: RunPaths,
+    step: SandboxStep,
+    command: string,
+    opts: { timeoutMs: number; redactor: Redactor; transcript: string; extraEnv?: Record<string, string>; signal?: AbortSignal; onProgress?: (bytes: number) => void },
+  ) => {
+    await freshStepDirs(run, paths, step);
+    const online = (step === 'install' || step === 'agent' || step === 'test') && run.repo.guardrails.network[step];
+    let proxy: EgressProxy | undefined;
+    let egress: SandboxEgress | undefined;
+    let socketDir: string | undefined;
+    let cgroup: CommandCgroup | undefined;
+    try {
+      if (online && run.repo.guardrails.sandbox === 'bubblewrap') {
+        // A short path of its own: UNIX socket paths are limited to 107 bytes.
+        socketDir = await mkdtemp(join(tmpdir(), 'ameide-egress-'));
+        await chmod(socketDir, 0o711);
+        const hosts = run.repo.guardrails.egressHosts.length ? run.repo.guardrails.egressHosts : deps.policy.egressAllowedHosts;
+        proxy = await startEgressProxy({
+          socketPath: join(socketDir, 'egress.sock'),
+          // The plan's list, held again to the operator's (the plan may predate a change of it).
+          allowedHosts: hosts.filter((h) => egressPatternAllowed(h, deps.policy.egressAllowedHosts)),
+          addressAllowed: deps.egressExtraNetworks.length ? publicUnicastOr(deps.egressExtraNetworks) : undefined,
+          log: (line) => void appendFile(opts.transcript, `[ameide] ${opts.redactor.redact(line)}\n`).catch(() => undefined),
+        });
+        egress = { socketDir, port: EGRESS_PORT, forwarder: FORWARDER, node: process.execPath };
+      }
+      if (run.repo.guardrails.sandbox === 'bubblewrap') {
+        cgroup = await createCommandCgroup(`${run.runId}-${step}-${Date.now().toString(36)}`, { maxProcesses: run.repo.guardrails.budgets.maxProcesses, cpus: deps.runCpus });
+      }
+      const { env, sandbox } = stepExecution(deps, run, step, paths, { mirror: mirrorOf(run), egress });
+      return await runCommand({
+        command,
+        cwd: paths.worktree,
+        env: { ...env, ...opts.extraEnv },
+        sandbox,
+        cgroup,
+        redactor: opts.redactor,
+        timeoutMs: opts.timeoutMs,
+        maxOutputBytes: run.repo.guardrails.budgets.maxOutputBytes,
+        transcriptPath: opts.transcript,
+        tailBytes: STATUS_TAIL_BYTES,
+        signal: opts.signal,
+        onProgress: opts.onProgress,
+      });
+    } finally {
+      await cgroup?.remove();
+      await proxy?.close();
+      if (socketDir) await rm(socketDir, { recursive: true, force: true });
+    }
+  };
+
+  /**
+   * Has the sandbox export its work (see exchange.ts), verifies it into the import repository and
+   * reviews it. Throws ImportRefused when the work cannot be accepted.
+   */
+  const exportWork = async (run: CodingRunInput, paths: RunPaths, base: string, message: string, redactor: Redactor) => {
+    const transcript = join(paths.transcriptsDir, 'export.log');
+    const out = (await freshStepDirs(run, paths, 'export')).out;
+    const r = await runStep(run, paths, 'export', EXPORT_SCRIPT, {
+      timeoutMs: GIT_STEP_TIMEOUT_MS,
+      redactor,
+      transcript,
+      extraEnv: exchangeEnv({ base, branch: branchOf(run), mirrorObjects: join(mirrorOf(run), 'objects'), commitMessage: message, outDir: out }),
+    });
+    if (r.exitCode !== 0) throw new ImportRefused(`the sandbox could not export the run's work (exit ${r.exitCode}): ${r.outputTail.trim().split('\n').at(-1) ?? ''}`);
+    const imported = await importExport({ outDir: out, importRepo: paths.importRepo, base, maxBundleBytes: run.repo.guardrails.budgets.maxFileBytes, scratch: paths.runDir });
+    const review = await reviewWork({ importRepo: paths.importRepo, base, head: imported.head, run, secrets: allSecrets(deps, run) });
+    return { ...imported, review };
+  };
+
   return {
     /** Posts a status update to the workflow service (idempotent on run id + sequence). */
     async recordStatus(update: StatusUpdateInput): Promise<void> {
       await sendStatusUpdate(deps.api, update);
     },
 
-    /** Mirror (clone once, fetch per run), then a worktree on the run branch and the agent's prompt file. */
-    prepareWorkspace: (run: CodingRunInput): Promise<PreparedWorkspace> => guarded(run, async () => {
+    /**
+     * The worker's mirror (created once, fetched per run), the run's import repository, its sandbox
+     * area (own disk where the worker can mount one), and the checkout, made by the sandbox itself.
+     */
+    prepareWorkspace: (run: CodingRunInput): Promise<PreparedWorkspace> => guarded(run, async (redactor) => {
       const started = Date.now();
       await requireFreeDisk(deps.workspaceDir, deps.minFreeDiskMb);
       const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
-      await mkdir(paths.transcriptsDir, { recursive: true });
-      const branch = workBranchName(run.repo.branchPrefix, run.workItems[0]?.id, run.planId);
+      // A retried prepare starts over.
+      await removeRun(paths);
+      await mkdir(paths.box, { recursive: true, mode: 0o711 });
+      await mkdir(paths.transcriptsDir, { recursive: true, mode: 0o700 });
+      const branch = branchOf(run);
       let mirror: string;
       try {
-        mirror = await ensureMirror(deps.workspaceDir, run.tenantId, run.repo.repoUrl);
+        mirror = await ensureMirror(deps.workspaceDir, run.tenantId, normaliseRepoUrl(run.repo.repoUrl));
       } catch (err) {
         throw permanent('RepositoryUnavailable', `cannot clone or fetch ${run.repo.repoUrl}: ${(err as Error).message.trim()}`);
       }
       let baseCommit: string;
       try {
-        baseCommit = await addWorktree(mirror, paths, branch, run.repo.defaultBranch);
+        baseCommit = await resolveBase(mirror, branch, run.repo.defaultBranch);
       } catch (err) {
         if ((err as { permanent?: boolean }).permanent) throw permanent('BranchNotFound', (err as Error).message);
         throw err;
       }
+      const quota = run.repo.guardrails.sandbox === 'bubblewrap' && (await mountRunDisk(paths, deps.runDiskMb));
+      await chmod(paths.box, 0o711);
+      await createImportRepo(paths, mirror);
+      await workerGit(paths.importRepo).raw(['update-ref', HEAD_REF, baseCommit]);
       await writePrompt(paths, run, branch);
-      await prepareSandbox(deps, run, paths, mirror);
+      await prepareSandbox(deps, run, paths);
+      const r = await runStep(run, paths, 'checkout', CHECKOUT_SCRIPT, {
+        timeoutMs: GIT_STEP_TIMEOUT_MS,
+        redactor,
+        transcript: join(paths.transcriptsDir, 'prepare.log'),
+        extraEnv: exchangeEnv({ base: baseCommit, branch, mirrorObjects: join(mirror, 'objects'), commitMessage: '' }),
+      });
+      if (r.exitCode !== 0) throw new Error(`checkout of ${baseCommit.slice(0, 12)} failed (exit ${r.exitCode}): ${r.outputTail.trim()}`);
       return {
         worktreePath: paths.worktree,
         branch,
         baseCommit,
         promptFile: paths.promptFile,
         durationMs: Date.now() - started,
-        outputTail: `worktree ${paths.worktree} on ${branch} at ${baseCommit.slice(0, 12)}`,
+        outputTail: `worktree ${paths.worktree} on ${branch} at ${baseCommit.slice(0, 12)}${quota ? `, ${deps.runDiskMb} MB disk` : ''}`,
       };
     }),
 
     /**
-     * Runs the phase's shell command in the worktree, in the run's sandbox; heartbeats; cancellation
-     * kills the process group. After the agent phase, checks the changed paths against the policy.
+     * Runs the phase's shell command in the run's sandbox; heartbeats; cancellation kills it. When
+     * it succeeds, the sandbox exports its work, which is verified and reviewed: the path policy
+     * and push protection apply to every phase's changes.
      */
     runCommandPhase: (input: CommandPhaseInput): Promise<CommandPhaseResult> => guarded(input.run, async (redactor) => {
       const { run, phase } = input;
       const ctx = Context.current();
       const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
-      await mkdir(paths.transcriptsDir, { recursive: true });
+      await mkdir(paths.transcriptsDir, { recursive: true, mode: 0o700 });
       const transcriptPath = join(paths.transcriptsDir, `${phase}.log`);
-      const { env, sandbox } = phaseExecution(deps, run, phase, paths, mirrorPath(deps.workspaceDir, run.tenantId, run.repo.repoUrl));
-      const result = await runCommand({
-        command: input.command,
-        cwd: input.worktreePath,
-        env,
-        sandbox,
-        redactor,
+      const result = await runStep(run, paths, phase, input.command, {
         timeoutMs: input.timeoutMs,
-        maxOutputBytes: run.repo.guardrails.budgets.maxOutputBytes,
-        transcriptPath,
-        tailBytes: STATUS_TAIL_BYTES,
+        redactor,
+        transcript: transcriptPath,
         signal: ctx.cancellationSignal,
         onProgress: (bytes) => ctx.heartbeat({ phase, bytes }),
       });
       const stored = await deps.artifacts.put(`${artifactPrefix(run)}transcripts/${phase}.log`, await readFile(transcriptPath));
       if (result.aborted) throw new CancelledFailure(`${phase} command killed: run cancelled`);
-      const violations = phase === 'agent' && result.exitCode === 0 ? await changedPathViolations(input.worktreePath, input.baseCommit, run) : [];
-      return {
+      const base: CommandPhaseResult = {
         exitCode: result.exitCode,
         durationMs: result.durationMs,
         outputTail: result.outputTail,
@@ -147,43 +261,48 @@ export function createActivities(deps: ActivityDeps) {
         timedOut: result.timedOut,
         truncated: result.truncated,
         skipped: false,
-        violations,
+        violations: [],
       };
+      if (result.exitCode !== 0) return base;
+      try {
+        const work = await exportWork(run, paths, input.baseCommit, commitMessage(run), redactor);
+        return { ...base, headCommit: work.head, violations: work.review.violations, secretFinding: work.review.secretFinding };
+      } catch (err) {
+        if (err instanceof ImportRefused) return { ...base, exportError: err.message };
+        throw err;
+      }
     }),
 
-    /** Commits everything the agent changed and pushes the run branch to the repository's remote. */
-    publishBranch: (input: { run: CodingRunInput; worktreePath: string; branch: string; baseCommit: string }): Promise<PublishResult> => guarded(input.run, async () => {
+    /** Pushes the verified head of the run's work to the repository's remote, as the run branch. */
+    publishBranch: (input: { run: CodingRunInput; worktreePath: string; branch: string; baseCommit: string; headCommit?: string }): Promise<PublishResult> => guarded(input.run, async () => {
       const started = Date.now();
-      const git = gitAt(input.worktreePath);
-      await git.raw(['add', '--all', '--verbose']);
-      // Agents may commit their own work; whatever is left uncommitted is committed here.
-      if (!(await git.status()).isClean()) {
-        const item = input.run.workItems[0];
-        const subject = item ? `${item.id}: ${item.title || 'change by coding agent'}` : `Coding agent run ${input.run.runId}`;
-        await git.commit([subject, '', `Ameide-Run: ${input.run.runId}`, `Ameide-Plan: ${input.run.planId}`].join('\n'));
-      }
-      const headCommit = (await git.revparse(['HEAD'])).trim();
+      const paths = runPaths(deps.workspaceDir, input.run.tenantId, input.run.runId);
+      const git = workerGit(paths.importRepo, deps.gitConfig);
+      const headCommit = input.headCommit || (await git.text(['rev-parse', '--verify', HEAD_REF]));
       if (headCommit === input.baseCommit) throw permanent('NoChanges', 'the agent made no changes to commit');
-      const diff = await git.diffSummary([input.baseCommit, headCommit]);
+      const review = await reviewWork({ importRepo: paths.importRepo, base: input.baseCommit, head: headCommit, run: input.run, secrets: allSecrets(deps, input.run) });
+      if (review.secretFinding) throw permanent('PushProtection', `push protection: ${review.secretFinding}`);
       try {
-        await git.push(normaliseRepoUrl(input.run.repo.repoUrl), `${headCommit}:refs/heads/${input.branch}`, ['--verbose']);
+        await git.raw(['push', '--quiet', '--no-verify', normaliseRepoUrl(input.run.repo.repoUrl), `${headCommit}:refs/heads/${input.branch}`]);
       } catch (err) {
         throw permanent('PushRejected', `push of ${input.branch} failed: ${(err as Error).message.trim()}`);
       }
       return {
         headCommit,
-        filesChanged: diff.changed,
-        insertions: diff.insertions,
-        deletions: diff.deletions,
+        filesChanged: review.filesChanged,
+        insertions: review.insertions,
+        deletions: review.deletions,
         pushed: true,
         durationMs: Date.now() - started,
-        outputTail: `pushed ${input.branch} at ${headCommit.slice(0, 12)}: ${diff.changed} files changed, +${diff.insertions} -${diff.deletions}`,
+        outputTail: `pushed ${input.branch} at ${headCommit.slice(0, 12)}: ${review.filesChanged} files changed, +${review.insertions} -${review.deletions}`,
       };
     }),
 
     /**
      * Packages what a run that could not finish leaves behind (git bundle of the branch, the diff,
-     * the transcripts and `.codex/followup.md`) as one tar.gz in the artifact store.
+     * the transcripts and `.codex/followup.md`) as one tar.gz in the artifact store. The sandbox
+     * exports its latest work first (uncommitted work as `WIP: handoff of run …`); when it cannot,
+     * the last verified work is used. A branch carrying a secret is withheld.
      */
     createHandoff: (input: {
       run: CodingRunInput;
@@ -196,9 +315,25 @@ export function createActivities(deps: ActivityDeps) {
     }): Promise<{ uri: string; sha256: string }> => guarded(input.run, async (redactor) => {
       const { run } = input;
       const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
+      let head = await workerGit(paths.importRepo).text(['rev-parse', '--verify', HEAD_REF]);
+      let wipCommit = false;
+      let withheld: string | undefined;
+      try {
+        const work = await exportWork(run, paths, input.baseCommit, `WIP: handoff of run ${run.runId}`, redactor);
+        head = work.head;
+        wipCommit = work.head !== work.sandboxHead;
+        if (work.review.secretFinding) withheld = `push protection: ${work.review.secretFinding}`;
+      } catch (err) {
+        if (!(err instanceof ImportRefused)) throw err;
+        const review = await reviewWork({ importRepo: paths.importRepo, base: input.baseCommit, head, run, secrets: allSecrets(deps, run) });
+        if (review.secretFinding) withheld = `push protection: ${review.secretFinding}`;
+      }
       const stored = await createHandoffBundle({
-        worktree: input.worktreePath,
+        repo: paths.importRepo,
         baseCommit: input.baseCommit,
+        headCommit: head,
+        wipCommit,
+        withheld,
         branch: input.branch,
         transcriptsDir: paths.transcriptsDir,
         runId: run.runId,
@@ -212,23 +347,28 @@ export function createActivities(deps: ActivityDeps) {
         artifacts: deps.artifacts,
         key: `${artifactPrefix(run)}handoff.tar.gz`,
         workDir: paths.runDir,
+        redactBytes: (b) => redactor.redactBuffer(b),
       });
       return { uri: stored.uri, sha256: stored.sha256 };
     }),
 
     /**
-     * Stores the run report beside the transcripts and returns where they are. The worktree goes when
-     * nobody needs it any more (the run completed, or its work is in a handoff bundle); otherwise it is
-     * kept until the TTL prunes it.
+     * Stores the run report beside the transcripts and returns where they are. The workspace goes
+     * when nobody needs it any more (the run completed, or its work is in a handoff bundle);
+     * otherwise it is kept until the TTL prunes it. The tenant's caches are trimmed to their quota.
      */
     writeReport: (input: { run: CodingRunInput; report: Record<string, unknown>; removeWorktree: boolean }): Promise<{ transcriptsUri: string; reportUri: string }> => guarded(input.run, async (redactor) => {
       const prefix = artifactPrefix(input.run);
       const stored = await deps.artifacts.put(`${prefix}report.json`, JSON.stringify(redactor.redactDeep(input.report), null, 2) + '\n');
-      if (input.removeWorktree) {
-        // Off the run's critical path: the run is done once its report is stored.
-        const { run } = input;
-        void removeWorktree(runPaths(deps.workspaceDir, run.tenantId, run.runId), mirrorPath(deps.workspaceDir, run.tenantId, run.repo.repoUrl)).catch(() => undefined);
-      }
+      const { run } = input;
+      // Off the run's critical path: the run is done once its report is stored.
+      // A workspace kept for a person keeps its disk image (box.img) but releases the mount.
+      void (async () => {
+        const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
+        if (input.removeWorktree) await removeRun(paths);
+        else await unmountUnder(paths.runDir);
+        await enforceCacheQuota(cacheDir(deps.workspaceDir, run.tenantId), deps.cacheQuotaMb * 1024 * 1024);
+      })().catch(() => undefined);
       return { transcriptsUri: deps.artifacts.uri(`${prefix}transcripts/`), reportUri: stored.uri };
     }),
   };

@@ -1,9 +1,13 @@
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, rm, stat, statfs } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
-import { gitAt } from './git.js';
+import { toolEnv } from '@ameide/config';
 import type { RunPaths } from './workspace.js';
+
+const execFileAsync = promisify(execFile);
 
 /** Refuses a new run while the workspace disk is below its floor, instead of filling the disk. */
 export async function requireFreeDisk(workspaceDir: string, floorMb: number): Promise<void> {
@@ -18,15 +22,59 @@ export async function requireFreeDisk(workspaceDir: string, floorMb: number): Pr
   }
 }
 
-/** Removes a run's worktree (and its registration in the mirror); its transcripts are already stored. */
-export async function removeWorktree(paths: RunPaths, mirror: string): Promise<void> {
+/** Mount points under `dir` (from the kernel's table), deepest first. */
+async function mountsUnder(dir: string): Promise<string[]> {
+  const table = await readFile('/proc/self/mounts', 'utf8').catch(() => '');
+  const decode = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return table
+    .split('\n')
+    .map((l) => decode(l.split(' ')[1] ?? ''))
+    .filter((m) => m === dir || m.startsWith(dir + '/'))
+    .sort((a, b) => b.length - a.length);
+}
+
+const tools = () => toolEnv({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' });
+
+/**
+ * Gives the run's sandbox area (`box`) a disk of its own: a sparse ext4 image of `sizeMb`, mounted
+ * (nosuid, nodev) over `box`, so the worktree and the phases' HOME and temp dirs cannot fill the
+ * worker's disk. Returns false when this worker cannot mount (no root, no loop devices): the run
+ * then goes on without a quota and only the disk floor and the file-size limit protect the disk.
+ */
+export async function mountRunDisk(paths: RunPaths, sizeMb: number): Promise<boolean> {
+  if (sizeMb <= 0 || process.getuid?.() !== 0) return false;
+  const image = join(paths.runDir, 'box.img');
+  try {
+    const fh = await open(image, 'w', 0o600);
+    await fh.truncate(sizeMb * 1024 * 1024);
+    await fh.close();
+    await execFileAsync('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', image], { env: tools() });
+    await execFileAsync('mount', ['-o', 'loop,nosuid,nodev,noatime', image, paths.box], { env: tools() });
+    await rm(join(paths.box, 'lost+found'), { recursive: true, force: true });
+    return true;
+  } catch {
+    await rm(image, { force: true });
+    return false;
+  }
+}
+
+/** Unmounts whatever is mounted under `dir` (a run's disk), lazily if it is still busy. */
+export async function unmountUnder(dir: string): Promise<void> {
+  for (const m of await mountsUnder(dir)) {
+    await execFileAsync('umount', [m], { env: tools() }).catch(() => execFileAsync('umount', ['-l', m], { env: tools() })).catch(() => undefined);
+  }
+}
+
+/** Removes a run's workspace (its transcripts are already stored): its disk is unmounted first. */
+export async function removeRun(paths: RunPaths): Promise<void> {
+  await unmountUnder(paths.runDir);
   await rm(paths.runDir, { recursive: true, force: true });
-  if (existsSync(mirror)) await gitAt(mirror).raw(['worktree', 'prune']).catch(() => undefined);
 }
 
 /**
  * On worker start: removes run directories older than the TTL (kept after failures for a person to
- * look at) and prunes the mirrors' stale worktree registrations. Returns how many runs were removed.
+ * look at), and the mirrors of earlier versions, which sandboxes could write and so are not trusted.
+ * Returns how many runs were removed.
  */
 export async function pruneStaleWorkspaces(workspaceDir: string, ttlHours: number, now = Date.now()): Promise<number> {
   let removed = 0;
@@ -36,16 +84,42 @@ export async function pruneStaleWorkspaces(workspaceDir: string, ttlHours: numbe
       const dir = join(runsRoot, tenant, run);
       const age = now - (await stat(dir)).mtimeMs;
       if (age > ttlHours * 3600_000) {
+        await unmountUnder(dir);
         await rm(dir, { recursive: true, force: true });
         removed++;
       }
     }
   }
-  const mirrorsRoot = join(workspaceDir, 'mirrors');
-  for (const tenant of existsSync(mirrorsRoot) ? await readdir(mirrorsRoot) : []) {
-    for (const mirror of await readdir(join(mirrorsRoot, tenant))) {
-      await gitAt(join(mirrorsRoot, tenant, mirror)).raw(['worktree', 'prune']).catch(() => undefined);
-    }
-  }
+  await rm(join(workspaceDir, 'mirrors'), { recursive: true, force: true });
   return removed;
+}
+
+/**
+ * Keeps a tenant's package caches under `quotaBytes`: when they are larger, the least recently used
+ * files (by access or modification time, whichever is later) are removed until they take at most
+ * 90% of the quota. Package managers re-download what is gone. Returns the bytes removed.
+ */
+export async function enforceCacheQuota(cacheRoot: string, quotaBytes: number): Promise<number> {
+  const files: Array<{ path: string; size: number; used: number }> = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const path = join(dir, name);
+      const st = await lstat(path).catch(() => undefined);
+      if (!st) continue;
+      if (st.isDirectory()) await walk(path);
+      else files.push({ path, size: st.blocks * 512 || st.size, used: Math.max(st.atimeMs, st.mtimeMs) });
+    }
+  };
+  await walk(cacheRoot);
+  let total = files.reduce((n, f) => n + f.size, 0);
+  if (total <= quotaBytes) return 0;
+  let freed = 0;
+  files.sort((a, b) => a.used - b.used);
+  for (const f of files) {
+    if (total <= quotaBytes * 0.9) break;
+    await unlink(f.path).catch(() => undefined);
+    total -= f.size;
+    freed += f.size;
+  }
+  return freed;
 }

@@ -1,9 +1,12 @@
-import { chmod, chown, lchown, lstat, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { existsSync } from 'node:fs';
+import { chmod, chown, mkdir, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, normalize } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
+import { underPrefix, type SandboxPolicy } from '@ameide/config';
 import type { CodingRunInput, CommandPhase } from '@ameide/temporal';
-import { findBubblewrap, sandboxEtcFiles, sandboxUserFor, type SandboxSpec } from '../guardrails/sandbox.js';
-import type { RunPaths } from './workspace.js';
+import { egressProxyEnv } from '../guardrails/egress.js';
+import { findBubblewrap, sandboxEtcFiles, sandboxUserFor, type SandboxEgress, type SandboxSpec } from '../guardrails/sandbox.js';
+import { safeSegment, type RunPaths } from './workspace.js';
 
 /** What the sandbox glue needs from the worker. */
 export interface SandboxDeps {
@@ -12,7 +15,12 @@ export interface SandboxDeps {
   commandPath: string;
   /** Secret values held by the worker (see WorkerConfig.secrets). */
   secrets: Record<string, string>;
+  /** The operator's policy over definitions' sandbox settings. */
+  policy: SandboxPolicy;
 }
+
+/** Steps that run in the sandbox: the definition's command phases and the worker's own git steps. */
+export type SandboxStep = CommandPhase | 'checkout' | 'export';
 
 /** PATH inside the sandbox: the system's, plus the bin directories of extra read-only toolchains. */
 const SANDBOX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -40,65 +48,107 @@ function permanent(type: string, message: string): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true });
 }
 
-/** Per-run directories beside the worktree: a private temp/HOME and the sandbox user's passwd/group. */
-export function sandboxDirs(paths: RunPaths) {
-  return { tmp: join(paths.runDir, 'tmp'), etc: join(paths.runDir, 'etc') };
+/** A step's own directories: HOME and TMPDIR in the sandbox's area, passwd/group in the worker's. */
+export function stepDirs(paths: RunPaths, step: SandboxStep) {
+  const dir = join(paths.box, 'steps', step);
+  return { dir, home: join(dir, 'home'), tmp: join(dir, 'tmp'), out: join(dir, 'out'), etc: join(paths.runDir, 'etc', step) };
 }
 
 /** The tenant's package caches: shared by its runs, never by another tenant's. */
 export function cacheDir(workspaceDir: string, tenantId: string): string {
-  return join(workspaceDir, 'caches', tenantId.replace(/[^A-Za-z0-9._-]/g, '_'));
+  return join(workspaceDir, 'caches', safeSegment(tenantId));
 }
 
-/** Gives a tree to the sandbox user, skipping what it owns already (a warm mirror is mostly its own). */
-async function chownTree(path: string, uid: number, gid: number): Promise<void> {
-  const st = await lstat(path);
-  if (st.uid !== uid || st.gid !== gid) await lchown(path, uid, gid);
-  if (!st.isDirectory()) return;
-  await Promise.all((await readdir(path)).map((name) => chownTree(join(path, name), uid, gid)));
-}
-
-/**
- * Lets the sandbox user pass through (not list) every directory above `path`: inside the workspace
- * they become 0711, so one run cannot list another's; above it only the search bit is added.
- */
-async function allowPassage(workspaceDir: string, path: string): Promise<void> {
-  for (let dir = dirname(path); ; dir = dirname(dir)) {
-    const inWorkspace = dir === workspaceDir || !relative(workspaceDir, dir).startsWith('..');
-    if (inWorkspace) await chmod(dir, 0o711);
-    else {
-      const mode = (await stat(dir)).mode & 0o7777;
-      if ((mode & 0o001) === 0) await chmod(dir, mode | 0o001);
-    }
-    if (dir === dirname(dir)) break;
-  }
-}
-
-/**
- * Makes the run's directories ready for the sandbox user: refuses to go on without bubblewrap unless
- * the definition says `sandbox: none`, creates the temp dir and the tenant's caches, and hands the
- * worktree, the repo's mirror and the caches to the tenant's unprivileged user.
- */
-export async function prepareSandbox(deps: SandboxDeps, run: CodingRunInput, paths: RunPaths, mirror: string): Promise<void> {
-  const g = run.repo.guardrails;
-  if (g.sandbox === 'bubblewrap' && !findBubblewrap(deps.commandPath)) {
-    throw permanent('SandboxUnavailable', 'bubblewrap is not installed on the worker: install it, or set guardrails.sandbox: none in the definition to run without a sandbox');
-  }
-  const { tmp, etc } = sandboxDirs(paths);
+/** The cache directories a run's guardrails name, and the variables pointing tools at them. */
+function cacheEnv(deps: SandboxDeps, run: CodingRunInput): Record<string, string> {
   const caches = cacheDir(deps.workspaceDir, run.tenantId);
-  const cacheDirs = g.packageCaches.flatMap((c) => Object.values(CACHE_ENV[c] ?? {}).map((d) => join(caches, d)));
-  for (const d of [tmp, etc, ...cacheDirs]) await mkdir(d, { recursive: true });
+  const env: Record<string, string> = {};
+  for (const c of run.repo.guardrails.packageCaches) for (const [k, d] of Object.entries(CACHE_ENV[c] ?? {})) env[k] = join(caches, d);
+  return env;
+}
+
+/** The top-level cache directories (one per package manager) that are mounted writable. */
+function cacheMounts(deps: SandboxDeps, run: CodingRunInput): string[] {
+  const caches = cacheDir(deps.workspaceDir, run.tenantId);
+  return [...new Set(Object.values(cacheEnv(deps, run)).map((d) => join(caches, d.slice(caches.length + 1).split('/')[0]!)))];
+}
+
+/**
+ * Whether every existing directory above `path` lets other users pass through: bubblewrap resolves
+ * its mounts as the sandbox user. The worker never changes these directories' permissions itself.
+ */
+async function reachable(path: string): Promise<boolean> {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const st = await stat(dir).catch(() => undefined);
+    if (st && (st.mode & 0o001) === 0) return false;
+    if (dir === dirname(dir)) return true;
+  }
+}
+
+/**
+ * Checks a run's sandbox settings against the operator's policy (a plan may predate a change of
+ * it): `sandbox: none` and read-only host paths only where the policy allows them. Read-only paths
+ * are resolved first, so a symlink cannot lead out of an allowed prefix.
+ */
+export async function enforcePolicy(deps: SandboxDeps, run: CodingRunInput): Promise<void> {
+  const g = run.repo.guardrails;
+  if (g.sandbox === 'none' && !deps.policy.allowNone) {
+    throw permanent('SandboxPolicy', 'guardrails.sandbox "none" is not allowed by the operator\'s policy (AMEIDE_SANDBOX_ALLOW_NONE is not true)');
+  }
+  for (const p of g.readOnlyPaths) {
+    const real = await realpath(p).catch(() => undefined);
+    if (!real || !underPrefix(normalize(real), deps.policy.readOnlyPathPrefixes)) {
+      throw permanent('SandboxPolicy', `read-only path ${p} is not allowed by the operator's policy (AMEIDE_SANDBOX_READ_ONLY_PATHS) or does not exist`);
+    }
+  }
+}
+
+/**
+ * Makes the run's sandbox area ready: refuses to go on without bubblewrap unless the definition says
+ * `sandbox: none` (and the operator allows it), checks that the workspace is reachable for the
+ * sandbox user without touching any host directory's permissions, creates the tenant's caches, and
+ * hands the empty worktree directory to the tenant's unprivileged user.
+ */
+export async function prepareSandbox(deps: SandboxDeps, run: CodingRunInput, paths: RunPaths): Promise<void> {
+  const g = run.repo.guardrails;
+  await enforcePolicy(deps, run);
+  if (g.sandbox === 'bubblewrap' && !findBubblewrap(deps.commandPath)) {
+    throw permanent('SandboxUnavailable', 'bubblewrap is not installed on the worker: install it (the operator may also allow guardrails.sandbox: none with AMEIDE_SANDBOX_ALLOW_NONE)');
+  }
+  if (g.sandbox === 'bubblewrap' && !(await reachable(paths.box))) {
+    throw permanent('SandboxUnavailable', `the sandbox user cannot reach the workspace ${deps.workspaceDir}: every directory above it must be searchable by others (o+x); set AMEIDE_WORKSPACE_DIR to such a place`);
+  }
+  for (const d of cacheMounts(deps, run)) await mkdir(d, { recursive: true });
+  await mkdir(paths.worktree, { recursive: true });
+  await chmod(paths.worktree, 0o700);
   if (g.sandbox === 'none') return;
   const { uid, gid } = sandboxUserFor(run.tenantId);
-  const files = sandboxEtcFiles(uid, gid, tmp);
-  await writeFile(join(etc, 'passwd'), files.passwd, { mode: 0o644 });
-  await writeFile(join(etc, 'group'), files.group, { mode: 0o644 });
-  // The checkout and the mirror were written by the worker: hand them over. The caches and the temp
-  // dir only need their top directory: everything inside is created by the sandbox user itself.
-  await Promise.all([chownTree(paths.worktree, uid, gid), chownTree(mirror, uid, gid), ...[tmp, ...cacheDirs].map((d) => chown(d, uid, gid))]);
-  for (const d of [paths.worktree, tmp, mirror, ...cacheDirs]) await allowPassage(deps.workspaceDir, d);
-  await allowPassage(deps.workspaceDir, join(etc, 'passwd'));
-  for (const p of g.readOnlyPaths) await allowPassage(deps.workspaceDir, join(p, '.'));
+  // Caches: only their top directories; everything inside is created by the sandbox user itself.
+  await Promise.all([paths.worktree, ...cacheMounts(deps, run)].map((d) => chown(d, uid, gid)));
+}
+
+/**
+ * Fresh directories for one step: its own HOME, TMPDIR and (for export) output directory, owned by
+ * the sandbox user, and the passwd/group naming that HOME. Whatever an earlier step (or an earlier
+ * attempt of this one) left there is gone, so nothing one phase writes is read by the next.
+ */
+export async function freshStepDirs(run: CodingRunInput, paths: RunPaths, step: SandboxStep) {
+  const d = stepDirs(paths, step);
+  await rm(d.dir, { recursive: true, force: true });
+  // Passable (not listable) for the sandbox user, whose bubblewrap resolves the mounts below.
+  for (const x of [join(paths.box, 'steps'), d.dir, dirname(d.etc), d.etc]) {
+    await mkdir(x, { recursive: true });
+    await chmod(x, 0o711);
+  }
+  for (const x of [d.home, d.tmp, d.out]) await mkdir(x, { mode: 0o700 });
+  if (run.repo.guardrails.sandbox === 'bubblewrap') {
+    const { uid, gid } = sandboxUserFor(run.tenantId);
+    await Promise.all([d.home, d.tmp, d.out].map((x) => chown(x, uid, gid)));
+    const files = sandboxEtcFiles(uid, gid, d.home);
+    await writeFile(join(d.etc, 'passwd'), files.passwd, { mode: 0o644 });
+    await writeFile(join(d.etc, 'group'), files.group, { mode: 0o644 });
+  }
+  return d;
 }
 
 /** Where the worker holds a tenant's secret: AMEIDE_SECRET_<TENANT>__<from_env>, without the prefix. */
@@ -119,60 +169,67 @@ export function phaseSecrets(deps: SandboxDeps, run: CodingRunInput, phase: Comm
   return out;
 }
 
-/** Every secret value of the run, whatever the phase: all of them are redacted everywhere. */
+/** Every secret of the run by name, whatever the phase: all of them are redacted everywhere. */
+export function allSecrets(deps: SandboxDeps, run: CodingRunInput): Array<{ name: string; value: string }> {
+  return run.repo.secrets
+    .map((ref) => ({ name: ref.name, value: deps.secrets[secretKey(run, ref.fromEnv)] ?? '' }))
+    .filter((s) => Boolean(s.value));
+}
+
+/** Every secret value of the run. */
 export function allSecretValues(deps: SandboxDeps, run: CodingRunInput): string[] {
-  return run.repo.secrets.map((ref) => deps.secrets[secretKey(run, ref.fromEnv)]).filter((v): v is string => Boolean(v));
+  return allSecrets(deps, run).map((s) => s.value);
 }
 
 /**
- * The environment and sandbox of one command phase. The environment is minimal: PATH, HOME (the
- * run's temp dir), LANG, the cache locations, the definition's variables, the run's context and the
- * phase's secrets. Nothing else of the worker's environment reaches the command.
+ * The environment and sandbox of one step. The environment is minimal: PATH, HOME and TMPDIR (the
+ * step's own), LANG, the cache locations, the definition's variables, the run's context, the
+ * phase's secrets and, online, the proxy. Nothing else of the worker's environment reaches it.
  */
-export function phaseExecution(
+export function stepExecution(
   deps: SandboxDeps,
   run: CodingRunInput,
-  phase: CommandPhase,
+  step: SandboxStep,
   paths: RunPaths,
-  mirror: string,
+  opts: { mirror: string; egress?: SandboxEgress; maxProcesses?: number },
 ): { env: Record<string, string>; sandbox: SandboxSpec } {
   const g = run.repo.guardrails;
-  const { tmp, etc } = sandboxDirs(paths);
-  const caches = cacheDir(deps.workspaceDir, run.tenantId);
-  const cacheEnv: Record<string, string> = {};
-  for (const c of g.packageCaches) for (const [k, d] of Object.entries(CACHE_ENV[c] ?? {})) cacheEnv[k] = join(caches, d);
+  const dirs = stepDirs(paths, step);
+  const command = step !== 'checkout' && step !== 'export';
+  const caches = command ? cacheEnv(deps, run) : {};
   const sandboxed = g.sandbox === 'bubblewrap';
-  const extraBins = g.readOnlyPaths.map((p) => join(p, 'bin'));
-  const env = {
+  const readOnlyTools = command ? g.readOnlyPaths : [];
+  const env: Record<string, string> = {
     ...QUIET_TOOLS,
-    ...run.repo.env,
-    ...cacheEnv,
-    PATH: sandboxed ? [...extraBins, SANDBOX_PATH].join(':') : deps.commandPath,
-    HOME: tmp,
-    TMPDIR: tmp,
+    ...(command ? run.repo.env : {}),
+    ...caches,
+    PATH: sandboxed ? [...readOnlyTools.map((p) => join(p, 'bin')), SANDBOX_PATH].join(':') : deps.commandPath,
+    HOME: dirs.home,
+    TMPDIR: dirs.tmp,
     LANG: 'C.UTF-8',
     CI: 'true',
     AMEIDE_RUN_ID: run.runId,
-    AMEIDE_PHASE: phase,
+    AMEIDE_PHASE: step,
     AMEIDE_PROMPT_FILE: paths.promptFile,
     AMEIDE_WORK_ITEM_IDS: run.methodology.workItemIds.join(','),
-    ...phaseSecrets(deps, run, phase),
+    ...(opts.egress ? egressProxyEnv(opts.egress.port) : {}),
+    ...(command ? phaseSecrets(deps, run, step) : {}),
   };
   const { uid, gid } = sandboxUserFor(run.tenantId);
+  const mirrorObjects = join(opts.mirror, 'objects');
   const sandbox: SandboxSpec = {
     kind: g.sandbox,
     bwrap: findBubblewrap(deps.commandPath) ?? 'bwrap',
     uid,
     gid,
-    worktree: paths.worktree,
-    tmpDir: tmp,
-    // The worktree's git metadata lives in the repo's mirror; the prompt file is read-only.
-    writable: [mirror, ...new Set(Object.values(cacheEnv).map((d) => d.split(sep).slice(0, caches.split(sep).length + 1).join(sep)))],
-    readOnly: [paths.promptFile, ...g.readOnlyPaths],
-    network: g.network[phase],
-    maxProcesses: g.budgets.maxProcesses,
+    cwd: paths.worktree,
+    writable: [paths.worktree, dirs.home, dirs.tmp, ...(step === 'export' ? [dirs.out] : []), ...(command ? cacheMounts(deps, run) : [])],
+    // The checkout borrows the mirror's objects (git alternates): read-only, like the prompt.
+    readOnly: [...(existsSync(mirrorObjects) ? [mirrorObjects] : []), paths.promptFile, ...readOnlyTools],
+    egress: opts.egress,
+    maxProcesses: opts.maxProcesses ?? g.budgets.maxProcesses,
     maxFileBytes: g.budgets.maxFileBytes,
-    etcDir: etc,
+    etcDir: dirs.etc,
   };
   return { env, sandbox };
 }

@@ -1,34 +1,49 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { CodingRunInput } from '@ameide/temporal';
-import { gitAt } from './git.js';
+import { workerGit } from './git.js';
 
-/** Paths of one run's workspace. The prompt and transcripts sit beside the worktree, outside the diff. */
+/**
+ * Paths of one run's workspace. Everything under `box` is the sandbox's (its disk quota, owned by
+ * the sandbox user below `box/worktree` and `box/phases/<phase>/…`); everything else is the
+ * worker's alone: the prompt, the transcripts, and the import repository that receives the
+ * sandbox's work as a verified bundle.
+ */
 export interface RunPaths {
   runDir: string;
+  /** The sandbox's area: its disk quota is mounted here. */
+  box: string;
+  /** The run's checkout (a repository of the sandbox user's, never touched by the worker's git). */
   worktree: string;
   promptFile: string;
   transcriptsDir: string;
+  /** The worker's repository for this run: verified imports, what is pushed and handed off. */
+  importRepo: string;
 }
 
 export function runPaths(workspaceDir: string, tenantId: string, runId: string): RunPaths {
   const runDir = join(workspaceDir, 'runs', safeSegment(tenantId), runId);
+  const box = join(runDir, 'box');
   return {
     runDir,
-    worktree: join(runDir, 'worktree'),
+    box,
+    worktree: join(box, 'worktree'),
     promptFile: join(runDir, 'prompt.md'),
     transcriptsDir: join(runDir, 'transcripts'),
+    importRepo: join(runDir, 'import.git'),
   };
 }
 
-function safeSegment(s: string): string {
+export function safeSegment(s: string): string {
   return s.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
 /** A local path or file URL stays as given (made absolute); anything else is a remote URL. */
 export function normaliseRepoUrl(url: string): string {
+  // Never an option: git would read `-u…` or `--upload-pack=…` as one.
+  if (url.startsWith('-')) throw Object.assign(new Error(`repository URL "${url}" must not start with "-"`), { permanent: true });
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^[^/]+@[^:]+:/.test(url)) return url;
   return isAbsolute(url) ? url : resolve(url);
 }
@@ -47,13 +62,23 @@ async function withMirrorLock<T>(key: string, fn: () => Promise<T>): Promise<T> 
   }
 }
 
-/** Where the bare mirror of a tenant's repository lives. */
+/**
+ * Where the bare mirror of a tenant's repository lives. Mirrors are the worker's alone: sandboxes
+ * see only their `objects/` directory, read-only, as the alternate object store of their checkout.
+ * (Mirrors of earlier versions, under `mirrors/`, were writable by sandboxes and are never used.)
+ */
 export function mirrorPath(workspaceDir: string, tenantId: string, repoUrl: string): string {
   const url = normaliseRepoUrl(repoUrl);
-  return join(workspaceDir, 'mirrors', safeSegment(tenantId), createHash('sha256').update(url).digest('hex').slice(0, 16) + '.git');
+  return join(workspaceDir, 'repos', safeSegment(tenantId), createHash('sha256').update(url).digest('hex').slice(0, 16) + '.git');
 }
 
-/** Clones the repository once into a bare mirror per tenant and repo, then fetches on every run. */
+/** The fetch refspec of every mirror: origin's branches as remote-tracking refs, nothing else. */
+const MIRROR_REFSPEC = '+refs/heads/*:refs/remotes/origin/*';
+
+/**
+ * Creates the tenant's bare mirror of the repository once, then fetches on every run, always with
+ * the URL and refspec given here (never read from the mirror's configuration).
+ */
 export async function ensureMirror(workspaceDir: string, tenantId: string, repoUrl: string): Promise<string> {
   const url = normaliseRepoUrl(repoUrl);
   const dir = mirrorPath(workspaceDir, tenantId, repoUrl);
@@ -61,31 +86,37 @@ export async function ensureMirror(workspaceDir: string, tenantId: string, repoU
     if (!existsSync(join(dir, 'HEAD'))) {
       await rm(dir, { recursive: true, force: true });
       await mkdir(dir, { recursive: true });
-      await gitAt(dir).clone(url, dir, ['--bare']);
-      await gitAt(dir).addConfig('remote.origin.fetch', '+refs/heads/*:refs/remotes/origin/*');
+      await workerGit(dir).raw(['init', '--quiet', '--bare']);
     }
-    await gitAt(dir).fetch(['origin', '--prune', '--verbose']);
+    await workerGit(dir).raw(['fetch', '--quiet', '--no-tags', '--prune', '--no-write-fetch-head', url, MIRROR_REFSPEC]);
     return dir;
   });
 }
 
 /**
- * Adds the run's worktree on the work branch. When origin already has that branch (an earlier run of
- * the same work), the run continues from its head; otherwise it starts at the default branch.
- * Returns the commit the run starts from.
+ * The commit a run starts from: origin's head of the work branch when an earlier run of the same
+ * work pushed it, otherwise origin's default branch. Read from the worker's own mirror.
  */
-export async function addWorktree(mirror: string, paths: RunPaths, branch: string, defaultBranch: string): Promise<string> {
-  const git = gitAt(mirror);
-  const resolve = (ref: string) => git.revparse(['--verify', `${ref}^{commit}`]).then((s) => s.trim(), () => '');
-  const base = (await resolve(`refs/remotes/origin/${branch}`)) || (await resolve(`refs/remotes/origin/${defaultBranch}`));
+export async function resolveBase(mirror: string, branch: string, defaultBranch: string): Promise<string> {
+  const git = workerGit(mirror);
+  const resolveRef = (ref: string) => git.text(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]).catch(() => '');
+  const base = (await resolveRef(`refs/remotes/origin/${branch}`)) || (await resolveRef(`refs/remotes/origin/${defaultBranch}`));
   if (!base) {
     throw Object.assign(new Error(`branch "${defaultBranch}" not found in the repository; check the definition's default_branch`), { permanent: true });
   }
-  // A retried prepare starts over; --force also reuses a registration whose directory is gone, and
-  // lets another run of the same work keep the branch checked out in its own worktree.
-  if (existsSync(paths.worktree)) await rm(paths.worktree, { recursive: true, force: true });
-  await withMirrorLock(mirror, () => git.raw(['worktree', 'add', '--force', '-B', branch, paths.worktree, base]));
   return base;
+}
+
+/**
+ * Creates the run's import repository: bare, the worker's alone (0700), borrowing the mirror's
+ * objects so a bundle built on the base commit can be verified and fetched.
+ */
+export async function createImportRepo(paths: RunPaths, mirror: string): Promise<void> {
+  await rm(paths.importRepo, { recursive: true, force: true });
+  await mkdir(paths.importRepo, { recursive: true, mode: 0o700 });
+  await chmod(paths.importRepo, 0o700);
+  await workerGit(paths.importRepo).raw(['init', '--quiet', '--bare']);
+  await writeFile(join(paths.importRepo, 'objects', 'info', 'alternates'), join(mirror, 'objects') + '\n');
 }
 
 /** Renders the agent's task from the work items: title, description, acceptance criteria, links. */
@@ -108,5 +139,12 @@ export function renderPrompt(input: CodingRunInput, branch: string): string {
 }
 
 export async function writePrompt(paths: RunPaths, input: CodingRunInput, branch: string): Promise<void> {
-  await writeFile(paths.promptFile, renderPrompt(input, branch));
+  await writeFile(paths.promptFile, renderPrompt(input, branch), { mode: 0o644 });
+}
+
+/** The message of the commit that carries whatever the run left uncommitted. */
+export function commitMessage(run: CodingRunInput): string {
+  const item = run.workItems[0];
+  const subject = item ? `${item.id}: ${item.title || 'change by coding agent'}` : `Coding agent run ${run.runId}`;
+  return [subject, '', `Ameide-Run: ${run.runId}`, `Ameide-Plan: ${run.planId}`].join('\n');
 }

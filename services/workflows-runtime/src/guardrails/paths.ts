@@ -1,6 +1,3 @@
-import { lstat, readlink, realpath } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-
 /**
  * Turns a glob into a RegExp over repo-relative paths with `/` separators: `**` crosses directories,
  * `*` and `?` stay within one segment. A pattern ending in `/**` also matches the directory itself.
@@ -45,26 +42,3 @@ export function checkPaths(paths: string[], policy: PathPolicy): PathViolation[]
   return out;
 }
 
-/** True when `target` is `root` or inside it. */
-function inside(root: string, target: string): boolean {
-  const rel = relative(root, target);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel) && rel.split(sep)[0] !== '..');
-}
-
-/**
- * Changed paths that are symlinks pointing outside the worktree (directly, or through other links).
- * A dangling link counts by where it points, so a link to `/etc/shadow` is caught even if unreadable.
- */
-export async function symlinkEscapes(worktree: string, paths: string[]): Promise<PathViolation[]> {
-  const root = await realpath(worktree);
-  const out: PathViolation[] = [];
-  for (const p of paths) {
-    const abs = join(root, p);
-    const st = await lstat(abs).catch(() => undefined);
-    if (!st?.isSymbolicLink()) continue;
-    const target = resolve(dirname(abs), await readlink(abs));
-    const real = await realpath(target).catch(() => target);
-    if (!inside(root, target) || !inside(root, real)) out.push({ path: p, reason: 'symlink escapes the worktree' });
-  }
-  return out;
-}

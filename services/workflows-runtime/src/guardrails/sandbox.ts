@@ -1,8 +1,20 @@
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
-/** How a command is isolated. `none` only when a definition says so explicitly. */
+/** How a command is isolated. `none` only where the operator's policy allows it and a definition asks. */
 export type SandboxKind = 'bubblewrap' | 'none';
+
+/** Where an online phase's traffic goes: the worker's egress proxy, reached through a forwarder. */
+export interface SandboxEgress {
+  /** Host directory holding the proxy's UNIX socket (`egress.sock`). */
+  socketDir: string;
+  /** Port the forwarder listens on inside the sandbox (HTTP(S)_PROXY points there). */
+  port: number;
+  /** The forwarder script (plain JavaScript, run with the worker's node). */
+  forwarder: string;
+  /** The node binary that runs the forwarder. */
+  node: string;
+}
 
 /** Everything the sandbox needs to know to run one command. */
 export interface SandboxSpec {
@@ -11,27 +23,30 @@ export interface SandboxSpec {
   /** The unprivileged user and group the command runs as. */
   uid: number;
   gid: number;
-  /** The run's worktree: writable, and the working directory. */
-  worktree: string;
-  /** The run's private temp dir: writable, also HOME. */
-  tmpDir: string;
-  /** Further writable directories (the tenant's package caches, the repo's git dir). */
+  /** The working directory (the run's worktree). */
+  cwd: string;
+  /** Writable directories: the worktree, the phase's HOME and TMPDIR, the tenant's package caches. */
   writable: string[];
-  /** Further read-only directories (toolchains the definition names). */
+  /** Read-only directories and files: the prompt, the mirror's objects, toolchains the operator allows. */
   readOnly: string[];
-  /** Whether the phase may reach the network. */
-  network: boolean;
-  /** Process and file-size limits. */
+  /** The phase's network: absent means none at all (the sandbox has only its own loopback). */
+  egress?: SandboxEgress;
+  /** Process and file-size limits. `maxProcesses` is per user unless the command runs in a cgroup. */
   maxProcesses: number;
   maxFileBytes: number;
   /** A minimal passwd/group pair naming the sandbox user (git and npm look the user up). */
   etcDir: string;
+  /** `cgroup.procs` files the command joins before it starts (per-command pids and CPU limits). */
+  cgroupProcs?: string[];
 }
 
 /** System directories every command needs, mounted read-only. */
 const SYSTEM_READ_ONLY = ['/usr', '/etc/alternatives', '/etc/ssl', '/etc/ca-certificates', '/opt'];
-/** Only for phases with network access. */
-const NETWORK_FILES = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/gai.conf'];
+/** Name service files, so `localhost` resolves to the sandbox's own loopback. No resolv.conf: no DNS. */
+const NAME_FILES = ['/etc/hosts', '/etc/nsswitch.conf', '/etc/gai.conf'];
+
+/** Paths inside the sandbox for the egress plumbing. */
+export const EGRESS_MOUNT = { socketDir: '/run/ameide/egress', forwarder: '/run/ameide/egress-forwarder.mjs', node: '/run/ameide/node' };
 
 /** Finds bubblewrap on PATH. */
 export function findBubblewrap(path: string): string | undefined {
@@ -43,18 +58,26 @@ export function findBubblewrap(path: string): string | undefined {
 }
 
 /**
+ * Joins the cgroups named before `--` (as root), then runs the rest as the sandbox user. Only this
+ * fixed script runs with privileges; every argument is a path or id the worker chose.
+ */
+const JOIN_CGROUPS = 'for f; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; done; exec "$@"';
+
+/**
  * The argv that runs `command` (a shell command line) under the spec. With bubblewrap: a read-only
- * system, a private /tmp, /proc and /dev, only the run's own directories writable, its own PID (and,
- * offline, network) namespace, a new session, dying with the worker, and rlimits on processes and
- * file size. Nothing of the worker's data, keys or other runs is mounted.
+ * system, a private /tmp, /proc and /dev, only the run's own directories writable, its own PID and
+ * network namespaces (an online phase reaches the outside only through the worker's egress proxy),
+ * a new session, dying with the worker, and rlimits on processes and file size. Nothing of the
+ * worker's data, keys or other runs is mounted. The caller starts the argv as root: it joins the
+ * cgroups and drops to the sandbox user with setpriv before bubblewrap starts.
  */
 export function sandboxArgv(spec: SandboxSpec, command: string): { file: string; args: string[] } {
-  const limits = ['/usr/bin/prlimit', `--nproc=${spec.maxProcesses}`, `--fsize=${spec.maxFileBytes}`, '--core=0', '--'];
+  const inCgroup = Boolean(spec.cgroupProcs?.length);
+  const limits = ['/usr/bin/prlimit', ...(inCgroup ? [] : [`--nproc=${spec.maxProcesses}`]), `--fsize=${spec.maxFileBytes}`, '--core=0', '--'];
   if (spec.kind === 'none') return { file: limits[0]!, args: [...limits.slice(1), '/bin/sh', '-c', command] };
   const args = [
     '--unshare-user', '--uid', String(spec.uid), '--gid', String(spec.gid),
-    '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try',
-    ...(spec.network ? [] : ['--unshare-net']),
+    '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try', '--unshare-net',
     '--die-with-parent', '--new-session',
     '--hostname', 'sandbox',
     '--proc', '/proc',
@@ -66,13 +89,20 @@ export function sandboxArgv(spec: SandboxSpec, command: string): { file: string;
     '--symlink', 'usr/lib64', '/lib64',
   ];
   for (const dir of SYSTEM_READ_ONLY) args.push('--ro-bind-try', dir, dir);
-  if (spec.network) for (const f of NETWORK_FILES) args.push('--ro-bind-try', f, f);
+  for (const f of NAME_FILES) args.push('--ro-bind-try', f, f);
   args.push('--ro-bind', join(spec.etcDir, 'passwd'), '/etc/passwd', '--ro-bind', join(spec.etcDir, 'group'), '/etc/group');
-  for (const dir of spec.readOnly) args.push('--ro-bind', dir, dir);
-  for (const dir of [spec.tmpDir, ...spec.writable, spec.worktree]) args.push('--bind', dir, dir);
+  for (const path of spec.readOnly) args.push('--ro-bind', path, path);
+  for (const dir of spec.writable) args.push('--bind', dir, dir);
+  let run = ['/bin/sh', '-c', command];
+  if (spec.egress) {
+    const e = spec.egress;
+    args.push('--ro-bind', e.socketDir, EGRESS_MOUNT.socketDir, '--ro-bind', e.forwarder, EGRESS_MOUNT.forwarder, '--ro-bind', e.node, EGRESS_MOUNT.node);
+    run = [EGRESS_MOUNT.node, EGRESS_MOUNT.forwarder, String(e.port), join(EGRESS_MOUNT.socketDir, 'egress.sock'), '--', ...run];
+  }
   // The sandbox's own root (and the directories bwrap made for the mounts) is read-only too.
-  args.push('--remount-ro', '/', '--chdir', spec.worktree, '--', ...limits, '/bin/sh', '-c', command);
-  return { file: spec.bwrap, args };
+  args.push('--remount-ro', '/', '--chdir', spec.cwd, '--', ...limits, ...run);
+  const drop = ['/usr/bin/setpriv', `--reuid=${spec.uid}`, `--regid=${spec.gid}`, '--clear-groups', '--', spec.bwrap, ...args];
+  return { file: '/bin/sh', args: ['-c', JOIN_CGROUPS, 'sandbox', ...(spec.cgroupProcs ?? []), '--', ...drop] };
 }
 
 /** The sandbox user of a tenant: a fixed unprivileged uid/gid derived from the tenant id. */

@@ -1,11 +1,15 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { liveProcesses } from '../../../../tests/support/processes.js';
 import { runCommand, type CommandResult } from '../../src/activities/exec.js';
-import { checkPaths, symlinkEscapes } from '../../src/guardrails/paths.js';
+import { fileURLToPath } from 'node:url';
+import { linkEscapes } from '../../src/activities/review.js';
+import { createCommandCgroup } from '../../src/guardrails/cgroups.js';
+import { startEgressProxy } from '../../src/guardrails/egress.js';
+import { checkPaths } from '../../src/guardrails/paths.js';
 import { findBubblewrap, sandboxEtcFiles, type SandboxSpec } from '../../src/guardrails/sandbox.js';
 
 /** Real bubblewrap, real processes: what a command in a run can and cannot do. */
@@ -15,6 +19,7 @@ chmodSync(root, 0o711);
 // Outside the range tenants get (sandboxUserFor), and distinct per test process.
 const UID = 300_000 + (process.pid % 10_000);
 const bwrap = findBubblewrap('/usr/local/bin:/usr/bin:/bin');
+const FORWARDER = fileURLToPath(new URL('../../src/guardrails/egress-forwarder.mjs', import.meta.url));
 
 function runDir(name: string) {
   const dir = join(root, name);
@@ -42,11 +47,9 @@ const spec = (over: Partial<SandboxSpec> = {}): SandboxSpec => ({
   bwrap: bwrap!,
   uid: UID,
   gid: UID,
-  worktree: a.worktree,
-  tmpDir: a.tmp,
-  writable: [],
+  cwd: a.worktree,
+  writable: [a.worktree, a.tmp],
   readOnly: [],
-  network: false,
   maxProcesses: 64,
   maxFileBytes: 1 << 20,
   etcDir: a.etc,
@@ -105,13 +108,59 @@ describe.skipIf(!bwrap)('sandboxed commands', () => {
     expect(r.outputTail).toMatch(/No such file or directory/);
   });
 
-  it('is offline unless the phase allows the network', async () => {
-    const probe = `node -e "require('net').connect(${port},'127.0.0.1').on('data',d=>{process.stdout.write(d);process.exit(0)}).on('error',e=>{console.log(e.code);process.exit(7)})"`;
-    const offline = await run(probe);
+  it('has no network of its own: an online phase reaches only allowlisted hosts, through the egress proxy', async () => {
+    const direct = `node -e "require('net').connect(${port},'127.0.0.1').on('data',d=>{process.stdout.write(d);process.exit(0)}).on('error',e=>{console.log(e.code);process.exit(7)})"`;
+    const offline = await run(direct);
     expect(offline.exitCode).toBe(7);
     expect(offline.outputTail).not.toContain('hello from the network');
-    const online = await run(probe, { network: true });
-    expect(online.outputTail).toContain('hello from the network');
+    // A proxy that lets one name through to the test server (the machine has no internet to use).
+    const socketDir = join(a.dir, 'egress');
+    mkdirSync(socketDir);
+    chmodSync(socketDir, 0o711);
+    const log: string[] = [];
+    const proxy = await startEgressProxy({
+      socketPath: join(socketDir, 'egress.sock'),
+      allowedHosts: ['allowed.test'],
+      allowedPorts: [port],
+      resolve: async (host) => (host === 'allowed.test' ? ['127.0.0.1'] : ['10.0.0.1']),
+      addressAllowed: (ip) => ip === '127.0.0.1',
+      log: (l) => log.push(l),
+    });
+    const egress = { socketDir, port: 3128, forwarder: FORWARDER, node: process.execPath };
+    const viaProxy = (host: string) =>
+      `node -e "const s=require('net').connect(3128,'127.0.0.1',()=>s.write('CONNECT ${host}:${port} HTTP/1.1\\r\\nHost: ${host}\\r\\n\\r\\n'));s.on('data',d=>process.stdout.write(d));s.on('end',()=>process.exit(0))"`;
+    try {
+      const online = await run(`${direct}; ${viaProxy('allowed.test')}; ${viaProxy('other.test')}`, { egress });
+      expect(online.outputTail).not.toMatch(/^hello from the network\n.*HTTP\/1.1 200/s);
+      expect(online.outputTail).toContain('HTTP/1.1 200');
+      expect(online.outputTail).toContain('hello from the network');
+      expect(online.outputTail).toContain('HTTP/1.1 403');
+      expect(log.some((l) => l.includes('allowed') && l.includes('allowed.test'))).toBe(true);
+      expect(log.some((l) => l.includes('refused') && l.includes('other.test'))).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('holds a command to its own cgroup: a per-command process limit, and nothing left when it ends', async () => {
+    const cgroup = await createCommandCgroup(`sandbox-test-${process.pid}`, { maxProcesses: 20, cpus: 1 });
+    if (!cgroup) return; // a worker without cgroups falls back to the per-user limit tested below
+    try {
+      const r = await runCommand({
+        command: 'for i in $(seq 60); do sleep 30 & done; echo started; exit 0',
+        cwd: a.worktree,
+        env: { PATH: '/usr/bin:/bin', HOME: a.tmp },
+        timeoutMs: 10_000,
+        transcriptPath: join(a.dir, `t${n++}.log`),
+        sandbox: spec({ maxProcesses: 10_000 }),
+        cgroup,
+      });
+      expect(r.outputTail).toMatch(/fork|Resource temporarily unavailable|Cannot fork/i);
+      await new Promise((res) => setTimeout(res, 200));
+      expect(liveProcesses((p) => p.uid === UID)).toEqual([]);
+    } finally {
+      await cgroup.remove();
+    }
   });
 
   it('contains a fork bomb with the process limit and kills it at the budget', async () => {
@@ -155,13 +204,10 @@ describe('allowed paths', () => {
     ]);
   });
 
-  it('flags symlinks that point outside the worktree', async () => {
-    const wt = mkdtempSync(join(tmpdir(), 'links-'));
-    mkdirSync(join(wt, 'src'));
-    symlinkSync('/etc/passwd', join(wt, 'abs'));
-    symlinkSync('../../outside', join(wt, 'src', 'rel'));
-    symlinkSync('a.ts', join(wt, 'src', 'ok'));
-    const v = await symlinkEscapes(wt, ['abs', 'src/rel', 'src/ok', 'missing']);
-    expect(v.map((x) => x.path)).toEqual(['abs', 'src/rel']);
+  it('flags symlinks whose target leaves the repository', () => {
+    expect(linkEscapes('abs', '/etc/passwd')).toBe(true);
+    expect(linkEscapes('src/rel', '../../outside')).toBe(true);
+    expect(linkEscapes('src/ok', 'a.ts')).toBe(false);
+    expect(linkEscapes('src/up', '../README.md')).toBe(false);
   });
 });

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrigin, git, SAMPLE_REPO } from '@ameide/devstack';
 import { fetchArtifact, restoreHandoff } from '@ameide/cli';
 import { FileArtifactStore } from '../../src/artifacts.js';
+import { EXPORT_SCRIPT, exchangeEnv, importExport, type ImportResult } from '../../src/activities/exchange.js';
 import { createHandoffBundle, renderFollowup, type FollowupInfo } from '../../src/activities/handoff.js';
 
 const root = mkdtempSync(join(tmpdir(), 'handoff-test-'));
@@ -28,6 +29,8 @@ let baseCommit: string;
 let firstCommit: string;
 let artifacts: FileArtifactStore;
 let result: { uri: string; sha256: string; size: number };
+let importRepo: string;
+let imported: ImportResult;
 
 beforeAll(async () => {
   origin = createOrigin(SAMPLE_REPO, join(root, 'origin.git'));
@@ -51,9 +54,24 @@ beforeAll(async () => {
   writeFileSync(join(transcriptsDir, 'agent.log'), '$ agent\nworking\n[exit 0]\n');
   writeFileSync(join(transcriptsDir, 'test.log'), '$ npm test\nFAIL\n[exit 1]\n');
 
+  // What the worker does: the sandbox's export script commits the leftovers on a temporary index and
+  // bundles the work; the worker verifies it into its own import repository and bundles from there.
+  importRepo = join(root, 'import.git');
+  git(root, 'init', '--quiet', '--bare', importRepo);
+  writeFileSync(join(importRepo, 'objects/info/alternates'), join(origin, 'objects') + '\n');
+  const out = join(root, 'export');
+  mkdirSync(out);
+  execFileSync('/bin/sh', ['-c', EXPORT_SCRIPT], {
+    cwd: worktree,
+    env: { PATH: '/usr/bin:/bin', HOME: root, ...exchangeEnv({ base: baseCommit, branch, mirrorObjects: '', commitMessage: `WIP: handoff of run ${runId}`, outDir: out }) },
+  });
+  imported = await importExport({ outDir: out, importRepo, base: baseCommit, maxBundleBytes: 1 << 30, scratch: root });
+
   artifacts = new FileArtifactStore(pathToFileURL(join(root, 'artifacts')).href);
   result = await createHandoffBundle({
-    worktree,
+    repo: importRepo,
+    headCommit: imported.head,
+    wipCommit: imported.head !== imported.sandboxHead,
     baseCommit,
     branch,
     transcriptsDir,
@@ -77,11 +95,13 @@ describe('createHandoffBundle', () => {
     expect(stored.length).toBe(result.size);
   });
 
-  it('commits the leftovers on the run branch with the agent identity and removes the staging dir', () => {
-    expect(git(worktree, 'status', '--porcelain')).toBe('');
-    expect(git(worktree, 'log', '-1', '--format=%s|%an|%ae')).toBe(`WIP: handoff of run ${runId}|Ameide Agent|agent@ameide.dev`);
-    expect(git(worktree, 'rev-parse', 'HEAD~1')).toBe(firstCommit);
-    expect(git(worktree, 'ls-files', 'ignored.log')).toBe('');
+  it('carries the leftovers as a WIP commit with the agent identity, leaves the agent\'s checkout alone and removes the staging dir', () => {
+    expect(imported.sandboxHead).toBe(firstCommit);
+    expect(git(importRepo, 'log', '-1', '--format=%s|%an|%ae', imported.head)).toBe(`WIP: handoff of run ${runId}|Ameide Agent|agent@ameide.dev`);
+    expect(git(importRepo, 'rev-parse', `${imported.head}~1`)).toBe(firstCommit);
+    expect(git(importRepo, 'ls-tree', '-r', '--name-only', imported.head)).not.toContain('ignored.log');
+    expect(git(worktree, 'rev-parse', 'HEAD')).toBe(firstCommit);
+    expect(git(worktree, 'status', '--porcelain')).not.toBe('');
     expect(existsSync(join(root, 'work'))).toBe(true);
     expect(execFileSync('ls', ['-A', join(root, 'work')], { encoding: 'utf8' }).trim()).toBe('');
   });
@@ -104,7 +124,7 @@ describe('createHandoffBundle', () => {
     mkdirSync(out);
     tar('-xzf', fileURLToPath(result.uri), '-C', out);
     const manifest = JSON.parse(readFileSync(join(out, 'handoff/manifest.json'), 'utf8'));
-    expect(manifest).toMatchObject({ runId, branch, baseCommit, headCommit: git(worktree, 'rev-parse', branch) });
+    expect(manifest).toMatchObject({ runId, branch, baseCommit, headCommit: imported.head, wipCommit: true });
 
     const diff = readFileSync(join(out, 'handoff/changes.diff'), 'utf8');
     expect(diff).toContain('then edited, not committed');
@@ -137,7 +157,7 @@ describe('restoreHandoff', () => {
     const bundle = await fetchArtifact(result.uri);
     const r = await restoreHandoff({ bundle, expectedSha256: result.sha256, repoUrl: origin, dir });
     expect(r.branch).toBe(branch);
-    expect(r.head).toBe(git(worktree, 'rev-parse', branch));
+    expect(r.head).toBe(imported.head);
     expect(git(dir, 'rev-parse', '--abbrev-ref', 'HEAD')).toBe(branch);
     expect(git(dir, 'rev-parse', `refs/heads/${branch}`)).toBe(r.head);
     expect(readFileSync(join(dir, 'committed.txt'), 'utf8')).toBe('committed by the agent\nthen edited, not committed\n');
@@ -158,7 +178,9 @@ describe('restoreHandoff', () => {
     git(wt, 'checkout', '--quiet', '-b', 'ameide/run-idle');
     const base = git(wt, 'rev-parse', 'HEAD');
     const idle = await createHandoffBundle({
-      worktree: wt,
+      repo: wt,
+      headCommit: base,
+      wipCommit: false,
       baseCommit: base,
       branch: 'ameide/run-idle',
       transcriptsDir: join(root, 'no-transcripts'),

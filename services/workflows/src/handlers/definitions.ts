@@ -12,25 +12,29 @@ import {
   type GetDefinitionRequest,
   type ListDefinitionsRequest,
 } from '@ameide/contracts';
+import type { SandboxPolicy } from '@ameide/config';
 import type { DefinitionRepository } from '@ameide/db';
 import { AlreadyExistsError, NotFoundError } from '../errors.js';
 import { definitionToProto } from '../mapping.js';
 import { normaliseDefinitionSpec, pageSize, requireId, requireName } from '../validation.js';
 import { handle, principalOf } from './context.js';
 
-function specJson(req: { spec?: CreateDefinitionRequest['spec'] }): DefinitionSpecJson {
-  const spec = normaliseDefinitionSpec(req.spec);
+function specJson(req: { spec?: CreateDefinitionRequest['spec'] }, policy: SandboxPolicy): DefinitionSpecJson {
+  const spec = normaliseDefinitionSpec(req.spec, policy);
   return toJson(DefinitionSpecSchema, spec) as JsonObject as DefinitionSpecJson;
 }
 
 /** Definition RPCs. */
 export class DefinitionHandlers {
-  constructor(private readonly definitions: DefinitionRepository) {}
+  constructor(
+    private readonly definitions: DefinitionRepository,
+    private readonly policy: SandboxPolicy,
+  ) {}
 
   createDefinition = (req: CreateDefinitionRequest, ctx: HandlerContext) =>
     handle(async () => {
       const { tenantId } = principalOf(ctx);
-      const row = await this.definitions.insert(tenantId, requireName('name', req.name), specJson(req), req.annotations);
+      const row = await this.definitions.insert(tenantId, requireName('name', req.name), specJson(req, this.policy), req.annotations);
       if (!row) throw new AlreadyExistsError(`definition "${req.name}" already exists; use ApplyDefinition to update it`);
       return create(CreateDefinitionResponseSchema, { definition: definitionToProto(row) });
     });
@@ -38,7 +42,7 @@ export class DefinitionHandlers {
   applyDefinition = (req: ApplyDefinitionRequest, ctx: HandlerContext) =>
     handle(async () => {
       const { tenantId } = principalOf(ctx);
-      const { row, changed } = await this.definitions.apply(tenantId, requireName('name', req.name), specJson(req), req.annotations);
+      const { row, changed } = await this.definitions.apply(tenantId, requireName('name', req.name), specJson(req, this.policy), req.annotations);
       return create(ApplyDefinitionResponseSchema, { definition: definitionToProto(row), changed });
     });
 

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { create } from '@bufbuild/protobuf';
+import { create, fromJson, type JsonObject } from '@bufbuild/protobuf';
+import type { SandboxPolicy } from '@ameide/config';
 import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
 import {
   CancelWorkflowRunResponseSchema,
+  DefinitionSpecSchema,
   GetWorkflowRunResponseSchema,
   ListWorkflowRunsResponseSchema,
   RecordStatusUpdateResponseSchema,
@@ -26,7 +28,7 @@ import { foldStatusUpdate, isTerminal } from '../runs/fold.js';
 import { codingRunInput } from '../runs/input.js';
 import type { RunNotifier } from '../runs/notifier.js';
 import type { RunLauncher } from '../temporal/facade.js';
-import { isUuid, pageSize, requireId } from '../validation.js';
+import { checkSandboxPolicy, isUuid, pageSize, requireId } from '../validation.js';
 import { handle, principalOf } from './context.js';
 import type { Planner } from './plans.js';
 
@@ -45,6 +47,7 @@ export class RunHandlers {
     private readonly runs: RunRepository,
     private readonly launcher: RunLauncher,
     private readonly notifier: RunNotifier,
+    private readonly policy: SandboxPolicy,
   ) {}
 
   private async runOf(tenantId: string, id: string): Promise<RunRow> {
@@ -64,6 +67,8 @@ export class RunHandlers {
         if (!req.definition) throw new InvalidFieldError('plan_id', 'set plan_id, or definition to plan and run in one call');
         plan = await this.planner.createPlan(tenantId, req);
       }
+      // A plan made before the operator tightened the policy does not run outside it.
+      checkSandboxPolicy(fromJson(DefinitionSpecSchema, (plan.spec.repo ?? {}) as JsonObject), this.policy, 'plan.spec.repo');
       const runId = randomUUID();
       const workflowId = workflowIdForRun(runId);
       const m = plan.spec.methodology ?? {};

@@ -1,0 +1,121 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** Limits of one command's cgroup. */
+export interface CgroupLimits {
+  /** Most processes (and threads) the command may have at once: per run, whatever the tenant runs elsewhere. */
+  maxProcesses: number;
+  /** CPU time per wall-clock second, in CPUs (1 = one core's worth). */
+  cpus: number;
+}
+
+/** A cgroup one command runs in; created before it starts, emptied and removed when it ends. */
+export interface CommandCgroup {
+  /** The `cgroup.procs` files the command's first process writes itself into. */
+  procs: string[];
+  /** SIGKILLs every process still in the cgroup, until none is left. */
+  kill(): Promise<void>;
+  /** Kills what is left and removes the cgroup directories. */
+  remove(): Promise<void>;
+}
+
+const ROOT = '/sys/fs/cgroup';
+
+type Layout = { version: 1; pids: string; cpu: string } | { version: 2; base: string };
+
+let layout: Promise<Layout | undefined> | undefined;
+
+/**
+ * Finds where this worker may create cgroups: cgroup v2 (a unified hierarchy with the pids and cpu
+ * controllers delegated to an `ameide` subtree) or v1 (separate pids and cpu hierarchies). Undefined
+ * when neither is writable, e.g. in an unprivileged container; the sandbox then falls back to a
+ * per-user process limit and no CPU limit.
+ */
+function detect(): Promise<Layout | undefined> {
+  layout ??= (async (): Promise<Layout | undefined> => {
+    try {
+      if (existsSync(join(ROOT, 'cgroup.controllers'))) {
+        const base = join(ROOT, 'ameide');
+        await writeFile(join(ROOT, 'cgroup.subtree_control'), '+pids +cpu');
+        await mkdir(base, { recursive: true });
+        await writeFile(join(base, 'cgroup.subtree_control'), '+pids +cpu');
+        return { version: 2, base };
+      }
+      const pids = join(ROOT, 'pids', 'ameide');
+      const cpu = join(ROOT, 'cpu', 'ameide');
+      if (!existsSync(join(ROOT, 'pids')) || !existsSync(join(ROOT, 'cpu'))) return undefined;
+      await mkdir(pids, { recursive: true });
+      await mkdir(cpu, { recursive: true });
+      return { version: 1, pids, cpu };
+    } catch {
+      return undefined;
+    }
+  })();
+  return layout;
+}
+
+/** Whether commands get a cgroup of their own on this worker. */
+export async function cgroupsAvailable(): Promise<boolean> {
+  return (await detect()) !== undefined;
+}
+
+async function killAll(procsFile: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const pids = (await readFile(procsFile, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+    if (!pids.length) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone already */
+      }
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * Creates a cgroup for one command with the given limits, or returns undefined when this worker
+ * cannot create cgroups. `name` must be unique among running commands (run id + phase + attempt).
+ */
+export async function createCommandCgroup(name: string, limits: CgroupLimits): Promise<CommandCgroup | undefined> {
+  const l = await detect();
+  if (!l) return undefined;
+  const period = 100_000;
+  const quota = Math.max(1000, Math.round(limits.cpus * period));
+  try {
+    if (l.version === 2) {
+      const dir = join(l.base, name);
+      await mkdir(dir);
+      await writeFile(join(dir, 'pids.max'), String(limits.maxProcesses));
+      await writeFile(join(dir, 'cpu.max'), `${quota} ${period}`);
+      const procs = join(dir, 'cgroup.procs');
+      return cgroupHandle([procs], [dir]);
+    }
+    const pids = join(l.pids, name);
+    const cpu = join(l.cpu, name);
+    await mkdir(pids);
+    await mkdir(cpu);
+    await writeFile(join(pids, 'pids.max'), String(limits.maxProcesses));
+    await writeFile(join(cpu, 'cpu.cfs_period_us'), String(period));
+    await writeFile(join(cpu, 'cpu.cfs_quota_us'), String(quota));
+    return cgroupHandle([join(pids, 'cgroup.procs'), join(cpu, 'cgroup.procs')], [pids, cpu]);
+  } catch {
+    return undefined;
+  }
+}
+
+function cgroupHandle(procs: string[], dirs: string[]): CommandCgroup {
+  const kill = async () => {
+    for (const p of procs) await killAll(p);
+  };
+  return {
+    procs,
+    kill,
+    async remove() {
+      await kill();
+      for (const d of dirs) await rmdir(d).catch(() => undefined);
+    },
+  };
+}
