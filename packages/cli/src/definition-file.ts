@@ -38,6 +38,7 @@ export const definitionFileSchema = z
               .optional(),
             packageCaches: z.array(z.enum(['npm', 'pnpm', 'pip', 'go'])).optional(),
             readOnlyPaths: z.array(z.string()).optional(),
+            egressHosts: z.array(z.string()).optional(),
           })
           .strict()
           .optional(),

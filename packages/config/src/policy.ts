@@ -36,7 +36,8 @@ const HOST_PATTERN = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a
 
 /** Whether `pattern` is a host name or `*.domain` (lower-case, no ports, no other wildcards). */
 export function isHostPattern(pattern: string): boolean {
-  return HOST_PATTERN.test(pattern) && pattern.length <= 253;
+  // A name, never an address: the egress proxy refuses IP literals.
+  return HOST_PATTERN.test(pattern) && pattern.length <= 253 && !/^[0-9.]+$/.test(pattern.replace(/^\*\./, ''));
 }
 
 const list = (s: string | undefined) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);

@@ -87,7 +87,8 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   let written = 0;
   let truncated = false;
   const stream = spec.redactor && !spec.redactor.empty ? new StreamRedactor(spec.redactor) : undefined;
-  const onData = (raw: Buffer) => emit(stream ? Buffer.from(stream.push(raw)) : raw);
+  // Byte mode: the transcript keeps the command's bytes exactly (NUL, binary, invalid UTF-8), only secrets replaced.
+  const onData = (raw: Buffer) => emit(stream ? stream.pushBytes(raw) : raw);
   const emit = (chunk: Buffer) => {
     if (chunk.length === 0) return;
     tail.push(chunk);
@@ -143,7 +144,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   clearInterval(progress);
   spec.signal?.removeEventListener('abort', onAbort);
   const exitCode = timedOut ? TIMEOUT_EXIT_CODE : code ?? 128 + signalNumber(sig);
-  if (stream) emit(Buffer.from(stream.flush()));
+  if (stream) emit(stream.flushBytes());
   const outputBytes = tail.total;
   const note = timedOut ? `\n[ameide] killed after the ${Math.round(spec.timeoutMs / 1000)}s phase budget\n` : aborted ? '\n[ameide] killed: run cancelled\n' : '';
   if (truncated) tail.push(Buffer.from(`\n[ameide] output truncated: ${outputBytes} bytes, the transcript keeps the first ${budget}\n`));

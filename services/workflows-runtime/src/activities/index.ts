@@ -64,6 +64,8 @@ export interface CommandPhaseInput {
 }
 
 const STATUS_TAIL_BYTES = 4000;
+/** Activities heartbeat this often while they run (the heartbeat timeout is 30 s). */
+const HEARTBEAT_MS = 5000;
 /** The worker's own sandboxed git steps (checkout, export) get this long. */
 const GIT_STEP_TIMEOUT_MS = 10 * 60_000;
 /** Port of the egress forwarder inside an online sandbox. */
@@ -91,12 +93,16 @@ function redactError(err: unknown, redactor: Redactor): unknown {
 export function createActivities(deps: ActivityDeps) {
   const redactorFor = (run: CodingRunInput) => new Redactor(allSecretValues(deps, run));
   /** Runs an activity body so that no secret of the run can leave it, in an error or in its result. */
-  const guarded = async <T>(run: CodingRunInput, body: (redactor: Redactor) => Promise<T>): Promise<T> => {
+  const guarded = async <T>(run: CodingRunInput, body: (redactor: Redactor) => Promise<T>, opts: { heartbeat?: boolean } = {}): Promise<T> => {
     const redactor = redactorFor(run);
+    // Long git work (a first clone, an export, a review) must not look like a dead worker.
+    const beat = opts.heartbeat === false ? undefined : setInterval(() => Context.current().heartbeat(), HEARTBEAT_MS);
     try {
       return redactor.redactDeep(await body(redactor));
     } catch (err) {
       throw redactError(err, redactor);
+    } finally {
+      clearInterval(beat);
     }
   };
   const mirrorOf = (run: CodingRunInput) => mirrorPath(deps.workspaceDir, run.tenantId, run.repo.repoUrl);
@@ -199,7 +205,7 @@ export function createActivities(deps: ActivityDeps) {
       const branch = branchOf(run);
       let mirror: string;
       try {
-        mirror = await ensureMirror(deps.workspaceDir, run.tenantId, normaliseRepoUrl(run.repo.repoUrl));
+        mirror = await ensureMirror(deps.workspaceDir, run.tenantId, normaliseRepoUrl(run.repo.repoUrl), deps.gitConfig);
       } catch (err) {
         throw permanent('RepositoryUnavailable', `cannot clone or fetch ${run.repo.repoUrl}: ${(err as Error).message.trim()}`);
       }
@@ -370,7 +376,7 @@ export function createActivities(deps: ActivityDeps) {
         await enforceCacheQuota(cacheDir(deps.workspaceDir, run.tenantId), deps.cacheQuotaMb * 1024 * 1024);
       })().catch(() => undefined);
       return { transcriptsUri: deps.artifacts.uri(`${prefix}transcripts/`), reportUri: stored.uri };
-    }),
+    }, { heartbeat: false }),
   };
 }
 

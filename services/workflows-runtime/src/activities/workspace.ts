@@ -7,7 +7,7 @@ import { workerGit } from './git.js';
 
 /**
  * Paths of one run's workspace. Everything under `box` is the sandbox's (its disk quota, owned by
- * the sandbox user below `box/worktree` and `box/phases/<phase>/…`); everything else is the
+ * the sandbox user below `box/worktree` and `box/steps/<step>/…`); everything else is the
  * worker's alone: the prompt, the transcripts, and the import repository that receives the
  * sandbox's work as a verified bundle.
  */
@@ -79,7 +79,7 @@ const MIRROR_REFSPEC = '+refs/heads/*:refs/remotes/origin/*';
  * Creates the tenant's bare mirror of the repository once, then fetches on every run, always with
  * the URL and refspec given here (never read from the mirror's configuration).
  */
-export async function ensureMirror(workspaceDir: string, tenantId: string, repoUrl: string): Promise<string> {
+export async function ensureMirror(workspaceDir: string, tenantId: string, repoUrl: string, gitConfig = '/dev/null'): Promise<string> {
   const url = normaliseRepoUrl(repoUrl);
   const dir = mirrorPath(workspaceDir, tenantId, repoUrl);
   return withMirrorLock(dir, async () => {
@@ -88,7 +88,7 @@ export async function ensureMirror(workspaceDir: string, tenantId: string, repoU
       await mkdir(dir, { recursive: true });
       await workerGit(dir).raw(['init', '--quiet', '--bare']);
     }
-    await workerGit(dir).raw(['fetch', '--quiet', '--no-tags', '--prune', '--no-write-fetch-head', url, MIRROR_REFSPEC]);
+    await workerGit(dir, gitConfig).raw(['fetch', '--quiet', '--no-tags', '--prune', '--no-write-fetch-head', url, MIRROR_REFSPEC]);
     return dir;
   });
 }

@@ -41,13 +41,18 @@ export const HEX_GAP_MAX = 8;
 export const MAX_DUMP_LINE = 512;
 
 /**
- * Shortest piece of a secret hidden when a hex dump's ASCII column shows only part of it (see
- * {@link Redactor}). Counted in characters the dump prints as themselves (not as `.`), so a secret
- * made of non-ASCII characters, which dumps print as dots, cannot make runs of dots match.
+ * Shortest piece of a secret hidden when a line of a hex dump shows only part of it (see
+ * {@link Redactor}): in the ASCII column, counted in characters the dump prints as themselves (not
+ * as `.`, so a secret of non-ASCII characters, which dumps print as dots, cannot make runs of dots
+ * match); in the hex area, this many bytes.
  */
 export const DUMP_FRAGMENT_MIN = 8;
 
-/** A dump line carries the secret across a line break only if it shows at least this many bytes. */
+/**
+ * The hex view skips a dump line's ASCII column and line break (so a match continues on the next
+ * line) only if the line shows at least this many bytes: full lines of every common layout do, and
+ * it bounds how many line ends one match can cross, hence the hold-back.
+ */
 const DUMP_MIN_LINE_BYTES = 8;
 /** Offset plus separator of a dump line: up to 16 hex digits and `: `, `  ` or ` `. */
 const DUMP_HEAD_MAX = 18;
@@ -268,31 +273,71 @@ class Automaton {
   }
 }
 
-/** The dump renderings of all secrets, indexed for the ASCII-column checks. */
+/**
+ * Finds pieces of secrets in one column of one dump line (the ASCII column, or the hex digits of
+ * the hex area) that are cut exactly at the column's edges, as a dump cuts a secret that spans lines:
+ * a prefix of the secret ending the column (it continues on the next line), a suffix starting it
+ * (continued from the previous line), a column that lies wholly inside the secret (a middle line),
+ * and the whole secret. A piece counts only if it shows at least `min` characters of the secret:
+ * anchored at a line edge, such a piece is no coincidence, while the same piece elsewhere in output
+ * could be (and is not hidden).
+ */
 class DumpFragments {
-  readonly renderings: Array<{ text: string; head: string; shown: Int32Array }> = [];
-  /** Every {@link DUMP_FRAGMENT_MIN}-character window of every rendering, with where it starts. */
-  readonly windows = new Map<string, Array<[number, number]>>();
+  readonly #texts: Array<{ text: string; head: string; shown: Int32Array }> = [];
+  /** Every `min`-character window of every text, with where it starts. */
+  readonly #windows = new Map<string, Array<[number, number]>>();
+  readonly #min: number;
 
-  constructor(renderings: Iterable<string>) {
-    for (const text of new Set(renderings)) {
-      // shown[i]: characters of text[0, i) the dump prints as themselves.
+  /** `isShown(c)`: the column shows that character of the secret itself (not a `.` placeholder). */
+  constructor(texts: Iterable<string>, min: number, isShown: (c: string) => boolean) {
+    this.#min = min;
+    for (const text of new Set(texts)) {
+      // shown[i]: characters of text[0, i) the column shows as themselves.
       const shown = new Int32Array(text.length + 1);
-      for (let i = 0; i < text.length; i++) shown[i + 1] = shown[i]! + (text[i] === '.' ? 0 : 1);
-      if (shown[text.length]! < DUMP_FRAGMENT_MIN) continue;
-      const r = this.renderings.push({ text, head: text.slice(0, DUMP_FRAGMENT_MIN), shown }) - 1;
-      for (let p = 0; p + DUMP_FRAGMENT_MIN <= text.length; p++) {
-        const w = text.slice(p, p + DUMP_FRAGMENT_MIN);
-        if (!/[^.]/.test(w)) continue; // a column starting with 8 dots is everyday binary; see Redactor
-        const list = this.windows.get(w);
-        if (list) list.push([r, p]);
-        else this.windows.set(w, [[r, p]]);
+      for (let i = 0; i < text.length; i++) shown[i + 1] = shown[i]! + (isShown(text[i]!) ? 1 : 0);
+      if (shown[text.length]! < min) continue;
+      const t = this.#texts.push({ text, head: text.slice(0, min), shown }) - 1;
+      for (let p = 0; p + min <= text.length; p++) {
+        if (shown[p + min]! === shown[p]!) continue; // a column starting with `min` dots is everyday binary
+        const w = text.slice(p, p + min);
+        const list = this.#windows.get(w);
+        if (list) list.push([t, p]);
+        else this.#windows.set(w, [[t, p]]);
       }
     }
   }
 
   get empty(): boolean {
-    return this.renderings.length === 0;
+    return this.#texts.length === 0;
+  }
+
+  /** Calls `hide(i, j)` for each such piece `col[i, j)`. */
+  find(col: string, hide: (i: number, j: number) => void): void {
+    const min = this.#min;
+    const k = col.length;
+    if (k < min || this.#texts.length === 0) return;
+    // The column starts inside a text.
+    for (const [t, p] of this.#windows.get(col.slice(0, min)) ?? []) {
+      if (p === 0) continue; // starts the text: handled below
+      const { text, shown } = this.#texts[t]!;
+      const n = text.length;
+      if (n - p <= k) {
+        if (shown[n]! - shown[p]! >= min && text.startsWith(col.slice(0, n - p), p)) hide(0, n - p);
+      } else if (shown[p + k]! - shown[p]! >= min && text.startsWith(col, p)) {
+        hide(0, k);
+      }
+    }
+    // A text starts inside the column.
+    for (const { text, head, shown } of this.#texts) {
+      for (let at = col.indexOf(head); at >= 0; at = col.indexOf(head, at + 1)) {
+        const len = k - at;
+        if (len >= text.length) {
+          if (col.startsWith(text, at)) hide(at, at + text.length);
+        } else if (shown[len]! >= min && text.startsWith(col.slice(at))) {
+          hide(at, k);
+        }
+      }
+    }
   }
 }
 
@@ -303,7 +348,10 @@ interface Matcher {
   plain: Automaton;
   wrapped: Automaton;
   hex: Automaton;
-  dumps: DumpFragments;
+  /** Pieces of secrets in dump ASCII columns (as the dump renders them). */
+  asciiPieces: DumpFragments;
+  /** Pieces of secrets' hex in a dump line's hex area (a dump cut off mid-secret). */
+  hexPieces: DumpFragments;
   /** Longest literal form minus one, in this kind's units: always held back, as before the views existed. */
   minHold: number;
 }
@@ -337,7 +385,16 @@ function buildMatcher(families: readonly Families[], marker: string, bytes: bool
     bytes,
     marker: bytes ? Buffer.from(marker, 'utf8').toString('latin1') : marker,
     ...automata,
-    dumps: new DumpFragments(families.map((f) => f.rendering)),
+    asciiPieces: new DumpFragments(
+      families.map((f) => f.rendering),
+      DUMP_FRAGMENT_MIN,
+      (c) => c !== '.',
+    ),
+    hexPieces: new DumpFragments(
+      families.map((f) => f.hex),
+      2 * DUMP_FRAGMENT_MIN,
+      () => true,
+    ),
     minHold: Math.max(automata.plain.maxLength, automata.wrapped.maxLength, automata.hex.maxLength) - 1,
   };
 }
@@ -424,9 +481,12 @@ function parseDumpLine(s: string, from: number, to: number): DumpLine | undefine
  * - hex: only hex digits, lower-cased, with separators ({@link HEX_GAP_MAX}) and dump offsets and
  *   ASCII columns between dump lines left out.
  *
- * Dump lines' ASCII columns are also checked for pieces of a secret. Output up to the "frontier" is
- * final: the earliest input position where a form could still be starting (the start of the longest
- * form prefix each automaton is in), capped by a line held back to see whether it is a dump line.
+ * Dump lines' ASCII columns are also checked for pieces of a secret. Output before the "frontier"
+ * is final: the earliest input position where a form could still be starting (the start of the
+ * longest form prefix each automaton is in), but no later than the longest literal form minus one
+ * before the end of what has been read, and never past a line held back to see whether it is a dump
+ * line. So ordinary output flows with the same small lag as before, and only output that looks like
+ * the start of a wrapped or dumped secret waits, up to {@link Redactor.maxHoldBack}.
  */
 class Scanner {
   readonly #m: Matcher;
@@ -626,7 +686,7 @@ class Scanner {
     // The offset, and (when the line is long enough to carry a secret on) the ASCII column and line
     // break, are invisible to hex matching, so hex continues from one line's bytes to the next's.
     this.#feedViews(from, to, base + d.hexStart, d.bytes >= DUMP_MIN_LINE_BYTES ? base + d.hexEnd : to);
-    if (d.asciiStart >= 0) this.#fragments(base + d.asciiStart, base + d.asciiEnd);
+    this.#pieces(base + d.hexStart, base + d.hexEnd, base + d.asciiStart, base + d.asciiEnd, d.asciiStart >= 0);
   }
 
   #span(start: number, end: number): void {
@@ -636,38 +696,25 @@ class Scanner {
   }
 
   /**
-   * Hides pieces of a secret in the ASCII column `[a, b)` of a dump line: a piece that ends the
-   * column (the secret continues on the next line), one that starts it (continued from the previous
-   * line), a column that is wholly inside the secret (a middle line), and the whole rendering.
+   * Hides pieces of secrets cut at the edges of a dump line's hex area `[h0, h1)` and ASCII column
+   * `[a0, a1)`: what a dump cut off mid-secret (`xxd | head`) shows, and, in a complete dump, the
+   * suffix in the last line's ASCII column, which lies after the end of the hex match.
    */
-  #fragments(a: number, b: number): void {
-    const { renderings, windows } = this.#m.dumps;
-    if (renderings.length === 0) return;
-    const col = this.#text.slice(a - this.#base, b - this.#base);
-    const k = col.length;
-    if (k < DUMP_FRAGMENT_MIN) return;
-    // The column starts inside a rendering.
-    for (const [r, p] of windows.get(col.slice(0, DUMP_FRAGMENT_MIN)) ?? []) {
-      if (p === 0) continue; // starts the rendering: handled below
-      const { text, shown } = renderings[r]!;
-      const n = text.length;
-      if (n - p <= k) {
-        if (shown[n]! - shown[p]! >= DUMP_FRAGMENT_MIN && text.startsWith(col.slice(0, n - p), p)) this.#span(a, a + n - p);
-      } else if (shown[p + k]! - shown[p]! >= DUMP_FRAGMENT_MIN && text.startsWith(col, p)) {
-        this.#span(a, b);
-      }
+  #pieces(h0: number, h1: number, a0: number, a1: number, hasAscii: boolean): void {
+    const { asciiPieces, hexPieces } = this.#m;
+    const s = this.#text;
+    const base = this.#base;
+    if (hasAscii && !asciiPieces.empty) asciiPieces.find(s.slice(a0 - base, a1 - base), (i, j) => this.#span(a0 + i, a0 + j));
+    if (hexPieces.empty) return;
+    let digits = '';
+    const at: number[] = [];
+    for (let i = h0 - base; i < h1 - base; i++) {
+      const c = s.charCodeAt(i);
+      if (c === 32) continue;
+      digits += String.fromCharCode(c >= 65 && c <= 70 ? c + 32 : c);
+      at.push(base + i);
     }
-    // A rendering starts inside the column.
-    for (const { text, head, shown } of renderings) {
-      for (let at = col.indexOf(head); at >= 0; at = col.indexOf(head, at + 1)) {
-        const len = k - at;
-        if (len >= text.length) {
-          if (col.startsWith(text, at)) this.#span(a + at, a + at + text.length);
-        } else if (shown[len]! >= DUMP_FRAGMENT_MIN && text.startsWith(col.slice(at))) {
-          this.#span(a + at, b);
-        }
-      }
-    }
+    hexPieces.find(digits, (i, j) => this.#span(at[i]!, at[j - 1]! + 1));
   }
 
   /** The earliest input position at which an occurrence may still be found. */
@@ -752,8 +799,11 @@ function isPlainObject(value: object): boolean {
 
 let matcherOf: (r: Redactor, bytes: boolean) => Matcher;
 
-/** Input of this many bytes or more is scanned in pieces by `contains`, so a hit stops the scan early. */
-const CONTAINS_PIECE = 1 << 20;
+/**
+ * Byte input is scanned in pieces of this size: `contains` can stop at the first piece with a hit,
+ * and a large buffer is never turned into one huge string (V8 caps strings at about 512 MiB).
+ */
+const PIECE = 1 << 20;
 
 /**
  * Hides every form of a run's secrets from text or bytes before they reach transcripts, status
@@ -770,17 +820,19 @@ const CONTAINS_PIECE = 1 << 20;
  *   skipped;
  * - in byte input, UTF-16LE and UTF-16BE of the value (`iconv -t UTF-16LE`/`UTF-16BE`/`UTF-16`; a
  *   BOM is simply outside the match); in text input, only when those bytes are valid UTF-8;
- * - pieces of a secret in a dump's ASCII column. A dump splits the secret across lines, so the column
- *   shows a prefix at the end of one line, whole 16-character chunks on middle lines and a suffix at
- *   the start of the last line. The hex match already covers everything between the first and last
- *   hex digit of the secret (including the columns of all but the last line); to be safe also for a
- *   cut-off dump, a column piece is hidden when it shows at least {@link DUMP_FRAGMENT_MIN} characters
- *   of the secret and is cut exactly at a line boundary: a prefix of the secret ending the column, a
- *   suffix starting it, or a column that is wholly a substring of the secret. Anchoring at the column
- *   edges is what keeps this sound: an 8-character piece elsewhere in output is not hidden, since it
- *   occurs in ordinary text far too often; a piece shorter than 8 characters at a line end or start is
- *   left visible by design. Columns starting with 8 dots are not checked against secrets with runs
- *   of non-printable bytes (every binary dump has such columns).
+ * - pieces of a secret in a hex dump cut at a dump line boundary. A dump splits a secret across
+ *   lines: its ASCII column shows a prefix at the end of one line, whole chunks on middle lines and a
+ *   suffix at the start of the last line. The hex match covers everything from the first to the last
+ *   hex digit of the secret, which includes the ASCII columns of all lines but the last. For that
+ *   last column, and for a dump cut off mid-secret (`xxd | head`, where no complete hex form exists),
+ *   a piece is also hidden when it shows at least {@link DUMP_FRAGMENT_MIN} characters of the secret
+ *   (8 bytes, 16 digits, in the hex area) and is cut exactly at the column's edges: a prefix of the
+ *   secret ending the column, a suffix starting it, or a column wholly inside the secret. The anchor
+ *   at a column edge is what makes this sound: 8 characters of a secret anywhere in output are not
+ *   hidden, since short pieces (`password`, `-----BEG`) occur in ordinary text all the time, but
+ *   exactly at a dump line's edge they are no coincidence. Pieces shorter than 8 characters stay
+ *   visible by design. A column starting with 8 `.` is not matched against a secret whose rendering
+ *   has such a run (non-ASCII bytes): every binary dump has such columns.
  *
  * Not covered: other encodings (base85, quoted-printable, C `\x` escapes, `0x`-prefixed byte lists),
  * lower-case base32, hex of UTF-16, and dumps in other layouts (`hexdump` without `-C`, `od -c`).
@@ -791,14 +843,18 @@ export class Redactor {
   /** Length of the longest literal form. Stream redaction holds back more: see {@link Redactor.maxHoldBack}. */
   readonly maxFormLength: number;
   /**
-   * The most input (UTF-16 code units for text streams, bytes for byte streams) a
-   * {@link StreamRedactor} holds back between calls: the longest span an occurrence can cover plus
-   * a line waiting to be recognised as a dump line ({@link MAX_DUMP_LINE}). For a form of L
-   * characters a wrapped occurrence can span L·(1 + {@link WRAP_GAP_MAX}) units and a hex one (L hex
-   * digits) L·(1 + {@link HEX_GAP_MAX} + 18) + (⌊L/16⌋ + 2)·{@link MAX_DUMP_LINE} units (a dump line
-   * shows at least 8 bytes, so the match crosses at most ⌊L/16⌋ + 1 line ends). That is the worst
-   * case; the stream only holds back from where a form could still be starting, which for ordinary
-   * output is a few characters. 0 when there is nothing to redact.
+   * The most input a {@link StreamRedactor} holds back between calls: UTF-16 code units in text
+   * mode (plus up to 3 bytes of an incomplete UTF-8 character when Buffers are pushed), bytes in
+   * byte mode. It is the longest span an occurrence can cover plus one line waiting to be recognised
+   * as a dump line ({@link MAX_DUMP_LINE}). For a form of L characters a wrapped occurrence spans at
+   * most L·(1 + {@link WRAP_GAP_MAX}) units; a hex one (L hex digits) at most
+   * L·(1 + {@link HEX_GAP_MAX} + 18) + (⌊L/16⌋ + 2)·{@link MAX_DUMP_LINE}, since every gap may also
+   * hold a dump offset (≤ 18 units) and a dump line only lets a match continue past its ASCII column
+   * when it shows at least 8 bytes, which bounds how many line ends one match crosses. That is the
+   * worst case (6,256 units for a 40-byte ASCII secret, 13,080 for 100 bytes); in practice the
+   * stream holds back the longest literal form minus one ({@link Redactor.maxFormLength} - 1, as it
+   * always has) and more only while output looks like the start of a form. 0 when there is nothing
+   * to redact.
    */
   readonly maxHoldBack: number;
   readonly marker: string;
@@ -856,7 +912,11 @@ export class Redactor {
   redactBuffer(data: Uint8Array): Buffer {
     const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     if (this.empty || buf.length === 0) return buf;
-    return Buffer.from(new Scanner(matcherOf(this, true)).write(buf.toString('latin1'), true), 'latin1');
+    const scanner = new Scanner(matcherOf(this, true));
+    const parts: Buffer[] = [];
+    for (let at = 0; at < buf.length; at += PIECE) parts.push(Buffer.from(scanner.write(buf.toString('latin1', at, at + PIECE), false), 'latin1'));
+    parts.push(Buffer.from(scanner.write('', true), 'latin1'));
+    return Buffer.concat(parts);
   }
 
   /**
@@ -869,8 +929,8 @@ export class Redactor {
     if (this.empty || data.length === 0) return false;
     const bytes = typeof data !== 'string';
     const scanner = new Scanner(matcherOf(this, bytes), true);
-    for (let at = 0; at < data.length && !scanner.found; at += CONTAINS_PIECE) {
-      const piece = bytes ? Buffer.from(data.buffer, data.byteOffset + at, Math.min(CONTAINS_PIECE, data.length - at)).toString('latin1') : data.slice(at, at + CONTAINS_PIECE);
+    for (let at = 0; at < data.length && !scanner.found; at += PIECE) {
+      const piece = bytes ? Buffer.from(data.buffer, data.byteOffset + at, Math.min(PIECE, data.length - at)).toString('latin1') : data.slice(at, at + PIECE);
       scanner.write(piece, false);
     }
     if (!scanner.found) scanner.write('', true);

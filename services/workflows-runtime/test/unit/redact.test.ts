@@ -1,6 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MIN_FORM_LENGTH, Redactor, secretForms, StreamRedactor } from '../../src/guardrails/redact.js';
+import { runCommand } from '../../src/activities/exec.js';
+import { DUMP_FRAGMENT_MIN, MAX_DUMP_LINE, MIN_FORM_LENGTH, Redactor, secretForms, StreamRedactor } from '../../src/guardrails/redact.js';
 
 const M = '[REDACTED]';
 
@@ -317,7 +322,9 @@ describe('StreamRedactor', () => {
       ];
       mustVanish.push(...forms.slice(0, 3), ...forms.slice(6, 9));
       let text = noise(next(40));
-      for (const f of forms) text += f + noise(next(40));
+      // '€' around each form: the noise has line breaks and base64 characters, and a form followed by
+      // "\n=" (say) is a wrapped base64 form the redactor rightly hides but the literal oracle misses.
+      for (const f of forms) text += `€${f}€` + noise(next(40));
       const bytes = Buffer.from(text);
       const cuts: number[] = [];
       const step = 1 + next(iter % 3 === 0 ? 4 : 80);
@@ -328,6 +335,460 @@ describe('StreamRedactor', () => {
       expect(stream(r, bytes, cuts), ctx).toBe(whole);
       for (const f of mustVanish) expect(whole.includes(f), `${ctx} form=${f}`).toBe(false);
       for (const s of secrets) for (const f of secretForms(s)) expect(whole.includes(f), `${ctx} form=${f}`).toBe(false);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Encodings produced by the real tools. A missing tool makes execFileSync throw (ENOENT), so the
+// test fails rather than skips.
+
+const TOOLS = ['base64', 'base32', 'openssl', 'xxd', 'od', 'hexdump', 'iconv'];
+
+function tool(file: string, args: string[], input: Buffer | string): Buffer {
+  return execFileSync(file, args, { input, maxBuffer: 64 << 20 });
+}
+
+/** A secret from a seeded PRNG: no repeated 8-character windows, so "no fragment left" is a sharp check. */
+function secretOf(seed: number, length: number): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const next = rng(seed);
+  for (;;) {
+    const s = Array.from({ length }, () => alphabet[next(alphabet.length)]).join('');
+    const windows = new Set(Array.from({ length: length - 7 }, (_, i) => s.slice(i, i + 8)));
+    if (windows.size === length - 7) return s;
+  }
+}
+
+/** Fails if any buffer holds the secret or any {@link DUMP_FRAGMENT_MIN}-byte window of it. */
+function expectNoTrace(haystacks: Buffer[], secret: Buffer, ctx: string): void {
+  for (const h of haystacks) {
+    for (let i = 0; i + DUMP_FRAGMENT_MIN <= secret.length; i++) {
+      expect(h.includes(secret.subarray(i, i + DUMP_FRAGMENT_MIN)), `${ctx}: bytes ${i}.. of the secret in ${JSON.stringify(h.toString('latin1'))}`).toBe(false);
+    }
+  }
+}
+
+/** The redacted output cut at the markers, and all of it with the markers taken out: what a reader could decode. */
+function leftovers(out: string): string[] {
+  const pieces = out.split(M);
+  return [...pieces, pieces.join('')];
+}
+
+/** base64 or base64url text decoded at each of the 4 character alignments (whitespace and other characters dropped). */
+function decodeBase64(text: string): Buffer[] {
+  const clean = text.replace(/[^A-Za-z0-9+/_-]/g, '');
+  return [0, 1, 2, 3].map((shift) => Buffer.from(clean.slice(shift), 'base64'));
+}
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** RFC 4648 base32 decoded at each of the 8 character alignments. */
+function decodeBase32(text: string): Buffer[] {
+  const clean = [...text].filter((c) => BASE32.includes(c));
+  return [0, 1, 2, 3, 4, 5, 6, 7].map((shift) => {
+    const out: number[] = [];
+    let acc = 0;
+    let bits = 0;
+    for (const c of clean.slice(shift)) {
+      acc = (acc << 5) | BASE32.indexOf(c);
+      bits += 5;
+      if (bits >= 8) {
+        bits -= 8;
+        out.push((acc >>> bits) & 0xff);
+        acc &= (1 << bits) - 1;
+      }
+    }
+    return Buffer.from(out);
+  });
+}
+
+/** Hex digits decoded at both nibble alignments. */
+function decodeHex(digits: string): Buffer[] {
+  const clean = digits.replace(/[^0-9a-fA-F]/g, '');
+  return [0, 1].map((shift) => Buffer.from(clean.slice(shift, clean.length - ((clean.length - shift) % 2)), 'hex'));
+}
+
+/**
+ * The hex digits a reader would take from a (redacted) dump: offsets dropped at real line starts,
+ * ASCII columns (`xxd`: after two spaces, `hexdump -C`: from ` |`) dropped, per piece between
+ * markers (the test texts have no spaces, so these cuts are unambiguous).
+ */
+function dumpDigits(out: string, layout: 'xxd' | 'hexdump' | 'plain'): string[] {
+  const pieces = out.split(M).map((piece, k) =>
+    piece
+      .split('\n')
+      .map((line, j) => {
+        let l = j > 0 || k === 0 ? line.replace(/^[0-9a-fA-F]{6,16}(?:: ?| {1,2})/, '') : line;
+        const cut = layout === 'xxd' ? l.indexOf('  ') : layout === 'hexdump' ? l.search(/ +\|/) : -1;
+        if (cut >= 0) l = l.slice(0, cut);
+        else if (layout !== 'plain' && j === 0 && k > 0) l = ''; // a marker in the ASCII column: the rest of the line is text
+        return l.replace(/[^0-9a-fA-F]/g, '');
+      })
+      .join(''),
+  );
+  return [...pieces, pieces.join('')];
+}
+
+/** Stream `input` through pushBytes cut at random offsets; also through text-mode push when it is valid UTF-8. */
+function expectStreamsAgree(red: Redactor, input: Buffer, seed: number, ctx: string): void {
+  const whole = red.redactBuffer(input);
+  const next = rng(seed);
+  for (let round = 0; round < 4; round++) {
+    const step = [1, 7, 64, 4096][round]!;
+    const s = new StreamRedactor(red);
+    const parts: Buffer[] = [];
+    for (let at = 0; at < input.length; ) {
+      const n = 1 + next(step);
+      parts.push(s.pushBytes(input.subarray(at, at + n)));
+      at += n;
+    }
+    parts.push(s.flushBytes());
+    expect(Buffer.concat(parts).equals(whole), `${ctx}: byte stream in pieces of up to ${step}`).toBe(true);
+  }
+  const text = input.toString('utf8');
+  if (Buffer.from(text).equals(input)) expect(stream(red, input, [Math.floor(input.length / 3), Math.floor(input.length / 2)]), ctx).toBe(red.redact(text));
+}
+
+describe('encodings made by real tools', () => {
+  it('has every tool these tests use', () => {
+    for (const t of TOOLS) expect(execFileSync('which', [t]).toString().trim(), t).toMatch(/\//);
+  });
+
+  // 90 characters: long enough that every wrapped form spans two or more lines.
+  const long = secretOf(11, 90);
+  const longBytes = Buffer.from(long);
+  const red = new Redactor([long, 'unrelated-secret']);
+
+  for (const [file, args, width] of [
+    ['base64', [], 76],
+    ['openssl', ['base64'], 64],
+  ] as const) {
+    const name = [file, ...args].join(' ');
+    it(`hides wrapped base64 from \`${name}\`, alone and at every byte alignment, with \\n and \\r\\n`, () => {
+      const alone = tool(file, [...args], long).toString();
+      expect(alone.split('\n')[0]!.length).toBe(width);
+      for (const eol of ['\n', '\r\n']) {
+        expect(red.redact(alone.replace(/\n/g, eol))).toBe(`${M}${eol}`);
+      }
+      expect(red.redact(alone.replace(/=+\n$/, '\n'))).toBe(`${M}\n`); // unpadded
+      for (let o = 0; o < 3; o++) {
+        for (const pre of [3 * 7 + o, 3 * 30 + o]) {
+          const input = Buffer.concat([Buffer.from('p'.repeat(pre - 1) + '\0'), longBytes, Buffer.from('\xff trailing text after it', 'latin1')]);
+          for (const eol of ['\n', '\r\n']) {
+            const encoded = tool(file, [...args], input).toString().replace(/\n/g, eol);
+            const ctx = `${name} pre=${pre} eol=${JSON.stringify(eol)}`;
+            const out = red.redact(encoded);
+            expect(out, ctx).toContain(M);
+            expectNoTrace(leftovers(out).flatMap(decodeBase64), longBytes, ctx);
+            // Only the edges of the encoding are left: what precedes the secret and what follows it.
+            expect(Buffer.from(out.split(M)[0]!.replace(/\s/g, ''), 'base64').length, ctx).toBeLessThanOrEqual(pre);
+            expect(red.contains(encoded), ctx).toBe(true);
+            expectStreamsAgree(red, Buffer.from(encoded), pre + o, ctx);
+          }
+        }
+      }
+    });
+  }
+
+  it('hides base32 from `base32` (wrapped, padded and unpadded) at all 5 byte alignments', () => {
+    // 92 bytes do not fill the last 5-byte group, so `base32` pads (and puts the padding on a line of its own).
+    const odd = secretOf(16, 92);
+    const oddBytes = Buffer.from(odd);
+    const r = new Redactor([odd, 'unrelated-secret']);
+    const alone = tool('base32', [], odd).toString();
+    expect(alone).toMatch(/=+\n$/);
+    expect(alone.split('\n').length).toBeGreaterThan(2);
+    expect(r.redact(alone)).toBe(`${M}\n`);
+    const unpadded = alone.replace(/=/g, '');
+    expect(r.redact(unpadded)).toMatch(/^\[REDACTED\]\s*$/);
+    for (let o = 0; o < 5; o++) {
+      for (const pre of [5 + o, 5 * 20 + o]) {
+        for (const padded of [true, false]) {
+          const input = Buffer.concat([randomBytes(pre), oddBytes, randomBytes(1 + o)]);
+          let encoded = tool('base32', [], input).toString();
+          if (!padded) encoded = encoded.replace(/=/g, '');
+          const ctx = `base32 pre=${pre} padded=${padded}`;
+          const out = r.redact(encoded);
+          expect(out, ctx).toContain(M);
+          expectNoTrace(leftovers(out).flatMap(decodeBase32), oddBytes, ctx);
+          expect(r.contains(encoded), ctx).toBe(true);
+          expectStreamsAgree(r, Buffer.from(encoded), pre * 10 + o, ctx);
+        }
+      }
+    }
+  });
+
+  // 40 characters span three or four 16-byte dump lines, at each of the 16 column offsets.
+  const mid = secretOf(12, 40);
+  const midBytes = Buffer.from(mid);
+  const dumpRed = new Redactor([mid, 'unrelated-secret']);
+  const dumps: Array<[string, string[], 'xxd' | 'hexdump' | 'plain']> = [
+    ['xxd', [], 'xxd'],
+    ['xxd', ['-g1', '-u'], 'xxd'],
+    ['xxd', ['-p'], 'plain'],
+    ['hexdump', ['-C'], 'hexdump'],
+    ['od', ['-An', '-tx1'], 'plain'],
+    ['od', ['-tx1'], 'plain'],
+    ['hexdump', ['-v', '-e', '/1 "%02x:"'], 'plain'],
+    ['hexdump', ['-v', '-e', '/1 "%02X-"'], 'plain'],
+    ['hexdump', ['-v', '-e', '/1 "%02x "'], 'plain'],
+    ['hexdump', ['-v', '-e', '/1 "%02X "'], 'plain'],
+  ];
+  for (const [file, args, layout] of dumps) {
+    const name = [file, ...args].join(' ');
+    it(`hides hex from \`${name}\`, the secret starting at every column of a line`, () => {
+      for (let pre = 0; pre < 16; pre++) {
+        const input = Buffer.from(`${'0123456789abcdef'.slice(0, pre)}:${mid}+tail=text`);
+        const dump = tool(file, args, input).toString();
+        const ctx = `${name} pre=${pre}`;
+        const out = dumpRed.redact(dump);
+        expect(out, ctx).toContain(M);
+        // Nothing of it in the hex, nor (for xxd and hexdump -C) in the ASCII column.
+        expectNoTrace(dumpDigits(out, layout).flatMap(decodeHex), midBytes, ctx);
+        expectNoTrace([Buffer.from(out)], midBytes, ctx);
+        // The bytes before and after the secret are still there.
+        const digits = dumpDigits(out, layout).at(-1)!.toLowerCase();
+        expect(digits.startsWith(Buffer.from(`${'0123456789abcdef'.slice(0, pre)}:`).toString('hex')), ctx).toBe(true);
+        expect(digits, ctx).toContain(Buffer.from('+tail=text').toString('hex'));
+        expect(dumpRed.contains(dump), ctx).toBe(true);
+        expectStreamsAgree(dumpRed, Buffer.from(dump), pre, ctx);
+      }
+    });
+  }
+
+  it('hides pieces of the secret that a cut-off xxd or hexdump -C shows at line ends and starts', () => {
+    for (const [file, args] of [
+      ['xxd', []],
+      ['hexdump', ['-C']],
+    ] as const) {
+      for (let pre = 0; pre < 16; pre++) {
+        const full = tool(file, [...args], Buffer.from(`${'#'.repeat(pre)}${mid} after`)).toString().split('\n');
+        for (let lines = 1; lines <= full.length; lines++) {
+          const dump = full.slice(0, lines).join('\n') + '\n';
+          const ctx = `${file} pre=${pre} lines=${lines}`;
+          const out = dumpRed.redact(dump);
+          expectNoTrace([Buffer.from(out)], midBytes, ctx);
+          expectNoTrace(dumpDigits(out, file === 'xxd' ? 'xxd' : 'hexdump').flatMap(decodeHex), midBytes, ctx);
+          expectStreamsAgree(dumpRed, Buffer.from(dump), pre * 10 + lines, ctx);
+        }
+      }
+    }
+    // Anchored at a dump line's edge only: 8 characters of the secret in ordinary text stay.
+    expect(dumpRed.redact(`${mid.slice(0, 12)} and ${mid.slice(-12)}`)).toBe(`${mid.slice(0, 12)} and ${mid.slice(-12)}`);
+  });
+
+  for (const [target, bom, order] of [
+    ['UTF-16LE', false, 'le'],
+    ['UTF-16BE', false, 'be'],
+    ['UTF-16', true, 'le'],
+  ] as const) {
+    it(`hides UTF-16 from \`iconv -t ${target}\`${bom ? ' (with BOM)' : ''}, ASCII and non-ASCII secrets`, () => {
+      for (const secret of [mid, 'pässwörd-Ünïcødé-ß€𝄞-42']) {
+        const r = new Redactor([secret]);
+        const bytes = tool('iconv', ['-f', 'UTF-8', '-t', target], `before ${secret} after\n`);
+        const le = order === 'le' ? bytes : Buffer.from(bytes).swap16();
+        expect(le.subarray(0, 2).equals(Buffer.from([0xff, 0xfe])), target).toBe(bom);
+        const out = r.redactBuffer(bytes);
+        const ctx = `${target} ${secret}`;
+        expect(out.includes(Buffer.from(M)), ctx).toBe(true);
+        // Decode what is left as UTF-16 at both byte alignments: no 8 characters of the secret.
+        const decoded = [0, 1].flatMap((shift) => {
+          const b = Buffer.from(out.subarray(shift, out.length - ((out.length - shift) % 2)));
+          return [(order === 'le' ? b : b.swap16()).toString('utf16le')];
+        });
+        for (const d of decoded) for (let i = 0; i + DUMP_FRAGMENT_MIN <= secret.length; i++) expect(d, ctx).not.toContain(secret.slice(i, i + DUMP_FRAGMENT_MIN));
+        expect(r.contains(bytes), ctx).toBe(true);
+        expectStreamsAgree(r, bytes, secret.length, ctx);
+        // Byte-exact around the marker: the BOM and the text are untouched. For an ASCII secret the
+        // other byte order's form also occurs, shifted by one byte, so one NUL next to it may go too.
+        const enc = Buffer.from(secret, 'utf16le');
+        const form = order === 'le' ? enc : Buffer.from(enc).swap16();
+        const at = bytes.indexOf(form);
+        const m = out.indexOf(Buffer.from(M));
+        expect(at - m, ctx).toBeLessThanOrEqual(1);
+        expect(out.subarray(0, m).equals(bytes.subarray(0, m)), ctx).toBe(true);
+        const after = out.subarray(m + M.length);
+        expect(bytes.length - (at + form.length) - after.length, ctx).toBeLessThanOrEqual(1);
+        expect(bytes.subarray(bytes.length - after.length).equals(after), ctx).toBe(true);
+      }
+      // Text mode sees UTF-16 of an ASCII secret too: its bytes are valid UTF-8 (`s\0e\0…`).
+      const ascii = tool('iconv', ['-f', 'UTF-8', '-t', target], `x ${mid} y`);
+      const text = stream(dumpRed, ascii, [5, 40]);
+      expect(text).toContain(M);
+      // Dropping the NULs decodes ASCII UTF-16 (either order).
+      for (let i = 0; i + DUMP_FRAGMENT_MIN <= mid.length; i++) expect(text.replace(/\0/g, '')).not.toContain(mid.slice(i, i + DUMP_FRAGMENT_MIN));
+    });
+  }
+});
+
+describe('byte-exact redaction', () => {
+  const secret = secretOf(13, 24);
+  const red = new Redactor([secret, 'pässwörd-1234']);
+
+  it('passes any bytes through unchanged (NUL, invalid UTF-8, binary) except the secret', () => {
+    for (let i = 0; i < 20; i++) {
+      const noise = randomBytes(5000);
+      expect(red.redactBuffer(noise).equals(noise)).toBe(true);
+      const pre = Buffer.concat([randomBytes(i * 37), Buffer.from([0, 0xff, 0xc3, 0x28, 0xe2, 0x82])]);
+      const post = Buffer.concat([Buffer.from([0x80, 0, 0xf0, 0x9f]), randomBytes(i * 53)]);
+      for (const s of [secret, 'pässwörd-1234']) {
+        const input = Buffer.concat([pre, Buffer.from(s), post]);
+        // Random bytes could hold another (encoded) form by chance only with negligible probability.
+        expect(red.redactBuffer(input).equals(Buffer.concat([pre, Buffer.from(M), post])), `i=${i}`).toBe(true);
+        expectStreamsAgree(red, input, i, `i=${i}`);
+      }
+    }
+    // Text mode would have replaced the invalid bytes with U+FFFD.
+    const input = Buffer.from([0xff, 0xfe, 0, 0x41]);
+    expect(red.redactBuffer(input).equals(input)).toBe(true);
+    expect(stream(red, input, [])).toBe('\ufffd\ufffd\0A');
+  });
+
+  it('byte mode and text mode of one stream cannot be mixed until it is flushed', () => {
+    const s = new StreamRedactor(red);
+    s.pushBytes(Buffer.from('abc'));
+    expect(() => s.push('x')).toThrow(/flush/);
+    expect(s.flushBytes().toString()).toBe('abc');
+    expect(s.push(`a ${secret}`) + s.flush()).toBe(`a ${M}`);
+    expect(new StreamRedactor(new Redactor([])).pushBytes(Buffer.from([0xff])).equals(Buffer.from([0xff]))).toBe(true);
+  });
+
+  it('property: random binary streams with every kind of form — pushBytes equals redactBuffer, contains() agrees', () => {
+    const seed = randomBytes(4).readUInt32LE();
+    const next = rng(seed);
+    const secrets = [secretOf(seed, 20 + next(30)), secretOf(seed + 1, 10 + next(10))];
+    const r = new Redactor(secrets);
+    const raw = Buffer.from(secrets[0]!);
+    const wrap = (s: string, w: number): string => s.replace(new RegExp(`(.{${w}})`, 'g'), '$1\n');
+    const variants: Array<() => Buffer> = [
+      () => raw,
+      () => Buffer.from(wrap(Buffer.concat([randomBytes(next(5)), raw, randomBytes(next(5))]).toString('base64'), 4 + next(76))),
+      () => Buffer.from(raw.toString('hex').replace(/../g, (h) => h + [':', '-', ' ', ''][next(4)]!)),
+      () => Buffer.from(secrets[0]!, 'utf16le'),
+      () => Buffer.from(secrets[0]!, 'utf16le').swap16(),
+      () => Buffer.from(encodeURIComponent(secrets[0]!)),
+      () => tool('base32', ['-w', String(4 + next(76))], Buffer.concat([randomBytes(next(6)), raw, randomBytes(next(6))])),
+      // A dump's lines start at line starts, as when a command prints one.
+      () => Buffer.concat([Buffer.from('\n'), tool('xxd', next(2) ? [] : ['-g1', '-u'], Buffer.concat([randomBytes(next(20)), raw, randomBytes(next(20))]))]),
+      () => Buffer.concat([Buffer.from('\n'), tool('hexdump', ['-C'], Buffer.concat([randomBytes(next(20)), raw, randomBytes(next(20))]))]),
+    ];
+    for (let iter = 0; iter < 60; iter++) {
+      const parts: Buffer[] = [randomBytes(next(300))];
+      const used: number[] = [];
+      for (let k = next(4); k > 0; k--) {
+        const v = next(variants.length);
+        used.push(v);
+        parts.push(variants[v]!(), randomBytes(next(300)));
+      }
+      const input = Buffer.concat(parts);
+      const ctx = `seed=${seed} iter=${iter} used=${used.join(',')}`;
+      const out = r.redactBuffer(input);
+      expect(r.contains(input), ctx).toBe(!out.equals(input));
+      if (used.length) expect(out.includes(Buffer.from(M)), ctx).toBe(true);
+      expectNoTrace([out], raw, ctx);
+      expectStreamsAgree(r, input, seed + iter, ctx);
+    }
+  });
+});
+
+describe('command transcripts (runCommand with a redactor)', () => {
+  it('keep the output bytes exactly, NUL and invalid UTF-8 included, with the secret and its encodings hidden', async () => {
+    const secret = secretOf(17, 30);
+    const dir = mkdtempSync(join(tmpdir(), 'redact-'));
+    const transcriptPath = join(dir, 't.log');
+    const env = { PATH: '/usr/local/bin:/usr/bin:/bin', S: secret };
+    const r = await runCommand({
+      command: `printf 'a\\000b\\377\\376 %s\\n' "$S"; printf %s "$S" | base64 -w 7; printf 'x%s' "$S" | xxd; printf %s "$S" | iconv -t UTF-16LE`,
+      cwd: dir,
+      env,
+      timeoutMs: 10_000,
+      transcriptPath,
+      redactor: new Redactor([secret]),
+    });
+    expect(r.exitCode).toBe(0);
+    const transcript = readFileSync(transcriptPath);
+    const head = Buffer.from([0x61, 0, 0x62, 0xff, 0xfe, 0x20]);
+    expect(transcript.subarray(transcript.indexOf(head), transcript.indexOf(head) + head.length + M.length + 1).equals(Buffer.concat([head, Buffer.from(`${M}\n`)]))).toBe(true);
+    expectNoTrace([transcript], Buffer.from(secret), 'transcript');
+    const lines = transcript.toString('latin1').split('\n');
+    expectNoTrace(leftovers(lines.slice(2, lines.findIndex((l) => l.startsWith('00000000'))).join('\n')).flatMap(decodeBase64), Buffer.from(secret), 'base64');
+    expect(transcript.includes(Buffer.from(secret, 'utf16le').subarray(0, 16))).toBe(false);
+    expect(transcript.toString('latin1').split(M).length - 1).toBeGreaterThanOrEqual(4);
+    expect(r.outputTail).not.toContain(secret.slice(0, 8));
+  });
+});
+
+describe('Redactor.contains (push protection)', () => {
+  const secret = secretOf(14, 32);
+  const red = new Redactor(['another-secret-value', secret]);
+
+  it('finds every kind of form inside binary data, and nothing in data without one', () => {
+    const bin = (b: Buffer | string): Buffer => Buffer.concat([randomBytes(1000), Buffer.from([0, 0xff, 0xfe]), Buffer.from(b), Buffer.from([0x80, 0]), randomBytes(1000)]);
+    const forms: Array<[string, Buffer | string]> = [
+      ['exact', secret],
+      ['base64', Buffer.from(secret).toString('base64')],
+      ['wrapped base64', tool('base64', ['-w', '20'], `xy${secret}z`)],
+      ['base32', tool('base32', [], `w${secret}`)],
+      ['hex', Buffer.from(secret).toString('hex').toUpperCase()],
+      ['xxd', tool('xxd', [], `pre-${secret}-post`)],
+      ['hexdump -C', tool('hexdump', ['-C'], `${secret}`)],
+      ['utf-16le', Buffer.from(secret, 'utf16le')],
+      ['utf-16be with BOM', tool('iconv', ['-f', 'UTF-8', '-t', 'UTF-16BE'], `\ufeff${secret}`)],
+      ['url', encodeURIComponent(secret)],
+    ];
+    for (const [name, form] of forms) {
+      expect(red.contains(bin(form)), name).toBe(true);
+      expect(red.contains(Buffer.from(form)), name).toBe(true);
+    }
+    expect(red.contains(`commit message: ${secret}`)).toBe(true);
+    expect(red.contains(new Uint8Array(Buffer.from(`x${secret}x`)))).toBe(true);
+    for (let i = 0; i < 20; i++) expect(red.contains(randomBytes(20_000))).toBe(false);
+    expect(red.contains(bin(secret.slice(0, -1)))).toBe(false);
+    expect(red.contains('')).toBe(false);
+    expect(new Redactor([]).contains(bin(secret))).toBe(false);
+    // A hit beyond the first scanned megabyte, and right at the edge between two.
+    for (const at of [(1 << 20) - 5, 3 << 20]) {
+      const big = Buffer.alloc(4 << 20, 'a');
+      Buffer.from(secret).copy(big, at);
+      expect(red.contains(big), `at ${at}`).toBe(true);
+    }
+  });
+});
+
+describe('StreamRedactor hold-back bound', () => {
+  it('holds back at most maxHoldBack bytes, even while output looks like the start of a wrapped or dumped secret', () => {
+    const secret = secretOf(15, 60);
+    const red = new Redactor([secret]);
+    expect(red.maxHoldBack).toBeGreaterThan(red.maxFormLength);
+    expect(red.maxHoldBack).toBeGreaterThanOrEqual(MAX_DUMP_LINE);
+    // Forms of a near miss (the last character differs): long partial matches that never complete.
+    const miss = Buffer.from(secret.slice(0, -1) + (secret.endsWith('x') ? 'y' : 'x'));
+    const indent = (text: string): string => text.replace(/\n/g, '\r\n      ');
+    const input = Buffer.concat([
+      Buffer.from(indent(tool('base64', ['-w', '2'], miss).toString())),
+      Buffer.from(indent(tool('base32', ['-w', '3'], miss).toString())),
+      Buffer.from(indent(tool('xxd', ['-p', '-c', '1'], miss).toString())),
+      Buffer.from(`00000000: ${'61'.repeat(10)}`), // may become a dump line: held until it is complete
+      randomBytes(3000),
+    ]);
+    expect(red.redactBuffer(input).equals(input)).toBe(true);
+    for (const step of [1, 13, 500]) {
+      const s = new StreamRedactor(red);
+      let inBytes = 0;
+      let outBytes = 0;
+      let maxHeld = 0;
+      for (let at = 0; at < input.length; at += step) {
+        const chunk = input.subarray(at, at + step);
+        inBytes += chunk.length;
+        outBytes += s.pushBytes(chunk).length;
+        maxHeld = Math.max(maxHeld, inBytes - outBytes);
+      }
+      outBytes += s.flushBytes().length;
+      expect(outBytes).toBe(inBytes);
+      expect(maxHeld, `step ${step}`).toBeLessThanOrEqual(red.maxHoldBack);
+      // More than the fixed minimum is held while a wrapped form is in progress.
+      expect(maxHeld, `step ${step}`).toBeGreaterThan(red.maxFormLength - 1);
     }
   });
 });

@@ -535,7 +535,7 @@ export type Budgets = Message<"ameide.workflows.v1.Budgets"> & {
   maxOutputBytes: bigint;
 
   /**
-   * Processes of the sandbox user (default 256).
+   * Processes a command may have at once, per run (default 256).
    *
    * @generated from field: uint32 max_processes = 4;
    */
@@ -577,7 +577,7 @@ export type BudgetsJson = {
   maxOutputBytes?: string;
 
   /**
-   * Processes of the sandbox user (default 256).
+   * Processes a command may have at once, per run (default 256).
    *
    * @generated from field: uint32 max_processes = 4;
    */
