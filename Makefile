@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(TOOLS)/node_modules/.bin:
 demo: deps tools
 	pnpm stack demo
 
-test: deps tools check-gen typecheck
+test: deps tools check-gen typecheck lint
 	pnpm exec vitest run
 
 up: deps tools
@@ -66,6 +66,11 @@ check-gen: deps
 
 typecheck: deps
 	tsc -p tsconfig.json
+
+# ESLint (eslint.config.js: type-aware rules and the import rules of docs/ARCHITECTURE.md), then Prettier.
+lint: deps
+	@eslint . || { echo "lint failed: fix the ESLint errors above (the import rules are in docs/ARCHITECTURE.md)"; exit 1; }
+	@prettier --check . || { echo "formatting differs from Prettier: run 'pnpm format' and commit"; exit 1; }
 
 clean:
 	rm -rf .ameide

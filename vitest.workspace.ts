@@ -23,4 +23,15 @@ export default [
       maxWorkers: 2,
     },
   },
+  {
+    test: {
+      name: 'hostile',
+      sequence: { groupOrder: 2 },
+      include: ['tests/hostile/**/*.test.ts'],
+      globalSetup: ['tests/support/global-setup.ts'],
+      testTimeout: 180_000,
+      hookTimeout: 180_000,
+      maxWorkers: 2,
+    },
+  },
 ] satisfies TestProjectConfiguration[];

@@ -55,12 +55,27 @@ function byHand(origin: string, i: number): Sample {
     const args = [origin, join(tmp, 'repo'), `bench/by-hand-${i}`, prompt, SCRIPTED_AGENT, join(tmp, 'log')];
     // The same minimal environment the worker gives phase commands (so e.g. NODE_EXTRA_CA_CERTS, which
     // costs ~50–100 ms per node start, is absent in both), plus a git identity for the commit.
-    const env = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8', CI: 'true', GIT_AUTHOR_NAME: 'Bench', GIT_AUTHOR_EMAIL: 'bench@example.com', GIT_COMMITTER_NAME: 'Bench', GIT_COMMITTER_EMAIL: 'bench@example.com' };
+    const env = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      LANG: 'C.UTF-8',
+      CI: 'true',
+      GIT_AUTHOR_NAME: 'Bench',
+      GIT_AUTHOR_EMAIL: 'bench@example.com',
+      GIT_COMMITTER_NAME: 'Bench',
+      GIT_COMMITTER_EMAIL: 'bench@example.com',
+    };
     const t0 = performance.now();
     // stdin must not be a socket: bash would then take itself for an ssh command and source ~/.bashrc.
     const r = spawnSync('bash', ['-c', BY_HAND, 'by-hand', ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const total = performance.now() - t0;
-    const phases = Object.fromEntries(r.stdout.trim().split('\n').filter(Boolean).map((l) => [l.split(' ')[0], Number(l.split(' ')[1])]));
+    const phases = Object.fromEntries(
+      r.stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => [l.split(' ')[0], Number(l.split(' ')[1])]),
+    );
     const ok = r.status === 0;
     return { phases, total, ok, note: ok ? undefined : `exit ${r.status}: ${spawnSync('tail', ['-5', join(tmp, 'log')], { encoding: 'utf8' }).stdout}` };
   } finally {
@@ -76,7 +91,15 @@ async function system(api: WorkflowServiceClient, i: number): Promise<Sample> {
   const t0 = performance.now();
   const started = await api.startWorkflowRun({
     definition: 'sample-calculator',
-    workItems: [{ id: `BENCH-${i}`, title: TASK, description: 'The calculator also needs to multiply.', acceptanceCriteria: ['multiply(6, 7) returns 42'], contextLinks: [] }],
+    workItems: [
+      {
+        id: `BENCH-${i}`,
+        title: TASK,
+        description: 'The calculator also needs to multiply.',
+        acceptanceCriteria: ['multiply(6, 7) returns 42'],
+        contextLinks: [],
+      },
+    ],
   });
   const id = started.run!.id;
   let last = t0;
@@ -142,9 +165,14 @@ async function main(): Promise<number> {
     const sys: Sample[] = [];
     let failed = 0;
     const show = (label: string, kind: string, s: Sample) => {
-      const parts = [s.firstUpdate !== undefined ? `first update ${s.firstUpdate.toFixed(0)}` : '', ...Object.entries(s.phases).map(([k, v]) => `${k.toLowerCase()} ${v.toFixed(0)}`)];
+      const parts = [
+        s.firstUpdate !== undefined ? `first update ${s.firstUpdate.toFixed(0)}` : '',
+        ...Object.entries(s.phases).map(([k, v]) => `${k.toLowerCase()} ${v.toFixed(0)}`),
+      ];
       const status = s.ok ? 'ok    ' : 'FAILED';
-      console.log(`  ${label.padEnd(7)} ${kind.padEnd(7)} ${status} total ${s.total.toFixed(0).padStart(6)} ms  ${parts.filter(Boolean).join(', ')}${s.note ? `  ${s.note.trim()}` : ''}`);
+      console.log(
+        `  ${label.padEnd(7)} ${kind.padEnd(7)} ${status} total ${s.total.toFixed(0).padStart(6)} ms  ${parts.filter(Boolean).join(', ')}${s.note ? `  ${s.note.trim()}` : ''}`,
+      );
     };
     for (let k = 0; k < WARMUP + N; k++) {
       const warm = k < WARMUP;
@@ -159,7 +187,10 @@ async function main(): Promise<number> {
         sys.push(s);
       }
     }
-    printTable(hand.filter((s) => s.ok), sys.filter((s) => s.ok));
+    printTable(
+      hand.filter((s) => s.ok),
+      sys.filter((s) => s.ok),
+    );
     if (failed) console.log(`\n${failed} run(s) did not complete; the table covers completed runs only`);
     return failed ? 1 : 0;
   } finally {

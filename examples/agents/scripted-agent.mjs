@@ -27,7 +27,10 @@ if (readFileSync('src/calc.js', 'utf8').includes(`export function ${wanted}(`)) 
   process.exit(0);
 }
 
-appendFileSync('src/calc.js', `\n/** ${wanted === 'multiply' ? 'Multiplies a by b' : 'Divides a by b'}. */\nexport function ${wanted}(a, b) {\n  return a ${op} b;\n}\n`);
+appendFileSync(
+  'src/calc.js',
+  `\n/** ${wanted === 'multiply' ? 'Multiplies a by b' : 'Divides a by b'}. */\nexport function ${wanted}(a, b) {\n  return a ${op} b;\n}\n`,
+);
 writeFileSync(
   `test/${wanted}.test.js`,
   `import { test } from 'node:test';\nimport assert from 'node:assert/strict';\nimport { ${wanted} } from '../src/calc.js';\n\ntest('${wanted}', () => assert.equal(${wanted}(${x}, ${y}), ${expected}));\n`,

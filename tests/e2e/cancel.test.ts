@@ -12,7 +12,6 @@ beforeAll(async () => {
 });
 afterAll(() => h?.stop());
 
-
 it('cancelling a run kills the running command, its children included, and ends CANCELLED', async () => {
   // The agent starts a child that ignores SIGTERM and then sleeps: only killing the whole sandbox
   // (its process group and PID namespace) stops both.

@@ -55,7 +55,13 @@ it('applies a definition file, runs and watches a run to completion, and prints 
 
 it('recreates the branch of a handed-off run in a fresh clone', async () => {
   const file = join(h.dir, 'def-failing.yaml');
-  writeFileSync(file, JSON.stringify({ ...sampleDefinition(sampleOrigin(h, 'handoff-origin'), 'cli-failing'), spec: { ...sampleDefinition('', '').spec, repoUrl: join(h.dir, 'handoff-origin.git'), testCommand: 'echo "1 failing"; exit 1' } }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      ...sampleDefinition(sampleOrigin(h, 'handoff-origin'), 'cli-failing'),
+      spec: { ...sampleDefinition('', '').spec, repoUrl: join(h.dir, 'handoff-origin.git'), testCommand: 'echo "1 failing"; exit 1' },
+    }),
+  );
   expect((await ameide('definitions', 'apply', '-f', file)).status).toBe(0);
   const failed = await ameide('runs', 'start', '--definition', 'cli-failing', '--work-item', 'CALC-11', '--title', 'Add a multiply function', '--watch');
   expect(failed.status).toBe(1);
@@ -77,6 +83,12 @@ it('exits 1 from watch when the run did not complete, and prints one clear line 
   expect(failed.stdout).toMatch(/run handed_off — agent phase failed: agent command failed with exit code 3/);
 
   expect(await ameide('runs', 'get', 'does-not-exist')).toEqual({ status: 1, stdout: '', stderr: 'error: run "does-not-exist" not found (not found)' });
-  expect(await ameide('definitions', 'apply', '-f', '/nonexistent.yaml')).toMatchObject({ status: 1, stderr: 'error: cannot read definition file /nonexistent.yaml' });
-  expect(await ameide('runs', 'list', '--status', 'sleeping')).toMatchObject({ status: 1, stderr: 'error: --status sleeping: use queued, running, completed, failed or cancelled' });
+  expect(await ameide('definitions', 'apply', '-f', '/nonexistent.yaml')).toMatchObject({
+    status: 1,
+    stderr: 'error: cannot read definition file /nonexistent.yaml',
+  });
+  expect(await ameide('runs', 'list', '--status', 'sleeping')).toMatchObject({
+    status: 1,
+    stderr: 'error: --status sleeping: use queued, running, completed, failed or cancelled',
+  });
 });

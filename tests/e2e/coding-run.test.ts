@@ -96,7 +96,12 @@ describe('coding-agent run end to end (real Postgres, Temporal, git, processes)'
   });
 
   it('publishes commits the agent made itself', async () => {
-    await applySample(h.acme, origin, { agentCommand: 'node "$AGENT_SCRIPT" && git add -A && git -c user.name=Agent -c user.email=agent@example.com commit -qm "feat: multiply"' }, 'sample-committing');
+    await applySample(
+      h.acme,
+      origin,
+      { agentCommand: 'node "$AGENT_SCRIPT" && git add -A && git -c user.name=Agent -c user.email=agent@example.com commit -qm "feat: multiply"' },
+      'sample-committing',
+    );
     const { run } = await h.acme.startWorkflowRun({ definition: 'sample-committing', workItems: [{ ...MULTIPLY, id: 'CALC-4' }] });
     await watchAll(h.acme, run!.id);
     const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
@@ -106,7 +111,10 @@ describe('coding-agent run end to end (real Postgres, Temporal, git, processes)'
   });
 
   it('hands off at the agent phase when the agent cannot do the task', async () => {
-    const { run } = await h.acme.startWorkflowRun({ definition: 'sample', workItems: [{ ...MULTIPLY, id: 'CALC-3', title: 'Paint it blue', description: '' , acceptanceCriteria: []}] });
+    const { run } = await h.acme.startWorkflowRun({
+      definition: 'sample',
+      workItems: [{ ...MULTIPLY, id: 'CALC-3', title: 'Paint it blue', description: '', acceptanceCriteria: [] }],
+    });
     await watchAll(h.acme, run!.id);
     const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
     expect(done.status).toBe(RunStatus.HANDED_OFF);

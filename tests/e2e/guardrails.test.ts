@@ -131,16 +131,30 @@ describe('secrets never leave the worker', () => {
     const forms = [ACME_SECRET, Buffer.from(ACME_SECRET).toString('base64').slice(0, 16)];
     const leaks = (where: string, text: string) => forms.filter((f) => text.includes(f)).map((f) => `${where}: ${f}`);
     const found: string[] = [];
-    found.push(...leaks('status updates', JSON.stringify(updates, (_k, v) => (typeof v === 'bigint' ? String(v) : v))));
-    found.push(...leaks('run', JSON.stringify(done, (_k, v) => (typeof v === 'bigint' ? String(v) : v))));
+    found.push(
+      ...leaks(
+        'status updates',
+        JSON.stringify(updates, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+      ),
+    );
+    found.push(
+      ...leaks(
+        'run',
+        JSON.stringify(done, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+      ),
+    );
     const artifacts = join(h.dir, 'artifacts', 'runs', 'acme', run!.id);
     for (const f of ['transcripts/install.log', 'transcripts/test.log', 'report.json']) found.push(...leaks(f, readFileSync(join(artifacts, f), 'latin1')));
     const bundle = execFileSync('tar', ['-xzOf', join(artifacts, 'handoff.tar.gz')], { encoding: 'latin1', maxBuffer: 1 << 26 });
     found.push(...leaks('handoff bundle', bundle));
-    const history = execFileSync(inject('temporalCli'), ['workflow', 'show', '--address', inject('temporalAddress'), '-w', done.workflowId, '-o', 'json'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    const history = execFileSync(inject('temporalCli'), ['workflow', 'show', '--address', inject('temporalAddress'), '-w', done.workflowId, '-o', 'json'], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 26,
+    });
     found.push(...leaks('temporal history', history));
     // Temporal payloads are base64-encoded JSON: decode them too.
-    for (const m of history.matchAll(/"data":\s*"([A-Za-z0-9+/=]+)"/g)) found.push(...leaks('temporal payload', Buffer.from(m[1]!, 'base64').toString('latin1')));
+    for (const m of history.matchAll(/"data":\s*"([A-Za-z0-9+/=]+)"/g))
+      found.push(...leaks('temporal payload', Buffer.from(m[1]!, 'base64').toString('latin1')));
     expect(found).toEqual([]);
     expect(readFileSync(join(artifacts, 'transcripts/install.log'), 'utf8')).toContain('plain [REDACTED]');
   });

@@ -10,7 +10,6 @@ const run = promisify(execFile);
 const processesWith = (needle: string) => liveProcesses((p) => p.text.includes(needle));
 const root = resolve(__dirname, '../..');
 
-
 it('`make up` starts the stack in the background and `make down` stops every process it started', async () => {
   const home = join(inject('scratchDir'), `stack-${Date.now()}`);
   const env = {

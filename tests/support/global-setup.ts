@@ -41,7 +41,12 @@ export default async function setup(project: TestProject) {
     await temporal.stop();
     await pg.stop();
     // Run disks a worker left mounted (a run stopped half-way) would keep the directory busy.
-    for (const m of readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(scratch + '/')).sort().reverse()) {
+    for (const m of readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '')
+      .filter((m) => m.startsWith(scratch + '/'))
+      .sort()
+      .reverse()) {
       spawnSync('umount', ['-l', m]);
     }
     rmSync(scratch, { recursive: true, force: true });

@@ -121,7 +121,11 @@ export async function applySample(
   const def = sampleDefinition(origin, name);
   // Guardrails merge, so a test can change one budget and keep the sample's read-only agent folder.
   const guardrails = { ...def.spec.guardrails, ...(overrides.guardrails as object | undefined) };
-  const res = await client.applyDefinition({ name, annotations: def.annotations, spec: create(DefinitionSpecSchema, { ...def.spec, ...overrides, guardrails }) });
+  const res = await client.applyDefinition({
+    name,
+    annotations: def.annotations,
+    spec: create(DefinitionSpecSchema, { ...def.spec, ...overrides, guardrails }),
+  });
   return res.definition!;
 }
 

@@ -1,13 +1,6 @@
 import { relative, resolve } from 'node:path';
 import { create } from '@bufbuild/protobuf';
-import {
-  DefinitionSpecSchema,
-  Phase,
-  RunStatus,
-  RunStatusSchema,
-  WorkItemSchema,
-  type Run,
-} from '@ameide/contracts';
+import { DefinitionSpecSchema, Phase, RunStatus, RunStatusSchema, WorkItemSchema, type Run } from '@ameide/contracts';
 import type { WorkflowServiceClient } from '@ameide/sdk';
 import { flag, flags, has, positional, UsageError, type Args } from './args.js';
 import { readDefinitionFile } from './definition-file.js';
@@ -50,8 +43,11 @@ export async function definitionsCommand(api: WorkflowServiceClient, sub: string
     }
     case 'list': {
       const res = await api.listDefinitions({});
-      print(o, json, res.definitions.map(definitionJson), () =>
-        res.definitions.map((d) => `${d.name.padEnd(24)} v${String(d.version).padEnd(4)} ${d.spec?.repoUrl ?? ''}`).join('\n') || 'no definitions',
+      print(
+        o,
+        json,
+        res.definitions.map(definitionJson),
+        () => res.definitions.map((d) => `${d.name.padEnd(24)} v${String(d.version).padEnd(4)} ${d.spec?.repoUrl ?? ''}`).join('\n') || 'no definitions',
       );
       return 0;
     }
@@ -114,8 +110,14 @@ export async function runsCommand(api: WorkflowServiceClient, sub: string, args:
         workItemId: flag(args, 'work-item') ?? '',
         definition: flag(args, 'definition') ?? '',
       });
-      print(o, json, res.runs.map(runJson), () =>
-        res.runs.map((r: Run) => `${r.id}  ${statusName(r.status).padEnd(10)} ${r.definitionName.padEnd(20)} ${r.methodology?.workItemIds.join(',') ?? ''}`).join('\n') || 'no runs',
+      print(
+        o,
+        json,
+        res.runs.map(runJson),
+        () =>
+          res.runs
+            .map((r: Run) => `${r.id}  ${statusName(r.status).padEnd(10)} ${r.definitionName.padEnd(20)} ${r.methodology?.workItemIds.join(',') ?? ''}`)
+            .join('\n') || 'no runs',
       );
       return 0;
     }
@@ -146,8 +148,11 @@ export async function runsCommand(api: WorkflowServiceClient, sub: string, args:
       const bundle = await fetchArtifact(s.handoffUri, { s3: createS3Loader(loadS3Settings()) });
       const r = await restoreHandoff({ bundle, expectedSha256: s.handoffSha256, repoUrl, dir });
       const followup = `${dir.replace(/\/+$/, '')}/${relative(resolve(dir), r.followup)}`;
-      print(o, json, { runId: id, dir: resolve(dir), branch: r.branch, head: r.head, followup: r.followup }, () =>
-        `branch ${r.branch} restored in ${dir} at ${r.head.slice(0, 12)}; read ${followup}`,
+      print(
+        o,
+        json,
+        { runId: id, dir: resolve(dir), branch: r.branch, head: r.head, followup: r.followup },
+        () => `branch ${r.branch} restored in ${dir} at ${r.head.slice(0, 12)}; read ${followup}`,
       );
       return 0;
     }

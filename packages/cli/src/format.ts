@@ -51,7 +51,8 @@ export function formatRun(r: Run): string {
   const s = r.summary;
   if (s) {
     lines.push(`branch      ${s.branch || '-'}${s.pushed ? ' (pushed)' : ''}`);
-    if (s.headCommit) lines.push(`diff        ${s.filesChanged} files changed, +${s.insertions} -${s.deletions} (${s.baseCommit.slice(0, 10)}..${s.headCommit.slice(0, 10)})`);
+    if (s.headCommit)
+      lines.push(`diff        ${s.filesChanged} files changed, +${s.insertions} -${s.deletions} (${s.baseCommit.slice(0, 10)}..${s.headCommit.slice(0, 10)})`);
     lines.push(`tests       ${s.testExitCode === undefined ? 'not run' : s.testExitCode === 0 ? 'passed (exit 0)' : `failed (exit ${s.testExitCode})`}`);
     if (s.transcriptsUri) lines.push(`transcripts ${s.transcriptsUri}`);
     if (s.sandbox) lines.push(`sandbox     ${s.sandbox}`);

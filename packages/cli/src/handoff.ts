@@ -90,7 +90,9 @@ export async function restoreHandoff(opts: RestoreHandoffOptions): Promise<Resto
     const root = join(tmp, 'handoff');
     const manifest = await readManifest(join(root, 'manifest.json'));
     if (manifest.withheld) {
-      throw new UsageError(`the run's branch was withheld from this handoff bundle (${manifest.withheld}); its changes, with secrets hidden, are in changes.diff inside the bundle`);
+      throw new UsageError(
+        `the run's branch was withheld from this handoff bundle (${manifest.withheld}); its changes, with secrets hidden, are in changes.diff inside the bundle`,
+      );
     }
     await run('git', ['check-ref-format', `refs/heads/${manifest.branch}`]).catch(() => {
       throw new UsageError(`handoff bundle names an invalid branch "${manifest.branch}"`);
@@ -106,14 +108,18 @@ export async function restoreHandoff(opts: RestoreHandoffOptions): Promise<Resto
     const ref = `refs/heads/${manifest.branch}`;
     await git(dir, 'fetch', '--quiet', '--force', join(root, 'branch.bundle'), `${ref}:${ref}`).catch((err: Error) => {
       throw Object.assign(
-        new Error(`cannot fetch branch ${manifest.branch} from the handoff bundle (does ${opts.repoUrl} still have its base commit ${manifest.baseCommit.slice(0, 12)}?): ${err.message}`),
+        new Error(
+          `cannot fetch branch ${manifest.branch} from the handoff bundle (does ${opts.repoUrl} still have its base commit ${manifest.baseCommit.slice(0, 12)}?): ${err.message}`,
+        ),
         { expected: true },
       );
     });
     await git(dir, 'checkout', '--quiet', manifest.branch, '--');
     const head = await git(dir, 'rev-parse', 'HEAD');
     if (manifest.headCommit && head !== manifest.headCommit) {
-      throw Object.assign(new Error(`handoff bundle's branch is at ${head.slice(0, 12)} but its manifest says ${manifest.headCommit.slice(0, 12)}`), { expected: true });
+      throw Object.assign(new Error(`handoff bundle's branch is at ${head.slice(0, 12)} but its manifest says ${manifest.headCommit.slice(0, 12)}`), {
+        expected: true,
+      });
     }
 
     const followup = await placeFollowup(dir, join(root, FOLLOWUP_PATH));

@@ -35,7 +35,15 @@ export async function cli(argv: string[], o: Output = { out: (l) => console.log(
 }
 
 function codeName(err: ConnectError): string {
-  const names: Record<number, string> = { 3: 'invalid argument', 5: 'not found', 6: 'already exists', 7: 'permission denied', 9: 'failed precondition', 14: 'unavailable', 16: 'unauthenticated' };
+  const names: Record<number, string> = {
+    3: 'invalid argument',
+    5: 'not found',
+    6: 'already exists',
+    7: 'permission denied',
+    9: 'failed precondition',
+    14: 'unavailable',
+    16: 'unauthenticated',
+  };
   return names[err.code] ?? `code ${err.code}`;
 }
 

@@ -13,7 +13,10 @@ const file = (name: string, text: string) => {
 };
 
 it('reads a definition and resolves a relative local repo path against the file', () => {
-  const p = file('ok.yaml', 'name: sample\nspec:\n  repoUrl: ../repos/origin.git\n  agentCommand: codex exec "$(cat $AMEIDE_PROMPT_FILE)"\n  phaseTimeoutSeconds: 60\n');
+  const p = file(
+    'ok.yaml',
+    'name: sample\nspec:\n  repoUrl: ../repos/origin.git\n  agentCommand: codex exec "$(cat $AMEIDE_PROMPT_FILE)"\n  phaseTimeoutSeconds: 60\n',
+  );
   const def = readDefinitionFile(p);
   expect(def.spec.repoUrl).toBe(join(dir, '..', 'repos', 'origin.git'));
   expect(def.spec.phaseTimeoutSeconds).toBe(60);

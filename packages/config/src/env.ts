@@ -37,9 +37,7 @@ export function parseEnv<T extends z.ZodTypeAny>(schema: T, env: Env): z.infer<T
   const issue = result.error.issues[0]!;
   const key = issue.path.join('.') || 'configuration';
   const got = cleaned[String(issue.path[0])];
-  throw new ConfigError(
-    `Invalid setting ${key}: ${issue.message}${got === undefined ? ' (not set)' : ` (got "${got}")`}`,
-  );
+  throw new ConfigError(`Invalid setting ${key}: ${issue.message}${got === undefined ? ' (not set)' : ` (got "${got}")`}`);
 }
 
 /** `AMEIDE_HOME`: where embedded state lives, `.ameide/` under the working directory by default. */
@@ -49,11 +47,14 @@ export function ameideHome(env: Env): string {
 
 export const port = z.coerce.number().int().min(0).max(65535);
 export const url = (protocols: string[]) =>
-  z.string().refine((s) => {
-    try {
-      return protocols.includes(new URL(s).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a ${protocols.map((p) => p + '//').join(' or ')} URL`);
+  z.string().refine(
+    (s) => {
+      try {
+        return protocols.includes(new URL(s).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a ${protocols.map((p) => p + '//').join(' or ')} URL`,
+  );
 export const hostPort = z.string().regex(/^[^\s:/]+:\d+$/, 'must be host:port, e.g. localhost:7233');

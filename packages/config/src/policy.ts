@@ -40,7 +40,11 @@ export function isHostPattern(pattern: string): boolean {
   return HOST_PATTERN.test(pattern) && pattern.length <= 253 && !/^[0-9.]+$/.test(pattern.replace(/^\*\./, ''));
 }
 
-const list = (s: string | undefined) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+const list = (s: string | undefined) =>
+  (s ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 /** The policy variables, shared by the service's and the worker's settings. */
 export const policySchema = z.object({

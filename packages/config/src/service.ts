@@ -33,7 +33,10 @@ const apiKeys = z
   .default('')
   .transform((s, ctx) => {
     const keys: ApiKey[] = [];
-    for (const entry of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+    for (const entry of s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean)) {
       const [token, tenantId, role] = entry.split(':');
       if (!token || !tenantId || (role && role !== 'service')) {
         ctx.addIssue({ code: 'custom', message: 'each entry must be token:tenant or token:tenant:service' });

@@ -49,7 +49,10 @@ export function loadStackConfig(env: Env = processEnv()): StackConfig {
     postgresPort: e.AMEIDE_POSTGRES_PORT,
     temporalPort: e.AMEIDE_TEMPORAL_PORT,
     temporalUiPort: e.AMEIDE_TEMPORAL_UI_PORT,
-    sandboxReadOnlyPaths: (e.AMEIDE_SANDBOX_READ_ONLY_PATHS ?? '').split(',').map((x) => x.trim()).filter(Boolean),
+    sandboxReadOnlyPaths: (e.AMEIDE_SANDBOX_READ_ONLY_PATHS ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
     path: e.PATH,
   };
 }

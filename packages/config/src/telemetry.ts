@@ -7,8 +7,6 @@ export interface TelemetryConfig {
 }
 
 export function loadTelemetryConfig(serviceName: string, env: Env = processEnv()): TelemetryConfig {
-  const otlpEnabled =
-    env.OTEL_SDK_DISABLED !== 'true' &&
-    Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  const otlpEnabled = env.OTEL_SDK_DISABLED !== 'true' && Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
   return { serviceName: env.OTEL_SERVICE_NAME || serviceName, otlpEnabled };
 }

@@ -93,8 +93,19 @@ const schema = z
     AMEIDE_EGRESS_EXTRA_NETWORKS: z
       .string()
       .optional()
-      .refine((s) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean).every((c) => /^[0-9a-fA-F.:]+\/\d{1,3}$/.test(c)), 'must be CIDR networks, comma-separated (e.g. 10.20.0.0/16)'),
-    AMEIDE_GIT_CONFIG: z.string().refine((s) => s.startsWith('/'), 'must be an absolute path').default('/dev/null'),
+      .refine(
+        (s) =>
+          (s ?? '')
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+            .every((c) => /^[0-9a-fA-F.:]+\/\d{1,3}$/.test(c)),
+        'must be CIDR networks, comma-separated (e.g. 10.20.0.0/16)',
+      ),
+    AMEIDE_GIT_CONFIG: z
+      .string()
+      .refine((s) => s.startsWith('/'), 'must be an absolute path')
+      .default('/dev/null'),
   })
   .extend(policySchema.shape)
   .extend(temporalSchema.shape)
@@ -133,7 +144,10 @@ export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
     runDiskMb: e.AMEIDE_RUN_DISK_MB,
     cacheQuotaMb: e.AMEIDE_CACHE_QUOTA_MB,
     gitConfig: e.AMEIDE_GIT_CONFIG,
-    egressExtraNetworks: (e.AMEIDE_EGRESS_EXTRA_NETWORKS ?? '').split(',').map((x) => x.trim()).filter(Boolean),
+    egressExtraNetworks: (e.AMEIDE_EGRESS_EXTRA_NETWORKS ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
     secrets: Object.fromEntries(
       Object.entries(env)
         .filter(([k, v]) => k.startsWith(SECRET_PREFIX) && v)

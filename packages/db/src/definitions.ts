@@ -17,11 +17,7 @@ export class DefinitionRepository {
   constructor(private readonly db: Db) {}
 
   async insert(tenantId: string, name: string, spec: DefinitionSpecJson, annotations: Annotations): Promise<DefinitionRow | undefined> {
-    const rows = await this.db
-      .insert(definitions)
-      .values({ tenantId, name, spec, annotations })
-      .onConflictDoNothing()
-      .returning();
+    const rows = await this.db.insert(definitions).values({ tenantId, name, spec, annotations }).onConflictDoNothing().returning();
     return rows[0];
   }
 

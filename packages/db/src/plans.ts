@@ -15,7 +15,11 @@ export class PlanRepository {
   }
 
   async get(tenantId: string, id: string): Promise<PlanRow | undefined> {
-    const rows = await this.db.select().from(plans).where(and(eq(plans.tenantId, tenantId), eq(plans.id, id))).limit(1);
+    const rows = await this.db
+      .select()
+      .from(plans)
+      .where(and(eq(plans.tenantId, tenantId), eq(plans.id, id)))
+      .limit(1);
     return rows[0];
   }
 
@@ -24,6 +28,11 @@ export class PlanRepository {
     const where = [eq(plans.tenantId, tenantId)];
     if (f.definitionId) where.push(eq(plans.definitionId, f.definitionId));
     if (f.workItemId) where.push(sql`${plans.spec} @> ${JSON.stringify({ methodology: { workItemIds: [f.workItemId] } })}::jsonb`);
-    return this.db.select().from(plans).where(and(...where)).orderBy(desc(plans.createdAt)).limit(f.limit);
+    return this.db
+      .select()
+      .from(plans)
+      .where(and(...where))
+      .orderBy(desc(plans.createdAt))
+      .limit(f.limit);
   }
 }

@@ -32,7 +32,12 @@ export class RunRepository {
     if (f.statuses.length) where.push(inArray(runs.status, f.statuses));
     if (f.definitionId) where.push(eq(runs.definitionId, f.definitionId));
     if (f.workItemId) where.push(sql`${runs.spec} @> ${JSON.stringify({ workItemIds: [f.workItemId] })}::jsonb`);
-    return this.db.select().from(runs).where(and(...where)).orderBy(desc(runs.createdAt)).limit(f.limit);
+    return this.db
+      .select()
+      .from(runs)
+      .where(and(...where))
+      .orderBy(desc(runs.createdAt))
+      .limit(f.limit);
   }
 
   async setProgress(id: string, progress: Partial<RunProgress>): Promise<RunRow | undefined> {

@@ -16,10 +16,7 @@ export const definitions = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [
-    uniqueIndex('definitions_tenant_name_uq').on(t.tenantId, t.name),
-    index('definitions_spec_gin').using('gin', t.spec),
-  ],
+  (t) => [uniqueIndex('definitions_tenant_name_uq').on(t.tenantId, t.name), index('definitions_spec_gin').using('gin', t.spec)],
 );
 
 /** Plans: a snapshot of a definition plus work items and methodology context. */
@@ -28,16 +25,15 @@ export const plans = pgTable(
   {
     id: uuid('id').primaryKey().defaultRandom(),
     tenantId: text('tenant_id').notNull(),
-    definitionId: uuid('definition_id').notNull().references(() => definitions.id),
+    definitionId: uuid('definition_id')
+      .notNull()
+      .references(() => definitions.id),
     version: integer('version').notNull().default(1),
     spec: jsonb('spec').$type<PlanSpecJson>().notNull(),
     annotations: jsonb('annotations').$type<Annotations>().notNull().default({}),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [
-    index('plans_tenant_created_idx').on(t.tenantId, t.createdAt),
-    index('plans_spec_gin').using('gin', t.spec.op('jsonb_path_ops')),
-  ],
+  (t) => [index('plans_tenant_created_idx').on(t.tenantId, t.createdAt), index('plans_spec_gin').using('gin', t.spec.op('jsonb_path_ops'))],
 );
 
 /** What a run was asked to do; queryable with JSONB containment (work item ids, methodology). */
@@ -61,9 +57,13 @@ export const runs = pgTable(
   {
     id: uuid('id').primaryKey(),
     tenantId: text('tenant_id').notNull(),
-    planId: uuid('plan_id').notNull().references(() => plans.id),
+    planId: uuid('plan_id')
+      .notNull()
+      .references(() => plans.id),
     planVersion: integer('plan_version').notNull(),
-    definitionId: uuid('definition_id').notNull().references(() => definitions.id),
+    definitionId: uuid('definition_id')
+      .notNull()
+      .references(() => definitions.id),
     workflowId: text('workflow_id').notNull(),
     status: text('status').notNull(),
     phase: text('phase').notNull(),
@@ -88,7 +88,9 @@ export const runs = pgTable(
 export const statusUpdates = pgTable(
   'status_updates',
   {
-    runId: uuid('run_id').notNull().references(() => runs.id, { onDelete: 'cascade' }),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
     sequence: bigint('sequence', { mode: 'number' }).notNull(),
     tenantId: text('tenant_id').notNull(),
     kind: text('kind').notNull(),

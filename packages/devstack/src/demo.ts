@@ -51,6 +51,7 @@ export async function runDemo(cfg: StackConfig): Promise<number> {
     const defFile = join(dir, 'definition.yaml');
     writeFileSync(defFile, stringify(sampleDefinition(origin)));
     const env = { AMEIDE_API_URL: stack.apiUrl, AMEIDE_TOKEN: stack.devToken };
+    // eslint-disable-next-line no-restricted-properties -- the documented exception: the demo writes the CLI's settings for the in-process CLI calls below.
     Object.assign(process.env, env);
     log(`\n$ ameide definitions apply -f ${defFile}`);
     await cli(['definitions', 'apply', '-f', defFile]);
@@ -79,4 +80,3 @@ export async function runDemo(cfg: StackConfig): Promise<number> {
     await stack.stop();
   }
 }
-

@@ -53,7 +53,10 @@ runMain(async () => {
         if (child.exitCode !== null) break;
         await new Promise((r) => setTimeout(r, 200));
       }
-      const why = readFileSync(join(logs, 'supervisor.log'), 'utf8').split('\n').filter((l) => l.startsWith('error: ')).at(-1);
+      const why = readFileSync(join(logs, 'supervisor.log'), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('error: '))
+        .at(-1);
       throw Object.assign(new Error(`the stack did not start${why ? `: ${why.slice(7)}` : ''} (log: ${join(logs, 'supervisor.log')})`), { expected: true });
     }
     case 'down': {

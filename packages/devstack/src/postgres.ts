@@ -61,8 +61,17 @@ export async function startPostgres(opts: { dataDir: string; port: number; passw
     await server.start();
   } catch {
     // The server exited before it was ready; its own last complaint says why.
-    const reason = log.join('').split('\n').filter((l) => /FATAL|ERROR|could not/.test(l)).at(-1)?.trim() ?? 'it exited early';
-    throw Object.assign(new Error(`embedded Postgres did not start on port ${opts.port}: ${reason}; set AMEIDE_POSTGRES_PORT, or DATABASE_URL to use another server`), { expected: true });
+    const reason =
+      log
+        .join('')
+        .split('\n')
+        .filter((l) => /FATAL|ERROR|could not/.test(l))
+        .at(-1)
+        ?.trim() ?? 'it exited early';
+    throw Object.assign(
+      new Error(`embedded Postgres did not start on port ${opts.port}: ${reason}; set AMEIDE_POSTGRES_PORT, or DATABASE_URL to use another server`),
+      { expected: true },
+    );
   }
   const admin = await adminClient(opts.port, PASSWORD);
   const exists = await admin.query('select 1 from pg_database where datname = $1', [database]);

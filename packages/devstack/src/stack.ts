@@ -81,22 +81,30 @@ export async function startStack(cfg: StackConfig, opts: { name: string; ephemer
       TEMPORAL_ADDRESS: temporalAddress,
       TEMPORAL_NAMESPACE: cfg.temporalNamespace,
     };
-    const service = node(SERVICE_MAIN, {
-      ...common,
-      DATABASE_URL: databaseUrl,
-      AMEIDE_API_PORT: String(apiPort),
-      AMEIDE_JWT_SECRET: creds.jwtSecret,
-      AMEIDE_API_KEYS: serviceApiKeys(creds),
-    }, join(logs, 'workflows.log'));
+    const service = node(
+      SERVICE_MAIN,
+      {
+        ...common,
+        DATABASE_URL: databaseUrl,
+        AMEIDE_API_PORT: String(apiPort),
+        AMEIDE_JWT_SECRET: creds.jwtSecret,
+        AMEIDE_API_KEYS: serviceApiKeys(creds),
+      },
+      join(logs, 'workflows.log'),
+    );
     stops.push(service.stop);
     await waitForPort(apiPort, `workflow service (log: ${join(logs, 'workflows.log')})`, 60_000, service.alive);
-    const worker = node(WORKER_MAIN, {
-      ...common,
-      AMEIDE_API_URL: apiUrl,
-      AMEIDE_SERVICE_TOKEN: creds.serviceToken,
-      AMEIDE_WORKSPACE_DIR: join(dir, 'workspaces'),
-      ARTIFACT_STORE_URL: cfg.artifactStoreUrl ?? pathToFileURL(join(dir, 'artifacts')).href,
-    }, join(logs, 'worker.log'));
+    const worker = node(
+      WORKER_MAIN,
+      {
+        ...common,
+        AMEIDE_API_URL: apiUrl,
+        AMEIDE_SERVICE_TOKEN: creds.serviceToken,
+        AMEIDE_WORKSPACE_DIR: join(dir, 'workspaces'),
+        ARTIFACT_STORE_URL: cfg.artifactStoreUrl ?? pathToFileURL(join(dir, 'artifacts')).href,
+      },
+      join(logs, 'worker.log'),
+    );
     stops.push(worker.stop);
     const info: StackInfo = {
       apiUrl,

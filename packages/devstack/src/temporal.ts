@@ -38,7 +38,21 @@ export async function startTemporal(opts: {
   namespace: string;
   logFile: string;
 }): Promise<TemporalHandle> {
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--ui-port', String(opts.uiPort), '--namespace', opts.namespace, '--log-level', 'warn', '--ui-disable-news-fetch'];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(opts.port),
+    '--ui-port',
+    String(opts.uiPort),
+    '--namespace',
+    opts.namespace,
+    '--log-level',
+    'warn',
+    '--ui-disable-news-fetch',
+  ];
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
   for (const [name, type] of SEARCH_ATTRIBUTE_REGISTRATIONS) args.push('--search-attribute', `${name}=${type}`);
   const proc = startProcess(opts.cli, args, { env: childEnv(), logFile: opts.logFile });

@@ -12,6 +12,18 @@ it('names workflows and work branches predictably', () => {
 
 it('registers every Ameide search attribute within the SQL visibility limits', () => {
   const names = SEARCH_ATTRIBUTE_REGISTRATIONS.map(([n]) => n);
-  expect(names).toEqual(expect.arrayContaining(['AmeideTenantId', 'AmeideWorkItemIds', 'AmeideTimeboxIds', 'AmeideGoalIds', 'AmeideElementIds', 'AmeideDefinitionId', 'AmeideTrigger', 'AmeideRunStatus', 'AmeideRunPhase']));
+  expect(names).toEqual(
+    expect.arrayContaining([
+      'AmeideTenantId',
+      'AmeideWorkItemIds',
+      'AmeideTimeboxIds',
+      'AmeideGoalIds',
+      'AmeideElementIds',
+      'AmeideDefinitionId',
+      'AmeideTrigger',
+      'AmeideRunStatus',
+      'AmeideRunPhase',
+    ]),
+  );
   expect(SEARCH_ATTRIBUTE_REGISTRATIONS.filter(([, t]) => t === 'KeywordList').length).toBeLessThanOrEqual(3);
 });

@@ -75,7 +75,15 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   };
   const finished = async (phase: PhaseName, o: PhaseOutcome) => {
     await startedPost;
-    await post({ kind: 'phase_finished', phase, phaseState: o.state, exitCode: o.exitCode, durationMs: o.durationMs, outputTail: o.outputTail, message: o.message });
+    await post({
+      kind: 'phase_finished',
+      phase,
+      phaseState: o.state,
+      exitCode: o.exitCode,
+      durationMs: o.durationMs,
+      outputTail: o.outputTail,
+      message: o.message,
+    });
   };
 
   const budgets = input.repo.guardrails.budgets;
@@ -102,7 +110,8 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   // The verified head of the run's work after the last phase that succeeded (what publish pushes).
   let headCommit: string | undefined;
 
-  /** Bundles what the run did for a person to continue; a failure to bundle only loses the bundle. */
+  let handoffError: string | undefined;
+  /** Bundles what the run did for a person to continue; a failure to bundle only loses the bundle (and says why in the report phase). */
   const handOff = async (phase: PhaseName, reason: string, lastOutput: string): Promise<void> => {
     if (!workspace) return;
     try {
@@ -111,6 +120,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       summary.handoffSha256 = h.sha256;
     } catch (err) {
       if (isCancellation(err)) throw err;
+      handoffError = errorMessage(err);
     }
   };
   // Whatever phase a cancellation hits, the service learns that the run ended; then Temporal does too.
@@ -160,7 +170,16 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       const runLeftMs = runDeadline - Date.now();
       const timeoutMs = Math.max(1000, Math.min(phaseMs, runLeftMs));
       started(phase);
-      const r = await acts.runCommandPhase({ run: input, phase, command, worktreePath: ws.worktreePath, promptFile: ws.promptFile, baseCommit: ws.baseCommit, branch: ws.branch, timeoutMs });
+      const r = await acts.runCommandPhase({
+        run: input,
+        phase,
+        command,
+        worktreePath: ws.worktreePath,
+        promptFile: ws.promptFile,
+        baseCommit: ws.baseCommit,
+        branch: ws.branch,
+        timeoutMs,
+      });
       if (r.headCommit) headCommit = r.headCommit;
       if (phase === 'test') summary.testExitCode = r.exitCode;
       let message: string | undefined;
@@ -190,7 +209,13 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     if (!failure) {
       started('publish');
       const pub = await acts.publishBranch({ run: input, worktreePath: ws.worktreePath, branch: ws.branch, baseCommit: ws.baseCommit, headCommit });
-      Object.assign(summary, { headCommit: pub.headCommit, filesChanged: pub.filesChanged, insertions: pub.insertions, deletions: pub.deletions, pushed: pub.pushed });
+      Object.assign(summary, {
+        headCommit: pub.headCommit,
+        filesChanged: pub.filesChanged,
+        insertions: pub.insertions,
+        deletions: pub.deletions,
+        pushed: pub.pushed,
+      });
       await record('publish', { state: 'succeeded', durationMs: pub.durationMs, outputTail: pub.outputTail });
     }
   } catch (err) {
@@ -209,7 +234,11 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       removeWorktree: !failure || Boolean(summary.handoffUri),
     });
     summary.transcriptsUri = report.transcriptsUri;
-    const handoff = summary.handoffUri ? `\nhandoff bundle at ${summary.handoffUri} (sha256 ${summary.handoffSha256})` : '';
+    const handoff = summary.handoffUri
+      ? `\nhandoff bundle at ${summary.handoffUri} (sha256 ${summary.handoffSha256})`
+      : handoffError
+        ? `\nno handoff bundle: ${handoffError}`
+        : '';
     await finished('report', { state: 'succeeded', outputTail: `report at ${report.reportUri}${handoff}` });
   } catch (err) {
     if (isCancellation(err)) return reportCancelled(err);

@@ -24,11 +24,7 @@ function sameSecret(a: string, b: string): boolean {
 
 /** Static API keys first, then JWTs verified against the configured secret (HS256) or public key. */
 export function createAuthenticator(auth: ServiceConfig['auth']): Authenticator {
-  const key = auth.jwtPublicKey
-    ? createPublicKey(auth.jwtPublicKey)
-    : auth.jwtSecret
-      ? new TextEncoder().encode(auth.jwtSecret)
-      : undefined;
+  const key = auth.jwtPublicKey ? createPublicKey(auth.jwtPublicKey) : auth.jwtSecret ? new TextEncoder().encode(auth.jwtSecret) : undefined;
   const algorithms = auth.jwtPublicKey ? ['RS256', 'PS256', 'ES256', 'EdDSA'] : ['HS256'];
   return async (token) => {
     const apiKey = auth.apiKeys.find((k) => sameSecret(k.token, token));

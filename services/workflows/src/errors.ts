@@ -2,7 +2,10 @@ import { Code, ConnectError } from '@connectrpc/connect';
 
 /** A request field is wrong; maps to InvalidArgument naming the field. */
 export class InvalidFieldError extends Error {
-  constructor(readonly field: string, problem: string) {
+  constructor(
+    readonly field: string,
+    problem: string,
+  ) {
     super(`${field}: ${problem}`);
   }
 }

@@ -20,7 +20,6 @@ export function requireId(field: string, id: string): string {
   return id;
 }
 
-
 /** Validates a definition spec and fills defaults; throws InvalidFieldError naming the field. */
 export function normaliseDefinitionSpec(spec: DefinitionSpec | undefined, policy: SandboxPolicy, field = 'spec'): DefinitionSpec {
   if (!spec) throw new InvalidFieldError(field, 'is required');
@@ -32,7 +31,8 @@ export function normaliseDefinitionSpec(spec: DefinitionSpec | undefined, policy
   spec.branchPrefix ||= 'ameide/';
   if (!BRANCH_RE.test(spec.branchPrefix.replace(/[/-]$/, '') || 'x')) throw new InvalidFieldError('spec.branch_prefix', 'is not a valid branch prefix');
   spec.phaseTimeoutSeconds ||= 900;
-  if (spec.phaseTimeoutSeconds > MAX_PHASE_TIMEOUT_SECONDS) throw new InvalidFieldError('spec.phase_timeout_seconds', `must be at most ${MAX_PHASE_TIMEOUT_SECONDS}`);
+  if (spec.phaseTimeoutSeconds > MAX_PHASE_TIMEOUT_SECONDS)
+    throw new InvalidFieldError('spec.phase_timeout_seconds', `must be at most ${MAX_PHASE_TIMEOUT_SECONDS}`);
   for (const k of Object.keys(spec.env)) if (!ENV_RE.test(k)) throw new InvalidFieldError(`spec.env.${k}`, 'is not a valid environment variable name');
   validateGuardrails(spec);
   checkSandboxPolicy(spec, policy, field);
@@ -48,18 +48,27 @@ export function checkSandboxPolicy(spec: DefinitionSpec, policy: SandboxPolicy, 
   const g = spec.guardrails;
   if (!g) return;
   if (g.sandbox === 'none' && !policy.allowNone) {
-    throw new InvalidFieldError(`${field}.guardrails.sandbox`, '"none" is not allowed by the operator\'s policy (AMEIDE_SANDBOX_ALLOW_NONE is not true): remove it to run in the sandbox');
+    throw new InvalidFieldError(
+      `${field}.guardrails.sandbox`,
+      '"none" is not allowed by the operator\'s policy (AMEIDE_SANDBOX_ALLOW_NONE is not true): remove it to run in the sandbox',
+    );
   }
   g.readOnlyPaths.forEach((p, i) => {
     if (!underPrefix(normalize(p), policy.readOnlyPathPrefixes)) {
       const allowed = policy.readOnlyPathPrefixes.length ? `only paths under ${policy.readOnlyPathPrefixes.join(', ')} are` : 'no host path is';
-      throw new InvalidFieldError(`${field}.guardrails.read_only_paths[${i}]`, `is outside the operator's policy: ${allowed} allowed (AMEIDE_SANDBOX_READ_ONLY_PATHS)`);
+      throw new InvalidFieldError(
+        `${field}.guardrails.read_only_paths[${i}]`,
+        `is outside the operator's policy: ${allowed} allowed (AMEIDE_SANDBOX_READ_ONLY_PATHS)`,
+      );
     }
   });
   g.egressHosts.forEach((h, i) => {
     if (!isHostPattern(h.toLowerCase())) throw new InvalidFieldError(`${field}.guardrails.egress_hosts[${i}]`, 'must be a host name or *.domain');
     if (!egressPatternAllowed(h, policy.egressAllowedHosts)) {
-      throw new InvalidFieldError(`${field}.guardrails.egress_hosts[${i}]`, `is outside the operator's egress allowlist (AMEIDE_EGRESS_ALLOWED_HOSTS: ${policy.egressAllowedHosts.join(', ')})`);
+      throw new InvalidFieldError(
+        `${field}.guardrails.egress_hosts[${i}]`,
+        `is outside the operator's egress allowlist (AMEIDE_EGRESS_ALLOWED_HOSTS: ${policy.egressAllowedHosts.join(', ')})`,
+      );
     }
   });
 }
@@ -73,7 +82,10 @@ function validateGuardrails(spec: DefinitionSpec): void {
   const g = spec.guardrails;
   if (g) {
     if (!SANDBOXES.has(g.sandbox)) throw new InvalidFieldError('spec.guardrails.sandbox', 'must be "bubblewrap" or "none"');
-    for (const [field, globs] of [['allowed_paths', g.allowedPaths], ['denied_paths', g.deniedPaths]] as const) {
+    for (const [field, globs] of [
+      ['allowed_paths', g.allowedPaths],
+      ['denied_paths', g.deniedPaths],
+    ] as const) {
       globs.forEach((glob, i) => {
         if (!glob.trim() || glob.startsWith('/')) throw new InvalidFieldError(`spec.guardrails.${field}[${i}]`, 'must be a repo-relative glob such as src/**');
       });
@@ -82,13 +94,16 @@ function validateGuardrails(spec: DefinitionSpec): void {
       if (!CACHES.has(c)) throw new InvalidFieldError(`spec.guardrails.package_caches[${i}]`, 'must be one of npm, pnpm, pip, go');
     });
     g.readOnlyPaths.forEach((p, i) => {
-      if (!p.startsWith('/') || p.split('/').includes('..')) throw new InvalidFieldError(`spec.guardrails.read_only_paths[${i}]`, 'must be an absolute path without ".."');
+      if (!p.startsWith('/') || p.split('/').includes('..'))
+        throw new InvalidFieldError(`spec.guardrails.read_only_paths[${i}]`, 'must be an absolute path without ".."');
     });
   }
   spec.secrets.forEach((ref, i) => {
-    if (!ENV_RE.test(ref.name) || RESERVED_ENV.test(ref.name)) throw new InvalidFieldError(`spec.secrets[${i}].name`, 'must be an environment variable name other than PATH, HOME, TMPDIR, LANG, CI or AMEIDE_*');
+    if (!ENV_RE.test(ref.name) || RESERVED_ENV.test(ref.name))
+      throw new InvalidFieldError(`spec.secrets[${i}].name`, 'must be an environment variable name other than PATH, HOME, TMPDIR, LANG, CI or AMEIDE_*');
     if (!/^[A-Z0-9_]+$/.test(ref.fromEnv)) throw new InvalidFieldError(`spec.secrets[${i}].from_env`, 'must be upper-case letters, digits and _');
-    if (!ref.phases.length || ref.phases.some((p) => !COMMAND_PHASES.has(p))) throw new InvalidFieldError(`spec.secrets[${i}].phases`, 'must name one or more of install, agent, test');
+    if (!ref.phases.length || ref.phases.some((p) => !COMMAND_PHASES.has(p)))
+      throw new InvalidFieldError(`spec.secrets[${i}].phases`, 'must name one or more of install, agent, test');
   });
 }
 
@@ -102,7 +117,8 @@ export function validateMethodology(m: MethodologyContext | undefined, field = '
   if (!m) return;
   for (const key of ['timeboxIds', 'goalIds', 'workItemIds', 'elementIds'] as const) {
     m[key].forEach((id, i) => {
-      if (!ID_RE.test(id)) throw new InvalidFieldError(`${field}.${key.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())}[${i}]`, 'must be 1-128 letters, digits or ._:/-');
+      if (!ID_RE.test(id))
+        throw new InvalidFieldError(`${field}.${key.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())}[${i}]`, 'must be 1-128 letters, digits or ._:/-');
     });
   }
 }

@@ -108,14 +108,15 @@ export function parseBundleHeader(head: Buffer): BundleHeader {
   const out: BundleHeader = { prerequisites: [], refs: [], length: end + 2 };
   for (const line of lines) {
     if (line.startsWith('@')) {
-      if (line !== '@object-format=sha1' && line !== '@object-format=sha256') throw new ImportRefused(`the export's bundle has an unsupported capability ${line.slice(0, 40)}`);
+      if (line !== '@object-format=sha1' && line !== '@object-format=sha256')
+        throw new ImportRefused(`the export's bundle has an unsupported capability ${line.slice(0, 40)}`);
     } else if (line.startsWith('-')) {
       const oid = line.slice(1).split(' ')[0]!;
-      if (!OID.test(oid)) throw new ImportRefused('the export\'s bundle has a malformed prerequisite');
+      if (!OID.test(oid)) throw new ImportRefused("the export's bundle has a malformed prerequisite");
       out.prerequisites.push(oid);
     } else {
       const [oid, name] = [line.slice(0, line.indexOf(' ')), line.slice(line.indexOf(' ') + 1)];
-      if (!OID.test(oid)) throw new ImportRefused('the export\'s bundle has a malformed ref');
+      if (!OID.test(oid)) throw new ImportRefused("the export's bundle has a malformed ref");
       out.refs.push({ oid, name });
     }
   }

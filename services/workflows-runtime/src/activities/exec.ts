@@ -76,7 +76,9 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   const tail = new OutputTail(spec.tailBytes ?? 4000);
   // A sandboxed command starts as root only long enough to join its cgroups, then drops to the
   // sandbox user (see sandboxArgv); its working directory is set inside the sandbox.
-  const { file, args } = spec.sandbox ? sandboxArgv({ ...spec.sandbox, cgroupProcs: spec.cgroup?.procs }, spec.command) : { file: '/bin/sh', args: ['-c', spec.command] };
+  const { file, args } = spec.sandbox
+    ? sandboxArgv({ ...spec.sandbox, cgroupProcs: spec.cgroup?.procs }, spec.command)
+    : { file: '/bin/sh', args: ['-c', spec.command] };
   const child = spawn(file, args, {
     cwd: spec.sandbox?.kind === 'bubblewrap' ? '/' : spec.cwd,
     env: spec.env,
@@ -127,7 +129,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   spec.signal?.addEventListener('abort', onAbort, { once: true });
   const progress = setInterval(() => spec.onProgress?.(tail.total), 1000);
 
-  const [code, sig] = (await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+  const [code, sig] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
     child.once('error', (err) => {
       onData(Buffer.from(`failed to start: ${err.message}\n`));
       resolve([127, null]);
@@ -138,15 +140,19 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
       void spec.cgroup?.kill();
     });
     child.once('close', (c, s) => resolve([c, s]));
-  }));
+  });
   clearTimeout(timeout);
   clearTimeout(killTimer);
   clearInterval(progress);
   spec.signal?.removeEventListener('abort', onAbort);
-  const exitCode = timedOut ? TIMEOUT_EXIT_CODE : code ?? 128 + signalNumber(sig);
+  const exitCode = timedOut ? TIMEOUT_EXIT_CODE : (code ?? 128 + signalNumber(sig));
   if (stream) emit(stream.flushBytes());
   const outputBytes = tail.total;
-  const note = timedOut ? `\n[ameide] killed after the ${Math.round(spec.timeoutMs / 1000)}s phase budget\n` : aborted ? '\n[ameide] killed: run cancelled\n' : '';
+  const note = timedOut
+    ? `\n[ameide] killed after the ${Math.round(spec.timeoutMs / 1000)}s phase budget\n`
+    : aborted
+      ? '\n[ameide] killed: run cancelled\n'
+      : '';
   if (truncated) tail.push(Buffer.from(`\n[ameide] output truncated: ${outputBytes} bytes, the transcript keeps the first ${budget}\n`));
   if (note) tail.push(Buffer.from(note));
   transcript.end(`${note}[exit ${exitCode}${sig ? ` signal ${sig}` : ''}]\n`);

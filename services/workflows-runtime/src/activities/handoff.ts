@@ -103,7 +103,16 @@ export async function createHandoffBundle(input: HandoffBundleInput): Promise<{ 
     const notes = input.withheld ? [`The run's branch is not in this bundle: ${input.withheld}. changes.diff shows the work, with secrets hidden.`] : [];
     const followup = { ...input.followup, nextSteps: [...notes, ...(input.followup.nextSteps ?? [])] };
     await writeFile(join(staging, '.codex', 'followup.md'), renderFollowup(followup, runId, branch));
-    const manifest: HandoffManifest = { version: 1, runId, branch, baseCommit, headCommit, wipCommit: input.wipCommit, ...(input.withheld ? { withheld: input.withheld } : {}), createdAt: new Date().toISOString() };
+    const manifest: HandoffManifest = {
+      version: 1,
+      runId,
+      branch,
+      baseCommit,
+      headCommit,
+      wipCommit: input.wipCommit,
+      ...(input.withheld ? { withheld: input.withheld } : {}),
+      createdAt: new Date().toISOString(),
+    };
     await writeFile(join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
 
     const archive = join(stagingRoot, 'handoff.tar.gz');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { egressPatternAllowed, type SandboxPolicy } from '@ameide/config';
+import { egressPatternAllowed, type WorkerConfig } from '@ameide/config';
 import type { WorkflowServiceClient } from '@ameide/sdk';
 import {
   workBranchName,
@@ -30,23 +30,11 @@ import { allSecrets, allSecretValues, cacheDir, freshStepDirs, prepareSandbox, s
 import { sendStatusUpdate } from './status.js';
 import { commitMessage, createImportRepo, ensureMirror, mirrorPath, normaliseRepoUrl, resolveBase, runPaths, writePrompt, type RunPaths } from './workspace.js';
 
-/** What activities need from the worker process. */
-export interface ActivityDeps extends SandboxDeps {
+/** What activities need from the worker process: its clients, and its settings (see WorkerConfig). */
+export interface ActivityDeps
+  extends SandboxDeps, Pick<WorkerConfig, 'minFreeDiskMb' | 'runCpus' | 'runDiskMb' | 'cacheQuotaMb' | 'gitConfig' | 'egressExtraNetworks'> {
   api: WorkflowServiceClient;
   artifacts: ArtifactStore;
-  /** New runs are refused below this much free disk (MB). */
-  minFreeDiskMb: number;
-  policy: SandboxPolicy;
-  /** CPUs' worth of time per command (cgroup quota). */
-  runCpus: number;
-  /** Each run's sandbox disk (MB); 0 = no quota. */
-  runDiskMb: number;
-  /** A tenant's package caches are trimmed to this (MB). */
-  cacheQuotaMb: number;
-  /** Global git configuration of the worker's own git (credentials for pushes). */
-  gitConfig: string;
-  /** Networks the egress proxy may reach besides public addresses (an internal registry mirror). */
-  egressExtraNetworks: string[];
 }
 
 export interface CommandPhaseInput {
@@ -117,7 +105,14 @@ export function createActivities(deps: ActivityDeps) {
     paths: RunPaths,
     step: SandboxStep,
     command: string,
-    opts: { timeoutMs: number; redactor: Redactor; transcript: string; extraEnv?: Record<string, string>; signal?: AbortSignal; onProgress?: (bytes: number) => void },
+    opts: {
+      timeoutMs: number;
+      redactor: Redactor;
+      transcript: string;
+      extraEnv?: Record<string, string>;
+      signal?: AbortSignal;
+      onProgress?: (bytes: number) => void;
+    },
   ) => {
     await freshStepDirs(run, paths, step);
     const online = (step === 'install' || step === 'agent' || step === 'test') && run.repo.guardrails.network[step];
@@ -141,7 +136,10 @@ export function createActivities(deps: ActivityDeps) {
         egress = { socketDir, port: EGRESS_PORT, forwarder: FORWARDER, node: process.execPath };
       }
       if (run.repo.guardrails.sandbox === 'bubblewrap') {
-        cgroup = await createCommandCgroup(`${run.runId}-${step}-${Date.now().toString(36)}`, { maxProcesses: run.repo.guardrails.budgets.maxProcesses, cpus: deps.runCpus });
+        cgroup = await createCommandCgroup(`${run.runId}-${step}-${Date.now().toString(36)}`, {
+          maxProcesses: run.repo.guardrails.budgets.maxProcesses,
+          cpus: deps.runCpus,
+        });
       }
       const { env, sandbox } = stepExecution(deps, run, step, paths, { mirror: mirrorOf(run), egress });
       return await runCommand({
@@ -178,8 +176,15 @@ export function createActivities(deps: ActivityDeps) {
       transcript,
       extraEnv: exchangeEnv({ base, branch: branchOf(run), mirrorObjects: join(mirrorOf(run), 'objects'), commitMessage: message, outDir: out }),
     });
-    if (r.exitCode !== 0) throw new ImportRefused(`the sandbox could not export the run's work (exit ${r.exitCode}): ${r.outputTail.trim().split('\n').at(-1) ?? ''}`);
-    const imported = await importExport({ outDir: out, importRepo: paths.importRepo, base, maxBundleBytes: run.repo.guardrails.budgets.maxFileBytes, scratch: paths.runDir });
+    if (r.exitCode !== 0)
+      throw new ImportRefused(`the sandbox could not export the run's work (exit ${r.exitCode}): ${r.outputTail.trim().split('\n').at(-1) ?? ''}`);
+    const imported = await importExport({
+      outDir: out,
+      importRepo: paths.importRepo,
+      base,
+      maxBundleBytes: run.repo.guardrails.budgets.maxFileBytes,
+      scratch: paths.runDir,
+    });
     const review = await reviewWork({ importRepo: paths.importRepo, base, head: imported.head, run, secrets: allSecrets(deps, run) });
     return { ...imported, review };
   };
@@ -194,115 +199,124 @@ export function createActivities(deps: ActivityDeps) {
      * The worker's mirror (created once, fetched per run), the run's import repository, its sandbox
      * area (own disk where the worker can mount one), and the checkout, made by the sandbox itself.
      */
-    prepareWorkspace: (run: CodingRunInput): Promise<PreparedWorkspace> => guarded(run, async (redactor) => {
-      const started = Date.now();
-      await requireFreeDisk(deps.workspaceDir, deps.minFreeDiskMb);
-      const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
-      // A retried prepare starts over.
-      await removeRun(paths);
-      await mkdir(paths.box, { recursive: true, mode: 0o711 });
-      await mkdir(paths.transcriptsDir, { recursive: true, mode: 0o700 });
-      const branch = branchOf(run);
-      let mirror: string;
-      try {
-        mirror = await ensureMirror(deps.workspaceDir, run.tenantId, normaliseRepoUrl(run.repo.repoUrl), deps.gitConfig);
-      } catch (err) {
-        throw permanent('RepositoryUnavailable', `cannot clone or fetch ${run.repo.repoUrl}: ${(err as Error).message.trim()}`);
-      }
-      let baseCommit: string;
-      try {
-        baseCommit = await resolveBase(mirror, branch, run.repo.defaultBranch);
-      } catch (err) {
-        if ((err as { permanent?: boolean }).permanent) throw permanent('BranchNotFound', (err as Error).message);
-        throw err;
-      }
-      const quota = run.repo.guardrails.sandbox === 'bubblewrap' && (await mountRunDisk(paths, deps.runDiskMb));
-      await chmod(paths.box, 0o711);
-      await createImportRepo(paths, mirror);
-      await workerGit(paths.importRepo).raw(['update-ref', HEAD_REF, baseCommit]);
-      await writePrompt(paths, run, branch);
-      await prepareSandbox(deps, run, paths);
-      const r = await runStep(run, paths, 'checkout', CHECKOUT_SCRIPT, {
-        timeoutMs: GIT_STEP_TIMEOUT_MS,
-        redactor,
-        transcript: join(paths.transcriptsDir, 'prepare.log'),
-        extraEnv: exchangeEnv({ base: baseCommit, branch, mirrorObjects: join(mirror, 'objects'), commitMessage: '' }),
-      });
-      if (r.exitCode !== 0) throw new Error(`checkout of ${baseCommit.slice(0, 12)} failed (exit ${r.exitCode}): ${r.outputTail.trim()}`);
-      return {
-        worktreePath: paths.worktree,
-        branch,
-        baseCommit,
-        promptFile: paths.promptFile,
-        durationMs: Date.now() - started,
-        outputTail: `worktree ${paths.worktree} on ${branch} at ${baseCommit.slice(0, 12)}${quota ? `, ${deps.runDiskMb} MB disk` : ''}`,
-      };
-    }),
+    prepareWorkspace: (run: CodingRunInput): Promise<PreparedWorkspace> =>
+      guarded(run, async (redactor) => {
+        const started = Date.now();
+        await requireFreeDisk(deps.workspaceDir, deps.minFreeDiskMb);
+        const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
+        // A retried prepare starts over.
+        await removeRun(paths);
+        await mkdir(paths.box, { recursive: true, mode: 0o711 });
+        await mkdir(paths.transcriptsDir, { recursive: true, mode: 0o700 });
+        const branch = branchOf(run);
+        let mirror: string;
+        try {
+          mirror = await ensureMirror(deps.workspaceDir, run.tenantId, normaliseRepoUrl(run.repo.repoUrl), deps.gitConfig);
+        } catch (err) {
+          throw permanent('RepositoryUnavailable', `cannot clone or fetch ${run.repo.repoUrl}: ${(err as Error).message.trim()}`);
+        }
+        let baseCommit: string;
+        try {
+          baseCommit = await resolveBase(mirror, branch, run.repo.defaultBranch);
+        } catch (err) {
+          if ((err as { permanent?: boolean }).permanent) throw permanent('BranchNotFound', (err as Error).message);
+          throw err;
+        }
+        const quota = run.repo.guardrails.sandbox === 'bubblewrap' && (await mountRunDisk(paths, deps.runDiskMb));
+        await chmod(paths.box, 0o711);
+        await createImportRepo(paths, mirror);
+        await workerGit(paths.importRepo).raw(['update-ref', HEAD_REF, baseCommit]);
+        await writePrompt(paths, run, branch);
+        await prepareSandbox(deps, run, paths);
+        const r = await runStep(run, paths, 'checkout', CHECKOUT_SCRIPT, {
+          timeoutMs: GIT_STEP_TIMEOUT_MS,
+          redactor,
+          transcript: join(paths.transcriptsDir, 'prepare.log'),
+          extraEnv: exchangeEnv({ base: baseCommit, branch, mirrorObjects: join(mirror, 'objects'), commitMessage: '' }),
+        });
+        if (r.exitCode !== 0) throw new Error(`checkout of ${baseCommit.slice(0, 12)} failed (exit ${r.exitCode}): ${r.outputTail.trim()}`);
+        return {
+          worktreePath: paths.worktree,
+          branch,
+          baseCommit,
+          promptFile: paths.promptFile,
+          durationMs: Date.now() - started,
+          outputTail: `worktree ${paths.worktree} on ${branch} at ${baseCommit.slice(0, 12)}${quota ? `, ${deps.runDiskMb} MB disk` : ''}`,
+        };
+      }),
 
     /**
      * Runs the phase's shell command in the run's sandbox; heartbeats; cancellation kills it. When
      * it succeeds, the sandbox exports its work, which is verified and reviewed: the path policy
      * and push protection apply to every phase's changes.
      */
-    runCommandPhase: (input: CommandPhaseInput): Promise<CommandPhaseResult> => guarded(input.run, async (redactor) => {
-      const { run, phase } = input;
-      const ctx = Context.current();
-      const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
-      await mkdir(paths.transcriptsDir, { recursive: true, mode: 0o700 });
-      const transcriptPath = join(paths.transcriptsDir, `${phase}.log`);
-      const result = await runStep(run, paths, phase, input.command, {
-        timeoutMs: input.timeoutMs,
-        redactor,
-        transcript: transcriptPath,
-        signal: ctx.cancellationSignal,
-        onProgress: (bytes) => ctx.heartbeat({ phase, bytes }),
-      });
-      const stored = await deps.artifacts.put(`${artifactPrefix(run)}transcripts/${phase}.log`, await readFile(transcriptPath));
-      if (result.aborted) throw new CancelledFailure(`${phase} command killed: run cancelled`);
-      const base: CommandPhaseResult = {
-        exitCode: result.exitCode,
-        durationMs: result.durationMs,
-        outputTail: result.outputTail,
-        transcriptUri: stored.uri,
-        timedOut: result.timedOut,
-        truncated: result.truncated,
-        skipped: false,
-        violations: [],
-      };
-      if (result.exitCode !== 0) return base;
-      try {
-        const work = await exportWork(run, paths, input.baseCommit, commitMessage(run), redactor);
-        return { ...base, headCommit: work.head, violations: work.review.violations, secretFinding: work.review.secretFinding };
-      } catch (err) {
-        if (err instanceof ImportRefused) return { ...base, exportError: err.message };
-        throw err;
-      }
-    }),
+    runCommandPhase: (input: CommandPhaseInput): Promise<CommandPhaseResult> =>
+      guarded(input.run, async (redactor) => {
+        const { run, phase } = input;
+        const ctx = Context.current();
+        const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
+        await mkdir(paths.transcriptsDir, { recursive: true, mode: 0o700 });
+        const transcriptPath = join(paths.transcriptsDir, `${phase}.log`);
+        const result = await runStep(run, paths, phase, input.command, {
+          timeoutMs: input.timeoutMs,
+          redactor,
+          transcript: transcriptPath,
+          signal: ctx.cancellationSignal,
+          onProgress: (bytes) => ctx.heartbeat({ phase, bytes }),
+        });
+        const stored = await deps.artifacts.put(`${artifactPrefix(run)}transcripts/${phase}.log`, await readFile(transcriptPath));
+        if (result.aborted) throw new CancelledFailure(`${phase} command killed: run cancelled`);
+        const base: CommandPhaseResult = {
+          exitCode: result.exitCode,
+          durationMs: result.durationMs,
+          outputTail: result.outputTail,
+          transcriptUri: stored.uri,
+          timedOut: result.timedOut,
+          truncated: result.truncated,
+          skipped: false,
+          violations: [],
+        };
+        if (result.exitCode !== 0) return base;
+        try {
+          const work = await exportWork(run, paths, input.baseCommit, commitMessage(run), redactor);
+          return { ...base, headCommit: work.head, violations: work.review.violations, secretFinding: work.review.secretFinding };
+        } catch (err) {
+          if (err instanceof ImportRefused) return { ...base, exportError: err.message };
+          throw err;
+        }
+      }),
 
     /** Pushes the verified head of the run's work to the repository's remote, as the run branch. */
-    publishBranch: (input: { run: CodingRunInput; worktreePath: string; branch: string; baseCommit: string; headCommit?: string }): Promise<PublishResult> => guarded(input.run, async () => {
-      const started = Date.now();
-      const paths = runPaths(deps.workspaceDir, input.run.tenantId, input.run.runId);
-      const git = workerGit(paths.importRepo, deps.gitConfig);
-      const headCommit = input.headCommit || (await git.text(['rev-parse', '--verify', HEAD_REF]));
-      if (headCommit === input.baseCommit) throw permanent('NoChanges', 'the agent made no changes to commit');
-      const review = await reviewWork({ importRepo: paths.importRepo, base: input.baseCommit, head: headCommit, run: input.run, secrets: allSecrets(deps, input.run) });
-      if (review.secretFinding) throw permanent('PushProtection', `push protection: ${review.secretFinding}`);
-      try {
-        await git.raw(['push', '--quiet', '--no-verify', normaliseRepoUrl(input.run.repo.repoUrl), `${headCommit}:refs/heads/${input.branch}`]);
-      } catch (err) {
-        throw permanent('PushRejected', `push of ${input.branch} failed: ${(err as Error).message.trim()}`);
-      }
-      return {
-        headCommit,
-        filesChanged: review.filesChanged,
-        insertions: review.insertions,
-        deletions: review.deletions,
-        pushed: true,
-        durationMs: Date.now() - started,
-        outputTail: `pushed ${input.branch} at ${headCommit.slice(0, 12)}: ${review.filesChanged} files changed, +${review.insertions} -${review.deletions}`,
-      };
-    }),
+    publishBranch: (input: { run: CodingRunInput; worktreePath: string; branch: string; baseCommit: string; headCommit?: string }): Promise<PublishResult> =>
+      guarded(input.run, async () => {
+        const started = Date.now();
+        const paths = runPaths(deps.workspaceDir, input.run.tenantId, input.run.runId);
+        const git = workerGit(paths.importRepo, deps.gitConfig);
+        const headCommit = input.headCommit || (await git.text(['rev-parse', '--verify', HEAD_REF]));
+        if (headCommit === input.baseCommit) throw permanent('NoChanges', 'the agent made no changes to commit');
+        const review = await reviewWork({
+          importRepo: paths.importRepo,
+          base: input.baseCommit,
+          head: headCommit,
+          run: input.run,
+          secrets: allSecrets(deps, input.run),
+        });
+        if (review.secretFinding) throw permanent('PushProtection', `push protection: ${review.secretFinding}`);
+        try {
+          await git.raw(['push', '--quiet', '--no-verify', normaliseRepoUrl(input.run.repo.repoUrl), `${headCommit}:refs/heads/${input.branch}`]);
+        } catch (err) {
+          throw permanent('PushRejected', `push of ${input.branch} failed: ${(err as Error).message.trim()}`);
+        }
+        return {
+          headCommit,
+          filesChanged: review.filesChanged,
+          insertions: review.insertions,
+          deletions: review.deletions,
+          pushed: true,
+          durationMs: Date.now() - started,
+          outputTail: `pushed ${input.branch} at ${headCommit.slice(0, 12)}: ${review.filesChanged} files changed, +${review.insertions} -${review.deletions}`,
+        };
+      }),
 
     /**
      * Packages what a run that could not finish leaves behind (git bundle of the branch, the diff,
@@ -318,65 +332,75 @@ export function createActivities(deps: ActivityDeps) {
       failedPhase: string;
       reason: string;
       lastOutput: string;
-    }): Promise<{ uri: string; sha256: string }> => guarded(input.run, async (redactor) => {
-      const { run } = input;
-      const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
-      let head = await workerGit(paths.importRepo).text(['rev-parse', '--verify', HEAD_REF]);
-      let wipCommit = false;
-      let withheld: string | undefined;
-      try {
-        const work = await exportWork(run, paths, input.baseCommit, `WIP: handoff of run ${run.runId}`, redactor);
-        head = work.head;
-        wipCommit = work.head !== work.sandboxHead;
-        if (work.review.secretFinding) withheld = `push protection: ${work.review.secretFinding}`;
-      } catch (err) {
-        if (!(err instanceof ImportRefused)) throw err;
-        const review = await reviewWork({ importRepo: paths.importRepo, base: input.baseCommit, head, run, secrets: allSecrets(deps, run) });
-        if (review.secretFinding) withheld = `push protection: ${review.secretFinding}`;
-      }
-      const stored = await createHandoffBundle({
-        repo: paths.importRepo,
-        baseCommit: input.baseCommit,
-        headCommit: head,
-        wipCommit,
-        withheld,
-        branch: input.branch,
-        transcriptsDir: paths.transcriptsDir,
-        runId: run.runId,
-        followup: {
-          attempted: run.workItems.map((w) => `${w.id}: ${w.title}`).join('; ') || `run ${run.runId} of ${run.definitionName}`,
-          failedPhase: input.failedPhase,
-          reason: redactor.redact(input.reason),
-          lastOutput: redactor.redact(input.lastOutput),
-          workItems: run.workItems.map((w) => ({ id: w.id, title: w.title })),
-        },
-        artifacts: deps.artifacts,
-        key: `${artifactPrefix(run)}handoff.tar.gz`,
-        workDir: paths.runDir,
-        redactBytes: (b) => redactor.redactBuffer(b),
-      });
-      return { uri: stored.uri, sha256: stored.sha256 };
-    }),
+    }): Promise<{ uri: string; sha256: string }> =>
+      guarded(input.run, async (redactor) => {
+        const { run } = input;
+        const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
+        let head = await workerGit(paths.importRepo).text(['rev-parse', '--verify', HEAD_REF]);
+        let wipCommit = false;
+        let withheld: string | undefined;
+        try {
+          const work = await exportWork(run, paths, input.baseCommit, `WIP: handoff of run ${run.runId}`, redactor);
+          head = work.head;
+          wipCommit = work.head !== work.sandboxHead;
+          if (work.review.secretFinding) withheld = `push protection: ${work.review.secretFinding}`;
+        } catch (err) {
+          if (!(err instanceof ImportRefused)) throw err;
+          const review = await reviewWork({ importRepo: paths.importRepo, base: input.baseCommit, head, run, secrets: allSecrets(deps, run) });
+          if (review.secretFinding) withheld = `push protection: ${review.secretFinding}`;
+        }
+        const stored = await createHandoffBundle({
+          repo: paths.importRepo,
+          baseCommit: input.baseCommit,
+          headCommit: head,
+          wipCommit,
+          withheld,
+          branch: input.branch,
+          transcriptsDir: paths.transcriptsDir,
+          runId: run.runId,
+          followup: {
+            attempted: run.workItems.map((w) => `${w.id}: ${w.title}`).join('; ') || `run ${run.runId} of ${run.definitionName}`,
+            failedPhase: input.failedPhase,
+            reason: redactor.redact(input.reason),
+            lastOutput: redactor.redact(input.lastOutput),
+            workItems: run.workItems.map((w) => ({ id: w.id, title: w.title })),
+          },
+          artifacts: deps.artifacts,
+          key: `${artifactPrefix(run)}handoff.tar.gz`,
+          workDir: paths.runDir,
+          redactBytes: (b) => redactor.redactBuffer(b),
+        });
+        return { uri: stored.uri, sha256: stored.sha256 };
+      }),
 
     /**
      * Stores the run report beside the transcripts and returns where they are. The workspace goes
      * when nobody needs it any more (the run completed, or its work is in a handoff bundle);
      * otherwise it is kept until the TTL prunes it. The tenant's caches are trimmed to their quota.
      */
-    writeReport: (input: { run: CodingRunInput; report: Record<string, unknown>; removeWorktree: boolean }): Promise<{ transcriptsUri: string; reportUri: string }> => guarded(input.run, async (redactor) => {
-      const prefix = artifactPrefix(input.run);
-      const stored = await deps.artifacts.put(`${prefix}report.json`, JSON.stringify(redactor.redactDeep(input.report), null, 2) + '\n');
-      const { run } = input;
-      // Off the run's critical path: the run is done once its report is stored.
-      // A workspace kept for a person keeps its disk image (box.img) but releases the mount.
-      void (async () => {
-        const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
-        if (input.removeWorktree) await removeRun(paths);
-        else await unmountUnder(paths.runDir);
-        await enforceCacheQuota(cacheDir(deps.workspaceDir, run.tenantId), deps.cacheQuotaMb * 1024 * 1024);
-      })().catch(() => undefined);
-      return { transcriptsUri: deps.artifacts.uri(`${prefix}transcripts/`), reportUri: stored.uri };
-    }, { heartbeat: false }),
+    writeReport: (input: {
+      run: CodingRunInput;
+      report: Record<string, unknown>;
+      removeWorktree: boolean;
+    }): Promise<{ transcriptsUri: string; reportUri: string }> =>
+      guarded(
+        input.run,
+        async (redactor) => {
+          const prefix = artifactPrefix(input.run);
+          const stored = await deps.artifacts.put(`${prefix}report.json`, JSON.stringify(redactor.redactDeep(input.report), null, 2) + '\n');
+          const { run } = input;
+          // Off the run's critical path: the run is done once its report is stored.
+          // A workspace kept for a person keeps its disk image (box.img) but releases the mount.
+          void (async () => {
+            const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
+            if (input.removeWorktree) await removeRun(paths);
+            else await unmountUnder(paths.runDir);
+            await enforceCacheQuota(cacheDir(deps.workspaceDir, run.tenantId), deps.cacheQuotaMb * 1024 * 1024);
+          })().catch(() => undefined);
+          return { transcriptsUri: deps.artifacts.uri(`${prefix}transcripts/`), reportUri: stored.uri };
+        },
+        { heartbeat: false },
+      ),
   };
 }
 

@@ -61,7 +61,9 @@ export async function mountRunDisk(paths: RunPaths, sizeMb: number): Promise<boo
 /** Unmounts whatever is mounted under `dir` (a run's disk), lazily if it is still busy. */
 export async function unmountUnder(dir: string): Promise<void> {
   for (const m of await mountsUnder(dir)) {
-    await execFileAsync('umount', [m], { env: tools() }).catch(() => execFileAsync('umount', ['-l', m], { env: tools() })).catch(() => undefined);
+    await execFileAsync('umount', [m], { env: tools() })
+      .catch(() => execFileAsync('umount', ['-l', m], { env: tools() }))
+      .catch(() => undefined);
   }
 }
 

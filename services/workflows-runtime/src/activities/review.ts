@@ -27,7 +27,9 @@ interface RawChange {
 }
 
 async function rawChanges(importRepo: string, base: string, head: string): Promise<RawChange[]> {
-  const out = (await workerGit(importRepo).raw(['diff', '--raw', '-z', '--no-renames', '--no-ext-diff', '--no-textconv', '--abbrev=64', base, head])).toString('utf8');
+  const out = (await workerGit(importRepo).raw(['diff', '--raw', '-z', '--no-renames', '--no-ext-diff', '--no-textconv', '--abbrev=64', base, head])).toString(
+    'utf8',
+  );
   const parts = out.split('\0');
   const changes: RawChange[] = [];
   for (let i = 0; i + 1 < parts.length; i += 2) {
@@ -70,7 +72,9 @@ async function scanForSecrets(importRepo: string, base: string, head: string, se
   if (!secrets.length) return undefined;
   const git = workerGit(importRepo);
   const listing = (await git.text(['rev-list', '--objects', head, `^${base}`])).split('\n').filter(Boolean);
-  const paths = new Map(listing.map((l) => [l.slice(0, l.indexOf(' ') < 0 ? l.length : l.indexOf(' ')), l.indexOf(' ') < 0 ? '' : l.slice(l.indexOf(' ') + 1)]));
+  const paths = new Map(
+    listing.map((l) => [l.slice(0, l.indexOf(' ') < 0 ? l.length : l.indexOf(' ')), l.indexOf(' ') < 0 ? '' : l.slice(l.indexOf(' ') + 1)]),
+  );
   const detectors = secrets.map((s) => ({ name: s.name, redactor: new Redactor([s.value]) }));
   const all = new Redactor(secrets.map((s) => s.value));
   const batch = await git.raw(['cat-file', '--batch'], { input: [...paths.keys()].join('\n') + '\n' });
@@ -85,14 +89,25 @@ async function scanForSecrets(importRepo: string, base: string, head: string, se
     at = nl + 1 + size + 1;
     if (!all.contains(body)) continue;
     const name = detectors.find((d) => d.redactor.contains(body))?.name ?? 'a secret';
-    const where = type === 'commit' ? `the message of commit ${oid!.slice(0, 12)}` : type === 'tree' ? 'a file name' : `the content of ${all.redact(paths.get(oid!) || oid!)}`;
+    const where =
+      type === 'commit'
+        ? `the message of commit ${oid!.slice(0, 12)}`
+        : type === 'tree'
+          ? 'a file name'
+          : `the content of ${all.redact(paths.get(oid!) || oid!)}`;
     return `the change contains the secret ${name} in ${where}`;
   }
   return undefined;
 }
 
 /** Reviews the work between `base` and `head` in the import repository. */
-export async function reviewWork(opts: { importRepo: string; base: string; head: string; run: CodingRunInput; secrets: Array<{ name: string; value: string }> }): Promise<WorkReview> {
+export async function reviewWork(opts: {
+  importRepo: string;
+  base: string;
+  head: string;
+  run: CodingRunInput;
+  secrets: Array<{ name: string; value: string }>;
+}): Promise<WorkReview> {
   const { importRepo, base, head, run } = opts;
   if (head === base) return { filesChanged: 0, insertions: 0, deletions: 0, violations: [] };
   const redactor = new Redactor(opts.secrets.map((s) => s.value));

@@ -113,10 +113,16 @@ export async function prepareSandbox(deps: SandboxDeps, run: CodingRunInput, pat
   const g = run.repo.guardrails;
   await enforcePolicy(deps, run);
   if (g.sandbox === 'bubblewrap' && !findBubblewrap(deps.commandPath)) {
-    throw permanent('SandboxUnavailable', 'bubblewrap is not installed on the worker: install it (the operator may also allow guardrails.sandbox: none with AMEIDE_SANDBOX_ALLOW_NONE)');
+    throw permanent(
+      'SandboxUnavailable',
+      'bubblewrap is not installed on the worker: install it (the operator may also allow guardrails.sandbox: none with AMEIDE_SANDBOX_ALLOW_NONE)',
+    );
   }
   if (g.sandbox === 'bubblewrap' && !(await reachable(paths.box))) {
-    throw permanent('SandboxUnavailable', `the sandbox user cannot reach the workspace ${deps.workspaceDir}: every directory above it must be searchable by others (o+x); set AMEIDE_WORKSPACE_DIR to such a place`);
+    throw permanent(
+      'SandboxUnavailable',
+      `the sandbox user cannot reach the workspace ${deps.workspaceDir}: every directory above it must be searchable by others (o+x); set AMEIDE_WORKSPACE_DIR to such a place`,
+    );
   }
   for (const d of cacheMounts(deps, run)) await mkdir(d, { recursive: true });
   await mkdir(paths.worktree, { recursive: true });
@@ -171,9 +177,7 @@ export function phaseSecrets(deps: SandboxDeps, run: CodingRunInput, phase: Comm
 
 /** Every secret of the run by name, whatever the phase: all of them are redacted everywhere. */
 export function allSecrets(deps: SandboxDeps, run: CodingRunInput): Array<{ name: string; value: string }> {
-  return run.repo.secrets
-    .map((ref) => ({ name: ref.name, value: deps.secrets[secretKey(run, ref.fromEnv)] ?? '' }))
-    .filter((s) => Boolean(s.value));
+  return run.repo.secrets.map((ref) => ({ name: ref.name, value: deps.secrets[secretKey(run, ref.fromEnv)] ?? '' })).filter((s) => Boolean(s.value));
 }
 
 /** Every secret value of the run. */

@@ -6,7 +6,6 @@ import { ApplicationFailure } from '@temporalio/common';
 
 const upper = (s: string) => s.toUpperCase();
 
-
 /** Maps the workflow's plain status update to the API's StatusUpdate. */
 export function toStatusUpdateJson(u: StatusUpdateInput): StatusUpdateJson {
   const s = u.summary;

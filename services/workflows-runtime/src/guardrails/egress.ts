@@ -13,7 +13,6 @@ import ipaddr from 'ipaddr.js';
 /** Where the worker mounts the proxy socket's directory inside the sandbox. */
 export const EGRESS_SANDBOX_DIR = '/run/ameide/egress';
 
-
 /** Options of {@link startEgressProxy}. */
 export interface EgressProxyOptions {
   /** The UNIX socket to listen on; its directory must exist. A stale socket there is replaced. */
@@ -61,9 +60,15 @@ export function egressProxyEnv(port: number): Record<string, string> {
   const url = `http://127.0.0.1:${port}`;
   const local = 'localhost,127.0.0.1,::1';
   return {
-    HTTP_PROXY: url, HTTPS_PROXY: url, http_proxy: url, https_proxy: url,
-    npm_config_proxy: url, npm_config_https_proxy: url,
-    NO_PROXY: local, no_proxy: local, npm_config_noproxy: local,
+    HTTP_PROXY: url,
+    HTTPS_PROXY: url,
+    http_proxy: url,
+    https_proxy: url,
+    npm_config_proxy: url,
+    npm_config_https_proxy: url,
+    NO_PROXY: local,
+    no_proxy: local,
+    npm_config_noproxy: local,
   };
 }
 
@@ -149,7 +154,10 @@ function parseAbsoluteTarget(url: URL): Target {
 /** Headers meaningful only for one hop, plus those a proxy must consume. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'expect']);
 function forwardableHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const named = String(headers.connection ?? '').toLowerCase().split(',').map((s) => s.trim());
+  const named = String(headers.connection ?? '')
+    .toLowerCase()
+    .split(',')
+    .map((s) => s.trim());
   const out: IncomingHttpHeaders = {};
   for (const [k, v] of Object.entries(headers)) {
     if (v === undefined || HOP_BY_HOP.has(k) || k.startsWith('proxy-') || named.includes(k)) continue;
@@ -159,7 +167,10 @@ function forwardableHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
 }
 
 class Refusal extends Error {
-  constructor(readonly status: number, reason: string) {
+  constructor(
+    readonly status: number,
+    reason: string,
+  ) {
     super(reason);
   }
 }
@@ -262,7 +273,9 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     const what = label('CONNECT', target);
     const refuse = (status: number, reason: string): void => {
       const body = `egress refused: ${reason}\n`;
-      client.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      client.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
     };
     if ('error' in target) {
       counts.refused++;
@@ -292,7 +305,10 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       upstream.destroy();
     };
     let open = 2;
-    for (const [s, other] of [[client, upstream], [upstream, client]] as const) {
+    for (const [s, other] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
       s.setTimeout(idleMs, abort);
       s.once('error', abort);
       // end(), not destroy(): the other side may still be flushing the last bytes of a response.

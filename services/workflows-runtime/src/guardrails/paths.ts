@@ -41,4 +41,3 @@ export function checkPaths(paths: string[], policy: PathPolicy): PathViolation[]
   }
   return out;
 }
-

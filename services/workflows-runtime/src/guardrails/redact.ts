@@ -182,7 +182,7 @@ function asUtf8Text(bytes: Buffer): string | undefined {
  *
  * {@link Redactor} finds more than these literal strings: base64/base32 broken by line breaks, hex
  * with separators or laid out as a hex dump, UTF-16 of any secret in byte mode, and pieces of a
- * secret in a dump's ASCII column.
+ * secret cut at the edges of a hex dump's lines.
  *
  * Returns `[]` for values shorter than {@link MIN_SECRET_LENGTH}; derived forms shorter than
  * {@link MIN_FORM_LENGTH} are dropped. De-duplicated, longest first.
@@ -373,7 +373,10 @@ function buildMatcher(families: readonly Families[], marker: string, bytes: bool
   const ascii = 128; // base64, base32 and hex forms are ASCII
   const automata = {
     plain: new Automaton(plain, bytes ? 256 : 65536),
-    wrapped: new Automaton(families.flatMap((f) => f.wrapped), ascii),
+    wrapped: new Automaton(
+      families.flatMap((f) => f.wrapped),
+      ascii,
+    ),
     hex: new Automaton(
       families.map((f) => f.hex),
       ascii,
@@ -444,7 +447,7 @@ function parseDumpLine(s: string, from: number, to: number): DumpLine | undefine
   const groupEnds: number[] = [];
   const digits: number[] = [];
   let total = 0;
-  for (let i = hexStart; ; ) {
+  for (let i = hexStart; ;) {
     HEX_GROUP.lastIndex = i;
     if (!HEX_GROUP.test(s) || HEX_GROUP.lastIndex > end) break;
     total += HEX_GROUP.lastIndex - i;
@@ -588,14 +591,32 @@ class Scanner {
     const P = this.#m.plain;
     const W = this.#m.wrapped;
     const H = this.#m.hex;
-    const pClass = P.classOf, pNext = P.next, pOut = P.out, pWidth = P.width;
-    const wClass = W.classOf, wNext = W.next, wOut = W.out, wWidth = W.width;
-    const hClass = H.classOf, hNext = H.next, hOut = H.out, hWidth = H.width;
-    const wRing = this.#wrappedAt, wMask = wRing.length - 1;
-    const hRing = this.#hexAt, hMask = hRing.length - 1;
+    const pClass = P.classOf,
+      pNext = P.next,
+      pOut = P.out,
+      pWidth = P.width;
+    const wClass = W.classOf,
+      wNext = W.next,
+      wOut = W.out,
+      wWidth = W.width;
+    const hClass = H.classOf,
+      hNext = H.next,
+      hOut = H.out,
+      hWidth = H.width;
+    const wRing = this.#wrappedAt,
+      wMask = wRing.length - 1;
+    const hRing = this.#hexAt,
+      hMask = hRing.length - 1;
     let p = this.#plain;
-    let w = this.#wrapped, wCount = this.#wrappedCount, wGap = this.#wrappedGap, wBreaks = this.#wrappedBreaks;
-    let h = this.#hex, hCount = this.#hexCount, hGap = this.#hexGap, hBreaks = this.#hexBreaks, hBad = this.#hexBad;
+    let w = this.#wrapped,
+      wCount = this.#wrappedCount,
+      wGap = this.#wrappedGap,
+      wBreaks = this.#wrappedBreaks;
+    let h = this.#hex,
+      hCount = this.#hexCount,
+      hGap = this.#hexGap,
+      hBreaks = this.#hexBreaks,
+      hBad = this.#hexBad;
     let hNeutral = this.#hexNeutral;
     const hexStart = hexFrom - base;
     const hexEnd = hexTo - base;

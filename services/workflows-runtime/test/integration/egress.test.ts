@@ -6,7 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { egressProxyEnv, hostMatcher, isPublicUnicast, publicUnicastOr, startEgressProxy, type EgressProxy, type EgressProxyOptions } from '../../src/guardrails/egress.js';
+import {
+  egressProxyEnv,
+  hostMatcher,
+  isPublicUnicast,
+  publicUnicastOr,
+  startEgressProxy,
+  type EgressProxy,
+  type EgressProxyOptions,
+} from '../../src/guardrails/egress.js';
 
 /** Real UNIX and TCP sockets and real child processes; only DNS and the address policy are injected where the machine has no internet. */
 const dir = mkdtempSync(join(tmpdir(), 'egress-'));
@@ -164,7 +172,9 @@ describe('egress proxy: CONNECT', () => {
   });
 
   it('answers 502 when the name does not resolve or nothing listens', async () => {
-    const { p, logs } = await proxy({ resolve: async (h) => (h === 'registry.test' ? ['127.0.0.1'] : Promise.reject(Object.assign(new Error('nx'), { code: 'ENOTFOUND' }))) });
+    const { p, logs } = await proxy({
+      resolve: async (h) => (h === 'registry.test' ? ['127.0.0.1'] : Promise.reject(Object.assign(new Error('nx'), { code: 'ENOTFOUND' }))),
+    });
     const closedPort = await freePort();
     const { p: q } = await proxy({ allowedPorts: [closedPort] });
     expect((await raw(p.socketPath, connectReq(`a.mirror.test:${echoPort}`))).status).toBe(502);
@@ -257,7 +267,10 @@ describe('address policy', () => {
     ['unique-local', ['fc00::1', 'fd00:ec2::254', 'fdff:ffff::1']],
     ['multicast', ['224.0.0.1', '239.255.255.250', 'ff02::1', 'ff0e::1', '::ffff:224.0.0.1']],
     ['broadcast', ['255.255.255.255', '::ffff:255.255.255.255']],
-    ['reserved / documentation / benchmarking', ['192.0.0.8', '192.0.2.1', '198.51.100.7', '203.0.113.9', '198.18.0.1', '240.0.0.1', '2001:db8::1', '::ffff:192.0.2.1', '3fff::1']],
+    [
+      'reserved / documentation / benchmarking',
+      ['192.0.0.8', '192.0.2.1', '198.51.100.7', '203.0.113.9', '198.18.0.1', '240.0.0.1', '2001:db8::1', '::ffff:192.0.2.1', '3fff::1'],
+    ],
     ['embedding IPv4 or outside 2000::/3', ['::127.0.0.1', '64:ff9b::a00:1', '2002:7f00:1::1', '2001::1', '100::1', '5f00::1', '::ffff:0:7f00:1']],
     ['not an address', ['', 'localhost', '1.2.3.4.5', '::ffff:999.0.0.1']],
   ] as const;
@@ -284,7 +297,8 @@ describe('host allowlist', () => {
   it('matches exact names and subdomain wildcards, case-insensitively, never the bare domain', () => {
     const m = hostMatcher(['registry.npmjs.org', '*.Example.com']);
     for (const h of ['a.example.com', 'a.b.example.com', 'A.EXAMPLE.COM', 'registry.npmjs.org', 'Registry.NPMJS.org.']) expect(m(h), h).toBe(true);
-    for (const h of ['example.com', 'badexample.com', 'a.badexample.com', 'example.com.evil.test', 'npmjs.org', 'x.registry.npmjs.org', '.example.com']) expect(m(h), h).toBe(false);
+    for (const h of ['example.com', 'badexample.com', 'a.badexample.com', 'example.com.evil.test', 'npmjs.org', 'x.registry.npmjs.org', '.example.com'])
+      expect(m(h), h).toBe(false);
   });
 
   it('rejects patterns it cannot honour', () => {
@@ -340,7 +354,9 @@ describe('egress-forwarder.mjs', () => {
 
   it('forwards SIGTERM to the command', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, [forwarder, String(port), join(dir, 'absent.sock'), '--', 'sh', '-c', 'echo up; exec sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [forwarder, String(port), join(dir, 'absent.sock'), '--', 'sh', '-c', 'echo up; exec sleep 30'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise((r) => child.stdout.once('data', r));
     const started = Date.now();
     child.kill('SIGTERM');
@@ -406,16 +422,23 @@ describe('robustness', () => {
         return r?.status ?? 0;
       }),
     );
-    expect(results.every((s) => [0, 400, 403, 413, 431, 502, 505].includes(s)), results.join(',')).toBe(true);
+    expect(
+      results.every((s) => [0, 400, 403, 413, 431, 502, 505].includes(s)),
+      results.join(','),
+    ).toBe(true);
     expect(results.filter((s) => s === 400).length).toBeGreaterThan(25);
     expect(logs.length).toBeGreaterThan(25);
     // Half-open clients: headers never finished, then the worker stops.
     const hanging = await Promise.all(
-      Array.from({ length: 5 }, () => new Promise<Socket>((resolve) => {
-        const s = net.connect(p.socketPath, () => resolve(s));
-        s.on('error', () => {});
-        s.write('CONNECT registry.test:443 HTTP/1.1\r\n');
-      })),
+      Array.from(
+        { length: 5 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const s = net.connect(p.socketPath, () => resolve(s));
+            s.on('error', () => {});
+            s.write('CONNECT registry.test:443 HTTP/1.1\r\n');
+          }),
+      ),
     );
     const ok = await raw(p.socketPath, connectReq(`registry.test:${echoPort}`));
     expect(ok.status).toBe(200);

@@ -91,7 +91,14 @@ async function startSeaweed() {
     }
     await exit;
     // The gRPC servers also listen on Unix sockets at fixed /tmp paths named by port.
-    for (const [kind, port] of [['master-grpc', masterGrpc], ['volume-grpc', volumeGrpc], ['filer-grpc', filerGrpc], ['s3-grpc', s3Grpc], ['s3', s3], ['filer', filer]] as const) {
+    for (const [kind, port] of [
+      ['master-grpc', masterGrpc],
+      ['volume-grpc', volumeGrpc],
+      ['filer-grpc', filerGrpc],
+      ['s3-grpc', s3Grpc],
+      ['s3', s3],
+      ['filer', filer],
+    ] as const) {
       rmSync(`/tmp/seaweedfs-${kind}-${port}.sock`, { force: true });
     }
     rmSync(dir, { recursive: true, force: true });

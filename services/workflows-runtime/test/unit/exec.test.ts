@@ -22,7 +22,13 @@ describe('command execution', () => {
   });
 
   it('passes only the environment it is given', async () => {
-    const r = await runCommand({ command: 'echo "home=${HOME:-unset} x=$X"', cwd: dir, env: { ...env, X: '1' }, timeoutMs: 10_000, transcriptPath: join(dir, 'env.log') });
+    const r = await runCommand({
+      command: 'echo "home=${HOME:-unset} x=$X"',
+      cwd: dir,
+      env: { ...env, X: '1' },
+      timeoutMs: 10_000,
+      transcriptPath: join(dir, 'env.log'),
+    });
     expect(r.outputTail.trim()).toBe('home=unset x=1');
   });
 
@@ -74,8 +80,21 @@ it('renders the agent prompt from the work item', () => {
       planVersion: 1,
       definitionId: 'd',
       definitionName: 'sample',
-      repo: { repoUrl: '', defaultBranch: 'main', installCommand: '', agentCommand: '', testCommand: '', branchPrefix: '', phaseTimeoutSeconds: 1, env: {}, guardrails: DEFAULT_GUARDRAILS, secrets: [] },
-      workItems: [{ id: 'CALC-1', title: 'Add multiply', description: 'Users need it.', acceptanceCriteria: ['multiply(6,7)=42'], contextLinks: ['https://x/adr'] }],
+      repo: {
+        repoUrl: '',
+        defaultBranch: 'main',
+        installCommand: '',
+        agentCommand: '',
+        testCommand: '',
+        branchPrefix: '',
+        phaseTimeoutSeconds: 1,
+        env: {},
+        guardrails: DEFAULT_GUARDRAILS,
+        secrets: [],
+      },
+      workItems: [
+        { id: 'CALC-1', title: 'Add multiply', description: 'Users need it.', acceptanceCriteria: ['multiply(6,7)=42'], contextLinks: ['https://x/adr'] },
+      ],
       methodology: { profile: 'scrum', timeboxIds: ['s1'], goalIds: ['g1'], workItemIds: ['CALC-1'], elementIds: [] },
       trigger: 'manual',
     },

@@ -63,7 +63,11 @@ beforeAll(async () => {
   mkdirSync(out);
   execFileSync('/bin/sh', ['-c', EXPORT_SCRIPT], {
     cwd: worktree,
-    env: { PATH: '/usr/bin:/bin', HOME: root, ...exchangeEnv({ base: baseCommit, branch, mirrorObjects: '', commitMessage: `WIP: handoff of run ${runId}`, outDir: out }) },
+    env: {
+      PATH: '/usr/bin:/bin',
+      HOME: root,
+      ...exchangeEnv({ base: baseCommit, branch, mirrorObjects: '', commitMessage: `WIP: handoff of run ${runId}`, outDir: out }),
+    },
   });
   imported = await importExport({ outDir: out, importRepo, base: baseCommit, maxBundleBytes: 1 << 30, scratch: root });
 
@@ -95,7 +99,7 @@ describe('createHandoffBundle', () => {
     expect(stored.length).toBe(result.size);
   });
 
-  it('carries the leftovers as a WIP commit with the agent identity, leaves the agent\'s checkout alone and removes the staging dir', () => {
+  it("carries the leftovers as a WIP commit with the agent identity, leaves the agent's checkout alone and removes the staging dir", () => {
     expect(imported.sandboxHead).toBe(firstCommit);
     expect(git(importRepo, 'log', '-1', '--format=%s|%an|%ae', imported.head)).toBe(`WIP: handoff of run ${runId}|Ameide Agent|agent@ameide.dev`);
     expect(git(importRepo, 'rev-parse', `${imported.head}~1`)).toBe(firstCommit);
@@ -107,7 +111,10 @@ describe('createHandoffBundle', () => {
   });
 
   it('packs the bundle, the diff, the transcripts, the follow-up note and the manifest under handoff/', () => {
-    const entries = tar('-tzf', fileURLToPath(result.uri)).split('\n').filter(Boolean).map((e) => e.replace(/\/$/, ''));
+    const entries = tar('-tzf', fileURLToPath(result.uri))
+      .split('\n')
+      .filter(Boolean)
+      .map((e) => e.replace(/\/$/, ''));
     expect(entries).toEqual(
       expect.arrayContaining([
         'handoff/branch.bundle',

@@ -20,5 +20,7 @@ it('prunes run workspaces older than the TTL and keeps recent ones', async () =>
 
 it('refuses new runs below the free-disk floor with a clear message', async () => {
   await expect(requireFreeDisk(tmpdir(), 0)).resolves.toBeUndefined();
-  await expect(requireFreeDisk(tmpdir(), 1e12)).rejects.toThrow(/^only \d+ MB free on the worker's workspace disk \(floor 1000000000000 MB\): free space there or lower AMEIDE_MIN_FREE_DISK_MB$/);
+  await expect(requireFreeDisk(tmpdir(), 1e12)).rejects.toThrow(
+    /^only \d+ MB free on the worker's workspace disk \(floor 1000000000000 MB\): free space there or lower AMEIDE_MIN_FREE_DISK_MB$/,
+  );
 });

@@ -131,7 +131,12 @@ describe('Redactor', () => {
   it('hides URL-encoded forms of a value with /, +, = and space', () => {
     const uri = encodeURIComponent(secret);
     expect(uri).toContain('%2F');
-    for (const form of [uri, uri.replace(/%20/g, '+'), uri.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()), new URLSearchParams({ p: secret }).toString().slice(2)]) {
+    for (const form of [
+      uri,
+      uri.replace(/%20/g, '+'),
+      uri.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+      new URLSearchParams({ p: secret }).toString().slice(2),
+    ]) {
       expect(form).not.toBe(secret);
       expect(red.redact(`https://h/x?p=${form}&q=1`)).toBe(`https://h/x?p=${M}&q=1`);
     }
@@ -234,7 +239,8 @@ describe('StreamRedactor', () => {
       for (const input of [text, bytes]) {
         const s = new StreamRedactor(red);
         const pieces: string[] = [];
-        for (let at = 0; at < input.length; at += step) pieces.push(s.push(typeof input === 'string' ? input.slice(at, at + step) : input.subarray(at, at + step)));
+        for (let at = 0; at < input.length; at += step)
+          pieces.push(s.push(typeof input === 'string' ? input.slice(at, at + step) : input.subarray(at, at + step)));
         pieces.push(s.flush());
         for (const p of pieces) expect(p).not.toMatch(lone);
         expect(pieces.join('')).toBe(red.redact(text));
@@ -295,7 +301,11 @@ describe('StreamRedactor', () => {
     const next = rng(seed);
     const noise = (n: number): string => Array.from({ length: n }, () => alphabet[next(alphabet.length)]).join('');
     for (let iter = 0; iter < 150; iter++) {
-      const secrets = Array.from({ length: 1 + next(3) }, () => randomBytes(30).toString('base64url').slice(0, 8 + next(33)));
+      const secrets = Array.from({ length: 1 + next(3) }, () =>
+        randomBytes(30)
+          .toString('base64url')
+          .slice(0, 8 + next(33)),
+      );
       const secret = secrets[0]!;
       const r = new Redactor(secrets);
       const raw = Buffer.from(secret);
@@ -364,7 +374,9 @@ function secretOf(seed: number, length: number): string {
 function expectNoTrace(haystacks: Buffer[], secret: Buffer, ctx: string): void {
   for (const h of haystacks) {
     for (let i = 0; i + DUMP_FRAGMENT_MIN <= secret.length; i++) {
-      expect(h.includes(secret.subarray(i, i + DUMP_FRAGMENT_MIN)), `${ctx}: bytes ${i}.. of the secret in ${JSON.stringify(h.toString('latin1'))}`).toBe(false);
+      expect(h.includes(secret.subarray(i, i + DUMP_FRAGMENT_MIN)), `${ctx}: bytes ${i}.. of the secret in ${JSON.stringify(h.toString('latin1'))}`).toBe(
+        false,
+      );
     }
   }
 }
@@ -438,7 +450,7 @@ function expectStreamsAgree(red: Redactor, input: Buffer, seed: number, ctx: str
     const step = [1, 7, 64, 4096][round]!;
     const s = new StreamRedactor(red);
     const parts: Buffer[] = [];
-    for (let at = 0; at < input.length; ) {
+    for (let at = 0; at < input.length;) {
       const n = 1 + next(step);
       parts.push(s.pushBytes(input.subarray(at, at + n)));
       at += n;
@@ -476,7 +488,9 @@ describe('encodings made by real tools', () => {
         for (const pre of [3 * 7 + o, 3 * 30 + o]) {
           const input = Buffer.concat([Buffer.from('p'.repeat(pre - 1) + '\0'), longBytes, Buffer.from('\xff trailing text after it', 'latin1')]);
           for (const eol of ['\n', '\r\n']) {
-            const encoded = tool(file, [...args], input).toString().replace(/\n/g, eol);
+            const encoded = tool(file, [...args], input)
+              .toString()
+              .replace(/\n/g, eol);
             const ctx = `${name} pre=${pre} eol=${JSON.stringify(eol)}`;
             const out = red.redact(encoded);
             expect(out, ctx).toContain(M);
@@ -563,7 +577,9 @@ describe('encodings made by real tools', () => {
       ['hexdump', ['-C']],
     ] as const) {
       for (let pre = 0; pre < 16; pre++) {
-        const full = tool(file, [...args], Buffer.from(`${'#'.repeat(pre)}${mid} after`)).toString().split('\n');
+        const full = tool(file, [...args], Buffer.from(`${'#'.repeat(pre)}${mid} after`))
+          .toString()
+          .split('\n');
         for (let lines = 1; lines <= full.length; lines++) {
           const dump = full.slice(0, lines).join('\n') + '\n';
           const ctx = `${file} pre=${pre} lines=${lines}`;
@@ -597,7 +613,8 @@ describe('encodings made by real tools', () => {
           const b = Buffer.from(out.subarray(shift, out.length - ((out.length - shift) % 2)));
           return [(order === 'le' ? b : b.swap16()).toString('utf16le')];
         });
-        for (const d of decoded) for (let i = 0; i + DUMP_FRAGMENT_MIN <= secret.length; i++) expect(d, ctx).not.toContain(secret.slice(i, i + DUMP_FRAGMENT_MIN));
+        for (const d of decoded)
+          for (let i = 0; i + DUMP_FRAGMENT_MIN <= secret.length; i++) expect(d, ctx).not.toContain(secret.slice(i, i + DUMP_FRAGMENT_MIN));
         expect(r.contains(bytes), ctx).toBe(true);
         expectStreamsAgree(r, bytes, secret.length, ctx);
         // Byte-exact around the marker: the BOM and the text are untouched. For an ASCII secret the
@@ -709,10 +726,23 @@ describe('command transcripts (runCommand with a redactor)', () => {
     expect(r.exitCode).toBe(0);
     const transcript = readFileSync(transcriptPath);
     const head = Buffer.from([0x61, 0, 0x62, 0xff, 0xfe, 0x20]);
-    expect(transcript.subarray(transcript.indexOf(head), transcript.indexOf(head) + head.length + M.length + 1).equals(Buffer.concat([head, Buffer.from(`${M}\n`)]))).toBe(true);
+    expect(
+      transcript.subarray(transcript.indexOf(head), transcript.indexOf(head) + head.length + M.length + 1).equals(Buffer.concat([head, Buffer.from(`${M}\n`)])),
+    ).toBe(true);
     expectNoTrace([transcript], Buffer.from(secret), 'transcript');
     const lines = transcript.toString('latin1').split('\n');
-    expectNoTrace(leftovers(lines.slice(2, lines.findIndex((l) => l.startsWith('00000000'))).join('\n')).flatMap(decodeBase64), Buffer.from(secret), 'base64');
+    expectNoTrace(
+      leftovers(
+        lines
+          .slice(
+            2,
+            lines.findIndex((l) => l.startsWith('00000000')),
+          )
+          .join('\n'),
+      ).flatMap(decodeBase64),
+      Buffer.from(secret),
+      'base64',
+    );
     expect(transcript.includes(Buffer.from(secret, 'utf16le').subarray(0, 16))).toBe(false);
     expect(transcript.toString('latin1').split(M).length - 1).toBeGreaterThanOrEqual(4);
     expect(r.outputTail).not.toContain(secret.slice(0, 8));
@@ -724,7 +754,8 @@ describe('Redactor.contains (push protection)', () => {
   const red = new Redactor(['another-secret-value', secret]);
 
   it('finds every kind of form inside binary data, and nothing in data without one', () => {
-    const bin = (b: Buffer | string): Buffer => Buffer.concat([randomBytes(1000), Buffer.from([0, 0xff, 0xfe]), Buffer.from(b), Buffer.from([0x80, 0]), randomBytes(1000)]);
+    const bin = (b: Buffer | string): Buffer =>
+      Buffer.concat([randomBytes(1000), Buffer.from([0, 0xff, 0xfe]), Buffer.from(b), Buffer.from([0x80, 0]), randomBytes(1000)]);
     const forms: Array<[string, Buffer | string]> = [
       ['exact', secret],
       ['base64', Buffer.from(secret).toString('base64')],

@@ -21,7 +21,9 @@ export class TemporalFacade {
       await connection.workflowService.describeNamespace({ namespace: cfg.namespace });
     } catch (err) {
       throw Object.assign(
-        new Error(`cannot reach Temporal namespace "${cfg.namespace}" at ${cfg.address} (${(err as Error).message}); check TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE`),
+        new Error(
+          `cannot reach Temporal namespace "${cfg.namespace}" at ${cfg.address} (${(err as Error).message}); check TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE`,
+        ),
         { expected: true },
       );
     }

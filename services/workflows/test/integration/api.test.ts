@@ -69,9 +69,16 @@ describe('workflow service API', () => {
     const badEnv = await code(h.acme.applyDefinition({ name: 'keep', spec: create(DefinitionSpecSchema, { ...before.spec!, env: { 'BAD-NAME': 'x' } }) }));
     expect(badEnv.rawMessage).toBe('spec.env.BAD-NAME: is not a valid environment variable name');
     const minimal = { repoUrl: '/srv/repos/keep.git', agentCommand: 'true' };
-    const badSandbox = await code(h.acme.applyDefinition({ name: 'keep', spec: create(DefinitionSpecSchema, { ...minimal, guardrails: { sandbox: 'docker' } }) }));
+    const badSandbox = await code(
+      h.acme.applyDefinition({ name: 'keep', spec: create(DefinitionSpecSchema, { ...minimal, guardrails: { sandbox: 'docker' } }) }),
+    );
     expect(badSandbox.rawMessage).toBe('spec.guardrails.sandbox: must be "bubblewrap" or "none"');
-    const badSecret = await code(h.acme.applyDefinition({ name: 'keep', spec: create(DefinitionSpecSchema, { ...minimal, secrets: [{ name: 'TOKEN', fromEnv: 'TOKEN', phases: [Phase.PUBLISH] }] }) }));
+    const badSecret = await code(
+      h.acme.applyDefinition({
+        name: 'keep',
+        spec: create(DefinitionSpecSchema, { ...minimal, secrets: [{ name: 'TOKEN', fromEnv: 'TOKEN', phases: [Phase.PUBLISH] }] }),
+      }),
+    );
     expect(badSecret.rawMessage).toBe('spec.secrets[0].phases: must name one or more of install, agent, test');
     const after = (await h.acme.getDefinition({ idOrName: 'keep' })).definition!;
     expect(after.version).toBe(before.version);

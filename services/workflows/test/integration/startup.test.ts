@@ -38,7 +38,9 @@ describe('start-up failures give one line naming what to fix, and exit 1', () =>
     const r = start(SERVICE, { DATABASE_URL: db, AMEIDE_API_KEYS: 'k:t', TEMPORAL_ADDRESS: `127.0.0.1:${port}` });
     expect(r.status).toBe(1);
     expect(r.stderr.split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(new RegExp(`^error: cannot reach Temporal namespace "default" at 127\\.0\\.0\\.1:${port} .*check TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE$`));
+    expect(r.stderr).toMatch(
+      new RegExp(`^error: cannot reach Temporal namespace "default" at 127\\.0\\.0\\.1:${port} .*check TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE$`),
+    );
   });
 
   it('a worker without its service credential', () => {

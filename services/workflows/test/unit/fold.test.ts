@@ -13,10 +13,25 @@ describe('folding status updates into a run', () => {
     r = foldStatusUpdate(r, { kind: 'STATUS_UPDATE_KIND_PHASE_STARTED', phase: 'PHASE_TEST', time: t(1) });
     expect(r.phase).toBe('PHASE_TEST');
     expect(r.state.phases).toEqual([{ phase: 'PHASE_TEST', state: 'PHASE_STATE_RUNNING', startTime: t(1) }]);
-    r = foldStatusUpdate(r, { kind: 'STATUS_UPDATE_KIND_PHASE_FINISHED', phase: 'PHASE_TEST', phaseState: 'PHASE_STATE_FAILED', exitCode: 2, durationMs: '1500', outputTail: 'FAIL', time: t(2) });
+    r = foldStatusUpdate(r, {
+      kind: 'STATUS_UPDATE_KIND_PHASE_FINISHED',
+      phase: 'PHASE_TEST',
+      phaseState: 'PHASE_STATE_FAILED',
+      exitCode: 2,
+      durationMs: '1500',
+      outputTail: 'FAIL',
+      time: t(2),
+    });
     expect(r.state.phases[0]).toMatchObject({ state: 'PHASE_STATE_FAILED', exitCode: 2, durationMs: '1500', outputTail: 'FAIL', endTime: t(2) });
     r = foldStatusUpdate(r, { kind: 'STATUS_UPDATE_KIND_PHASE_STARTED', phase: 'PHASE_REPORT', time: t(3) });
-    r = foldStatusUpdate(r, { kind: 'STATUS_UPDATE_KIND_RUN_FINISHED', runStatus: 'RUN_STATUS_FAILED', phase: 'PHASE_TEST', message: 'test phase failed', summary: { testExitCode: 2 }, time: t(4) });
+    r = foldStatusUpdate(r, {
+      kind: 'STATUS_UPDATE_KIND_RUN_FINISHED',
+      runStatus: 'RUN_STATUS_FAILED',
+      phase: 'PHASE_TEST',
+      message: 'test phase failed',
+      summary: { testExitCode: 2 },
+      time: t(4),
+    });
     expect(r).toMatchObject({ status: 'RUN_STATUS_FAILED', phase: 'PHASE_TEST' });
     expect(r.state.error).toBe('test phase failed');
     expect(r.state.summary).toEqual({ testExitCode: 2 });

@@ -1,0 +1,168 @@
+// @ts-check
+/**
+ * ESLint flat config. Type-aware typescript-eslint rules for the TypeScript, import cycles for all
+ * code, and the import rules of docs/ARCHITECTURE.md ("Packages and what may import what") as lint
+ * rules, so a change that breaks the layout fails `make lint`.
+ */
+import importX, { createNodeResolver } from 'eslint-plugin-import-x';
+import { defineConfig } from 'eslint/config';
+import tseslint from 'typescript-eslint';
+
+const ARCH = 'docs/ARCHITECTURE.md, "Packages and what may import what"';
+
+/** Production source: every package's and service's src/ (tests, bench, examples and tooling are not). */
+const SRC = ['packages/*/src/**', 'services/*/src/**'];
+const WORKFLOWS_SRC = 'services/workflows/src/**';
+const RUNTIME_SRC = 'services/workflows-runtime/src/**';
+const WORKFLOW_CODE = 'services/workflows-runtime/src/workflows.ts';
+const CONFIG_SRC = 'packages/config/src/**';
+
+/** A package that a scope may not import. */
+const ban = (name, message) => ({ name, message });
+const NO_DEVSTACK = ban('@ameide/devstack', `only tests and bench import @ameide/devstack; production processes never need it (${ARCH}, rule 6)`);
+const NO_DB = ban('@ameide/db', `only the workflow service (services/workflows) touches Postgres through @ameide/db (${ARCH}, rule 4)`);
+const NO_CLIENT = ban('@temporalio/client', `only the workflow service (services/workflows) uses @temporalio/client (${ARCH}, rule 4)`);
+const NO_RUNTIME = ban('@ameide/workflows-runtime', `services never import each other: the service reaches the worker only through Temporal (${ARCH}, rule 1)`);
+const NO_SERVICE = ban('@ameide/workflows', `services never import each other: the worker reaches the service only through the API (${ARCH}, rule 1)`);
+const ENV_MESSAGE = `only @ameide/config reads process.env; take a config object or an Env instead (${ARCH}, rule 3)`;
+const NO_ENV_IMPORT = [
+  { name: 'node:process', importNames: ['env'], message: ENV_MESSAGE },
+  { name: 'process', importNames: ['env'], message: ENV_MESSAGE },
+];
+
+/** `no-restricted-imports` for a list of banned packages (with their subpaths). */
+function banImports(banned, extraPaths = []) {
+  return {
+    'no-restricted-imports': [
+      'error',
+      {
+        paths: [...banned, ...extraPaths],
+        patterns: banned.map((b) => ({ group: [`${b.name}/*`], message: b.message })),
+      },
+    ],
+  };
+}
+/** `no-restricted-syntax` entries for `import()` of the banned packages. */
+function dynamicImportBans(banned) {
+  // esquery regexes cannot contain a slash, hence \u002f.
+  const slash = '\\u002f';
+  return banned.map((b) => ({
+    selector: `ImportExpression[source.value=/^${b.name.replaceAll('/', slash)}(${slash}|$)/]`,
+    message: b.message,
+  }));
+}
+
+/** Rule 2: the workflow code runs in Temporal's deterministic sandbox. */
+const WORKFLOW_MESSAGE = `workflows.ts imports only @ameide/temporal, @temporalio/workflow and \`import type\` from ./activities/index.js: it is bundled into Temporal's deterministic sandbox (no I/O, no Node built-ins, no config) (${ARCH}, rule 2)`;
+const WORKFLOW_ALLOWED = ":not([source.value='@ameide/temporal']):not([source.value='@temporalio/workflow'])";
+const WORKFLOW_SYNTAX = [
+  { selector: `ImportDeclaration${WORKFLOW_ALLOWED}:not([importKind='type'][source.value='./activities/index.js'])`, message: WORKFLOW_MESSAGE },
+  { selector: `ExportNamedDeclaration[source]${WORKFLOW_ALLOWED}, ExportAllDeclaration${WORKFLOW_ALLOWED}`, message: WORKFLOW_MESSAGE },
+  { selector: "ImportExpression, TSImportEqualsDeclaration, CallExpression[callee.name='require']", message: WORKFLOW_MESSAGE },
+];
+
+const SRC_BANS = [NO_DEVSTACK, NO_DB, NO_CLIENT];
+const WORKFLOWS_BANS = [NO_DEVSTACK, NO_RUNTIME];
+const RUNTIME_BANS = [NO_DEVSTACK, NO_DB, NO_CLIENT, NO_SERVICE];
+
+export default defineConfig(
+  {
+    name: 'ameide/ignores',
+    ignores: ['packages/contracts/src/gen/**', '**/node_modules/**', '.tools/**', '.ameide/**', '**/dist/**'],
+  },
+  {
+    name: 'ameide/all',
+    files: ['**/*.{ts,mts,cts,js,mjs,cjs}'],
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+    languageOptions: { ecmaVersion: 'latest', sourceType: 'module' },
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/extensions': ['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts', '.mts', '.cts'] },
+      // NodeNext: `./x.js` in the source is `./x.ts` on disk; workspace packages export ./src/index.ts.
+      'import-x/resolver-next': [
+        createNodeResolver({
+          extensions: ['.ts', '.mts', '.cts', '.mjs', '.cjs', '.js', '.json', '.node'],
+          extensionAlias: { '.js': ['.ts', '.js'], '.mjs': ['.mts', '.mjs'], '.cjs': ['.cts', '.cjs'] },
+        }),
+      ],
+    },
+    rules: {
+      'import-x/no-cycle': 'error',
+    },
+  },
+  {
+    name: 'ameide/typescript',
+    files: ['**/*.{ts,mts,cts}'],
+    languageOptions: {
+      parser: tseslint.parser,
+      parserOptions: {
+        // tsconfig.json covers the code; the drizzle-kit config sits outside its include.
+        projectService: { allowDefaultProject: ['packages/db/drizzle.config.ts'] },
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+    plugins: { '@typescript-eslint': tseslint.plugin },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/consistent-type-imports': ['error', { prefer: 'type-imports', fixStyle: 'inline-type-imports' }],
+      // With verbatimModuleSyntax `import { type A }` keeps a side-effect import; `import type` erases it.
+      '@typescript-eslint/no-import-type-side-effects': 'error',
+    },
+  },
+  {
+    name: 'ameide/architecture/src',
+    files: SRC,
+    rules: {
+      ...banImports(SRC_BANS, NO_ENV_IMPORT),
+      'no-restricted-syntax': ['error', ...dynamicImportBans(SRC_BANS)],
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: ENV_MESSAGE }],
+    },
+  },
+  {
+    name: 'ameide/architecture/config',
+    files: [CONFIG_SRC],
+    rules: {
+      ...banImports(SRC_BANS),
+      'no-restricted-properties': 'off',
+    },
+  },
+  {
+    name: 'ameide/architecture/workflows',
+    files: [WORKFLOWS_SRC],
+    rules: {
+      ...banImports(WORKFLOWS_BANS, NO_ENV_IMPORT),
+      'no-restricted-syntax': ['error', ...dynamicImportBans(WORKFLOWS_BANS)],
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          basePath: import.meta.dirname,
+          zones: [{ target: './services/workflows/src', from: './services/workflows-runtime', message: NO_RUNTIME.message }],
+        },
+      ],
+    },
+  },
+  {
+    name: 'ameide/architecture/workflows-runtime',
+    files: [RUNTIME_SRC],
+    rules: {
+      ...banImports(RUNTIME_BANS, NO_ENV_IMPORT),
+      'no-restricted-syntax': ['error', ...dynamicImportBans(RUNTIME_BANS)],
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          basePath: import.meta.dirname,
+          zones: [{ target: './services/workflows-runtime/src', from: './services/workflows', message: NO_SERVICE.message }],
+        },
+      ],
+    },
+  },
+  {
+    name: 'ameide/architecture/workflow-code',
+    files: [WORKFLOW_CODE],
+    rules: {
+      'no-restricted-syntax': ['error', ...dynamicImportBans(RUNTIME_BANS), ...WORKFLOW_SYNTAX],
+    },
+  },
+);
