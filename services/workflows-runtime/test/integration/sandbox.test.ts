@@ -163,6 +163,33 @@ describe.skipIf(!bwrap)('sandboxed commands', () => {
     }
   });
 
+  it("holds a command to its cgroup's CPU quota", async () => {
+    const cgroup = await createCommandCgroup(`sandbox-cpu-${process.pid}`, { maxProcesses: 50, cpus: 0.1 });
+    if (!cgroup) return; // a worker without cgroups has no CPU limit (docs/security.md)
+    try {
+      // A busy loop for 1.5 s of wall-clock; `times` prints the CPU time the reaped loop used.
+      const r = await runCommand({
+        command: "sh -c 'while :; do :; done' & sleep 1.5; kill $!; wait; times",
+        cwd: a.worktree,
+        env: { PATH: '/usr/bin:/bin', HOME: a.tmp },
+        timeoutMs: 10_000,
+        transcriptPath: join(a.dir, `t${n++}.log`),
+        sandbox: spec(),
+        cgroup,
+      });
+      const children = r.outputTail
+        .trim()
+        .split('\n')
+        .at(-1)!
+        .match(/(\d+)m([\d.]+)s (\d+)m([\d.]+)s/)!;
+      const cpuSeconds = Number(children[1]) * 60 + Number(children[2]) + Number(children[3]) * 60 + Number(children[4]);
+      // 0.1 CPU for 1.5 s is about 0.15 s; without the quota it would be about 1.5 s.
+      expect(cpuSeconds).toBeLessThan(0.6);
+    } finally {
+      await cgroup.remove();
+    }
+  });
+
   it('contains a fork bomb with the process limit and kills it at the budget', async () => {
     const r = await run('bomb() { bomb | bomb & }; bomb; sleep 30', {}, { timeoutMs: 3000 });
     expect(r.timedOut || r.exitCode !== 0).toBe(true);

@@ -1,8 +1,10 @@
-import { existsSync, mkdirSync, mkdtempSync, utimesSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statfsSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { pruneStaleWorkspaces, requireFreeDisk } from '../../src/activities/lifecycle.js';
+import { enforceCacheQuota, mountRunDisk, pruneStaleWorkspaces, removeRun, requireFreeDisk } from '../../src/activities/lifecycle.js';
+import { runPaths } from '../../src/activities/workspace.js';
 
 it('prunes run workspaces older than the TTL and keeps recent ones', async () => {
   const ws = mkdtempSync(join(tmpdir(), 'ws-'));
@@ -23,4 +25,41 @@ it('refuses new runs below the free-disk floor with a clear message', async () =
   await expect(requireFreeDisk(tmpdir(), 1e12)).rejects.toThrow(
     /^only \d+ MB free on the worker's workspace disk \(floor 1000000000000 MB\): free space there or lower AMEIDE_MIN_FREE_DISK_MB$/,
   );
+});
+
+it('trims a tenant cache over its quota to 90%, least recently used files first', async () => {
+  const cache = mkdtempSync(join(tmpdir(), 'cache-'));
+  const day = 24 * 3600_000;
+  // Five 100 KiB files, used one day apart: oldest first.
+  const files = [0, 1, 2, 3, 4].map((i) => {
+    const f = join(cache, 'npm', `entry-${i}`);
+    mkdirSync(join(cache, 'npm'), { recursive: true });
+    writeFileSync(f, Buffer.alloc(100 * 1024, i));
+    const when = new Date(Date.now() - (5 - i) * day);
+    utimesSync(f, when, when);
+    return f;
+  });
+  expect(await enforceCacheQuota(cache, 1024 * 1024)).toBe(0);
+  expect(files.every((f) => existsSync(f))).toBe(true);
+  // A quota of 350 KiB: trimmed to at most 315 KiB, so the two least recently used go.
+  const freed = await enforceCacheQuota(cache, 350 * 1024);
+  expect(freed).toBeGreaterThanOrEqual(200 * 1024);
+  expect(files.map((f) => existsSync(f))).toEqual([false, false, true, true, true]);
+});
+
+it.skipIf(process.getuid?.() !== 0)("gives a run's sandbox area a disk of its own: writes beyond it fail, the worker's disk is untouched", async () => {
+  const ws = mkdtempSync(join(tmpdir(), 'quota-'));
+  const paths = runPaths(ws, 'acme', 'run-quota');
+  mkdirSync(paths.box, { recursive: true });
+  expect(await mountRunDisk(paths, 16)).toBe(true);
+  try {
+    const big = spawnSync('sh', ['-c', `head -c 40000000 /dev/zero > ${join(paths.box, 'fill')}`], { encoding: 'utf8' });
+    expect(big.status).not.toBe(0);
+    expect(big.stderr).toMatch(/No space left on device/);
+    expect(statfsSync(paths.box).blocks * statfsSync(paths.box).bsize).toBeLessThan(17 * 1024 * 1024);
+  } finally {
+    await removeRun(paths);
+  }
+  expect(existsSync(paths.runDir)).toBe(false);
+  expect(readFileSync('/proc/self/mounts', 'utf8')).not.toContain(paths.box);
 });
