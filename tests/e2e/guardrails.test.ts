@@ -29,11 +29,12 @@ describe('guardrails of a run', () => {
       agentCommand: 'node "$AGENT_SCRIPT" && mkdir -p .github/workflows && echo "on: push" > .github/workflows/ci.yml',
     });
     expect(run.status).not.toBe(RunStatus.COMPLETED);
-    expect(run.phase).toBe(Phase.AGENT);
+    // The policy is the gate before the push: it checks the change of every phase as a whole.
+    expect(run.phase).toBe(Phase.PUBLISH);
     expect(run.error).toContain('policy violation');
     expect(run.error).toContain('.github/workflows/ci.yml (denied)');
     expect(run.summary!.policyViolations).toEqual(['.github/workflows/ci.yml (denied)']);
-    expect(run.phases.map((p) => p.phase)).not.toContain(Phase.PUBLISH);
+    expect(run.summary!.pushed).toBe(false);
     expect(() => git(origin, 'rev-parse', '--verify', `refs/heads/${run.summary!.branch}`)).toThrow();
   });
 

@@ -98,14 +98,6 @@ export interface CommandPhaseResult {
   /** Output beyond the budget was cut from the transcript. */
   truncated: boolean;
   skipped: boolean;
-  /** Changed paths (since the base, after this phase) the definition does not allow, as `path (reason)`. */
-  violations: string[];
-  /** The verified head of the run's work after this phase (set when the phase succeeded). */
-  headCommit?: string;
-  /** Push protection: the work carries a secret (names it and where, never the value). */
-  secretFinding?: string;
-  /** The sandbox's work could not be exported or failed verification. */
-  exportError?: string;
 }
 
 /** What the prepare phase returns. */
@@ -120,7 +112,10 @@ export interface PreparedWorkspace {
 
 /** What the publish phase returns. */
 export interface PublishResult {
+  /** The verified head of the run's work: what was pushed (or would have been). */
   headCommit: string;
+  /** Changed paths the definition does not allow, as `path (reason)`; when set, nothing was pushed. */
+  violations?: string[];
   filesChanged: number;
   insertions: number;
   deletions: number;

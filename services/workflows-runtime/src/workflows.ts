@@ -107,8 +107,6 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   };
   let failure: { phase: PhaseName; message: string; lastOutput?: string } | undefined;
   let workspace: { worktreePath: string; branch: string; baseCommit: string } | undefined;
-  // The verified head of the run's work after the last phase that succeeded (what publish pushes).
-  let headCommit: string | undefined;
 
   let handoffError: string | undefined;
   /** Bundles what the run did for a person to continue; a failure to bundle only loses the bundle (and says why in the report phase). */
@@ -177,10 +175,8 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
         worktreePath: ws.worktreePath,
         promptFile: ws.promptFile,
         baseCommit: ws.baseCommit,
-        branch: ws.branch,
         timeoutMs,
       });
-      if (r.headCommit) headCommit = r.headCommit;
       if (phase === 'test') summary.testExitCode = r.exitCode;
       let message: string | undefined;
       if (r.timedOut && runLeftMs < phaseMs) {
@@ -191,13 +187,6 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
         message = `${phase} command exceeded the ${input.repo.phaseTimeoutSeconds}s phase budget`;
       } else if (r.exitCode !== 0) {
         message = `${phase} command failed with exit code ${r.exitCode}`;
-      } else if (r.exportError) {
-        message = r.exportError;
-      } else if (r.violations.length) {
-        summary.policyViolations = r.violations;
-        message = `policy violation: the change touches paths the definition does not allow: ${r.violations.join(', ')}`;
-      } else if (r.secretFinding) {
-        message = `push protection: ${r.secretFinding}`;
       }
       await record(phase, { state: message ? 'failed' : 'succeeded', exitCode: r.exitCode, durationMs: r.durationMs, outputTail: r.outputTail, message });
       if (message) {
@@ -207,8 +196,10 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     }
 
     if (!failure) {
+      // The gate: the sandbox's work is exported, verified and reviewed (path policy, push
+      // protection) as a whole, then exactly that is pushed.
       started('publish');
-      const pub = await acts.publishBranch({ run: input, worktreePath: ws.worktreePath, branch: ws.branch, baseCommit: ws.baseCommit, headCommit });
+      const pub = await acts.publishBranch({ run: input, worktreePath: ws.worktreePath, branch: ws.branch, baseCommit: ws.baseCommit });
       Object.assign(summary, {
         headCommit: pub.headCommit,
         filesChanged: pub.filesChanged,
@@ -216,7 +207,13 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
         deletions: pub.deletions,
         pushed: pub.pushed,
       });
-      await record('publish', { state: 'succeeded', durationMs: pub.durationMs, outputTail: pub.outputTail });
+      if (pub.violations?.length) {
+        summary.policyViolations = pub.violations;
+        failure = { phase: 'publish', message: `policy violation: the change touches paths the definition does not allow: ${pub.violations.join(', ')}` };
+        await record('publish', { state: 'failed', durationMs: pub.durationMs, message: failure.message });
+      } else {
+        await record('publish', { state: 'succeeded', durationMs: pub.durationMs, outputTail: pub.outputTail });
+      }
     }
   } catch (err) {
     if (isCancellation(err)) return reportCancelled(err);

@@ -36,10 +36,9 @@ export const CHECKOUT_SCRIPT = [
   'set -e',
   'git init -q -b "$AMEIDE_BRANCH" .',
   'printf "%s\\n" "$AMEIDE_MIRROR_OBJECTS" > .git/objects/info/alternates',
-  'git config user.name "$GIT_AUTHOR_NAME"',
-  'git config user.email "$GIT_AUTHOR_EMAIL"',
-  'git update-ref "refs/heads/$AMEIDE_BRANCH" "$AMEIDE_BASE"',
-  'git reset -q --hard',
+  'printf "[user]\\n\\tname = %s\\n\\temail = %s\\n" "$GIT_AUTHOR_NAME" "$GIT_AUTHOR_EMAIL" >> .git/config',
+  // On the unborn work branch, this points it at the base and checks the base out.
+  'git reset -q --hard "$AMEIDE_BASE"',
 ].join('\n');
 
 /**
@@ -51,13 +50,13 @@ export const EXPORT_SCRIPT = [
   'set -e',
   'g() { git -c core.hooksPath=/dev/null -c core.fsmonitor=false -c gc.auto=0 -c maintenance.auto=false "$@"; }',
   'out="$AMEIDE_EXPORT_DIR"',
-  'index=$(g rev-parse --git-path index)',
+  'set -- $(g rev-parse --git-path index "HEAD^{commit}" "HEAD^{tree}")',
+  'index=$1 head=$2 headtree=$3',
   'export GIT_INDEX_FILE="$out/index"',
   'cp "$index" "$GIT_INDEX_FILE" 2>/dev/null || g read-tree HEAD',
   'g add -A .',
   'tree=$(g write-tree)',
-  'head=$(g rev-parse --verify "HEAD^{commit}")',
-  'if [ "$tree" = "$(g rev-parse "$head^{tree}")" ]; then commit=$head',
+  'if [ "$tree" = "$headtree" ]; then commit=$head',
   'else commit=$(printf "%s\\n" "$AMEIDE_COMMIT_MESSAGE" | g commit-tree "$tree" -p "$head"); fi',
   'if [ "$commit" != "$AMEIDE_BASE" ]; then',
   '  g update-ref refs/ameide/export "$commit"',
@@ -156,6 +155,7 @@ export async function importExport(opts: { outDir: string; importRepo: string; b
       throw new ImportRefused(`the export's bundle must carry exactly ${EXPORT_REF} at the exported commit`);
     }
     for (const p of header.prerequisites) {
+      if (p === opts.base) continue;
       const ok = await git.test(['merge-base', '--is-ancestor', p, opts.base]).catch(() => false);
       if (!ok) throw new ImportRefused(`the exported work builds on ${p.slice(0, 12)}, which is not part of the base commit's history`);
     }
@@ -165,13 +165,8 @@ export async function importExport(opts: { outDir: string; importRepo: string; b
     await git.raw(['index-pack', '--stdin', '--fix-thin', '--strict'], { inputFile: { path: copy, start: header.length } }).catch((err: Error) => {
       throw new ImportRefused(`the exported work failed verification: ${err.message}`);
     });
-    const staging = 'refs/ameide/staging';
-    await git.raw(['update-ref', staging, head]).catch(() => {
-      throw new ImportRefused('the exported bundle does not contain the exported commit');
-    });
     await verifyHistory(opts.importRepo, opts.base, head);
     await git.raw(['update-ref', HEAD_REF, head]);
-    await git.raw(['update-ref', '-d', staging]);
     return { head, sandboxHead };
   } finally {
     await fh.close().catch(() => undefined);
@@ -188,14 +183,17 @@ const MAX_COMMITS = 10_000;
  */
 async function verifyHistory(importRepo: string, base: string, head: string): Promise<void> {
   const git = workerGit(importRepo);
-  if (!(await git.test(['merge-base', '--is-ancestor', base, head]))) {
-    throw new ImportRefused('the exported work does not build on the base commit (was the branch reset or replaced?)');
-  }
+  const ancestor = await git.test(['merge-base', '--is-ancestor', base, head]).catch(() => {
+    throw new ImportRefused('the exported bundle does not contain the exported commit');
+  });
+  if (!ancestor) throw new ImportRefused('the exported work does not build on the base commit (was the branch reset or replaced?)');
   const lines = (await git.text(['rev-list', '--parents', `--max-count=${MAX_COMMITS + 1}`, head, `^${base}`])).split('\n').filter(Boolean);
   if (lines.length > MAX_COMMITS) throw new ImportRefused(`the exported work has more than ${MAX_COMMITS} commits`);
   const added = new Set(lines.map((l) => l.split(' ')[0]!));
   for (const l of lines) {
-    for (const parent of l.split(' ').slice(1)) {
+    const parents = l.split(' ').slice(1);
+    if (!parents.length) throw new ImportRefused(`commit ${l.slice(0, 12)} starts a history of its own`);
+    for (const parent of parents) {
       if (added.has(parent) || parent === base) continue;
       if (!(await git.test(['merge-base', '--is-ancestor', parent, base]))) {
         throw new ImportRefused(`commit ${l.slice(0, 12)} merges history that is not part of the base commit's`);

@@ -45,8 +45,6 @@ export interface CommandPhaseInput {
   promptFile: string;
   /** Where the run branch started; the path policy looks at everything since. */
   baseCommit: string;
-  /** The run's work branch (the sandbox's checkout is on it). */
-  branch?: string;
   /** Wall-clock for this command: the phase budget, or less when the run budget is nearly spent. */
   timeoutMs: number;
 }
@@ -58,7 +56,7 @@ const HEARTBEAT_MS = 5000;
 const GIT_STEP_TIMEOUT_MS = 10 * 60_000;
 /** Port of the egress forwarder inside an online sandbox. */
 const EGRESS_PORT = 3128;
-const FORWARDER = fileURLToPath(new URL('../guardrails/egress-forwarder.mjs', import.meta.url));
+const FORWARDER = fileURLToPath(new URL('../guardrails/egress-forwarder.pl', import.meta.url));
 
 function artifactPrefix(run: Pick<CodingRunInput, 'tenantId' | 'runId'>): string {
   return `runs/${run.tenantId}/${run.runId}/`;
@@ -133,7 +131,7 @@ export function createActivities(deps: ActivityDeps) {
           addressAllowed: deps.egressExtraNetworks.length ? publicUnicastOr(deps.egressExtraNetworks) : undefined,
           log: (line) => void appendFile(opts.transcript, `[ameide] ${opts.redactor.redact(line)}\n`).catch(() => undefined),
         });
-        egress = { socketDir, port: EGRESS_PORT, forwarder: FORWARDER, node: process.execPath };
+        egress = { socketDir, port: EGRESS_PORT, forwarder: FORWARDER };
       }
       if (run.repo.guardrails.sandbox === 'bubblewrap') {
         cgroup = await createCommandCgroup(`${run.runId}-${step}-${Date.now().toString(36)}`, {
@@ -209,31 +207,39 @@ export function createActivities(deps: ActivityDeps) {
         await mkdir(paths.box, { recursive: true, mode: 0o711 });
         await mkdir(paths.transcriptsDir, { recursive: true, mode: 0o700 });
         const branch = branchOf(run);
+        // The run's disk is made while the mirror fetches.
+        const disk =
+          run.repo.guardrails.sandbox === 'bubblewrap' ? mountRunDisk(paths, deps.runDiskMb, join(deps.workspaceDir, 'disks')) : Promise.resolve(false);
         let mirror: string;
-        try {
-          mirror = await ensureMirror(deps.workspaceDir, run.tenantId, normaliseRepoUrl(run.repo.repoUrl), deps.gitConfig);
-        } catch (err) {
-          throw permanent('RepositoryUnavailable', `cannot clone or fetch ${run.repo.repoUrl}: ${(err as Error).message.trim()}`);
-        }
         let baseCommit: string;
         try {
-          baseCommit = await resolveBase(mirror, branch, run.repo.defaultBranch);
-        } catch (err) {
-          if ((err as { permanent?: boolean }).permanent) throw permanent('BranchNotFound', (err as Error).message);
-          throw err;
+          try {
+            mirror = await ensureMirror(deps.workspaceDir, run.tenantId, normaliseRepoUrl(run.repo.repoUrl), deps.gitConfig);
+          } catch (err) {
+            throw permanent('RepositoryUnavailable', `cannot clone or fetch ${run.repo.repoUrl}: ${(err as Error).message.trim()}`);
+          }
+          try {
+            baseCommit = await resolveBase(mirror, branch, run.repo.defaultBranch);
+          } catch (err) {
+            if ((err as { permanent?: boolean }).permanent) throw permanent('BranchNotFound', (err as Error).message);
+            throw err;
+          }
+        } finally {
+          await disk;
         }
-        const quota = run.repo.guardrails.sandbox === 'bubblewrap' && (await mountRunDisk(paths, deps.runDiskMb));
+        const quota = await disk;
         await chmod(paths.box, 0o711);
-        await createImportRepo(paths, mirror);
-        await workerGit(paths.importRepo).raw(['update-ref', HEAD_REF, baseCommit]);
-        await writePrompt(paths, run, branch);
-        await prepareSandbox(deps, run, paths);
-        const r = await runStep(run, paths, 'checkout', CHECKOUT_SCRIPT, {
-          timeoutMs: GIT_STEP_TIMEOUT_MS,
-          redactor,
-          transcript: join(paths.transcriptsDir, 'prepare.log'),
-          extraEnv: exchangeEnv({ base: baseCommit, branch, mirrorObjects: join(mirror, 'objects'), commitMessage: '' }),
-        });
+        await Promise.all([writePrompt(paths, run, branch), prepareSandbox(deps, run, paths)]);
+        // The worker's import repository is made while the sandbox checks out.
+        const [r] = await Promise.all([
+          runStep(run, paths, 'checkout', CHECKOUT_SCRIPT, {
+            timeoutMs: GIT_STEP_TIMEOUT_MS,
+            redactor,
+            transcript: join(paths.transcriptsDir, 'prepare.log'),
+            extraEnv: exchangeEnv({ base: baseCommit, branch, mirrorObjects: join(mirror, 'objects'), commitMessage: '' }),
+          }),
+          createImportRepo(paths, mirror).then(() => workerGit(paths.importRepo).raw(['update-ref', HEAD_REF, baseCommit])),
+        ]);
         if (r.exitCode !== 0) throw new Error(`checkout of ${baseCommit.slice(0, 12)} failed (exit ${r.exitCode}): ${r.outputTail.trim()}`);
         return {
           worktreePath: paths.worktree,
@@ -245,11 +251,7 @@ export function createActivities(deps: ActivityDeps) {
         };
       }),
 
-    /**
-     * Runs the phase's shell command in the run's sandbox; heartbeats; cancellation kills it. When
-     * it succeeds, the sandbox exports its work, which is verified and reviewed: the path policy
-     * and push protection apply to every phase's changes.
-     */
+    /** Runs the phase's shell command in the run's sandbox; heartbeats; cancellation kills it. */
     runCommandPhase: (input: CommandPhaseInput): Promise<CommandPhaseResult> =>
       guarded(input.run, async (redactor) => {
         const { run, phase } = input;
@@ -266,7 +268,7 @@ export function createActivities(deps: ActivityDeps) {
         });
         const stored = await deps.artifacts.put(`${artifactPrefix(run)}transcripts/${phase}.log`, await readFile(transcriptPath));
         if (result.aborted) throw new CancelledFailure(`${phase} command killed: run cancelled`);
-        const base: CommandPhaseResult = {
+        return {
           exitCode: result.exitCode,
           durationMs: result.durationMs,
           outputTail: result.outputTail,
@@ -274,44 +276,44 @@ export function createActivities(deps: ActivityDeps) {
           timedOut: result.timedOut,
           truncated: result.truncated,
           skipped: false,
-          violations: [],
         };
-        if (result.exitCode !== 0) return base;
-        try {
-          const work = await exportWork(run, paths, input.baseCommit, commitMessage(run), redactor);
-          return { ...base, headCommit: work.head, violations: work.review.violations, secretFinding: work.review.secretFinding };
-        } catch (err) {
-          if (err instanceof ImportRefused) return { ...base, exportError: err.message };
-          throw err;
-        }
       }),
 
-    /** Pushes the verified head of the run's work to the repository's remote, as the run branch. */
-    publishBranch: (input: { run: CodingRunInput; worktreePath: string; branch: string; baseCommit: string; headCommit?: string }): Promise<PublishResult> =>
-      guarded(input.run, async () => {
+    /**
+     * The gate before the push: the sandbox exports its work, which is verified into the import
+     * repository and reviewed as a whole (the path policy over every phase's changes, push
+     * protection). Exactly that verified head is pushed, as the run branch, to the definition's URL.
+     */
+    publishBranch: (input: { run: CodingRunInput; worktreePath: string; branch: string; baseCommit: string }): Promise<PublishResult> =>
+      guarded(input.run, async (redactor) => {
         const started = Date.now();
-        const paths = runPaths(deps.workspaceDir, input.run.tenantId, input.run.runId);
-        const git = workerGit(paths.importRepo, deps.gitConfig);
-        const headCommit = input.headCommit || (await git.text(['rev-parse', '--verify', HEAD_REF]));
+        const { run } = input;
+        const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
+        let work;
+        try {
+          work = await exportWork(run, paths, input.baseCommit, commitMessage(run), redactor);
+        } catch (err) {
+          if (err instanceof ImportRefused) throw permanent('ExportRefused', err.message);
+          throw err;
+        }
+        const { head: headCommit, review } = work;
+        const stats = { headCommit, filesChanged: review.filesChanged, insertions: review.insertions, deletions: review.deletions };
         if (headCommit === input.baseCommit) throw permanent('NoChanges', 'the agent made no changes to commit');
-        const review = await reviewWork({
-          importRepo: paths.importRepo,
-          base: input.baseCommit,
-          head: headCommit,
-          run: input.run,
-          secrets: allSecrets(deps, input.run),
-        });
+        if (review.violations.length) return { ...stats, violations: review.violations, pushed: false, durationMs: Date.now() - started, outputTail: '' };
         if (review.secretFinding) throw permanent('PushProtection', `push protection: ${review.secretFinding}`);
         try {
-          await git.raw(['push', '--quiet', '--no-verify', normaliseRepoUrl(input.run.repo.repoUrl), `${headCommit}:refs/heads/${input.branch}`]);
+          await workerGit(paths.importRepo, deps.gitConfig).raw([
+            'push',
+            '--quiet',
+            '--no-verify',
+            normaliseRepoUrl(run.repo.repoUrl),
+            `${headCommit}:refs/heads/${input.branch}`,
+          ]);
         } catch (err) {
           throw permanent('PushRejected', `push of ${input.branch} failed: ${(err as Error).message.trim()}`);
         }
         return {
-          headCommit,
-          filesChanged: review.filesChanged,
-          insertions: review.insertions,
-          deletions: review.deletions,
+          ...stats,
           pushed: true,
           durationMs: Date.now() - started,
           outputTail: `pushed ${input.branch} at ${headCommit.slice(0, 12)}: ${review.filesChanged} files changed, +${review.insertions} -${review.deletions}`,

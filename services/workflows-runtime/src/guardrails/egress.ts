@@ -6,7 +6,7 @@ import ipaddr from 'ipaddr.js';
 
 /**
  * Egress proxy for online sandbox phases. The sandbox has only its own loopback (`--unshare-net`);
- * its forwarder (egress-forwarder.mjs) relays 127.0.0.1:<port> to this proxy's UNIX socket, so this
+ * its forwarder (egress-forwarder.pl) relays 127.0.0.1:<port> to this proxy's UNIX socket, so this
  * is the one door to the network, and it opens only onto allowlisted registries on public addresses.
  */
 

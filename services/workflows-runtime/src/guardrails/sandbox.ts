@@ -10,10 +10,8 @@ export interface SandboxEgress {
   socketDir: string;
   /** Port the forwarder listens on inside the sandbox (HTTP(S)_PROXY points there). */
   port: number;
-  /** The forwarder script (plain JavaScript, run with the worker's node). */
+  /** The forwarder script (egress-forwarder.pl, run with the system's perl). */
   forwarder: string;
-  /** The node binary that runs the forwarder. */
-  node: string;
 }
 
 /** Everything the sandbox needs to know to run one command. */
@@ -46,7 +44,7 @@ const SYSTEM_READ_ONLY = ['/usr', '/etc/alternatives', '/etc/ssl', '/etc/ca-cert
 const NAME_FILES = ['/etc/hosts', '/etc/nsswitch.conf', '/etc/gai.conf'];
 
 /** Paths inside the sandbox for the egress plumbing. */
-export const EGRESS_MOUNT = { socketDir: '/run/ameide/egress', forwarder: '/run/ameide/egress-forwarder.mjs', node: '/run/ameide/node' };
+export const EGRESS_MOUNT = { socketDir: '/run/ameide/egress', forwarder: '/run/ameide/egress-forwarder.pl' };
 
 /** Finds bubblewrap on PATH. */
 export function findBubblewrap(path: string): string | undefined {
@@ -117,8 +115,8 @@ export function sandboxArgv(spec: SandboxSpec, command: string): { file: string;
   let run = ['/bin/sh', '-c', command];
   if (spec.egress) {
     const e = spec.egress;
-    args.push('--ro-bind', e.socketDir, EGRESS_MOUNT.socketDir, '--ro-bind', e.forwarder, EGRESS_MOUNT.forwarder, '--ro-bind', e.node, EGRESS_MOUNT.node);
-    run = [EGRESS_MOUNT.node, EGRESS_MOUNT.forwarder, String(e.port), join(EGRESS_MOUNT.socketDir, 'egress.sock'), '--', ...run];
+    args.push('--ro-bind', e.socketDir, EGRESS_MOUNT.socketDir, '--ro-bind', e.forwarder, EGRESS_MOUNT.forwarder);
+    run = ['/usr/bin/perl', EGRESS_MOUNT.forwarder, String(e.port), join(EGRESS_MOUNT.socketDir, 'egress.sock'), '--', ...run];
   }
   // The sandbox's own root (and the directories bwrap made for the mounts) is read-only too.
   args.push('--remount-ro', '/', '--chdir', spec.cwd, '--', ...limits, ...run);

@@ -18,7 +18,7 @@ import {
 
 /** Real UNIX and TCP sockets and real child processes; only DNS and the address policy are injected where the machine has no internet. */
 const dir = mkdtempSync(join(tmpdir(), 'egress-'));
-const forwarder = fileURLToPath(new URL('../../src/guardrails/egress-forwarder.mjs', import.meta.url));
+const forwarder = fileURLToPath(new URL('../../src/guardrails/egress-forwarder.pl', import.meta.url));
 let socketSeq = 0;
 
 let echo: net.Server;
@@ -308,10 +308,10 @@ describe('host allowlist', () => {
   });
 });
 
-describe('egress-forwarder.mjs', () => {
+describe('egress-forwarder.pl', () => {
   function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, [forwarder, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('perl', [forwarder, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => (stdout += d));
@@ -354,7 +354,7 @@ describe('egress-forwarder.mjs', () => {
 
   it('forwards SIGTERM to the command', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, [forwarder, String(port), join(dir, 'absent.sock'), '--', 'sh', '-c', 'echo up; exec sleep 30'], {
+    const child = spawn('perl', [forwarder, String(port), join(dir, 'absent.sock'), '--', 'sh', '-c', 'echo up; exec sleep 30'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     await new Promise((r) => child.stdout.once('data', r));

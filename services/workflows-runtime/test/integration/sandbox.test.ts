@@ -19,7 +19,7 @@ chmodSync(root, 0o711);
 // Outside the range tenants get (sandboxUserFor), and distinct per test process.
 const UID = 300_000 + (process.pid % 10_000);
 const bwrap = findBubblewrap('/usr/local/bin:/usr/bin:/bin');
-const FORWARDER = fileURLToPath(new URL('../../src/guardrails/egress-forwarder.mjs', import.meta.url));
+const FORWARDER = fileURLToPath(new URL('../../src/guardrails/egress-forwarder.pl', import.meta.url));
 
 function runDir(name: string) {
   const dir = join(root, name);
@@ -126,7 +126,7 @@ describe.skipIf(!bwrap)('sandboxed commands', () => {
       addressAllowed: (ip) => ip === '127.0.0.1',
       log: (l) => log.push(l),
     });
-    const egress = { socketDir, port: 3128, forwarder: FORWARDER, node: process.execPath };
+    const egress = { socketDir, port: 3128, forwarder: FORWARDER };
     const viaProxy = (host: string) =>
       `node -e "const s=require('net').connect(3128,'127.0.0.1',()=>s.write('CONNECT ${host}:${port} HTTP/1.1\\r\\nHost: ${host}\\r\\n\\r\\n'));s.on('data',d=>process.stdout.write(d));s.on('end',()=>process.exit(0))"`;
     try {

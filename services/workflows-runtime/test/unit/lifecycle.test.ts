@@ -51,7 +51,7 @@ it.skipIf(process.getuid?.() !== 0)("gives a run's sandbox area a disk of its ow
   const ws = mkdtempSync(join(tmpdir(), 'quota-'));
   const paths = runPaths(ws, 'acme', 'run-quota');
   mkdirSync(paths.box, { recursive: true });
-  expect(await mountRunDisk(paths, 16)).toBe(true);
+  expect(await mountRunDisk(paths, 16, join(ws, 'disks'))).toBe(true);
   try {
     const big = spawnSync('sh', ['-c', `head -c 40000000 /dev/zero > ${join(paths.box, 'fill')}`], { encoding: 'utf8' });
     expect(big.status).not.toBe(0);
