@@ -7,6 +7,7 @@ import type { Telemetry } from '@ameide/telemetry';
 import { openArtifactStore } from './artifacts.js';
 import { createActivities } from './activities/index.js';
 import { pruneStaleWorkspaces } from './activities/lifecycle.js';
+import { pruneCommandCgroups } from './guardrails/cgroups.js';
 
 const workflowsPath = fileURLToPath(new URL('./workflows.ts', import.meta.url));
 const tracingInterceptorsPath = fileURLToPath(new URL('./workflow-tracing.ts', import.meta.url));
@@ -88,6 +89,7 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     egressExtraNetworks: cfg.egressExtraNetworks,
   });
   const pruned = await pruneStaleWorkspaces(cfg.workspaceDir, cfg.worktreeTtlHours);
+  await pruneCommandCgroups();
   if (pruned) console.log(`pruned ${pruned} run workspaces older than ${cfg.worktreeTtlHours}h`);
   const exporter = telemetry?.exporter;
   const worker = await Worker.create({

@@ -26,7 +26,17 @@ import { workerGit } from './git.js';
 import { createHandoffBundle } from './handoff.js';
 import { enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnder } from './lifecycle.js';
 import { reviewWork } from './review.js';
-import { allSecrets, allSecretValues, cacheDir, freshStepDirs, prepareSandbox, stepExecution, type SandboxDeps, type SandboxStep } from './sandboxing.js';
+import {
+  allSecrets,
+  allSecretValues,
+  cacheDir,
+  freshStepDirs,
+  prepareSandbox,
+  stepDirs,
+  stepExecution,
+  type SandboxDeps,
+  type SandboxStep,
+} from './sandboxing.js';
 import { sendStatusUpdate } from './status.js';
 import { commitMessage, createImportRepo, ensureMirror, mirrorPath, normaliseRepoUrl, resolveBase, runPaths, writePrompt, type RunPaths } from './workspace.js';
 
@@ -167,7 +177,7 @@ export function createActivities(deps: ActivityDeps) {
    */
   const exportWork = async (run: CodingRunInput, paths: RunPaths, base: string, message: string, redactor: Redactor) => {
     const transcript = join(paths.transcriptsDir, 'export.log');
-    const out = (await freshStepDirs(run, paths, 'export')).out;
+    const out = stepDirs(paths, 'export').out;
     const r = await runStep(run, paths, 'export', EXPORT_SCRIPT, {
       timeoutMs: GIT_STEP_TIMEOUT_MS,
       redactor,

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Limits of one command's cgroup. */
@@ -77,10 +77,12 @@ async function killAll(procsFile: string): Promise<void> {
 
 /**
  * Creates a cgroup for one command with the given limits, or returns undefined when this worker
- * cannot create cgroups. `name` must be unique among running commands (run id + phase + attempt).
+ * cannot create cgroups. `command` must be unique among this process's running commands (run id +
+ * step + time); the cgroup's name also carries this process's pid.
  */
-export async function createCommandCgroup(name: string, limits: CgroupLimits): Promise<CommandCgroup | undefined> {
+export async function createCommandCgroup(command: string, limits: CgroupLimits): Promise<CommandCgroup | undefined> {
   const l = await detect();
+  const name = `w${process.pid}-${command}`;
   if (!l) return undefined;
   const period = 100_000;
   const quota = Math.max(1000, Math.round(limits.cpus * period));
@@ -118,4 +120,30 @@ function cgroupHandle(procs: string[], dirs: string[]): CommandCgroup {
       for (const d of dirs) await rmdir(d).catch(() => undefined);
     },
   };
+}
+
+/**
+ * On worker start: removes the cgroups of commands that worker processes now gone left behind
+ * (they died before removing them; their commands died with them, bubblewrap's --die-with-parent).
+ * Names start with the creating process's pid, so the cgroups of live workers are left alone.
+ */
+export async function pruneCommandCgroups(): Promise<void> {
+  const l = await detect();
+  if (!l) return;
+  for (const base of l.version === 2 ? [l.base] : [l.pids, l.cpu]) {
+    for (const entry of await readdir(base, { withFileTypes: true }).catch(() => [])) {
+      const pid = Number(/^w(\d+)-/.exec(entry.name)?.[1]);
+      if (!entry.isDirectory() || !pid || processAlive(pid)) continue;
+      await rmdir(join(base, entry.name)).catch(() => undefined);
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
