@@ -15,6 +15,8 @@ import { createCodingWorker } from '../../services/workflows-runtime/src/index.j
 export interface Harness {
   app: WorkflowServiceApp;
   apiUrl: string;
+  /** The service's own database (another service may be started on it). */
+  databaseUrl: string;
   taskQueue: string;
   dir: string;
   /** Clients for tenant "acme" (user), tenant "globex" (user) and the worker's service credential. */
@@ -66,6 +68,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const h: Harness = {
     app,
     apiUrl,
+    databaseUrl,
     taskQueue,
     dir,
     acme: client(tokens.acme),

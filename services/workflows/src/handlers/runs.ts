@@ -68,7 +68,7 @@ export class RunHandlers {
         plan = await this.planner.createPlan(tenantId, req);
       }
       // A plan made before the operator tightened the policy does not run outside it.
-      checkSandboxPolicy(fromJson(DefinitionSpecSchema, (plan.spec.repo ?? {}) as JsonObject), this.policy, 'plan.spec.repo');
+      checkSandboxPolicy(fromJson(DefinitionSpecSchema, (plan.spec.repo ?? {}) as JsonObject, { ignoreUnknownFields: true }), this.policy, 'plan.spec.repo');
       const runId = randomUUID();
       const workflowId = workflowIdForRun(runId);
       const m = plan.spec.methodology ?? {};

@@ -1,10 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadServiceConfig } from '@ameide/config';
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcWebTransport } from '@connectrpc/connect-node';
 import { DefinitionSpecSchema, WorkflowService, RunStatus, StatusUpdateKind, Phase, type StatusUpdate } from '@ameide/contracts';
 import { createBearerInterceptor, createWorkflowServiceClient } from '@ameide/sdk';
 import { applySample, MULTIPLY, startHarness, watchAll, type Harness } from '../../../../tests/support/harness.js';
+import { startWorkflowService } from '../../src/index.js';
 
 /** The API against a real Postgres and a real Temporal server, with no worker polling the queue. */
 describe('workflow service API', () => {
@@ -88,6 +90,48 @@ describe('workflow service API', () => {
     const badItem = await code(h.acme.startWorkflowRun({ definition: 'keep', workItems: [{ ...MULTIPLY, id: '' }] }));
     expect(badItem.rawMessage).toMatch(/^work_items\[0\]\.id: /);
     expect((await code(h.acme.getWorkflowRun({ id: 'nope' }))).code).toBe(Code.NotFound);
+  });
+
+  it("holds definitions and stored plans to the operator's policy, naming the field and the setting", async () => {
+    const minimal = { repoUrl: '/srv/repos/policy.git', agentCommand: 'true' };
+    const egress = await code(
+      h.acme.applyDefinition({ name: 'policy', spec: create(DefinitionSpecSchema, { ...minimal, guardrails: { egressHosts: ['evil.example.com'] } }) }),
+    );
+    expect(egress.code).toBe(Code.InvalidArgument);
+    expect(egress.rawMessage).toMatch(/^spec\.guardrails\.egress_hosts\[0\]: is outside the operator's egress allowlist \(AMEIDE_EGRESS_ALLOWED_HOSTS: /);
+    const literal = await code(
+      h.acme.applyDefinition({ name: 'policy', spec: create(DefinitionSpecSchema, { ...minimal, guardrails: { egressHosts: ['10.0.0.1'] } }) }),
+    );
+    expect(literal.rawMessage).toBe('spec.guardrails.egress_hosts[0]: must be a host name or *.domain');
+    const ok = await h.acme.applyDefinition({
+      name: 'policy',
+      spec: create(DefinitionSpecSchema, { ...minimal, guardrails: { egressHosts: ['registry.npmjs.org'] } }),
+    });
+    expect(ok.definition!.spec!.guardrails!.egressHosts).toEqual(['registry.npmjs.org']);
+
+    // A plan made while the operator allowed running without a sandbox does not run once that is withdrawn.
+    const loose = await startWorkflowService(
+      loadServiceConfig({
+        DATABASE_URL: h.databaseUrl,
+        AMEIDE_API_PORT: '0',
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
+        TEMPORAL_TASK_QUEUE: h.taskQueue,
+        AMEIDE_API_KEYS: `${h.tokens.acme}:acme`,
+        AMEIDE_SANDBOX_ALLOW_NONE: 'true',
+      }),
+    );
+    try {
+      const client = createWorkflowServiceClient({ baseUrl: loose.server.url, token: h.tokens.acme });
+      await client.applyDefinition({ name: 'unsandboxed', spec: create(DefinitionSpecSchema, { ...minimal, guardrails: { sandbox: 'none' } }) });
+      const plan = (await client.createPlan({ definition: 'unsandboxed', workItems: [MULTIPLY] })).plan!;
+      const refused = await code(h.acme.startWorkflowRun({ planId: plan.id }));
+      expect(refused.code).toBe(Code.InvalidArgument);
+      expect(refused.rawMessage).toMatch(/^plan\.spec\.repo\.guardrails\.sandbox: .*AMEIDE_SANDBOX_ALLOW_NONE/);
+      const runs = (await h.acme.listWorkflowRuns({})).runs;
+      expect(runs.some((r) => r.planId === plan.id)).toBe(false);
+    } finally {
+      await loose.stop();
+    }
   });
 
   it('starts runs on Temporal, lists them by work item, status and definition, and isolates tenants', async () => {
