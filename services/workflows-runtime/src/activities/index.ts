@@ -24,7 +24,7 @@ import { CHECKOUT_SCRIPT, EXPORT_SCRIPT, exchangeEnv, HEAD_REF, ImportRefused, i
 import { runCommand } from './exec.js';
 import { workerGit } from './git.js';
 import { createHandoffBundle } from './handoff.js';
-import { enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnder } from './lifecycle.js';
+import { enforceCacheQuota, mountRunDisk, remountRunDisk, removeRun, requireFreeDisk, unmountUnder } from './lifecycle.js';
 import { reviewWork } from './review.js';
 import {
   allSecrets,
@@ -122,6 +122,7 @@ export function createActivities(deps: ActivityDeps) {
       onProgress?: (bytes: number) => void;
     },
   ) => {
+    await remountRunDisk(paths);
     await freshStepDirs(run, paths, step);
     const online = (step === 'install' || step === 'agent' || step === 'test') && run.repo.guardrails.network[step];
     let proxy: EgressProxy | undefined;

@@ -73,6 +73,16 @@ export async function mountRunDisk(paths: RunPaths, sizeMb: number, templateDir:
   }
 }
 
+/**
+ * Mounts the run's disk again when its image is there but not mounted (the machine restarted while
+ * the run was in flight): a retried phase then finds the checkout where it left it.
+ */
+export async function remountRunDisk(paths: RunPaths): Promise<void> {
+  const image = join(paths.runDir, 'box.img');
+  if (!existsSync(image) || (await mountsUnder(paths.box)).includes(paths.box)) return;
+  await execFileAsync('mount', ['-o', 'loop,nosuid,nodev,noatime', image, paths.box], { env: tools() });
+}
+
 /** Unmounts whatever is mounted under `dir` (a run's disk), lazily if it is still busy. */
 export async function unmountUnder(dir: string): Promise<void> {
   for (const m of await mountsUnder(dir)) {

@@ -1,9 +1,17 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statfsSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { enforceCacheQuota, mountRunDisk, pruneStaleWorkspaces, removeRun, requireFreeDisk } from '../../src/activities/lifecycle.js';
+import {
+  enforceCacheQuota,
+  mountRunDisk,
+  pruneStaleWorkspaces,
+  remountRunDisk,
+  removeRun,
+  requireFreeDisk,
+  unmountUnder,
+} from '../../src/activities/lifecycle.js';
 import { runPaths } from '../../src/activities/workspace.js';
 
 it('prunes run workspaces older than the TTL and keeps recent ones', async () => {
@@ -57,6 +65,13 @@ it.skipIf(process.getuid?.() !== 0)("gives a run's sandbox area a disk of its ow
     expect(big.status).not.toBe(0);
     expect(big.stderr).toMatch(/No space left on device/);
     expect(statfsSync(paths.box).blocks * statfsSync(paths.box).bsize).toBeLessThan(17 * 1024 * 1024);
+    // After a restart of the machine the disk is mounted again, with what the run had written.
+    rmSync(join(paths.box, 'fill'));
+    writeFileSync(join(paths.box, 'kept.txt'), 'still here\n');
+    await unmountUnder(paths.runDir);
+    expect(existsSync(join(paths.box, 'kept.txt'))).toBe(false);
+    await remountRunDisk(paths);
+    expect(readFileSync(join(paths.box, 'kept.txt'), 'utf8')).toBe('still here\n');
   } finally {
     await removeRun(paths);
   }
