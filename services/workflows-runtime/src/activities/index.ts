@@ -144,7 +144,9 @@ export function createActivities(deps: ActivityDeps) {
         });
         egress = { socketDir, port: EGRESS_PORT, forwarder: FORWARDER };
       }
-      if (run.repo.guardrails.sandbox === 'bubblewrap') {
+      // The definition's commands get a cgroup of their own (joining one costs about 10 ms); the
+      // worker's short git steps stay under the per-user process limit and their time budget.
+      if (run.repo.guardrails.sandbox === 'bubblewrap' && step !== 'checkout' && step !== 'export') {
         cgroup = await createCommandCgroup(`${run.runId}-${step}-${Date.now().toString(36)}`, {
           maxProcesses: run.repo.guardrails.budgets.maxProcesses,
           cpus: deps.runCpus,

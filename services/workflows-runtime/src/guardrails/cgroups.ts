@@ -84,7 +84,9 @@ export async function createCommandCgroup(command: string, limits: CgroupLimits)
   const l = await detect();
   const name = `w${process.pid}-${command}`;
   if (!l) return undefined;
-  const period = 100_000;
+  // A one-second period: the average stays at `cpus`, but the short multi-threaded bursts of tool
+  // start-up (node, npm) are not throttled as they would be with the default 100 ms.
+  const period = 1_000_000;
   const quota = Math.max(1000, Math.round(limits.cpus * period));
   try {
     if (l.version === 2) {
