@@ -26,17 +26,32 @@ interface RawChange {
   path: string;
 }
 
-async function rawChanges(importRepo: string, base: string, head: string): Promise<RawChange[]> {
-  const out = (await workerGit(importRepo).raw(['diff', '--raw', '-z', '--no-renames', '--no-ext-diff', '--no-textconv', '--abbrev=64', base, head])).toString(
-    'utf8',
-  );
+/**
+ * The paths the change touches (with their new mode and object) and its size, from one
+ * `git diff --raw --numstat -z`: raw records (`:<modes> <oids> <status>\0<path>\0`), then numstat
+ * records (`<insertions>\t<deletions>\t<path>\0`, `-` for binary files).
+ */
+async function changesOf(importRepo: string, base: string, head: string) {
+  const out = (
+    await workerGit(importRepo).raw(['diff', '--raw', '--numstat', '-z', '--no-renames', '--no-ext-diff', '--no-textconv', '--abbrev=64', base, head])
+  ).toString('utf8');
   const parts = out.split('\0');
   const changes: RawChange[] = [];
-  for (let i = 0; i + 1 < parts.length; i += 2) {
-    const meta = parts[i]!.replace(/^:/, '').split(' ');
-    changes.push({ newMode: meta[1]!, newOid: meta[3]!, path: parts[i + 1]! });
+  let insertions = 0;
+  let deletions = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    if (part.startsWith(':')) {
+      const meta = part.slice(1).split(' ');
+      changes.push({ newMode: meta[1]!, newOid: meta[3]!, path: parts[++i]! });
+      continue;
+    }
+    const m = /^(\d+|-)\t(\d+|-)\t/.exec(part);
+    if (!m) continue;
+    insertions += m[1] === '-' ? 0 : Number(m[1]);
+    deletions += m[2] === '-' ? 0 : Number(m[2]);
   }
-  return changes;
+  return { changes, stats: { filesChanged: changes.length, insertions, deletions } };
 }
 
 /** A symlink's target leaves the repository (absolute, or `..` past the root). Pure path logic. */
@@ -44,21 +59,6 @@ export function linkEscapes(path: string, target: string): boolean {
   if (target.startsWith('/')) return true;
   const resolved = posix.normalize(posix.join(posix.dirname(path), target));
   return resolved === '..' || resolved.startsWith('../');
-}
-
-async function diffStats(importRepo: string, base: string, head: string) {
-  const out = (await workerGit(importRepo).raw(['diff', '--numstat', '-z', '--no-renames', '--no-ext-diff', '--no-textconv', base, head])).toString('utf8');
-  let insertions = 0;
-  let deletions = 0;
-  let files = 0;
-  for (const rec of out.split('\0')) {
-    const m = /^(\d+|-)\t(\d+|-)\t/.exec(rec);
-    if (!m) continue;
-    files++;
-    insertions += m[1] === '-' ? 0 : Number(m[1]);
-    deletions += m[2] === '-' ? 0 : Number(m[2]);
-  }
-  return { filesChanged: files, insertions, deletions };
 }
 
 /** Largest object the secret scan reads whole. Bigger ones are refused: a push may not hide in size. */
@@ -111,7 +111,7 @@ export async function reviewWork(opts: {
   const { importRepo, base, head, run } = opts;
   if (head === base) return { filesChanged: 0, insertions: 0, deletions: 0, violations: [] };
   const redactor = new Redactor(opts.secrets.map((s) => s.value));
-  const changes = await rawChanges(importRepo, base, head);
+  const { changes, stats } = await changesOf(importRepo, base, head);
   const { allowedPaths: allowed, deniedPaths: denied } = run.repo.guardrails;
   const violations = checkPaths([...new Set(changes.map((c) => c.path))].sort(), { allowed, denied }).map((v) => `${v.path} (${v.reason})`);
   const git = workerGit(importRepo);
@@ -121,5 +121,5 @@ export async function reviewWork(opts: {
     if (linkEscapes(c.path, target)) violations.push(`${c.path} (symlink escapes the worktree)`);
   }
   const secretFinding = await scanForSecrets(importRepo, base, head, opts.secrets);
-  return { ...(await diffStats(importRepo, base, head)), violations: violations.map((v) => redactor.redact(v)), secretFinding };
+  return { ...stats, violations: violations.map((v) => redactor.redact(v)), secretFinding };
 }
