@@ -90,7 +90,7 @@ async function reachable(path: string): Promise<boolean> {
  * it): `sandbox: none` and read-only host paths only where the policy allows them. Read-only paths
  * are resolved first, so a symlink cannot lead out of an allowed prefix.
  */
-export async function enforcePolicy(deps: SandboxDeps, run: CodingRunInput): Promise<void> {
+async function enforcePolicy(deps: SandboxDeps, run: CodingRunInput): Promise<void> {
   const g = run.repo.guardrails;
   if (g.sandbox === 'none' && !deps.policy.allowNone) {
     throw permanent('SandboxPolicy', 'guardrails.sandbox "none" is not allowed by the operator\'s policy (AMEIDE_SANDBOX_ALLOW_NONE is not true)');

@@ -55,11 +55,6 @@ function detect(): Promise<Layout | undefined> {
   return layout;
 }
 
-/** Whether commands get a cgroup of their own on this worker. */
-export async function cgroupsAvailable(): Promise<boolean> {
-  return (await detect()) !== undefined;
-}
-
 async function killAll(procsFile: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const pids = (await readFile(procsFile, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);

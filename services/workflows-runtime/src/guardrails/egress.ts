@@ -10,9 +10,6 @@ import ipaddr from 'ipaddr.js';
  * is the one door to the network, and it opens only onto allowlisted registries on public addresses.
  */
 
-/** Where the worker mounts the proxy socket's directory inside the sandbox. */
-export const EGRESS_SANDBOX_DIR = '/run/ameide/egress';
-
 /** Options of {@link startEgressProxy}. */
 export interface EgressProxyOptions {
   /** The UNIX socket to listen on; its directory must exist. A stale socket there is replaced. */
