@@ -28,6 +28,14 @@ export function toolEnv(extra: Env = {}): Record<string, string> {
   return out;
 }
 
+/** The entries of a comma-separated setting, trimmed, empty ones dropped. */
+export function commaList(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+}
+
 /** Parses `env` with `schema`, turning the first problem into one clear line. */
 export function parseEnv<T extends z.ZodTypeAny>(schema: T, env: Env): z.infer<T> {
   const cleaned: Env = {};

@@ -1,5 +1,6 @@
 import { isAbsolute, normalize } from 'node:path';
 import { z } from 'zod';
+import { commaList } from './env.js';
 
 /**
  * The operator's policy over what tenants' definitions may ask of the sandbox. The service refuses
@@ -40,30 +41,24 @@ export function isHostPattern(pattern: string): boolean {
   return HOST_PATTERN.test(pattern) && pattern.length <= 253 && !/^[0-9.]+$/.test(pattern.replace(/^\*\./, ''));
 }
 
-const list = (s: string | undefined) =>
-  (s ?? '')
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
-
 /** The policy variables, shared by the service's and the worker's settings. */
 export const policySchema = z.object({
   AMEIDE_SANDBOX_ALLOW_NONE: z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }).default('false'),
   AMEIDE_SANDBOX_READ_ONLY_PATHS: z
     .string()
     .optional()
-    .refine((s) => list(s).every((p) => isAbsolute(p) && !p.split('/').includes('..')), 'must be absolute paths without "..", comma-separated'),
+    .refine((s) => commaList(s).every((p) => isAbsolute(p) && !p.split('/').includes('..')), 'must be absolute paths without "..", comma-separated'),
   AMEIDE_EGRESS_ALLOWED_HOSTS: z
     .string()
     .optional()
-    .refine((s) => list(s).every((h) => isHostPattern(h.toLowerCase())), 'must be host names or *.domain patterns, comma-separated'),
+    .refine((s) => commaList(s).every((h) => isHostPattern(h.toLowerCase())), 'must be host names or *.domain patterns, comma-separated'),
 });
 
 export function toSandboxPolicy(e: z.infer<typeof policySchema>): SandboxPolicy {
-  const hosts = list(e.AMEIDE_EGRESS_ALLOWED_HOSTS).map((h) => h.toLowerCase());
+  const hosts = commaList(e.AMEIDE_EGRESS_ALLOWED_HOSTS).map((h) => h.toLowerCase());
   return {
     allowNone: e.AMEIDE_SANDBOX_ALLOW_NONE === 'true' || e.AMEIDE_SANDBOX_ALLOW_NONE === '1',
-    readOnlyPathPrefixes: list(e.AMEIDE_SANDBOX_READ_ONLY_PATHS).map((p) => normalize(p).replace(/(.)\/$/, '$1')),
+    readOnlyPathPrefixes: commaList(e.AMEIDE_SANDBOX_READ_ONLY_PATHS).map((p) => normalize(p).replace(/(.)\/$/, '$1')),
     egressAllowedHosts: hosts.length ? hosts : DEFAULT_EGRESS_HOSTS,
   };
 }

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ameideHome, hostPort, parseEnv, port, processEnv, url, type Env } from './env.js';
+import { ameideHome, commaList, hostPort, parseEnv, port, processEnv, url, type Env } from './env.js';
 
 /**
  * Settings of the embedded development stack (`make up`, `make demo`, tests). Every embedded part is
@@ -49,10 +49,7 @@ export function loadStackConfig(env: Env = processEnv()): StackConfig {
     postgresPort: e.AMEIDE_POSTGRES_PORT,
     temporalPort: e.AMEIDE_TEMPORAL_PORT,
     temporalUiPort: e.AMEIDE_TEMPORAL_UI_PORT,
-    sandboxReadOnlyPaths: (e.AMEIDE_SANDBOX_READ_ONLY_PATHS ?? '')
-      .split(',')
-      .map((x) => x.trim())
-      .filter(Boolean),
+    sandboxReadOnlyPaths: commaList(e.AMEIDE_SANDBOX_READ_ONLY_PATHS),
     path: e.PATH,
   };
 }

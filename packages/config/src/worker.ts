@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { ameideHome, parseEnv, processEnv, url, type Env } from './env.js';
+import { ameideHome, commaList, parseEnv, processEnv, url, type Env } from './env.js';
 import { policySchema, toSandboxPolicy, type SandboxPolicy } from './policy.js';
 import { temporalSchema, toTemporalConfig, type TemporalConfig } from './temporal.js';
 
@@ -93,15 +93,7 @@ const schema = z
     AMEIDE_EGRESS_EXTRA_NETWORKS: z
       .string()
       .optional()
-      .refine(
-        (s) =>
-          (s ?? '')
-            .split(',')
-            .map((x) => x.trim())
-            .filter(Boolean)
-            .every((c) => /^[0-9a-fA-F.:]+\/\d{1,3}$/.test(c)),
-        'must be CIDR networks, comma-separated (e.g. 10.20.0.0/16)',
-      ),
+      .refine((s) => commaList(s).every((c) => /^[0-9a-fA-F.:]+\/\d{1,3}$/.test(c)), 'must be CIDR networks, comma-separated (e.g. 10.20.0.0/16)'),
     AMEIDE_GIT_CONFIG: z
       .string()
       .refine((s) => s.startsWith('/'), 'must be an absolute path')
@@ -144,10 +136,7 @@ export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
     runDiskMb: e.AMEIDE_RUN_DISK_MB,
     cacheQuotaMb: e.AMEIDE_CACHE_QUOTA_MB,
     gitConfig: e.AMEIDE_GIT_CONFIG,
-    egressExtraNetworks: (e.AMEIDE_EGRESS_EXTRA_NETWORKS ?? '')
-      .split(',')
-      .map((x) => x.trim())
-      .filter(Boolean),
+    egressExtraNetworks: commaList(e.AMEIDE_EGRESS_EXTRA_NETWORKS),
     secrets: Object.fromEntries(
       Object.entries(env)
         .filter(([k, v]) => k.startsWith(SECRET_PREFIX) && v)

@@ -54,3 +54,43 @@ describe('CLI configuration', () => {
     expect(loadCliConfig({ AMEIDE_TOKEN: 't', AMEIDE_HOME: '/nonexistent' })).toEqual({ apiUrl: 'http://127.0.0.1:8080', token: 't' });
   });
 });
+
+describe("the operator's sandbox policy", () => {
+  const worker = { AMEIDE_SERVICE_TOKEN: 'svc_0123456789abcdef' };
+
+  it('allows no escape hatch by default and limits egress to the package registries', () => {
+    const { policy } = loadServiceConfig(service);
+    expect(policy.allowNone).toBe(false);
+    expect(policy.readOnlyPathPrefixes).toEqual([]);
+    expect(policy.egressAllowedHosts).toContain('registry.npmjs.org');
+    expect(loadWorkerConfig(worker).policy).toEqual(policy);
+  });
+
+  it('reads the same settings for the service and the worker', () => {
+    const env = {
+      AMEIDE_SANDBOX_ALLOW_NONE: 'true',
+      AMEIDE_SANDBOX_READ_ONLY_PATHS: '/opt/tools/, /srv/agents',
+      AMEIDE_EGRESS_ALLOWED_HOSTS: 'Registry.Example.com,*.internal.example',
+    };
+    const expected = {
+      allowNone: true,
+      readOnlyPathPrefixes: ['/opt/tools', '/srv/agents'],
+      egressAllowedHosts: ['registry.example.com', '*.internal.example'],
+    };
+    expect(loadServiceConfig({ ...service, ...env }).policy).toEqual(expected);
+    expect(loadWorkerConfig({ ...worker, ...env, AMEIDE_EGRESS_EXTRA_NETWORKS: '10.20.0.0/16' })).toMatchObject({
+      policy: expected,
+      egressExtraNetworks: ['10.20.0.0/16'],
+    });
+  });
+
+  it.each([
+    [{ AMEIDE_SANDBOX_ALLOW_NONE: 'yes' }, /^Invalid setting AMEIDE_SANDBOX_ALLOW_NONE: must be true or false/],
+    [{ AMEIDE_SANDBOX_READ_ONLY_PATHS: 'opt/tools' }, /^Invalid setting AMEIDE_SANDBOX_READ_ONLY_PATHS: must be absolute paths/],
+    [{ AMEIDE_SANDBOX_READ_ONLY_PATHS: '/opt/../etc' }, /^Invalid setting AMEIDE_SANDBOX_READ_ONLY_PATHS: must be absolute paths without "\.\."/],
+    [{ AMEIDE_EGRESS_ALLOWED_HOSTS: '10.0.0.1' }, /^Invalid setting AMEIDE_EGRESS_ALLOWED_HOSTS: must be host names/],
+    [{ AMEIDE_EGRESS_EXTRA_NETWORKS: 'internal' }, /^Invalid setting AMEIDE_EGRESS_EXTRA_NETWORKS: must be CIDR networks/],
+  ])('names a wrong policy setting in one line (%#)', (env, message) => {
+    expect(() => loadWorkerConfig({ ...worker, ...env })).toThrow(message);
+  });
+});
