@@ -34,4 +34,16 @@ export default [
       maxWorkers: 2,
     },
   },
+  {
+    // Slow: real outages of minutes. Mostly idle waiting, so it runs beside the hostile suite.
+    test: {
+      name: 'chaos',
+      sequence: { groupOrder: 2 },
+      include: ['tests/chaos/**/*.test.ts'],
+      globalSetup: ['tests/support/global-setup.ts'],
+      testTimeout: 600_000,
+      hookTimeout: 180_000,
+      maxWorkers: 2,
+    },
+  },
 ] satisfies TestProjectConfiguration[];

@@ -20,9 +20,11 @@ it('cancelling a run kills the running command, its children included, and ends 
   });
   const { run } = await h.acme.startWorkflowRun({ definition: 'sample', workItems: [MULTIPLY] });
   const runDir = join(h.dir, 'workspaces', 'runs', 'acme', run!.id);
-  const marker = join(runDir, 'tmp', 'agent.started');
+  // The agent phase's own HOME (every step gets a fresh one).
+  const marker = join(runDir, 'box', 'steps', 'agent', 'home', 'agent.started');
   const deadline = Date.now() + 60_000;
   while (!existsSync(marker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  expect(existsSync(marker)).toBe(true);
   const { uid } = sandboxUserFor('acme');
   expect(liveProcesses((p) => p.uid === uid && p.cwd.startsWith(runDir)).length).toBeGreaterThanOrEqual(2);
 

@@ -23,8 +23,13 @@ export interface Harness {
   acme: WorkflowServiceClient;
   globex: WorkflowServiceClient;
   service: WorkflowServiceClient;
-  tokens: { acme: string; globex: string; service: string };
+  /** `service` is the operator-wide worker credential; `globexService` a service credential of tenant globex only. */
+  tokens: { acme: string; globex: string; service: string; globexService: string };
   startWorker(): Promise<void>;
+  /** Stops the workflow service (an outage); the worker keeps running. */
+  stopService(): Promise<void>;
+  /** Starts the workflow service again on the same port and database. */
+  startService(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,19 +54,19 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   mkdirSync(dir, { recursive: true });
   const databaseUrl = await createDatabase(inject('postgresUrl'), `test_${id}`);
   const taskQueue = `test-${id}`;
-  const tokens = { acme: token('acme'), globex: token('globex'), service: token('svc') };
-  const app = await startWorkflowService(
+  const tokens = { acme: token('acme'), globex: token('globex'), service: token('svc'), globexService: token('gsvc') };
+  const serviceConfig = (port: number) =>
     loadServiceConfig({
       DATABASE_URL: databaseUrl,
-      AMEIDE_API_PORT: '0',
+      AMEIDE_API_PORT: String(port),
       TEMPORAL_ADDRESS: inject('temporalAddress'),
       TEMPORAL_TASK_QUEUE: taskQueue,
-      AMEIDE_API_KEYS: `${tokens.acme}:acme,${tokens.globex}:globex,${tokens.service}:system:service`,
+      AMEIDE_API_KEYS: `${tokens.acme}:acme,${tokens.globex}:globex,${tokens.service}:*:service,${tokens.globexService}:globex:service`,
       AMEIDE_HOME: dir,
       ...TEST_POLICY,
       ...opts.serviceEnv,
-    }),
-  );
+    });
+  let app: WorkflowServiceApp | undefined = await startWorkflowService(serviceConfig(0));
   const apiUrl = app.server.url;
   const client = (t: string) => createWorkflowServiceClient({ baseUrl: apiUrl, token: t });
   const stops: Array<() => Promise<void>> = [];
@@ -100,9 +105,17 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         await connection.close();
       });
     },
+    async stopService() {
+      await app?.stop();
+      app = undefined;
+    },
+    async startService() {
+      app ??= await startWorkflowService(serviceConfig(Number(new URL(apiUrl).port)));
+      h.app = app;
+    },
     async stop() {
       for (const s of stops.reverse()) await s();
-      await app.stop();
+      await app?.stop();
     },
   };
   if (opts.worker) await h.startWorker();

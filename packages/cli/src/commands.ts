@@ -1,7 +1,7 @@
 import { relative, resolve } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { DefinitionSpecSchema, Phase, RunStatus, RunStatusSchema, WorkItemSchema, type Run } from '@ameide/contracts';
-import type { WorkflowServiceClient } from '@ameide/sdk';
+import { Code, ConnectError, type WorkflowServiceClient } from '@ameide/sdk';
 import { flag, flags, has, positional, UsageError, type Args } from './args.js';
 import { readDefinitionFile } from './definition-file.js';
 import { definitionJson, formatRun, formatStatusUpdate, runJson, statusName, statusUpdateJson } from './format.js';
@@ -69,12 +69,40 @@ function parseStatus(s: string): RunStatus {
 }
 
 /** Follows a run until it ends; returns 0 when it COMPLETED, 1 otherwise. */
+/** How long `watch` keeps reconnecting while the service is unreachable. */
+const RECONNECT_FOR_MS = 10 * 60_000;
+
+/** Whether a call failed because the service was unreachable or went away mid-stream. */
+function transient(err: unknown): boolean {
+  const code = ConnectError.from(err).code;
+  return code === Code.Unavailable || code === Code.Unknown || code === Code.Aborted;
+}
+
+/**
+ * Follows a run to its end, printing each update once. When the service restarts or is briefly
+ * unreachable, it reconnects (with backoff, for up to ten minutes) and resumes after the last update
+ * it printed. Exits 0 only if the run completed.
+ */
 export async function watchRun(api: WorkflowServiceClient, id: string, from: bigint, json: boolean, o: Output, signal?: AbortSignal): Promise<number> {
-  for await (const res of api.watchWorkflowRun({ id, fromSequence: from }, { signal })) {
-    if (res.update) o.out(json ? JSON.stringify(statusUpdateJson(res.update)) : formatStatusUpdate(res.update));
+  let next = from;
+  let failingSince: number | undefined;
+  for (;;) {
+    try {
+      for await (const res of api.watchWorkflowRun({ id, fromSequence: next }, { signal })) {
+        failingSince = undefined;
+        if (!res.update) continue;
+        o.out(json ? JSON.stringify(statusUpdateJson(res.update)) : formatStatusUpdate(res.update));
+        next = res.update.sequence + 1n;
+      }
+      const run = (await api.getWorkflowRun({ id }, { signal })).run!;
+      return run.status === RunStatus.COMPLETED ? 0 : 1;
+    } catch (err) {
+      if (!transient(err) || signal?.aborted) throw err;
+      const since = (failingSince ??= Date.now());
+      if (Date.now() - since > RECONNECT_FOR_MS) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** Math.floor((Date.now() - since) / 2000))));
+    }
   }
-  const run = (await api.getWorkflowRun({ id })).run!;
-  return run.status === RunStatus.COMPLETED ? 0 : 1;
 }
 
 export async function runsCommand(api: WorkflowServiceClient, sub: string, args: Args, o: Output): Promise<number> {

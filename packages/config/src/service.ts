@@ -42,6 +42,10 @@ const apiKeys = z
         ctx.addIssue({ code: 'custom', message: 'each entry must be token:tenant or token:tenant:service' });
         return z.NEVER;
       }
+      if (tenantId === '*' && role !== 'service') {
+        ctx.addIssue({ code: 'custom', message: 'the tenant "*" (all tenants) is only for worker credentials: token:*:service' });
+        return z.NEVER;
+      }
       keys.push({ token, tenantId, service: role === 'service' });
     }
     return keys;

@@ -20,6 +20,7 @@ describe('service configuration', () => {
     [{ ...service, AMEIDE_API_PORT: '99999' }, /^Invalid setting AMEIDE_API_PORT: /],
     [{ ...service, TEMPORAL_ADDRESS: 'http://temporal' }, 'Invalid setting TEMPORAL_ADDRESS: must be host:port, e.g. localhost:7233 (got "http://temporal")'],
     [{ ...service, AMEIDE_API_KEYS: 'justatoken' }, /^Invalid setting AMEIDE_API_KEYS: each entry must be token:tenant/],
+    [{ ...service, AMEIDE_API_KEYS: 'k3:*' }, /^Invalid setting AMEIDE_API_KEYS: the tenant "\*" \(all tenants\) is only for worker credentials/],
     [{ DATABASE_URL: service.DATABASE_URL }, /^Invalid setting AMEIDE_API_KEYS: no credentials configured/],
     [{ ...service, AMEIDE_JWT_SECRET: 'short' }, /^Invalid setting AMEIDE_JWT_SECRET: must be at least 32 characters/],
   ])('names the wrong setting in one line (%#)', (env, message) => {

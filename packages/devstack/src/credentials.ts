@@ -42,5 +42,5 @@ export function signDevToken(creds: DevCredentials, tenantId: string, subject = 
 
 /** The service's AMEIDE_API_KEYS value that admits the worker's credential. */
 export function serviceApiKeys(creds: DevCredentials): string {
-  return `${creds.serviceToken}:system:service`;
+  return `${creds.serviceToken}:*:service`;
 }

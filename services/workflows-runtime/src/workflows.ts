@@ -8,6 +8,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   isCancellation,
+  log,
   proxyActivities,
   proxyLocalActivities,
   upsertSearchAttributes,
@@ -24,9 +25,12 @@ import {
 } from '@ameide/temporal';
 import type { Activities } from './activities/index.js';
 
-const { recordStatus } = proxyLocalActivities<Activities>({
+// Status updates are retried until the service takes them, however long it is away (backoff capped
+// at 30 s); only a permanent rejection ends the retries. A regular activity, so a long outage holds
+// no workflow task open: the run's own phases go on meanwhile.
+const { recordStatus } = proxyActivities<Activities>({
   startToCloseTimeout: '15s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 30 },
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
 // Writing the report is short and local to the worker: a local activity spares a server round trip.
@@ -53,11 +57,29 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   });
 
   let sequence = 0;
-  // Posting is never cancelled half-way: a numbered update is always delivered, so sequences have no gaps.
-  const post = (u: Omit<StatusUpdateInput, 'runId' | 'sequence' | 'time'>) => {
-    const update = { ...u, runId: input.runId, sequence: ++sequence, time: new Date().toISOString() };
-    return CancellationScope.nonCancellable(() => recordStatus(update));
+  // Status updates leave through an outbox, one at a time and in order: the run never waits for their
+  // delivery and its outcome never depends on it; it ends only once every update is delivered.
+  // Delivery is never cancelled half-way, so sequences have no gaps.
+  const outbox: StatusUpdateInput[] = [];
+  let sender: Promise<void> | undefined;
+  const send = async () => {
+    while (outbox.length) {
+      const update = outbox[0]!;
+      try {
+        await CancellationScope.nonCancellable(() => recordStatus(update));
+      } catch (err) {
+        // Transient failures are retried without limit: only a permanent rejection gets here.
+        log.warn(`status update ${update.sequence} of run ${input.runId} was refused: ${errorMessage(err)}`);
+      }
+      outbox.shift();
+    }
+    sender = undefined;
   };
+  const post = (u: Omit<StatusUpdateInput, 'runId' | 'sequence' | 'time'>) => {
+    outbox.push({ ...u, runId: input.runId, sequence: ++sequence, time: new Date().toISOString() });
+    sender ??= send();
+  };
+  const delivered = () => CancellationScope.nonCancellable(async () => sender);
   const markSearch = (status: RunStatusName, phase: PhaseName | 'pending' | 'done') =>
     upsertSearchAttributes([
       { key: SA.runStatus, value: status },
@@ -65,17 +87,13 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     ]);
 
   let current: PhaseName = 'prepare';
-  // "Phase started" is sent while the phase's activity is already scheduled: its sequence number is
-  // fixed now, and "phase finished" waits for it, so the order holds without a round trip per phase.
-  let startedPost: Promise<unknown> = Promise.resolve();
   const started = (phase: PhaseName) => {
     current = phase;
     markSearch('running', phase);
-    startedPost = post({ kind: 'phase_started', phase, phaseState: 'running' });
+    post({ kind: 'phase_started', phase, phaseState: 'running' });
   };
   const finished = async (phase: PhaseName, o: PhaseOutcome) => {
-    await startedPost;
-    await post({
+    post({
       kind: 'phase_finished',
       phase,
       phaseState: o.state,
@@ -133,13 +151,14 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       }).catch(() => undefined);
       if (report) summary.transcriptsUri = report.transcriptsUri;
       markSearch('cancelled', current);
-      await post({ kind: 'run_finished', runStatus: 'cancelled', phase: current, message: `cancelled during ${current}`, summary });
+      post({ kind: 'run_finished', runStatus: 'cancelled', phase: current, message: `cancelled during ${current}`, summary });
+      await delivered();
     });
     throw cancellation;
   };
 
   markSearch('running', 'prepare');
-  await post({ kind: 'run_started', runStatus: 'running' });
+  post({ kind: 'run_started', runStatus: 'running' });
   try {
     started('prepare');
     const ws = await acts.prepareWorkspace(input);
@@ -243,7 +262,8 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   }
   markSearch(status, failure ? failure.phase : 'done');
   const message = failure ? `${failure.phase} phase failed: ${failure.message}` : undefined;
-  await post({ kind: 'run_finished', runStatus: status, phase: failure?.phase, message, summary });
+  post({ kind: 'run_finished', runStatus: status, phase: failure?.phase, message, summary });
+  await delivered();
   if (failure) {
     throw ApplicationFailure.create({ type: 'RunFailed', message: message!, nonRetryable: true, details: [{ status, failedPhase: failure.phase, summary }] });
   }

@@ -3,6 +3,13 @@ import { Code, ConnectError, createContextKey, type Interceptor } from '@connect
 import { jwtVerify, type JWTPayload } from 'jose';
 import type { ServiceConfig } from '@ameide/config';
 
+/**
+ * The tenant of an operator-wide worker credential (`token:*:service`, or a JWT with `tenant_id: "*"`
+ * and the service role): it may report on runs of every tenant. Any other service credential reports
+ * only on its own tenant's runs.
+ */
+export const ALL_TENANTS = '*';
+
 /** Who is calling: the tenant the token names, and whether it is a service credential (the worker). */
 export interface Principal {
   tenantId: string;
@@ -39,7 +46,10 @@ export function createAuthenticator(auth: ServiceConfig['auth']): Authenticator 
     const tenantId = typeof payload.tenant_id === 'string' ? payload.tenant_id : undefined;
     if (!tenantId) return undefined;
     const roles = Array.isArray(payload.roles) ? payload.roles : [];
-    return { tenantId, subject: payload.sub ?? 'unknown', service: roles.includes('service') };
+    const service = roles.includes('service');
+    // "All tenants" is only ever a worker's scope.
+    if (tenantId === ALL_TENANTS && !service) return undefined;
+    return { tenantId, subject: payload.sub ?? 'unknown', service };
   };
 }
 

@@ -22,6 +22,7 @@ import {
 } from '@ameide/contracts';
 import type { PlanRepository, RunRepository, RunRow } from '@ameide/db';
 import { workflowIdForRun } from '@ameide/temporal';
+import { ALL_TENANTS } from '../auth.js';
 import { FailedPreconditionError, InvalidFieldError, NotFoundError, toConnectError } from '../errors.js';
 import { runToProto, statusUpdateToJson, statusUpdateToProto } from '../mapping.js';
 import { foldStatusUpdate, isTerminal } from '../runs/fold.js';
@@ -143,6 +144,12 @@ export class RunHandlers {
       if (u.sequence < 1n) throw new InvalidFieldError('update.sequence', 'must be 1 or more');
       const run = isUuid(requireId('update.run_id', u.runId)) ? await this.runs.get(undefined, u.runId) : undefined;
       if (!run) throw new NotFoundError('run', u.runId);
+      if (principal.tenantId !== ALL_TENANTS && principal.tenantId !== run.tenantId) {
+        throw new ConnectError(
+          `this service credential reports for tenant "${principal.tenantId}" only; use an operator-wide worker credential (tenant "*") or one of the run's tenant`,
+          Code.PermissionDenied,
+        );
+      }
       const json = statusUpdateToJson(u);
       const result = await this.runs.recordStatusUpdate(run, Number(u.sequence), json, (row) => foldStatusUpdate(row, json));
       if (!result.duplicate) this.notifier.publish(run.id);
@@ -157,15 +164,28 @@ export class RunHandlers {
     } catch (err) {
       throw toConnectError(err);
     }
-    let next = Math.max(1, Number(req.fromSequence));
-    while (!ctx.signal.aborted) {
+    try {
+      yield* this.follow(run, Math.max(1, Number(req.fromSequence)), ctx.signal);
+    } catch (err) {
+      throw toConnectError(err);
+    }
+  }
+
+  private async *follow(run: RunRow, from: number, signal: AbortSignal): AsyncGenerator<WatchWorkflowRunResponse> {
+    let next = from;
+    while (!signal.aborted) {
       const rows = await this.runs.statusUpdatesFrom(run.id, next, WATCH_PAGE);
       let gap = false;
       for (const row of rows) {
-        // A gap means an update is still in flight: wait for it rather than skip it.
         if (row.sequence !== next) {
-          gap = true;
-          break;
+          // A gap means an update is still in flight: wait for it rather than skip it. Once the run
+          // has ended nothing more can arrive (updates are delivered in order, the final one last), so
+          // a gap left then is an update the service refused for good: skip it.
+          if (!isTerminal((await this.runs.get(undefined, run.id))!.status)) {
+            gap = true;
+            break;
+          }
+          next = row.sequence;
         }
         yield create(WatchWorkflowRunResponseSchema, { update: statusUpdateToProto(row) });
         next++;
@@ -173,7 +193,7 @@ export class RunHandlers {
       if (rows.length === WATCH_PAGE && !gap) continue;
       const current = (await this.runs.get(undefined, run.id))!;
       if (isTerminal(current.status) && current.lastSequence < next) return;
-      await this.notifier.wait(run.id, WATCH_POLL_MS, ctx.signal);
+      await this.notifier.wait(run.id, WATCH_POLL_MS, signal);
     }
   }
 }

@@ -168,6 +168,12 @@ describe('workflow service API', () => {
     });
     const forbidden = await code(h.acme.recordStatusUpdate(update(1n)));
     expect(forbidden.code).toBe(Code.PermissionDenied);
+    // A service credential of another tenant may not report on acme's run, and changes nothing.
+    const globexService = createWorkflowServiceClient({ baseUrl: h.apiUrl, token: h.tokens.globexService });
+    const crossTenant = await code(globexService.recordStatusUpdate(update(1n, { kind: StatusUpdateKind.RUN_FINISHED, runStatus: RunStatus.COMPLETED })));
+    expect(crossTenant.code).toBe(Code.PermissionDenied);
+    expect(crossTenant.rawMessage).toMatch(/reports for tenant "globex" only/);
+    expect((await h.acme.getWorkflowRun({ id: run.id })).run!.status).toBe(RunStatus.QUEUED);
 
     expect((await h.service.recordStatusUpdate(update(1n))).duplicate).toBe(false);
     expect((await h.service.recordStatusUpdate(update(1n, { phase: Phase.TEST }))).duplicate).toBe(true);
@@ -183,6 +189,22 @@ describe('workflow service API', () => {
     expect(stored.error).toBe('boom');
     expect(stored.lastSequence).toBe(2n);
     expect((await code(h.service.recordStatusUpdate(update(0n)))).code).toBe(Code.InvalidArgument);
+  });
+
+  it('ends a watch at the final update even when an earlier update never arrived, and stores NUL bytes escaped', async () => {
+    await applySample(h.acme, '/srv/repos/gap.git', {}, 'gap');
+    const run = (await h.acme.startWorkflowRun({ definition: 'gap' })).run!;
+    const update = (sequence: bigint, extra: Omit<Partial<StatusUpdate>, '$typeName'> = {}) => ({
+      update: { runId: run.id, sequence, kind: StatusUpdateKind.PHASE_STARTED, phase: Phase.PREPARE, ...extra },
+    });
+    await h.service.recordStatusUpdate(update(1n, { kind: StatusUpdateKind.RUN_STARTED, runStatus: RunStatus.RUNNING }));
+    // Sequence 2 was refused for good; 3 is the run's final update.
+    await h.service.recordStatusUpdate(update(3n, { kind: StatusUpdateKind.RUN_FINISHED, runStatus: RunStatus.COMPLETED, message: 'a\u0000b' }));
+    const watched = await Promise.race([watchAll(h.acme, run.id), new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000))]);
+    expect(watched).not.toBe('hung');
+    expect((watched as StatusUpdate[]).map((u) => Number(u.sequence))).toEqual([1, 3]);
+    expect((watched as StatusUpdate[])[1]!.message).toBe('a\u2400b');
+    expect((await h.acme.getWorkflowRun({ id: run.id })).run!.status).toBe(RunStatus.COMPLETED);
   });
 
   it('streams updates live to a watcher that joined before they were recorded', async () => {

@@ -14,6 +14,11 @@ describe('bearer token authentication', () => {
     expect(await auth(await sign({ tenant_id: 'acme', roles: ['service'] }))).toMatchObject({ service: true });
   });
 
+  it('takes "all tenants" only from a worker credential', async () => {
+    expect(await auth(await sign({ tenant_id: '*', roles: ['service'] }))).toMatchObject({ tenantId: '*', service: true });
+    expect(await auth(await sign({ tenant_id: '*' }))).toBeUndefined();
+  });
+
   it('accepts static API keys', async () => {
     expect(await auth('svc_key_123')).toEqual({ tenantId: 'system', subject: 'apikey:system', service: true });
     expect(await auth('svc_key_124')).toBeUndefined();
