@@ -25,6 +25,8 @@ export interface ServiceConfig {
   };
   /** The operator's policy: definitions asking for more are refused. */
   policy: SandboxPolicy;
+  /** Runs QUEUED this long without a workflow get it started (checked as often). */
+  reconcileSeconds: number;
   home: string;
 }
 
@@ -61,6 +63,7 @@ const schema = z
     AMEIDE_JWT_ISSUER: z.string().optional(),
     AMEIDE_JWT_AUDIENCE: z.string().optional(),
     AMEIDE_API_KEYS: apiKeys,
+    AMEIDE_RECONCILE_SECONDS: z.coerce.number().positive().max(3600).default(30),
   })
   .extend(temporalSchema.shape)
   .extend(policySchema.shape)
@@ -89,6 +92,7 @@ export function loadServiceConfig(env: Env = processEnv()): ServiceConfig {
       apiKeys: e.AMEIDE_API_KEYS,
     },
     policy: toSandboxPolicy(e),
+    reconcileSeconds: e.AMEIDE_RECONCILE_SECONDS,
     home: ameideHome(env),
   };
 }

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gte, inArray, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, lt, sql } from 'drizzle-orm';
 import type { StatusUpdateJson } from '@ameide/contracts';
 import type { Db } from './client.js';
 import { runs, statusUpdates, type RunState } from './schema.js';
@@ -38,6 +38,16 @@ export class RunRepository {
       .where(and(...where))
       .orderBy(desc(runs.createdAt))
       .limit(f.limit);
+  }
+
+  /** Runs of any tenant still in `status` that were created before `before`, oldest first. */
+  async listStale(status: string, before: Date, limit: number): Promise<RunRow[]> {
+    return this.db
+      .select()
+      .from(runs)
+      .where(and(eq(runs.status, status), lt(runs.createdAt, before)))
+      .orderBy(asc(runs.createdAt))
+      .limit(limit);
   }
 
   async setProgress(id: string, progress: Partial<RunProgress>): Promise<RunRow | undefined> {

@@ -1,8 +1,9 @@
 import type { ServiceConfig } from '@ameide/config';
-import { openDatabase, type Database } from '@ameide/db';
+import { openDatabase, PlanRepository, RunRepository, type Database } from '@ameide/db';
 import { createAuthenticator } from './auth.js';
 import { routes } from './connect.js';
 import { startApiServer, type ApiServer } from './server.js';
+import { RunReconciler } from './runs/reconciler.js';
 import { TemporalFacade } from './temporal/facade.js';
 
 /** The running workflow service: API server, database pool and Temporal client. */
@@ -33,11 +34,14 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
     if (err.code === 'EADDRINUSE') throw Object.assign(new Error(`port ${cfg.port} is in use; set AMEIDE_API_PORT`), { expected: true });
     throw err;
   });
+  const reconciler = new RunReconciler(new RunRepository(database.db), new PlanRepository(database.db), temporal, cfg.reconcileSeconds * 1000);
+  reconciler.start(cfg.reconcileSeconds * 1000);
   return {
     server,
     database,
     temporal,
     async stop() {
+      await reconciler.stop();
       await server.close();
       await Promise.all([database.close(), temporal.close()]);
     },

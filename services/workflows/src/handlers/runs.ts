@@ -131,7 +131,17 @@ export class RunHandlers {
     handle(async () => {
       const row = await this.runOf(principalOf(ctx).tenantId, req.id);
       if (isTerminal(row.status)) throw new FailedPreconditionError(`run ${row.id} already finished (${row.status.replace('RUN_STATUS_', '').toLowerCase()})`);
-      await this.launcher.cancelRun(row.workflowId);
+      if (!(await this.launcher.cancelRun(row.workflowId))) {
+        // No workflow ever started for it (the service stopped between storing the run and starting
+        // it): nothing runs, so the run is cancelled here and now.
+        const cancelled = await this.runs.setProgress(row.id, {
+          status: 'RUN_STATUS_CANCELLED',
+          finishedAt: new Date(),
+          state: { ...row.state, error: 'cancelled before it started' },
+        });
+        this.notifier.publish(row.id);
+        return create(CancelWorkflowRunResponseSchema, { run: runToProto(cancelled ?? row) });
+      }
       return create(CancelWorkflowRunResponseSchema, { run: runToProto(row) });
     });
 

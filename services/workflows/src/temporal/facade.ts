@@ -1,4 +1,4 @@
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import type { SearchAttributePair } from '@temporalio/common';
 import type { TemporalConfig } from '@ameide/config';
@@ -35,8 +35,11 @@ export class TemporalFacade {
     return new TemporalFacade(client, connection, cfg.taskQueue);
   }
 
-  /** Starts `coding-run-<runId>` with the methodology context as memo and typed search attributes. */
-  async startRun(workflowId: string, input: CodingRunInput): Promise<void> {
+  /**
+   * Starts `coding-run-<runId>` with the methodology context as memo and typed search attributes.
+   * Idempotent: a workflow that already exists for the run is left as it is (returns false).
+   */
+  async startRun(workflowId: string, input: CodingRunInput): Promise<boolean> {
     const m = input.methodology;
     const attrs: SearchAttributePair[] = [
       { key: SA.tenantId, value: input.tenantId },
@@ -67,17 +70,23 @@ export class TemporalFacade {
         },
         typedSearchAttributes: attrs,
       });
+      return true;
     } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
       throw new UnavailableError(`could not start the run on Temporal: ${(err as Error).message}`);
     }
   }
 
-  /** Requests cancellation; a workflow that already finished is not an error. */
-  async cancelRun(workflowId: string): Promise<void> {
+  /**
+   * Requests cancellation; a workflow that already finished is not an error. Returns false when
+   * Temporal has no such workflow (a run whose start never reached it).
+   */
+  async cancelRun(workflowId: string): Promise<boolean> {
     try {
       await this.client.workflow.getHandle(workflowId).cancel();
+      return true;
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return;
+      if (err instanceof WorkflowNotFoundError) return false;
       throw new UnavailableError(`could not cancel the run on Temporal: ${(err as Error).message}`);
     }
   }
