@@ -40,14 +40,15 @@ export class RunRepository {
       .limit(f.limit);
   }
 
-  /** Runs of any tenant still in `status` that were created before `before`, oldest first. */
-  async listStale(status: string, before: Date, limit: number): Promise<RunRow[]> {
+  /** Runs of any tenant still in `status` that were created before `before`, oldest first, a page at a time. */
+  async listStale(status: string, before: Date, limit: number, offset = 0): Promise<RunRow[]> {
     return this.db
       .select()
       .from(runs)
       .where(and(eq(runs.status, status), lt(runs.createdAt, before)))
-      .orderBy(asc(runs.createdAt))
-      .limit(limit);
+      .orderBy(asc(runs.createdAt), asc(runs.id))
+      .limit(limit)
+      .offset(offset);
   }
 
   async setProgress(id: string, progress: Partial<RunProgress>): Promise<RunRow | undefined> {

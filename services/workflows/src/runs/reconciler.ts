@@ -2,8 +2,8 @@ import type { PlanRepository, RunRepository } from '@ameide/db';
 import type { RunLauncher } from '../temporal/facade.js';
 import { codingRunInput } from './input.js';
 
-/** Stale runs handled per pass; the next pass takes the rest. */
-const BATCH = 100;
+/** Stale runs read per page. */
+const PAGE = 100;
 
 /**
  * Makes run start atomic in effect: `StartWorkflowRun` stores the run, then starts its workflow; a
@@ -22,22 +22,29 @@ export class RunReconciler {
     private readonly graceMs: number,
   ) {}
 
-  /** Runs one pass; returns how many runs got their workflow started. */
+  /** Runs one pass over every stale run; returns how many got their workflow started. */
   async reconcileOnce(now = new Date()): Promise<number> {
+    const before = new Date(now.getTime() - this.graceMs);
     let started = 0;
-    for (const run of await this.runs.listStale('RUN_STATUS_QUEUED', new Date(now.getTime() - this.graceMs), BATCH)) {
-      const plan = await this.plans.get(run.tenantId, run.planId);
-      if (!plan) {
-        await this.runs.setProgress(run.id, {
-          status: 'RUN_STATUS_FAILED',
-          finishedAt: new Date(),
-          state: { ...run.state, error: 'its plan no longer exists' },
-        });
-        continue;
+    // Page by page. Runs merely waiting for a worker already have their workflow and cost one
+    // idempotent start each; a run marked failed leaves the QUEUED set, so only kept runs advance the offset.
+    for (let offset = 0; ;) {
+      const page = await this.runs.listStale('RUN_STATUS_QUEUED', before, PAGE, offset);
+      for (const run of page) {
+        const plan = await this.plans.get(run.tenantId, run.planId);
+        if (!plan) {
+          await this.runs.setProgress(run.id, {
+            status: 'RUN_STATUS_FAILED',
+            finishedAt: new Date(),
+            state: { ...run.state, error: 'its plan no longer exists' },
+          });
+          continue;
+        }
+        offset++;
+        if (await this.launcher.startRun(run.workflowId, codingRunInput(run.id, plan))) started++;
       }
-      if (await this.launcher.startRun(run.workflowId, codingRunInput(run.id, plan))) started++;
+      if (page.length < PAGE) return started;
     }
-    return started;
   }
 
   /** Reconciles now and then every `intervalMs`; a failed pass (Temporal or Postgres away) is retried at the next. */
