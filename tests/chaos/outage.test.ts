@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Phase, PhaseState, RunStatus, StatusUpdateKind } from '@ameide/contracts';
 import { git } from '@ameide/devstack';
-import { applySample, MULTIPLY, sampleOrigin, startHarness, watchAll, type Harness } from '../support/harness.js';
+import { applySample, MULTIPLY, useHarnessWithOrigin, watchAll, type Harness } from '../support/harness.js';
 
 /** Longer than the old delivery's whole retry window (30 attempts, about 128 s). */
 const OUTAGE_MS = 150_000;
@@ -13,11 +13,7 @@ const OUTAGE_MS = 150_000;
 describe('a long outage of the workflow service', () => {
   let h: Harness;
   let origin: string;
-  beforeAll(async () => {
-    h = await startHarness({ worker: true });
-    origin = sampleOrigin(h);
-  });
-  afterAll(() => h?.stop());
+  useHarnessWithOrigin((started) => ({ h, origin } = started));
 
   it(
     'loses no status update: the run completes during the outage and every update arrives, in order, once the service is back',

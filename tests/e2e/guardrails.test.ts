@@ -5,17 +5,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Phase, PhaseState, RunStatus } from '@ameide/contracts';
 import { Code, ConnectError } from '@ameide/sdk';
 import { git } from '@ameide/devstack';
-import { ACME_SECRET, applySample, MULTIPLY, sampleOrigin, startHarness, watchAll, type Harness } from '../support/harness.js';
+import { ACME_SECRET, applySample, MULTIPLY, sampleOrigin, startHarness, useHarnessWithOrigin, watchAll, type Harness } from '../support/harness.js';
 
 /** Guardrails of real runs: sandbox, allowed paths, budgets, scoped secrets. */
 describe('guardrails of a run', () => {
   let h: Harness;
   let origin: string;
-  beforeAll(async () => {
-    h = await startHarness({ worker: true });
-    origin = sampleOrigin(h);
-  });
-  afterAll(() => h?.stop());
+  useHarnessWithOrigin((started) => ({ h, origin } = started));
 
   const runToEnd = async (definition: string, overrides: Parameters<typeof applySample>[2]) => {
     await applySample(h.acme, origin, overrides, definition);

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { Phase, RunStatus } from '@ameide/contracts';
 import { createOrigin, git, SAMPLE_REPO, SCRIPTED_AGENT } from '@ameide/devstack';
 import { Code, ConnectError } from '@ameide/sdk';
-import { ACME_SECRET, applySample, sampleOrigin, startHarness, type Harness } from '../support/harness.js';
+import { ACME_SECRET, applySample, sampleOrigin, startHarness, useHarnessWithOrigin, type Harness } from '../support/harness.js';
 import { ancestors, applyAndRun, clearMarkers, item, markerDir, markers, modes, output, transcript } from './support.js';
 
 const ALLOW_NONE = { AMEIDE_SANDBOX_ALLOW_NONE: 'true' };
@@ -29,11 +29,7 @@ async function refusal(call: Promise<unknown>): Promise<ConnectError> {
 describe('operator policy over tenant settings', () => {
   let h: Harness;
   let origin: string;
-  beforeAll(async () => {
-    h = await startHarness({ worker: true });
-    origin = sampleOrigin(h);
-  });
-  afterAll(() => h?.stop());
+  useHarnessWithOrigin((started) => ({ h, origin } = started));
 
   it('refuses a definition with sandbox: none unless the operator allows it, naming the field and the setting', async () => {
     const viaApply = await refusal(applySample(h.acme, origin, { guardrails: { sandbox: 'none' } }, 'unsandboxed'));

@@ -1,18 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Phase, PhaseState, RunStatus } from '@ameide/contracts';
 import { liveProcesses } from '../support/processes.js';
-import { applySample, sampleOrigin, startHarness, type Harness } from '../support/harness.js';
+import { applySample, useHarnessWithOrigin, type Harness } from '../support/harness.js';
 import { applyAndRun, item, output, sleep, startAndFinish, transcript } from './support.js';
 
 /** Hostile output and process counts do not break a run, the worker or other runs. */
 describe('robustness against hostile commands', () => {
   let h: Harness;
   let origin: string;
-  beforeAll(async () => {
-    h = await startHarness({ worker: true });
-    origin = sampleOrigin(h);
-  });
-  afterAll(() => h?.stop());
+  useHarnessWithOrigin((started) => ({ h, origin } = started));
 
   it('a command printing NUL bytes and invalid UTF-8 does not break the run, its status updates or watching', async () => {
     const f = await applyAndRun(

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Phase, RunStatus } from '@ameide/contracts';
-import { ACME_SECRET, sampleOrigin, startHarness, type Harness } from '../support/harness.js';
+import { ACME_SECRET, useHarnessWithOrigin, type Harness } from '../support/harness.js';
 import { applyAndRun, artifactDir, decodedViews, item, refsOf, secretLeaks, sections } from './support.js';
 
 const AGENT_SECRET = [{ name: 'DEPLOY_TOKEN', phases: [Phase.AGENT], fromEnv: 'DEPLOY_TOKEN' }];
@@ -17,11 +17,7 @@ const INSTALL_SECRET = [{ name: 'DEPLOY_TOKEN', phases: [Phase.INSTALL], fromEnv
 describe('secrets never leave through the change or re-encoded output', () => {
   let h: Harness;
   let origin: string;
-  beforeAll(async () => {
-    h = await startHarness({ worker: true });
-    origin = sampleOrigin(h);
-  });
-  afterAll(() => h?.stop());
+  useHarnessWithOrigin((started) => ({ h, origin } = started));
 
   it.each([
     ['a file named after the secret', 'touch "src/$DEPLOY_TOKEN.txt"', 'CALC-61'],

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { loadServiceConfig, loadWorkerConfig } from '@ameide/config';
 import { createDatabase, createOrigin, SAMPLE_REPO, SCRIPTED_AGENT, sampleDefinition } from '@ameide/devstack';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
@@ -120,6 +120,19 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   };
   if (opts.worker) await h.startWorker();
   return h;
+}
+
+/**
+ * For one describe block: a harness (with a worker unless told otherwise) and a sample origin,
+ * started before its tests and stopped after them; `assign` receives both once they are up.
+ */
+export function useHarnessWithOrigin(assign: (started: { h: Harness; origin: string }) => void, opts: HarnessOptions = { worker: true }): void {
+  let h: Harness | undefined;
+  beforeAll(async () => {
+    h = await startHarness(opts);
+    assign({ h, origin: sampleOrigin(h) });
+  });
+  afterAll(() => h?.stop());
 }
 
 /** A throwaway bare origin holding the sample repository, like a hosted repo. */
