@@ -34,22 +34,24 @@ pipe(my $wake_r, my $wake_w) or fail("pipe: $!", 125);
 $wake_w->autoflush(1);
 $SIG{CHLD} = sub { syswrite($wake_w, 'c') };
 
-my $child = fork();
+# Signals are forwarded to the command; the handlers are in place before it starts, so a signal
+# that arrives as soon as the command runs is not lost (the command itself gets the defaults back).
+my $child;
+for my $sig (qw(TERM INT HUP)) {
+  $SIG{$sig} = sub { kill $sig, $child if $child };
+}
+$child = fork();
 fail("fork: $!", 125) unless defined $child;
 if ($child == 0) {
   close $listener;
   close $wake_r;
   close $wake_w;
-  $SIG{CHLD} = 'DEFAULT';
+  $SIG{$_} = 'DEFAULT' for qw(CHLD TERM INT HUP);
   { no warnings 'exec'; exec { $command[0] } @command; }
   my $code = $!{ENOENT} ? 127 : 126;
   print STDERR "egress-forwarder: $command[0]: $!\n";
   _exit($code);
 }
-for my $sig (qw(TERM INT HUP)) {
-  $SIG{$sig} = sub { kill $sig, $child };
-}
-
 # Relays one connection in a process of its own; half-closes follow the client and the proxy.
 sub relay {
   my ($client) = @_;
