@@ -51,6 +51,23 @@ describe('runs whose start was interrupted', () => {
     expect((await h.acme.getWorkflowRun({ id })).run!.status).toBe(RunStatus.COMPLETED);
   });
 
+  it('leave a run queued behind another run of its branch waiting until that run ends', async () => {
+    await applySample(h.acme, sampleOrigin(h, 'lane'), { agentCommand: 'sleep 6 && echo first >> notes.txt' }, 'lane');
+    const { run: first } = await h.acme.startWorkflowRun({ definition: 'lane', workItems: [MULTIPLY] });
+    await applySample(h.acme, sampleOrigin(h, 'lane'), { agentCommand: 'echo second >> notes.txt' }, 'lane');
+    const { run: second } = await h.acme.startWorkflowRun({ definition: 'lane', workItems: [MULTIPLY] });
+    // Several passes of the reconciler (every second here) go by: the second run stays queued, without a workflow.
+    await new Promise((r) => setTimeout(r, 3000));
+    const waiting = (await h.acme.getWorkflowRun({ id: second!.id })).run!;
+    expect(waiting.status).toBe(RunStatus.QUEUED);
+    expect(waiting.queuedBehindRunId).toBe(first!.id);
+    await expect(h.app.temporal.cancelRun(second!.workflowId)).resolves.toBe(false);
+    await watchAll(h.acme, second!.id);
+    const [a, b] = await Promise.all([first, second].map(async (r) => (await h.acme.getWorkflowRun({ id: r!.id })).run!));
+    expect([a!.status, b!.status]).toEqual([RunStatus.COMPLETED, RunStatus.COMPLETED]);
+    expect(b!.summary!.baseCommit).toBe(a!.summary!.headCommit);
+  });
+
   it('can be cancelled before that, and then end CANCELLED', async () => {
     const id = await strandedRun(idle, idleDb);
     const res = await idle.acme.cancelWorkflowRun({ id });

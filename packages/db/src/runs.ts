@@ -19,6 +19,26 @@ export class RunRepository {
     return rows[0]!;
   }
 
+  /**
+   * Inserts a run at the end of its lane (`row.branchKey`) under the lane's lock and returns it with
+   * the lane's head: the oldest unfinished run of the lane, the only one that may execute.
+   */
+  async insertInLane(row: NewRunRow & { branchKey: string }): Promise<{ row: RunRow; head: RunRow }> {
+    return this.db.transaction(async (tx) => {
+      await lockLane(tx, row.tenantId, row.branchKey);
+      const [inserted] = await tx.insert(runs).values(row).returning();
+      return { row: inserted!, head: (await laneHead(tx, row.tenantId, row.branchKey)) ?? inserted! };
+    });
+  }
+
+  /** The oldest unfinished run of a lane (read under the lane's lock, so a run being added is seen). */
+  async laneHead(tenantId: string, branchKey: string): Promise<RunRow | undefined> {
+    return this.db.transaction(async (tx) => {
+      await lockLane(tx, tenantId, branchKey);
+      return laneHead(tx, tenantId, branchKey);
+    });
+  }
+
   /** Finds a run; `tenantId` undefined means any tenant (service credentials only). */
   async get(tenantId: string | undefined, id: string): Promise<RunRow | undefined> {
     const where = tenantId === undefined ? eq(runs.id, id) : and(eq(runs.id, id), eq(runs.tenantId, tenantId));
@@ -93,6 +113,26 @@ export class RunRepository {
       .orderBy(asc(statusUpdates.sequence))
       .limit(limit);
   }
+}
+
+/** Statuses of a run that has not finished: it holds its lane. */
+export const UNFINISHED_STATUSES = ['RUN_STATUS_QUEUED', 'RUN_STATUS_RUNNING'];
+
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+/** Serialises changes to one lane until the transaction ends. */
+async function lockLane(tx: Tx, tenantId: string, branchKey: string): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`${tenantId}\n${branchKey}`}, 0))`);
+}
+
+async function laneHead(tx: Tx, tenantId: string, branchKey: string): Promise<RunRow | undefined> {
+  const rows = await tx
+    .select()
+    .from(runs)
+    .where(and(eq(runs.tenantId, tenantId), eq(runs.branchKey, branchKey), inArray(runs.status, UNFINISHED_STATUSES)))
+    .orderBy(asc(runs.queueSeq))
+    .limit(1);
+  return rows[0];
 }
 
 export type { RunState };

@@ -1,4 +1,4 @@
-import { bigint, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import type { DefinitionSpecJson, PlanSpecJson, RunSummaryJson, PhaseResultJson, StatusUpdateJson, MethodologyContextJson } from '@ameide/contracts';
 
 export type Annotations = Record<string, string>;
@@ -71,6 +71,13 @@ export const runs = pgTable(
     state: jsonb('state').$type<RunState>().notNull(),
     annotations: jsonb('annotations').$type<Annotations>().notNull().default({}),
     lastSequence: bigint('last_sequence', { mode: 'number' }).notNull().default(0),
+    /**
+     * The run's lane: its repository URL and work branch (`<url>\n<branch>`). Runs of one lane run one
+     * at a time, in `queue_seq` order. Null for runs made before lanes existed (each its own lane).
+     */
+    branchKey: text('branch_key'),
+    /** Order in the lane, taken under the lane's lock. */
+    queueSeq: bigserial('queue_seq', { mode: 'number' }).notNull(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     startedAt: timestamp('started_at', { withTimezone: true }),
     finishedAt: timestamp('finished_at', { withTimezone: true }),
@@ -81,6 +88,7 @@ export const runs = pgTable(
     index('runs_tenant_definition_idx').on(t.tenantId, t.definitionId),
     index('runs_tenant_created_idx').on(t.tenantId, t.createdAt),
     index('runs_spec_gin').using('gin', t.spec.op('jsonb_path_ops')),
+    index('runs_lane_idx').on(t.tenantId, t.branchKey, t.queueSeq),
   ],
 );
 

@@ -5,6 +5,7 @@ import { DefinitionRepository, PlanRepository, RunRepository, type Db } from '@a
 import { DefinitionHandlers } from './handlers/definitions.js';
 import { PlanHandlers, Planner } from './handlers/plans.js';
 import { RunHandlers } from './handlers/runs.js';
+import { RunLanes } from './runs/lanes.js';
 import { RunNotifier } from './runs/notifier.js';
 import { registerReflection } from './reflection.js';
 import type { RunLauncher } from './temporal/facade.js';
@@ -26,7 +27,7 @@ export function routes(deps: RouteDeps) {
   const planner = new Planner(definitions, plans);
   const d = new DefinitionHandlers(definitions, deps.policy);
   const p = new PlanHandlers(planner, plans);
-  const r = new RunHandlers(planner, plans, runs, deps.launcher, deps.notifier ?? new RunNotifier(), deps.policy);
+  const r = new RunHandlers(planner, plans, runs, deps.launcher, deps.notifier ?? new RunNotifier(), deps.policy, new RunLanes(runs, plans, deps.launcher));
   return (router: ConnectRouter) => {
     router.service(WorkflowService, {
       createDefinition: d.createDefinition,

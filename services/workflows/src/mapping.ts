@@ -9,11 +9,13 @@ import {
   type Definition,
   type Plan,
   type Run,
+  type RunExecution,
   type RunJson,
   type StatusUpdate,
   type StatusUpdateJson,
 } from '@ameide/contracts';
 import type { DefinitionRow, PlanRow, RunRow, StatusUpdateRow } from '@ameide/db';
+import { branchOfLane } from './runs/lanes.js';
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : undefined);
 
@@ -43,7 +45,8 @@ export function planToProto(row: PlanRow): Plan {
   return msg;
 }
 
-export function runToProto(row: RunRow): Run {
+/** A stored run as the API shows it; `queuedBehind` and `execution` are what the caller found out besides. */
+export function runToProto(row: RunRow, extra: { queuedBehind?: string; execution?: RunExecution } = {}): Run {
   const json: RunJson = {
     id: row.id,
     tenantId: row.tenantId,
@@ -64,8 +67,12 @@ export function runToProto(row: RunRow): Run {
     startTime: iso(row.startedAt),
     endTime: iso(row.finishedAt),
     annotations: row.annotations,
+    branch: branchOfLane(row.branchKey) || row.state.summary?.branch,
+    queuedBehindRunId: extra.queuedBehind,
   };
-  return fromJson(RunSchema, compactJson(json) as JsonObject, { ignoreUnknownFields: true });
+  const run = fromJson(RunSchema, compactJson(json) as JsonObject, { ignoreUnknownFields: true });
+  run.execution = extra.execution;
+  return run;
 }
 
 /**

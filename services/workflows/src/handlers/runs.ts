@@ -27,6 +27,7 @@ import { FailedPreconditionError, InvalidFieldError, NotFoundError, toConnectErr
 import { runToProto, statusUpdateToJson, statusUpdateToProto } from '../mapping.js';
 import { foldStatusUpdate, isTerminal } from '../runs/fold.js';
 import { codingRunInput } from '../runs/input.js';
+import { laneOf, type RunLanes } from '../runs/lanes.js';
 import type { RunNotifier } from '../runs/notifier.js';
 import type { RunLauncher } from '../temporal/facade.js';
 import { checkSandboxPolicy, isUuid, pageSize, requireId } from '../validation.js';
@@ -49,7 +50,14 @@ export class RunHandlers {
     private readonly launcher: RunLauncher,
     private readonly notifier: RunNotifier,
     private readonly policy: SandboxPolicy,
+    private readonly lanes: RunLanes,
   ) {}
+
+  /** After a run finished: the next run of its branch may start (the reconciler retries on failure). */
+  private async runFinished(row: RunRow): Promise<void> {
+    this.notifier.publish(row.id);
+    await this.lanes.advance(row).catch((err: Error) => console.warn(`could not start the next run of ${row.branchKey?.replace('\n', ' ')}: ${err.message}`));
+  }
 
   private async runOf(tenantId: string, id: string): Promise<RunRow> {
     const row = isUuid(requireId('id', id)) ? await this.runs.get(tenantId, id) : undefined;
@@ -72,8 +80,10 @@ export class RunHandlers {
       checkSandboxPolicy(fromJson(DefinitionSpecSchema, (plan.spec.repo ?? {}) as JsonObject, { ignoreUnknownFields: true }), this.policy, 'plan.spec.repo');
       const runId = randomUUID();
       const workflowId = workflowIdForRun(runId);
+      const input = codingRunInput(runId, plan);
       const m = plan.spec.methodology ?? {};
-      const row = await this.runs.insert({
+      // The run joins its branch's lane; it executes now only if no earlier run of the branch is unfinished.
+      const { row, head } = await this.runs.insertInLane({
         id: runId,
         tenantId,
         planId: plan.id,
@@ -90,15 +100,18 @@ export class RunHandlers {
         },
         state: { phases: [] },
         annotations: req.annotations,
+        branchKey: laneOf(input).branchKey,
       });
+      if (head.id !== runId) return create(StartWorkflowRunResponseSchema, { run: runToProto(row, { queuedBehind: head.id }) });
       try {
-        await this.launcher.startRun(workflowId, codingRunInput(runId, plan));
+        await this.launcher.startRun(workflowId, input);
       } catch (err) {
-        await this.runs.setProgress(runId, {
+        const failed = await this.runs.setProgress(runId, {
           status: 'RUN_STATUS_FAILED',
           finishedAt: new Date(),
           state: { phases: [], error: (err as Error).message },
         });
+        await this.runFinished(failed ?? row);
         throw err;
       }
       return create(StartWorkflowRunResponseSchema, { run: runToProto(row) });
@@ -107,7 +120,8 @@ export class RunHandlers {
   getWorkflowRun = (req: GetWorkflowRunRequest, ctx: HandlerContext) =>
     handle(async () => {
       const row = await this.runOf(principalOf(ctx).tenantId, req.id);
-      return create(GetWorkflowRunResponseSchema, { run: runToProto(row) });
+      const head = row.status === 'RUN_STATUS_QUEUED' && row.branchKey ? await this.runs.laneHead(row.tenantId, row.branchKey) : undefined;
+      return create(GetWorkflowRunResponseSchema, { run: runToProto(row, { queuedBehind: head && head.id !== row.id ? head.id : undefined }) });
     });
 
   listWorkflowRuns = (req: ListWorkflowRunsRequest, ctx: HandlerContext) =>
@@ -124,7 +138,7 @@ export class RunHandlers {
         definitionId,
         limit: pageSize(req.pageSize),
       });
-      return create(ListWorkflowRunsResponseSchema, { runs: rows.map(runToProto) });
+      return create(ListWorkflowRunsResponseSchema, { runs: rows.map((r) => runToProto(r)) });
     });
 
   cancelWorkflowRun = (req: CancelWorkflowRunRequest, ctx: HandlerContext) =>
@@ -139,7 +153,7 @@ export class RunHandlers {
           finishedAt: new Date(),
           state: { ...row.state, error: 'cancelled before it started' },
         });
-        this.notifier.publish(row.id);
+        await this.runFinished(cancelled ?? row);
         return create(CancelWorkflowRunResponseSchema, { run: runToProto(cancelled ?? row) });
       }
       return create(CancelWorkflowRunResponseSchema, { run: runToProto(row) });
@@ -162,7 +176,8 @@ export class RunHandlers {
       }
       const json = statusUpdateToJson(u);
       const result = await this.runs.recordStatusUpdate(run, Number(u.sequence), json, (row) => foldStatusUpdate(row, json));
-      if (!result.duplicate) this.notifier.publish(run.id);
+      if (result.run && isTerminal(result.run.status) && !isTerminal(run.status)) await this.runFinished(result.run);
+      else if (!result.duplicate) this.notifier.publish(run.id);
       return create(RecordStatusUpdateResponseSchema, { duplicate: result.duplicate });
     });
 

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ameide/workflows/v1/workflows.proto.
  */
 export const file_ameide_workflows_v1_workflows: GenFile = /*@__PURE__*/
-  fileDesc("CiNhbWVpZGUvd29ya2Zsb3dzL3YxL3dvcmtmbG93cy5wcm90bxITYW1laWRlLndvcmtmbG93cy52MSJ4ChJNZXRob2RvbG9neUNvbnRleHQSDwoHcHJvZmlsZRgBIAEoCRITCgt0aW1lYm94X2lkcxgCIAMoCRIQCghnb2FsX2lkcxgDIAMoCRIVCg13b3JrX2l0ZW1faWRzGAQgAygJEhMKC2VsZW1lbnRfaWRzGAUgAygJIm4KCFdvcmtJdGVtEgoKAmlkGAEgASgJEg0KBXRpdGxlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhsKE2FjY2VwdGFuY2VfY3JpdGVyaWEYBCADKAkSFQoNY29udGV4dF9saW5rcxgFIAMoCSKDAwoORGVmaW5pdGlvblNwZWMSEAoIcmVwb191cmwYASABKAkSFgoOZGVmYXVsdF9icmFuY2gYAiABKAkSFwoPaW5zdGFsbF9jb21tYW5kGAMgASgJEhUKDWFnZW50X2NvbW1hbmQYBCABKAkSFAoMdGVzdF9jb21tYW5kGAUgASgJEhUKDWJyYW5jaF9wcmVmaXgYBiABKAkSHQoVcGhhc2VfdGltZW91dF9zZWNvbmRzGAcgASgNEjkKA2VudhgIIAMoCzIsLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvblNwZWMuRW52RW50cnkSMwoKZ3VhcmRyYWlscxgJIAEoCzIfLmFtZWlkZS53b3JrZmxvd3MudjEuR3VhcmRyYWlscxIvCgdzZWNyZXRzGAogAygLMh4uYW1laWRlLndvcmtmbG93cy52MS5TZWNyZXRSZWYaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL0AQoKR3VhcmRyYWlscxIPCgdzYW5kYm94GAEgASgJEhUKDWFsbG93ZWRfcGF0aHMYAiADKAkSFAoMZGVuaWVkX3BhdGhzGAMgAygJEjIKB25ldHdvcmsYBCABKAsyIS5hbWVpZGUud29ya2Zsb3dzLnYxLlBoYXNlTmV0d29yaxItCgdidWRnZXRzGAUgASgLMhwuYW1laWRlLndvcmtmbG93cy52MS5CdWRnZXRzEhYKDnBhY2thZ2VfY2FjaGVzGAYgAygJEhcKD3JlYWRfb25seV9wYXRocxgHIAMoCRIUCgxlZ3Jlc3NfaG9zdHMYCCADKAkiagoMUGhhc2VOZXR3b3JrEhQKB2luc3RhbGwYASABKAhIAIgBARISCgVhZ2VudBgCIAEoCEgBiAEBEhEKBHRlc3QYAyABKAhIAogBAUIKCghfaW5zdGFsbEIICgZfYWdlbnRCBwoFX3Rlc3QihQEKB0J1ZGdldHMSFAoMbWF4X2NvbW1hbmRzGAEgASgNEhsKE3J1bl90aW1lb3V0X3NlY29uZHMYAiABKA0SGAoQbWF4X291dHB1dF9ieXRlcxgDIAEoBBIVCg1tYXhfcHJvY2Vzc2VzGAQgASgNEhYKDm1heF9maWxlX2J5dGVzGAUgASgEIlcKCVNlY3JldFJlZhIMCgRuYW1lGAEgASgJEioKBnBoYXNlcxgCIAMoDjIaLmFtZWlkZS53b3JrZmxvd3MudjEuUGhhc2USEAoIZnJvbV9lbnYYAyABKAki2gIKCkRlZmluaXRpb24SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDwoHdmVyc2lvbhgEIAEoDRIxCgRzcGVjGAUgASgLMiMuYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uU3BlYxJFCgthbm5vdGF0aW9ucxgGIAMoCzIwLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvbi5Bbm5vdGF0aW9uc0VudHJ5Ei8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqkCCghQbGFuU3BlYxIVCg1kZWZpbml0aW9uX2lkGAEgASgJEhcKD2RlZmluaXRpb25fbmFtZRgCIAEoCRIaChJkZWZpbml0aW9uX3ZlcnNpb24YAyABKA0SMQoEcmVwbxgEIAEoCzIjLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvblNwZWMSMQoKd29ya19pdGVtcxgFIAMoCzIdLmFtZWlkZS53b3JrZmxvd3MudjEuV29ya0l0ZW0SPAoLbWV0aG9kb2xvZ3kYBiABKAsyJy5hbWVpZGUud29ya2Zsb3dzLnYxLk1ldGhvZG9sb2d5Q29udGV4dBItCgd0cmlnZ2VyGAcgASgOMhwuYW1laWRlLndvcmtmbG93cy52MS5UcmlnZ2VyIokCCgRQbGFuEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgNEisKBHNwZWMYBCABKAsyHS5hbWVpZGUud29ya2Zsb3dzLnYxLlBsYW5TcGVjEj8KC2Fubm90YXRpb25zGAUgAygLMiouYW1laWRlLndvcmtmbG93cy52MS5QbGFuLkFubm90YXRpb25zRW50cnkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKWAgoLUGhhc2VSZXN1bHQSKQoFcGhhc2UYASABKA4yGi5hbWVpZGUud29ya2Zsb3dzLnYxLlBoYXNlEi4KBXN0YXRlGAIgASgOMh8uYW1laWRlLndvcmtmbG93cy52MS5QaGFzZVN0YXRlEhYKCWV4aXRfY29kZRgDIAEoBUgAiAEBEhMKC2R1cmF0aW9uX21zGAQgASgEEhMKC291dHB1dF90YWlsGAUgASgJEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIMCgpfZXhpdF9jb2RlIs8CCgpSdW5TdW1tYXJ5Eg4KBmJyYW5jaBgBIAEoCRITCgtiYXNlX2NvbW1pdBgCIAEoCRITCgtoZWFkX2NvbW1pdBgDIAEoCRIVCg1maWxlc19jaGFuZ2VkGAQgASgNEhIKCmluc2VydGlvbnMYBSABKA0SEQoJZGVsZXRpb25zGAYgASgNEhsKDnRlc3RfZXhpdF9jb2RlGAcgASgFSACIAQESFwoPdHJhbnNjcmlwdHNfdXJpGAggASgJEg4KBnB1c2hlZBgJIAEoCBITCgtoYW5kb2ZmX3VyaRgKIAEoCRIWCg5oYW5kb2ZmX3NoYTI1NhgLIAEoCRIPCgdzYW5kYm94GAwgASgJEhcKD2J1ZGdldF9leGNlZWRlZBgNIAEoCRIZChFwb2xpY3lfdmlvbGF0aW9ucxgOIAMoCUIRCg9fdGVzdF9leGl0X2NvZGUi5QUKA1J1bhIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDwoHcGxhbl9pZBgDIAEoCRIUCgxwbGFuX3ZlcnNpb24YBCABKA0SFQoNZGVmaW5pdGlvbl9pZBgFIAEoCRIXCg9kZWZpbml0aW9uX25hbWUYBiABKAkSLgoGc3RhdHVzGAcgASgOMh4uYW1laWRlLndvcmtmbG93cy52MS5SdW5TdGF0dXMSKQoFcGhhc2UYCCABKA4yGi5hbWVpZGUud29ya2Zsb3dzLnYxLlBoYXNlEhMKC3dvcmtmbG93X2lkGAkgASgJEjwKC21ldGhvZG9sb2d5GAogASgLMicuYW1laWRlLndvcmtmbG93cy52MS5NZXRob2RvbG9neUNvbnRleHQSLQoHdHJpZ2dlchgLIAEoDjIcLmFtZWlkZS53b3JrZmxvd3MudjEuVHJpZ2dlchIwCgZwaGFzZXMYDCADKAsyIC5hbWVpZGUud29ya2Zsb3dzLnYxLlBoYXNlUmVzdWx0EjAKB3N1bW1hcnkYDSABKAsyHy5hbWVpZGUud29ya2Zsb3dzLnYxLlJ1blN1bW1hcnkSDQoFZXJyb3IYDiABKAkSFQoNbGFzdF9zZXF1ZW5jZRgPIAEoBBIvCgtjcmVhdGVfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj4KC2Fubm90YXRpb25zGBMgAygLMikuYW1laWRlLndvcmtmbG93cy52MS5SdW4uQW5ub3RhdGlvbnNFbnRyeRoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEisQQKDFN0YXR1c1VwZGF0ZRIOCgZydW5faWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSMwoEa2luZBgDIAEoDjIlLmFtZWlkZS53b3JrZmxvd3MudjEuU3RhdHVzVXBkYXRlS2luZBIpCgVwaGFzZRgEIAEoDjIaLmFtZWlkZS53b3JrZmxvd3MudjEuUGhhc2USNAoLcGhhc2Vfc3RhdGUYBSABKA4yHy5hbWVpZGUud29ya2Zsb3dzLnYxLlBoYXNlU3RhdGUSMgoKcnVuX3N0YXR1cxgGIAEoDjIeLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuU3RhdHVzEhYKCWV4aXRfY29kZRgHIAEoBUgAiAEBEhMKC2R1cmF0aW9uX21zGAggASgEEhMKC291dHB1dF90YWlsGAkgASgJEg8KB21lc3NhZ2UYCiABKAkSRQoKYXR0cmlidXRlcxgLIAMoCzIxLmFtZWlkZS53b3JrZmxvd3MudjEuU3RhdHVzVXBkYXRlLkF0dHJpYnV0ZXNFbnRyeRIwCgdzdW1tYXJ5GAwgASgLMh8uYW1laWRlLndvcmtmbG93cy52MS5SdW5TdW1tYXJ5EigKBHRpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9leGl0X2NvZGUi4gEKF0NyZWF0ZURlZmluaXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSMQoEc3BlYxgCIAEoCzIjLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvblNwZWMSUgoLYW5ub3RhdGlvbnMYAyADKAsyPS5hbWVpZGUud29ya2Zsb3dzLnYxLkNyZWF0ZURlZmluaXRpb25SZXF1ZXN0LkFubm90YXRpb25zRW50cnkaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIk8KGENyZWF0ZURlZmluaXRpb25SZXNwb25zZRIzCgpkZWZpbml0aW9uGAEgASgLMh8uYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uIuABChZBcHBseURlZmluaXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSMQoEc3BlYxgCIAEoCzIjLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvblNwZWMSUQoLYW5ub3RhdGlvbnMYAyADKAsyPC5hbWVpZGUud29ya2Zsb3dzLnYxLkFwcGx5RGVmaW5pdGlvblJlcXVlc3QuQW5ub3RhdGlvbnNFbnRyeRoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXwoXQXBwbHlEZWZpbml0aW9uUmVzcG9uc2USMwoKZGVmaW5pdGlvbhgBIAEoCzIfLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvbhIPCgdjaGFuZ2VkGAIgASgIIioKFEdldERlZmluaXRpb25SZXF1ZXN0EhIKCmlkX29yX25hbWUYASABKAkiTAoVR2V0RGVmaW5pdGlvblJlc3BvbnNlEjMKCmRlZmluaXRpb24YASABKAsyHy5hbWVpZGUud29ya2Zsb3dzLnYxLkRlZmluaXRpb24iKwoWTGlzdERlZmluaXRpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0iTwoXTGlzdERlZmluaXRpb25zUmVzcG9uc2USNAoLZGVmaW5pdGlvbnMYASADKAsyHy5hbWVpZGUud29ya2Zsb3dzLnYxLkRlZmluaXRpb24iyQIKEUNyZWF0ZVBsYW5SZXF1ZXN0EhIKCmRlZmluaXRpb24YASABKAkSMQoKd29ya19pdGVtcxgCIAMoCzIdLmFtZWlkZS53b3JrZmxvd3MudjEuV29ya0l0ZW0SPAoLbWV0aG9kb2xvZ3kYAyABKAsyJy5hbWVpZGUud29ya2Zsb3dzLnYxLk1ldGhvZG9sb2d5Q29udGV4dBItCgd0cmlnZ2VyGAQgASgOMhwuYW1laWRlLndvcmtmbG93cy52MS5UcmlnZ2VyEkwKC2Fubm90YXRpb25zGAUgAygLMjcuYW1laWRlLndvcmtmbG93cy52MS5DcmVhdGVQbGFuUmVxdWVzdC5Bbm5vdGF0aW9uc0VudHJ5GjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9ChJDcmVhdGVQbGFuUmVzcG9uc2USJwoEcGxhbhgBIAEoCzIZLmFtZWlkZS53b3JrZmxvd3MudjEuUGxhbiIcCg5HZXRQbGFuUmVxdWVzdBIKCgJpZBgBIAEoCSI6Cg9HZXRQbGFuUmVzcG9uc2USJwoEcGxhbhgBIAEoCzIZLmFtZWlkZS53b3JrZmxvd3MudjEuUGxhbiJPChBMaXN0UGxhbnNSZXF1ZXN0EhIKCmRlZmluaXRpb24YASABKAkSFAoMd29ya19pdGVtX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDSI9ChFMaXN0UGxhbnNSZXNwb25zZRIoCgVwbGFucxgBIAMoCzIZLmFtZWlkZS53b3JrZmxvd3MudjEuUGxhbiLmAgoXU3RhcnRXb3JrZmxvd1J1blJlcXVlc3QSDwoHcGxhbl9pZBgBIAEoCRISCgpkZWZpbml0aW9uGAIgASgJEjEKCndvcmtfaXRlbXMYAyADKAsyHS5hbWVpZGUud29ya2Zsb3dzLnYxLldvcmtJdGVtEjwKC21ldGhvZG9sb2d5GAQgASgLMicuYW1laWRlLndvcmtmbG93cy52MS5NZXRob2RvbG9neUNvbnRleHQSLQoHdHJpZ2dlchgFIAEoDjIcLmFtZWlkZS53b3JrZmxvd3MudjEuVHJpZ2dlchJSCgthbm5vdGF0aW9ucxgGIAMoCzI9LmFtZWlkZS53b3JrZmxvd3MudjEuU3RhcnRXb3JrZmxvd1J1blJlcXVlc3QuQW5ub3RhdGlvbnNFbnRyeRoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQQoYU3RhcnRXb3JrZmxvd1J1blJlc3BvbnNlEiUKA3J1bhgBIAEoCzIYLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuIiMKFUdldFdvcmtmbG93UnVuUmVxdWVzdBIKCgJpZBgBIAEoCSI/ChZHZXRXb3JrZmxvd1J1blJlc3BvbnNlEiUKA3J1bhgBIAEoCzIYLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuIogBChdMaXN0V29ya2Zsb3dSdW5zUmVxdWVzdBIwCghzdGF0dXNlcxgBIAMoDjIeLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuU3RhdHVzEhQKDHdvcmtfaXRlbV9pZBgCIAEoCRISCgpkZWZpbml0aW9uGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoDSJCChhMaXN0V29ya2Zsb3dSdW5zUmVzcG9uc2USJgoEcnVucxgBIAMoCzIYLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuIjYKGENhbmNlbFdvcmtmbG93UnVuUmVxdWVzdBIKCgJpZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiQgoZQ2FuY2VsV29ya2Zsb3dSdW5SZXNwb25zZRIlCgNydW4YASABKAsyGC5hbWVpZGUud29ya2Zsb3dzLnYxLlJ1biI8ChdXYXRjaFdvcmtmbG93UnVuUmVxdWVzdBIKCgJpZBgBIAEoCRIVCg1mcm9tX3NlcXVlbmNlGAIgASgEIk0KGFdhdGNoV29ya2Zsb3dSdW5SZXNwb25zZRIxCgZ1cGRhdGUYASABKAsyIS5hbWVpZGUud29ya2Zsb3dzLnYxLlN0YXR1c1VwZGF0ZSJOChlSZWNvcmRTdGF0dXNVcGRhdGVSZXF1ZXN0EjEKBnVwZGF0ZRgBIAEoCzIhLmFtZWlkZS53b3JrZmxvd3MudjEuU3RhdHVzVXBkYXRlIi8KGlJlY29yZFN0YXR1c1VwZGF0ZVJlc3BvbnNlEhEKCWR1cGxpY2F0ZRgBIAEoCCq8AQoJUnVuU3RhdHVzEhoKFlJVTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVFVTX1FVRVVFRBABEhYKElJVTl9TVEFUVVNfUlVOTklORxACEhgKFFJVTl9TVEFUVVNfQ09NUExFVEVEEAMSFQoRUlVOX1NUQVRVU19GQUlMRUQQBBIYChRSVU5fU1RBVFVTX0NBTkNFTExFRBAFEhkKFVJVTl9TVEFUVVNfSEFOREVEX09GRhAGKooBCgVQaGFzZRIVChFQSEFTRV9VTlNQRUNJRklFRBAAEhEKDVBIQVNFX1BSRVBBUkUQARIRCg1QSEFTRV9JTlNUQUxMEAISDwoLUEhBU0VfQUdFTlQQAxIOCgpQSEFTRV9URVNUEAQSEQoNUEhBU0VfUFVCTElTSBAFEhAKDFBIQVNFX1JFUE9SVBAGKsIBCgpQaGFzZVN0YXRlEhsKF1BIQVNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTUEhBU0VfU1RBVEVfUEVORElORxABEhcKE1BIQVNFX1NUQVRFX1JVTk5JTkcQAhIZChVQSEFTRV9TVEFURV9TVUNDRUVERUQQAxIWChJQSEFTRV9TVEFURV9GQUlMRUQQBBIXChNQSEFTRV9TVEFURV9TS0lQUEVEEAUSGQoVUEhBU0VfU1RBVEVfQ0FOQ0VMTEVEEAYqSAoHVHJpZ2dlchIXChNUUklHR0VSX1VOU1BFQ0lGSUVEEAASEgoOVFJJR0dFUl9NQU5VQUwQARIQCgxUUklHR0VSX0FVVE8QAirMAQoQU3RhdHVzVXBkYXRlS2luZBIiCh5TVEFUVVNfVVBEQVRFX0tJTkRfVU5TUEVDSUZJRUQQABIiCh5TVEFUVVNfVVBEQVRFX0tJTkRfUlVOX1NUQVJURUQQARIkCiBTVEFUVVNfVVBEQVRFX0tJTkRfUEhBU0VfU1RBUlRFRBACEiUKIVNUQVRVU19VUERBVEVfS0lORF9QSEFTRV9GSU5JU0hFRBADEiMKH1NUQVRVU19VUERBVEVfS0lORF9SVU5fRklOSVNIRUQQBDKCCwoPV29ya2Zsb3dTZXJ2aWNlEm8KEENyZWF0ZURlZmluaXRpb24SLC5hbWVpZGUud29ya2Zsb3dzLnYxLkNyZWF0ZURlZmluaXRpb25SZXF1ZXN0Gi0uYW1laWRlLndvcmtmbG93cy52MS5DcmVhdGVEZWZpbml0aW9uUmVzcG9uc2USbAoPQXBwbHlEZWZpbml0aW9uEisuYW1laWRlLndvcmtmbG93cy52MS5BcHBseURlZmluaXRpb25SZXF1ZXN0GiwuYW1laWRlLndvcmtmbG93cy52MS5BcHBseURlZmluaXRpb25SZXNwb25zZRJmCg1HZXREZWZpbml0aW9uEikuYW1laWRlLndvcmtmbG93cy52MS5HZXREZWZpbml0aW9uUmVxdWVzdBoqLmFtZWlkZS53b3JrZmxvd3MudjEuR2V0RGVmaW5pdGlvblJlc3BvbnNlEmwKD0xpc3REZWZpbml0aW9ucxIrLmFtZWlkZS53b3JrZmxvd3MudjEuTGlzdERlZmluaXRpb25zUmVxdWVzdBosLmFtZWlkZS53b3JrZmxvd3MudjEuTGlzdERlZmluaXRpb25zUmVzcG9uc2USXQoKQ3JlYXRlUGxhbhImLmFtZWlkZS53b3JrZmxvd3MudjEuQ3JlYXRlUGxhblJlcXVlc3QaJy5hbWVpZGUud29ya2Zsb3dzLnYxLkNyZWF0ZVBsYW5SZXNwb25zZRJUCgdHZXRQbGFuEiMuYW1laWRlLndvcmtmbG93cy52MS5HZXRQbGFuUmVxdWVzdBokLmFtZWlkZS53b3JrZmxvd3MudjEuR2V0UGxhblJlc3BvbnNlEloKCUxpc3RQbGFucxIlLmFtZWlkZS53b3JrZmxvd3MudjEuTGlzdFBsYW5zUmVxdWVzdBomLmFtZWlkZS53b3JrZmxvd3MudjEuTGlzdFBsYW5zUmVzcG9uc2USbwoQU3RhcnRXb3JrZmxvd1J1bhIsLmFtZWlkZS53b3JrZmxvd3MudjEuU3RhcnRXb3JrZmxvd1J1blJlcXVlc3QaLS5hbWVpZGUud29ya2Zsb3dzLnYxLlN0YXJ0V29ya2Zsb3dSdW5SZXNwb25zZRJpCg5HZXRXb3JrZmxvd1J1bhIqLmFtZWlkZS53b3JrZmxvd3MudjEuR2V0V29ya2Zsb3dSdW5SZXF1ZXN0GisuYW1laWRlLndvcmtmbG93cy52MS5HZXRXb3JrZmxvd1J1blJlc3BvbnNlEm8KEExpc3RXb3JrZmxvd1J1bnMSLC5hbWVpZGUud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd1J1bnNSZXF1ZXN0Gi0uYW1laWRlLndvcmtmbG93cy52MS5MaXN0V29ya2Zsb3dSdW5zUmVzcG9uc2UScgoRQ2FuY2VsV29ya2Zsb3dSdW4SLS5hbWVpZGUud29ya2Zsb3dzLnYxLkNhbmNlbFdvcmtmbG93UnVuUmVxdWVzdBouLmFtZWlkZS53b3JrZmxvd3MudjEuQ2FuY2VsV29ya2Zsb3dSdW5SZXNwb25zZRJxChBXYXRjaFdvcmtmbG93UnVuEiwuYW1laWRlLndvcmtmbG93cy52MS5XYXRjaFdvcmtmbG93UnVuUmVxdWVzdBotLmFtZWlkZS53b3JrZmxvd3MudjEuV2F0Y2hXb3JrZmxvd1J1blJlc3BvbnNlMAESdQoSUmVjb3JkU3RhdHVzVXBkYXRlEi4uYW1laWRlLndvcmtmbG93cy52MS5SZWNvcmRTdGF0dXNVcGRhdGVSZXF1ZXN0Gi8uYW1laWRlLndvcmtmbG93cy52MS5SZWNvcmRTdGF0dXNVcGRhdGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiNhbWVpZGUvd29ya2Zsb3dzL3YxL3dvcmtmbG93cy5wcm90bxITYW1laWRlLndvcmtmbG93cy52MSJ4ChJNZXRob2RvbG9neUNvbnRleHQSDwoHcHJvZmlsZRgBIAEoCRITCgt0aW1lYm94X2lkcxgCIAMoCRIQCghnb2FsX2lkcxgDIAMoCRIVCg13b3JrX2l0ZW1faWRzGAQgAygJEhMKC2VsZW1lbnRfaWRzGAUgAygJIm4KCFdvcmtJdGVtEgoKAmlkGAEgASgJEg0KBXRpdGxlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhsKE2FjY2VwdGFuY2VfY3JpdGVyaWEYBCADKAkSFQoNY29udGV4dF9saW5rcxgFIAMoCSKDAwoORGVmaW5pdGlvblNwZWMSEAoIcmVwb191cmwYASABKAkSFgoOZGVmYXVsdF9icmFuY2gYAiABKAkSFwoPaW5zdGFsbF9jb21tYW5kGAMgASgJEhUKDWFnZW50X2NvbW1hbmQYBCABKAkSFAoMdGVzdF9jb21tYW5kGAUgASgJEhUKDWJyYW5jaF9wcmVmaXgYBiABKAkSHQoVcGhhc2VfdGltZW91dF9zZWNvbmRzGAcgASgNEjkKA2VudhgIIAMoCzIsLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvblNwZWMuRW52RW50cnkSMwoKZ3VhcmRyYWlscxgJIAEoCzIfLmFtZWlkZS53b3JrZmxvd3MudjEuR3VhcmRyYWlscxIvCgdzZWNyZXRzGAogAygLMh4uYW1laWRlLndvcmtmbG93cy52MS5TZWNyZXRSZWYaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL0AQoKR3VhcmRyYWlscxIPCgdzYW5kYm94GAEgASgJEhUKDWFsbG93ZWRfcGF0aHMYAiADKAkSFAoMZGVuaWVkX3BhdGhzGAMgAygJEjIKB25ldHdvcmsYBCABKAsyIS5hbWVpZGUud29ya2Zsb3dzLnYxLlBoYXNlTmV0d29yaxItCgdidWRnZXRzGAUgASgLMhwuYW1laWRlLndvcmtmbG93cy52MS5CdWRnZXRzEhYKDnBhY2thZ2VfY2FjaGVzGAYgAygJEhcKD3JlYWRfb25seV9wYXRocxgHIAMoCRIUCgxlZ3Jlc3NfaG9zdHMYCCADKAkiagoMUGhhc2VOZXR3b3JrEhQKB2luc3RhbGwYASABKAhIAIgBARISCgVhZ2VudBgCIAEoCEgBiAEBEhEKBHRlc3QYAyABKAhIAogBAUIKCghfaW5zdGFsbEIICgZfYWdlbnRCBwoFX3Rlc3QihQEKB0J1ZGdldHMSFAoMbWF4X2NvbW1hbmRzGAEgASgNEhsKE3J1bl90aW1lb3V0X3NlY29uZHMYAiABKA0SGAoQbWF4X291dHB1dF9ieXRlcxgDIAEoBBIVCg1tYXhfcHJvY2Vzc2VzGAQgASgNEhYKDm1heF9maWxlX2J5dGVzGAUgASgEIlcKCVNlY3JldFJlZhIMCgRuYW1lGAEgASgJEioKBnBoYXNlcxgCIAMoDjIaLmFtZWlkZS53b3JrZmxvd3MudjEuUGhhc2USEAoIZnJvbV9lbnYYAyABKAki2gIKCkRlZmluaXRpb24SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDwoHdmVyc2lvbhgEIAEoDRIxCgRzcGVjGAUgASgLMiMuYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uU3BlYxJFCgthbm5vdGF0aW9ucxgGIAMoCzIwLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvbi5Bbm5vdGF0aW9uc0VudHJ5Ei8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqkCCghQbGFuU3BlYxIVCg1kZWZpbml0aW9uX2lkGAEgASgJEhcKD2RlZmluaXRpb25fbmFtZRgCIAEoCRIaChJkZWZpbml0aW9uX3ZlcnNpb24YAyABKA0SMQoEcmVwbxgEIAEoCzIjLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvblNwZWMSMQoKd29ya19pdGVtcxgFIAMoCzIdLmFtZWlkZS53b3JrZmxvd3MudjEuV29ya0l0ZW0SPAoLbWV0aG9kb2xvZ3kYBiABKAsyJy5hbWVpZGUud29ya2Zsb3dzLnYxLk1ldGhvZG9sb2d5Q29udGV4dBItCgd0cmlnZ2VyGAcgASgOMhwuYW1laWRlLndvcmtmbG93cy52MS5UcmlnZ2VyIokCCgRQbGFuEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgNEisKBHNwZWMYBCABKAsyHS5hbWVpZGUud29ya2Zsb3dzLnYxLlBsYW5TcGVjEj8KC2Fubm90YXRpb25zGAUgAygLMiouYW1laWRlLndvcmtmbG93cy52MS5QbGFuLkFubm90YXRpb25zRW50cnkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKWAgoLUGhhc2VSZXN1bHQSKQoFcGhhc2UYASABKA4yGi5hbWVpZGUud29ya2Zsb3dzLnYxLlBoYXNlEi4KBXN0YXRlGAIgASgOMh8uYW1laWRlLndvcmtmbG93cy52MS5QaGFzZVN0YXRlEhYKCWV4aXRfY29kZRgDIAEoBUgAiAEBEhMKC2R1cmF0aW9uX21zGAQgASgEEhMKC291dHB1dF90YWlsGAUgASgJEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIMCgpfZXhpdF9jb2RlIs8CCgpSdW5TdW1tYXJ5Eg4KBmJyYW5jaBgBIAEoCRITCgtiYXNlX2NvbW1pdBgCIAEoCRITCgtoZWFkX2NvbW1pdBgDIAEoCRIVCg1maWxlc19jaGFuZ2VkGAQgASgNEhIKCmluc2VydGlvbnMYBSABKA0SEQoJZGVsZXRpb25zGAYgASgNEhsKDnRlc3RfZXhpdF9jb2RlGAcgASgFSACIAQESFwoPdHJhbnNjcmlwdHNfdXJpGAggASgJEg4KBnB1c2hlZBgJIAEoCBITCgtoYW5kb2ZmX3VyaRgKIAEoCRIWCg5oYW5kb2ZmX3NoYTI1NhgLIAEoCRIPCgdzYW5kYm94GAwgASgJEhcKD2J1ZGdldF9leGNlZWRlZBgNIAEoCRIZChFwb2xpY3lfdmlvbGF0aW9ucxgOIAMoCUIRCg9fdGVzdF9leGl0X2NvZGUiyQYKA1J1bhIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDwoHcGxhbl9pZBgDIAEoCRIUCgxwbGFuX3ZlcnNpb24YBCABKA0SFQoNZGVmaW5pdGlvbl9pZBgFIAEoCRIXCg9kZWZpbml0aW9uX25hbWUYBiABKAkSLgoGc3RhdHVzGAcgASgOMh4uYW1laWRlLndvcmtmbG93cy52MS5SdW5TdGF0dXMSKQoFcGhhc2UYCCABKA4yGi5hbWVpZGUud29ya2Zsb3dzLnYxLlBoYXNlEhMKC3dvcmtmbG93X2lkGAkgASgJEjwKC21ldGhvZG9sb2d5GAogASgLMicuYW1laWRlLndvcmtmbG93cy52MS5NZXRob2RvbG9neUNvbnRleHQSLQoHdHJpZ2dlchgLIAEoDjIcLmFtZWlkZS53b3JrZmxvd3MudjEuVHJpZ2dlchIwCgZwaGFzZXMYDCADKAsyIC5hbWVpZGUud29ya2Zsb3dzLnYxLlBoYXNlUmVzdWx0EjAKB3N1bW1hcnkYDSABKAsyHy5hbWVpZGUud29ya2Zsb3dzLnYxLlJ1blN1bW1hcnkSDQoFZXJyb3IYDiABKAkSFQoNbGFzdF9zZXF1ZW5jZRgPIAEoBBIvCgtjcmVhdGVfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj4KC2Fubm90YXRpb25zGBMgAygLMikuYW1laWRlLndvcmtmbG93cy52MS5SdW4uQW5ub3RhdGlvbnNFbnRyeRIOCgZicmFuY2gYFCABKAkSHAoUcXVldWVkX2JlaGluZF9ydW5faWQYFSABKAkSNAoJZXhlY3V0aW9uGBYgASgLMiEuYW1laWRlLndvcmtmbG93cy52MS5SdW5FeGVjdXRpb24aMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIvgBCgxSdW5FeGVjdXRpb24SMgoFc3RhdGUYASABKA4yIy5hbWVpZGUud29ya2Zsb3dzLnYxLkV4ZWN1dGlvblN0YXRlEgwKBHN0ZXAYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIOCgZ3b3JrZXIYBCABKAkSNwoTbGFzdF9oZWFydGJlYXRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSd2FpdGluZ19zaW5jZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxsYXN0X2ZhaWx1cmUYByABKAkisQQKDFN0YXR1c1VwZGF0ZRIOCgZydW5faWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSMwoEa2luZBgDIAEoDjIlLmFtZWlkZS53b3JrZmxvd3MudjEuU3RhdHVzVXBkYXRlS2luZBIpCgVwaGFzZRgEIAEoDjIaLmFtZWlkZS53b3JrZmxvd3MudjEuUGhhc2USNAoLcGhhc2Vfc3RhdGUYBSABKA4yHy5hbWVpZGUud29ya2Zsb3dzLnYxLlBoYXNlU3RhdGUSMgoKcnVuX3N0YXR1cxgGIAEoDjIeLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuU3RhdHVzEhYKCWV4aXRfY29kZRgHIAEoBUgAiAEBEhMKC2R1cmF0aW9uX21zGAggASgEEhMKC291dHB1dF90YWlsGAkgASgJEg8KB21lc3NhZ2UYCiABKAkSRQoKYXR0cmlidXRlcxgLIAMoCzIxLmFtZWlkZS53b3JrZmxvd3MudjEuU3RhdHVzVXBkYXRlLkF0dHJpYnV0ZXNFbnRyeRIwCgdzdW1tYXJ5GAwgASgLMh8uYW1laWRlLndvcmtmbG93cy52MS5SdW5TdW1tYXJ5EigKBHRpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9leGl0X2NvZGUi4gEKF0NyZWF0ZURlZmluaXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSMQoEc3BlYxgCIAEoCzIjLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvblNwZWMSUgoLYW5ub3RhdGlvbnMYAyADKAsyPS5hbWVpZGUud29ya2Zsb3dzLnYxLkNyZWF0ZURlZmluaXRpb25SZXF1ZXN0LkFubm90YXRpb25zRW50cnkaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIk8KGENyZWF0ZURlZmluaXRpb25SZXNwb25zZRIzCgpkZWZpbml0aW9uGAEgASgLMh8uYW1laWRlLndvcmtmbG93cy52MS5EZWZpbml0aW9uIuABChZBcHBseURlZmluaXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSMQoEc3BlYxgCIAEoCzIjLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvblNwZWMSUQoLYW5ub3RhdGlvbnMYAyADKAsyPC5hbWVpZGUud29ya2Zsb3dzLnYxLkFwcGx5RGVmaW5pdGlvblJlcXVlc3QuQW5ub3RhdGlvbnNFbnRyeRoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXwoXQXBwbHlEZWZpbml0aW9uUmVzcG9uc2USMwoKZGVmaW5pdGlvbhgBIAEoCzIfLmFtZWlkZS53b3JrZmxvd3MudjEuRGVmaW5pdGlvbhIPCgdjaGFuZ2VkGAIgASgIIioKFEdldERlZmluaXRpb25SZXF1ZXN0EhIKCmlkX29yX25hbWUYASABKAkiTAoVR2V0RGVmaW5pdGlvblJlc3BvbnNlEjMKCmRlZmluaXRpb24YASABKAsyHy5hbWVpZGUud29ya2Zsb3dzLnYxLkRlZmluaXRpb24iKwoWTGlzdERlZmluaXRpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0iTwoXTGlzdERlZmluaXRpb25zUmVzcG9uc2USNAoLZGVmaW5pdGlvbnMYASADKAsyHy5hbWVpZGUud29ya2Zsb3dzLnYxLkRlZmluaXRpb24iyQIKEUNyZWF0ZVBsYW5SZXF1ZXN0EhIKCmRlZmluaXRpb24YASABKAkSMQoKd29ya19pdGVtcxgCIAMoCzIdLmFtZWlkZS53b3JrZmxvd3MudjEuV29ya0l0ZW0SPAoLbWV0aG9kb2xvZ3kYAyABKAsyJy5hbWVpZGUud29ya2Zsb3dzLnYxLk1ldGhvZG9sb2d5Q29udGV4dBItCgd0cmlnZ2VyGAQgASgOMhwuYW1laWRlLndvcmtmbG93cy52MS5UcmlnZ2VyEkwKC2Fubm90YXRpb25zGAUgAygLMjcuYW1laWRlLndvcmtmbG93cy52MS5DcmVhdGVQbGFuUmVxdWVzdC5Bbm5vdGF0aW9uc0VudHJ5GjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9ChJDcmVhdGVQbGFuUmVzcG9uc2USJwoEcGxhbhgBIAEoCzIZLmFtZWlkZS53b3JrZmxvd3MudjEuUGxhbiIcCg5HZXRQbGFuUmVxdWVzdBIKCgJpZBgBIAEoCSI6Cg9HZXRQbGFuUmVzcG9uc2USJwoEcGxhbhgBIAEoCzIZLmFtZWlkZS53b3JrZmxvd3MudjEuUGxhbiJPChBMaXN0UGxhbnNSZXF1ZXN0EhIKCmRlZmluaXRpb24YASABKAkSFAoMd29ya19pdGVtX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDSI9ChFMaXN0UGxhbnNSZXNwb25zZRIoCgVwbGFucxgBIAMoCzIZLmFtZWlkZS53b3JrZmxvd3MudjEuUGxhbiLmAgoXU3RhcnRXb3JrZmxvd1J1blJlcXVlc3QSDwoHcGxhbl9pZBgBIAEoCRISCgpkZWZpbml0aW9uGAIgASgJEjEKCndvcmtfaXRlbXMYAyADKAsyHS5hbWVpZGUud29ya2Zsb3dzLnYxLldvcmtJdGVtEjwKC21ldGhvZG9sb2d5GAQgASgLMicuYW1laWRlLndvcmtmbG93cy52MS5NZXRob2RvbG9neUNvbnRleHQSLQoHdHJpZ2dlchgFIAEoDjIcLmFtZWlkZS53b3JrZmxvd3MudjEuVHJpZ2dlchJSCgthbm5vdGF0aW9ucxgGIAMoCzI9LmFtZWlkZS53b3JrZmxvd3MudjEuU3RhcnRXb3JrZmxvd1J1blJlcXVlc3QuQW5ub3RhdGlvbnNFbnRyeRoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQQoYU3RhcnRXb3JrZmxvd1J1blJlc3BvbnNlEiUKA3J1bhgBIAEoCzIYLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuIiMKFUdldFdvcmtmbG93UnVuUmVxdWVzdBIKCgJpZBgBIAEoCSI/ChZHZXRXb3JrZmxvd1J1blJlc3BvbnNlEiUKA3J1bhgBIAEoCzIYLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuIogBChdMaXN0V29ya2Zsb3dSdW5zUmVxdWVzdBIwCghzdGF0dXNlcxgBIAMoDjIeLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuU3RhdHVzEhQKDHdvcmtfaXRlbV9pZBgCIAEoCRISCgpkZWZpbml0aW9uGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoDSJCChhMaXN0V29ya2Zsb3dSdW5zUmVzcG9uc2USJgoEcnVucxgBIAMoCzIYLmFtZWlkZS53b3JrZmxvd3MudjEuUnVuIjYKGENhbmNlbFdvcmtmbG93UnVuUmVxdWVzdBIKCgJpZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiQgoZQ2FuY2VsV29ya2Zsb3dSdW5SZXNwb25zZRIlCgNydW4YASABKAsyGC5hbWVpZGUud29ya2Zsb3dzLnYxLlJ1biI8ChdXYXRjaFdvcmtmbG93UnVuUmVxdWVzdBIKCgJpZBgBIAEoCRIVCg1mcm9tX3NlcXVlbmNlGAIgASgEIk0KGFdhdGNoV29ya2Zsb3dSdW5SZXNwb25zZRIxCgZ1cGRhdGUYASABKAsyIS5hbWVpZGUud29ya2Zsb3dzLnYxLlN0YXR1c1VwZGF0ZSJOChlSZWNvcmRTdGF0dXNVcGRhdGVSZXF1ZXN0EjEKBnVwZGF0ZRgBIAEoCzIhLmFtZWlkZS53b3JrZmxvd3MudjEuU3RhdHVzVXBkYXRlIi8KGlJlY29yZFN0YXR1c1VwZGF0ZVJlc3BvbnNlEhEKCWR1cGxpY2F0ZRgBIAEoCCq8AQoJUnVuU3RhdHVzEhoKFlJVTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVFVTX1FVRVVFRBABEhYKElJVTl9TVEFUVVNfUlVOTklORxACEhgKFFJVTl9TVEFUVVNfQ09NUExFVEVEEAMSFQoRUlVOX1NUQVRVU19GQUlMRUQQBBIYChRSVU5fU1RBVFVTX0NBTkNFTExFRBAFEhkKFVJVTl9TVEFUVVNfSEFOREVEX09GRhAGKooBCgVQaGFzZRIVChFQSEFTRV9VTlNQRUNJRklFRBAAEhEKDVBIQVNFX1BSRVBBUkUQARIRCg1QSEFTRV9JTlNUQUxMEAISDwoLUEhBU0VfQUdFTlQQAxIOCgpQSEFTRV9URVNUEAQSEQoNUEhBU0VfUFVCTElTSBAFEhAKDFBIQVNFX1JFUE9SVBAGKsIBCgpQaGFzZVN0YXRlEhsKF1BIQVNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTUEhBU0VfU1RBVEVfUEVORElORxABEhcKE1BIQVNFX1NUQVRFX1JVTk5JTkcQAhIZChVQSEFTRV9TVEFURV9TVUNDRUVERUQQAxIWChJQSEFTRV9TVEFURV9GQUlMRUQQBBIXChNQSEFTRV9TVEFURV9TS0lQUEVEEAUSGQoVUEhBU0VfU1RBVEVfQ0FOQ0VMTEVEEAYqSAoHVHJpZ2dlchIXChNUUklHR0VSX1VOU1BFQ0lGSUVEEAASEgoOVFJJR0dFUl9NQU5VQUwQARIQCgxUUklHR0VSX0FVVE8QAirMAQoQU3RhdHVzVXBkYXRlS2luZBIiCh5TVEFUVVNfVVBEQVRFX0tJTkRfVU5TUEVDSUZJRUQQABIiCh5TVEFUVVNfVVBEQVRFX0tJTkRfUlVOX1NUQVJURUQQARIkCiBTVEFUVVNfVVBEQVRFX0tJTkRfUEhBU0VfU1RBUlRFRBACEiUKIVNUQVRVU19VUERBVEVfS0lORF9QSEFTRV9GSU5JU0hFRBADEiMKH1NUQVRVU19VUERBVEVfS0lORF9SVU5fRklOSVNIRUQQBCqWAQoORXhlY3V0aW9uU3RhdGUSHwobRVhFQ1VUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASHQoZRVhFQ1VUSU9OX1NUQVRFX0VYRUNVVElORxABEiYKIkVYRUNVVElPTl9TVEFURV9XQUlUSU5HX0ZPUl9XT1JLRVIQAhIcChhFWEVDVVRJT05fU1RBVEVfUkVUUllJTkcQAzKCCwoPV29ya2Zsb3dTZXJ2aWNlEm8KEENyZWF0ZURlZmluaXRpb24SLC5hbWVpZGUud29ya2Zsb3dzLnYxLkNyZWF0ZURlZmluaXRpb25SZXF1ZXN0Gi0uYW1laWRlLndvcmtmbG93cy52MS5DcmVhdGVEZWZpbml0aW9uUmVzcG9uc2USbAoPQXBwbHlEZWZpbml0aW9uEisuYW1laWRlLndvcmtmbG93cy52MS5BcHBseURlZmluaXRpb25SZXF1ZXN0GiwuYW1laWRlLndvcmtmbG93cy52MS5BcHBseURlZmluaXRpb25SZXNwb25zZRJmCg1HZXREZWZpbml0aW9uEikuYW1laWRlLndvcmtmbG93cy52MS5HZXREZWZpbml0aW9uUmVxdWVzdBoqLmFtZWlkZS53b3JrZmxvd3MudjEuR2V0RGVmaW5pdGlvblJlc3BvbnNlEmwKD0xpc3REZWZpbml0aW9ucxIrLmFtZWlkZS53b3JrZmxvd3MudjEuTGlzdERlZmluaXRpb25zUmVxdWVzdBosLmFtZWlkZS53b3JrZmxvd3MudjEuTGlzdERlZmluaXRpb25zUmVzcG9uc2USXQoKQ3JlYXRlUGxhbhImLmFtZWlkZS53b3JrZmxvd3MudjEuQ3JlYXRlUGxhblJlcXVlc3QaJy5hbWVpZGUud29ya2Zsb3dzLnYxLkNyZWF0ZVBsYW5SZXNwb25zZRJUCgdHZXRQbGFuEiMuYW1laWRlLndvcmtmbG93cy52MS5HZXRQbGFuUmVxdWVzdBokLmFtZWlkZS53b3JrZmxvd3MudjEuR2V0UGxhblJlc3BvbnNlEloKCUxpc3RQbGFucxIlLmFtZWlkZS53b3JrZmxvd3MudjEuTGlzdFBsYW5zUmVxdWVzdBomLmFtZWlkZS53b3JrZmxvd3MudjEuTGlzdFBsYW5zUmVzcG9uc2USbwoQU3RhcnRXb3JrZmxvd1J1bhIsLmFtZWlkZS53b3JrZmxvd3MudjEuU3RhcnRXb3JrZmxvd1J1blJlcXVlc3QaLS5hbWVpZGUud29ya2Zsb3dzLnYxLlN0YXJ0V29ya2Zsb3dSdW5SZXNwb25zZRJpCg5HZXRXb3JrZmxvd1J1bhIqLmFtZWlkZS53b3JrZmxvd3MudjEuR2V0V29ya2Zsb3dSdW5SZXF1ZXN0GisuYW1laWRlLndvcmtmbG93cy52MS5HZXRXb3JrZmxvd1J1blJlc3BvbnNlEm8KEExpc3RXb3JrZmxvd1J1bnMSLC5hbWVpZGUud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd1J1bnNSZXF1ZXN0Gi0uYW1laWRlLndvcmtmbG93cy52MS5MaXN0V29ya2Zsb3dSdW5zUmVzcG9uc2UScgoRQ2FuY2VsV29ya2Zsb3dSdW4SLS5hbWVpZGUud29ya2Zsb3dzLnYxLkNhbmNlbFdvcmtmbG93UnVuUmVxdWVzdBouLmFtZWlkZS53b3JrZmxvd3MudjEuQ2FuY2VsV29ya2Zsb3dSdW5SZXNwb25zZRJxChBXYXRjaFdvcmtmbG93UnVuEiwuYW1laWRlLndvcmtmbG93cy52MS5XYXRjaFdvcmtmbG93UnVuUmVxdWVzdBotLmFtZWlkZS53b3JrZmxvd3MudjEuV2F0Y2hXb3JrZmxvd1J1blJlc3BvbnNlMAESdQoSUmVjb3JkU3RhdHVzVXBkYXRlEi4uYW1laWRlLndvcmtmbG93cy52MS5SZWNvcmRTdGF0dXNVcGRhdGVSZXF1ZXN0Gi8uYW1laWRlLndvcmtmbG93cy52MS5SZWNvcmRTdGF0dXNVcGRhdGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * MethodologyContext ties a plan or run to the methodology artifacts it serves.
@@ -1308,6 +1308,29 @@ export type Run = Message<"ameide.workflows.v1.Run"> & {
    * @generated from field: map<string, string> annotations = 19;
    */
   annotations: { [key: string]: string };
+
+  /**
+   * The work branch the run pushes to. Runs of one repository and branch execute one at a time,
+   * oldest first: a rerun builds on what the run before it pushed.
+   *
+   * @generated from field: string branch = 20;
+   */
+  branch: string;
+
+  /**
+   * Set while the run is QUEUED behind an unfinished run of the same branch: that run's id.
+   *
+   * @generated from field: string queued_behind_run_id = 21;
+   */
+  queuedBehindRunId: string;
+
+  /**
+   * Who executes the unfinished run now, as Temporal sees it. Set by GetWorkflowRun only, for a run
+   * that has a workflow and has not finished.
+   *
+   * @generated from field: ameide.workflows.v1.RunExecution execution = 22;
+   */
+  execution?: RunExecution | undefined;
 };
 
 /**
@@ -1412,6 +1435,29 @@ export type RunJson = {
    * @generated from field: map<string, string> annotations = 19;
    */
   annotations?: { [key: string]: string };
+
+  /**
+   * The work branch the run pushes to. Runs of one repository and branch execute one at a time,
+   * oldest first: a rerun builds on what the run before it pushed.
+   *
+   * @generated from field: string branch = 20;
+   */
+  branch?: string;
+
+  /**
+   * Set while the run is QUEUED behind an unfinished run of the same branch: that run's id.
+   *
+   * @generated from field: string queued_behind_run_id = 21;
+   */
+  queuedBehindRunId?: string;
+
+  /**
+   * Who executes the unfinished run now, as Temporal sees it. Set by GetWorkflowRun only, for a run
+   * that has a workflow and has not finished.
+   *
+   * @generated from field: ameide.workflows.v1.RunExecution execution = 22;
+   */
+  execution?: RunExecutionJson;
 };
 
 /**
@@ -1420,6 +1466,117 @@ export type RunJson = {
  */
 export const RunSchema: GenMessage<Run, {jsonType: RunJson}> = /*@__PURE__*/
   messageDesc(file_ameide_workflows_v1_workflows, 12);
+
+/**
+ * RunExecution is what Temporal knows about the step of a run in progress.
+ *
+ * @generated from message ameide.workflows.v1.RunExecution
+ */
+export type RunExecution = Message<"ameide.workflows.v1.RunExecution"> & {
+  /**
+   * @generated from field: ameide.workflows.v1.ExecutionState state = 1;
+   */
+  state: ExecutionState;
+
+  /**
+   * The step (activity type, e.g. "runCommandPhase"), or "workflow task" when the workflow itself waits.
+   *
+   * @generated from field: string step = 2;
+   */
+  step: string;
+
+  /**
+   * Attempt of the step, from 1.
+   *
+   * @generated from field: uint32 attempt = 3;
+   */
+  attempt: number;
+
+  /**
+   * The Temporal identity of the worker that last took the step.
+   *
+   * @generated from field: string worker = 4;
+   */
+  worker: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_heartbeat_time = 5;
+   */
+  lastHeartbeatTime?: Timestamp | undefined;
+
+  /**
+   * Since when the step has been waiting for a worker or for its retry.
+   *
+   * @generated from field: google.protobuf.Timestamp waiting_since_time = 6;
+   */
+  waitingSinceTime?: Timestamp | undefined;
+
+  /**
+   * Why the last attempt failed, when it did.
+   *
+   * @generated from field: string last_failure = 7;
+   */
+  lastFailure: string;
+};
+
+/**
+ * RunExecution is what Temporal knows about the step of a run in progress.
+ *
+ * @generated from message ameide.workflows.v1.RunExecution
+ */
+export type RunExecutionJson = {
+  /**
+   * @generated from field: ameide.workflows.v1.ExecutionState state = 1;
+   */
+  state?: ExecutionStateJson;
+
+  /**
+   * The step (activity type, e.g. "runCommandPhase"), or "workflow task" when the workflow itself waits.
+   *
+   * @generated from field: string step = 2;
+   */
+  step?: string;
+
+  /**
+   * Attempt of the step, from 1.
+   *
+   * @generated from field: uint32 attempt = 3;
+   */
+  attempt?: number;
+
+  /**
+   * The Temporal identity of the worker that last took the step.
+   *
+   * @generated from field: string worker = 4;
+   */
+  worker?: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_heartbeat_time = 5;
+   */
+  lastHeartbeatTime?: TimestampJson;
+
+  /**
+   * Since when the step has been waiting for a worker or for its retry.
+   *
+   * @generated from field: google.protobuf.Timestamp waiting_since_time = 6;
+   */
+  waitingSinceTime?: TimestampJson;
+
+  /**
+   * Why the last attempt failed, when it did.
+   *
+   * @generated from field: string last_failure = 7;
+   */
+  lastFailure?: string;
+};
+
+/**
+ * Describes the message ameide.workflows.v1.RunExecution.
+ * Use `create(RunExecutionSchema)` to create a new message.
+ */
+export const RunExecutionSchema: GenMessage<RunExecution, {jsonType: RunExecutionJson}> = /*@__PURE__*/
+  messageDesc(file_ameide_workflows_v1_workflows, 13);
 
 /**
  * StatusUpdate is one ordered event of a run, numbered from 1 without gaps.
@@ -1570,7 +1727,7 @@ export type StatusUpdateJson = {
  * Use `create(StatusUpdateSchema)` to create a new message.
  */
 export const StatusUpdateSchema: GenMessage<StatusUpdate, {jsonType: StatusUpdateJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 13);
+  messageDesc(file_ameide_workflows_v1_workflows, 14);
 
 /**
  * @generated from message ameide.workflows.v1.CreateDefinitionRequest
@@ -1617,7 +1774,7 @@ export type CreateDefinitionRequestJson = {
  * Use `create(CreateDefinitionRequestSchema)` to create a new message.
  */
 export const CreateDefinitionRequestSchema: GenMessage<CreateDefinitionRequest, {jsonType: CreateDefinitionRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 14);
+  messageDesc(file_ameide_workflows_v1_workflows, 15);
 
 /**
  * @generated from message ameide.workflows.v1.CreateDefinitionResponse
@@ -1644,7 +1801,7 @@ export type CreateDefinitionResponseJson = {
  * Use `create(CreateDefinitionResponseSchema)` to create a new message.
  */
 export const CreateDefinitionResponseSchema: GenMessage<CreateDefinitionResponse, {jsonType: CreateDefinitionResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 15);
+  messageDesc(file_ameide_workflows_v1_workflows, 16);
 
 /**
  * @generated from message ameide.workflows.v1.ApplyDefinitionRequest
@@ -1691,7 +1848,7 @@ export type ApplyDefinitionRequestJson = {
  * Use `create(ApplyDefinitionRequestSchema)` to create a new message.
  */
 export const ApplyDefinitionRequestSchema: GenMessage<ApplyDefinitionRequest, {jsonType: ApplyDefinitionRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 16);
+  messageDesc(file_ameide_workflows_v1_workflows, 17);
 
 /**
  * @generated from message ameide.workflows.v1.ApplyDefinitionResponse
@@ -1732,7 +1889,7 @@ export type ApplyDefinitionResponseJson = {
  * Use `create(ApplyDefinitionResponseSchema)` to create a new message.
  */
 export const ApplyDefinitionResponseSchema: GenMessage<ApplyDefinitionResponse, {jsonType: ApplyDefinitionResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 17);
+  messageDesc(file_ameide_workflows_v1_workflows, 18);
 
 /**
  * @generated from message ameide.workflows.v1.GetDefinitionRequest
@@ -1763,7 +1920,7 @@ export type GetDefinitionRequestJson = {
  * Use `create(GetDefinitionRequestSchema)` to create a new message.
  */
 export const GetDefinitionRequestSchema: GenMessage<GetDefinitionRequest, {jsonType: GetDefinitionRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 18);
+  messageDesc(file_ameide_workflows_v1_workflows, 19);
 
 /**
  * @generated from message ameide.workflows.v1.GetDefinitionResponse
@@ -1790,7 +1947,7 @@ export type GetDefinitionResponseJson = {
  * Use `create(GetDefinitionResponseSchema)` to create a new message.
  */
 export const GetDefinitionResponseSchema: GenMessage<GetDefinitionResponse, {jsonType: GetDefinitionResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 19);
+  messageDesc(file_ameide_workflows_v1_workflows, 20);
 
 /**
  * @generated from message ameide.workflows.v1.ListDefinitionsRequest
@@ -1817,7 +1974,7 @@ export type ListDefinitionsRequestJson = {
  * Use `create(ListDefinitionsRequestSchema)` to create a new message.
  */
 export const ListDefinitionsRequestSchema: GenMessage<ListDefinitionsRequest, {jsonType: ListDefinitionsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 20);
+  messageDesc(file_ameide_workflows_v1_workflows, 21);
 
 /**
  * @generated from message ameide.workflows.v1.ListDefinitionsResponse
@@ -1844,7 +2001,7 @@ export type ListDefinitionsResponseJson = {
  * Use `create(ListDefinitionsResponseSchema)` to create a new message.
  */
 export const ListDefinitionsResponseSchema: GenMessage<ListDefinitionsResponse, {jsonType: ListDefinitionsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 21);
+  messageDesc(file_ameide_workflows_v1_workflows, 22);
 
 /**
  * @generated from message ameide.workflows.v1.CreatePlanRequest
@@ -1915,7 +2072,7 @@ export type CreatePlanRequestJson = {
  * Use `create(CreatePlanRequestSchema)` to create a new message.
  */
 export const CreatePlanRequestSchema: GenMessage<CreatePlanRequest, {jsonType: CreatePlanRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 22);
+  messageDesc(file_ameide_workflows_v1_workflows, 23);
 
 /**
  * @generated from message ameide.workflows.v1.CreatePlanResponse
@@ -1942,7 +2099,7 @@ export type CreatePlanResponseJson = {
  * Use `create(CreatePlanResponseSchema)` to create a new message.
  */
 export const CreatePlanResponseSchema: GenMessage<CreatePlanResponse, {jsonType: CreatePlanResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 23);
+  messageDesc(file_ameide_workflows_v1_workflows, 24);
 
 /**
  * @generated from message ameide.workflows.v1.GetPlanRequest
@@ -1969,7 +2126,7 @@ export type GetPlanRequestJson = {
  * Use `create(GetPlanRequestSchema)` to create a new message.
  */
 export const GetPlanRequestSchema: GenMessage<GetPlanRequest, {jsonType: GetPlanRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 24);
+  messageDesc(file_ameide_workflows_v1_workflows, 25);
 
 /**
  * @generated from message ameide.workflows.v1.GetPlanResponse
@@ -1996,7 +2153,7 @@ export type GetPlanResponseJson = {
  * Use `create(GetPlanResponseSchema)` to create a new message.
  */
 export const GetPlanResponseSchema: GenMessage<GetPlanResponse, {jsonType: GetPlanResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 25);
+  messageDesc(file_ameide_workflows_v1_workflows, 26);
 
 /**
  * @generated from message ameide.workflows.v1.ListPlansRequest
@@ -2047,7 +2204,7 @@ export type ListPlansRequestJson = {
  * Use `create(ListPlansRequestSchema)` to create a new message.
  */
 export const ListPlansRequestSchema: GenMessage<ListPlansRequest, {jsonType: ListPlansRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 26);
+  messageDesc(file_ameide_workflows_v1_workflows, 27);
 
 /**
  * @generated from message ameide.workflows.v1.ListPlansResponse
@@ -2074,7 +2231,7 @@ export type ListPlansResponseJson = {
  * Use `create(ListPlansResponseSchema)` to create a new message.
  */
 export const ListPlansResponseSchema: GenMessage<ListPlansResponse, {jsonType: ListPlansResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 27);
+  messageDesc(file_ameide_workflows_v1_workflows, 28);
 
 /**
  * @generated from message ameide.workflows.v1.StartWorkflowRunRequest
@@ -2159,7 +2316,7 @@ export type StartWorkflowRunRequestJson = {
  * Use `create(StartWorkflowRunRequestSchema)` to create a new message.
  */
 export const StartWorkflowRunRequestSchema: GenMessage<StartWorkflowRunRequest, {jsonType: StartWorkflowRunRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 28);
+  messageDesc(file_ameide_workflows_v1_workflows, 29);
 
 /**
  * @generated from message ameide.workflows.v1.StartWorkflowRunResponse
@@ -2186,7 +2343,7 @@ export type StartWorkflowRunResponseJson = {
  * Use `create(StartWorkflowRunResponseSchema)` to create a new message.
  */
 export const StartWorkflowRunResponseSchema: GenMessage<StartWorkflowRunResponse, {jsonType: StartWorkflowRunResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 29);
+  messageDesc(file_ameide_workflows_v1_workflows, 30);
 
 /**
  * @generated from message ameide.workflows.v1.GetWorkflowRunRequest
@@ -2213,7 +2370,7 @@ export type GetWorkflowRunRequestJson = {
  * Use `create(GetWorkflowRunRequestSchema)` to create a new message.
  */
 export const GetWorkflowRunRequestSchema: GenMessage<GetWorkflowRunRequest, {jsonType: GetWorkflowRunRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 30);
+  messageDesc(file_ameide_workflows_v1_workflows, 31);
 
 /**
  * @generated from message ameide.workflows.v1.GetWorkflowRunResponse
@@ -2240,7 +2397,7 @@ export type GetWorkflowRunResponseJson = {
  * Use `create(GetWorkflowRunResponseSchema)` to create a new message.
  */
 export const GetWorkflowRunResponseSchema: GenMessage<GetWorkflowRunResponse, {jsonType: GetWorkflowRunResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 31);
+  messageDesc(file_ameide_workflows_v1_workflows, 32);
 
 /**
  * @generated from message ameide.workflows.v1.ListWorkflowRunsRequest
@@ -2301,7 +2458,7 @@ export type ListWorkflowRunsRequestJson = {
  * Use `create(ListWorkflowRunsRequestSchema)` to create a new message.
  */
 export const ListWorkflowRunsRequestSchema: GenMessage<ListWorkflowRunsRequest, {jsonType: ListWorkflowRunsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 32);
+  messageDesc(file_ameide_workflows_v1_workflows, 33);
 
 /**
  * @generated from message ameide.workflows.v1.ListWorkflowRunsResponse
@@ -2328,7 +2485,7 @@ export type ListWorkflowRunsResponseJson = {
  * Use `create(ListWorkflowRunsResponseSchema)` to create a new message.
  */
 export const ListWorkflowRunsResponseSchema: GenMessage<ListWorkflowRunsResponse, {jsonType: ListWorkflowRunsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 33);
+  messageDesc(file_ameide_workflows_v1_workflows, 34);
 
 /**
  * @generated from message ameide.workflows.v1.CancelWorkflowRunRequest
@@ -2365,7 +2522,7 @@ export type CancelWorkflowRunRequestJson = {
  * Use `create(CancelWorkflowRunRequestSchema)` to create a new message.
  */
 export const CancelWorkflowRunRequestSchema: GenMessage<CancelWorkflowRunRequest, {jsonType: CancelWorkflowRunRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 34);
+  messageDesc(file_ameide_workflows_v1_workflows, 35);
 
 /**
  * @generated from message ameide.workflows.v1.CancelWorkflowRunResponse
@@ -2392,7 +2549,7 @@ export type CancelWorkflowRunResponseJson = {
  * Use `create(CancelWorkflowRunResponseSchema)` to create a new message.
  */
 export const CancelWorkflowRunResponseSchema: GenMessage<CancelWorkflowRunResponse, {jsonType: CancelWorkflowRunResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 35);
+  messageDesc(file_ameide_workflows_v1_workflows, 36);
 
 /**
  * @generated from message ameide.workflows.v1.WatchWorkflowRunRequest
@@ -2433,7 +2590,7 @@ export type WatchWorkflowRunRequestJson = {
  * Use `create(WatchWorkflowRunRequestSchema)` to create a new message.
  */
 export const WatchWorkflowRunRequestSchema: GenMessage<WatchWorkflowRunRequest, {jsonType: WatchWorkflowRunRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 36);
+  messageDesc(file_ameide_workflows_v1_workflows, 37);
 
 /**
  * @generated from message ameide.workflows.v1.WatchWorkflowRunResponse
@@ -2460,7 +2617,7 @@ export type WatchWorkflowRunResponseJson = {
  * Use `create(WatchWorkflowRunResponseSchema)` to create a new message.
  */
 export const WatchWorkflowRunResponseSchema: GenMessage<WatchWorkflowRunResponse, {jsonType: WatchWorkflowRunResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 37);
+  messageDesc(file_ameide_workflows_v1_workflows, 38);
 
 /**
  * @generated from message ameide.workflows.v1.RecordStatusUpdateRequest
@@ -2487,7 +2644,7 @@ export type RecordStatusUpdateRequestJson = {
  * Use `create(RecordStatusUpdateRequestSchema)` to create a new message.
  */
 export const RecordStatusUpdateRequestSchema: GenMessage<RecordStatusUpdateRequest, {jsonType: RecordStatusUpdateRequestJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 38);
+  messageDesc(file_ameide_workflows_v1_workflows, 39);
 
 /**
  * @generated from message ameide.workflows.v1.RecordStatusUpdateResponse
@@ -2518,7 +2675,7 @@ export type RecordStatusUpdateResponseJson = {
  * Use `create(RecordStatusUpdateResponseSchema)` to create a new message.
  */
 export const RecordStatusUpdateResponseSchema: GenMessage<RecordStatusUpdateResponse, {jsonType: RecordStatusUpdateResponseJson}> = /*@__PURE__*/
-  messageDesc(file_ameide_workflows_v1_workflows, 39);
+  messageDesc(file_ameide_workflows_v1_workflows, 40);
 
 /**
  * RunStatus is the lifecycle state of a run.
@@ -2766,6 +2923,52 @@ export type StatusUpdateKindJson = "STATUS_UPDATE_KIND_UNSPECIFIED" | "STATUS_UP
  */
 export const StatusUpdateKindSchema: GenEnum<StatusUpdateKind, StatusUpdateKindJson> = /*@__PURE__*/
   enumDesc(file_ameide_workflows_v1_workflows, 4);
+
+/**
+ * ExecutionState says whether anything is executing an unfinished run.
+ *
+ * @generated from enum ameide.workflows.v1.ExecutionState
+ */
+export enum ExecutionState {
+  /**
+   * @generated from enum value: EXECUTION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A worker is executing a step of the run (see last_heartbeat_time for its liveness).
+   *
+   * @generated from enum value: EXECUTION_STATE_EXECUTING = 1;
+   */
+  EXECUTING = 1,
+
+  /**
+   * A step is ready but no worker has picked it up: no worker polls the task queue, or all are busy.
+   *
+   * @generated from enum value: EXECUTION_STATE_WAITING_FOR_WORKER = 2;
+   */
+  WAITING_FOR_WORKER = 2,
+
+  /**
+   * A step failed (or its worker stopped heartbeating) and will be retried after a backoff.
+   *
+   * @generated from enum value: EXECUTION_STATE_RETRYING = 3;
+   */
+  RETRYING = 3,
+}
+
+/**
+ * ExecutionState says whether anything is executing an unfinished run.
+ *
+ * @generated from enum ameide.workflows.v1.ExecutionState
+ */
+export type ExecutionStateJson = "EXECUTION_STATE_UNSPECIFIED" | "EXECUTION_STATE_EXECUTING" | "EXECUTION_STATE_WAITING_FOR_WORKER" | "EXECUTION_STATE_RETRYING";
+
+/**
+ * Describes the enum ameide.workflows.v1.ExecutionState.
+ */
+export const ExecutionStateSchema: GenEnum<ExecutionState, ExecutionStateJson> = /*@__PURE__*/
+  enumDesc(file_ameide_workflows_v1_workflows, 5);
 
 /**
  * WorkflowService carries backlog work from a definition (repo adapter) through plans to runs
