@@ -12,6 +12,8 @@ import {
   type Phase,
   PhaseState,
   type Run,
+  type RunExecution,
+  ExecutionState,
   type RunStatus,
   type StatusUpdate,
 } from '@ameide/contracts';
@@ -42,8 +44,10 @@ export function formatRun(r: Run): string {
     `work items  ${r.methodology?.workItemIds.join(', ') || '-'}`,
     `workflow    ${r.workflowId}`,
     `started     ${time(r.startTime)}   finished ${time(r.endTime)}`,
-    'phases:',
   ];
+  if (r.queuedBehindRunId) lines.push(`waiting     for run ${r.queuedBehindRunId}, which works on the same branch (${r.branch})`);
+  if (r.execution) lines.push(`execution   ${formatExecution(r.execution)}`);
+  lines.push('phases:');
   for (const p of r.phases) {
     const exit = p.exitCode !== undefined ? `exit ${p.exitCode}` : '';
     lines.push(`  ${phaseName(p.phase).padEnd(8)} ${phaseStateName(p.state).padEnd(10)} ${seconds(p.durationMs).padStart(7)}  ${exit}`);
@@ -61,6 +65,24 @@ export function formatRun(r: Run): string {
     if (s.handoffUri) lines.push(`handoff     ${s.handoffUri} (sha256 ${s.handoffSha256}) — ameide runs handoff ${r.id}`);
   }
   return lines.join('\n');
+}
+
+const ago = (t: Timestamp | undefined) => (t ? `${Math.max(0, Math.round((Date.now() - timestampDate(t).getTime()) / 1000))}s ago` : 'never');
+
+/** Whether anything executes a run in progress, e.g. "waiting for a worker since 42s ago (runCommandPhase, attempt 2)". */
+export function formatExecution(e: RunExecution): string {
+  const step = `${e.step}${e.attempt > 1 ? `, attempt ${e.attempt}` : ''}`;
+  const failure = e.lastFailure ? `; last failure: ${e.lastFailure}` : '';
+  switch (e.state) {
+    case ExecutionState.EXECUTING:
+      return `${step} on ${e.worker || 'a worker'}, last heartbeat ${ago(e.lastHeartbeatTime)}`;
+    case ExecutionState.WAITING_FOR_WORKER:
+      return `waiting for a worker since ${ago(e.waitingSinceTime)} (${step}): is a worker polling the task queue?${failure}`;
+    case ExecutionState.RETRYING:
+      return `retrying ${step} after a failure${failure}`;
+    default:
+      return step;
+  }
 }
 
 /** One status update as one line (plus the output tail when a phase failed). */

@@ -71,6 +71,16 @@ export class RunRepository {
       .offset(offset);
   }
 
+  /** Ends a run that has not finished yet; returns undefined (and changes nothing) when it already has. */
+  async finishIfUnfinished(id: string, progress: Partial<RunProgress>): Promise<RunRow | undefined> {
+    const rows = await this.db
+      .update(runs)
+      .set(progress)
+      .where(and(eq(runs.id, id), inArray(runs.status, UNFINISHED_STATUSES)))
+      .returning();
+    return rows[0];
+  }
+
   async setProgress(id: string, progress: Partial<RunProgress>): Promise<RunRow | undefined> {
     const rows = await this.db.update(runs).set(progress).where(eq(runs.id, id)).returning();
     return rows[0];

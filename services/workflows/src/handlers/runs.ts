@@ -18,6 +18,7 @@ import {
   type RecordStatusUpdateRequest,
   type StartWorkflowRunRequest,
   type WatchWorkflowRunRequest,
+  type RunExecution,
   type WatchWorkflowRunResponse,
 } from '@ameide/contracts';
 import type { PlanRepository, RunRepository, RunRow } from '@ameide/db';
@@ -28,6 +29,7 @@ import { runToProto, statusUpdateToJson, statusUpdateToProto } from '../mapping.
 import { foldStatusUpdate, isTerminal } from '../runs/fold.js';
 import { codingRunInput } from '../runs/input.js';
 import { laneOf, type RunLanes } from '../runs/lanes.js';
+import { executionToProto, observeRun } from '../runs/observe.js';
 import type { RunNotifier } from '../runs/notifier.js';
 import type { RunLauncher } from '../temporal/facade.js';
 import { checkSandboxPolicy, isUuid, pageSize, requireId } from '../validation.js';
@@ -36,6 +38,19 @@ import type { Planner } from './plans.js';
 
 const WATCH_POLL_MS = 1000;
 const WATCH_PAGE = 500;
+/** How long GetWorkflowRun waits for Temporal to say who executes a run. */
+const OBSERVE_MS = 2000;
+
+/** The promise's value, or undefined when it fails or takes longer than `ms`. */
+async function withinMs<T>(ms: number, p: Promise<T>): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([p.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 function runStatusJsonName(s: RunStatus): string {
   return RunStatusSchema.values.find((v) => v.number === s)?.name ?? '';
@@ -119,9 +134,22 @@ export class RunHandlers {
 
   getWorkflowRun = (req: GetWorkflowRunRequest, ctx: HandlerContext) =>
     handle(async () => {
-      const row = await this.runOf(principalOf(ctx).tenantId, req.id);
+      let row = await this.runOf(principalOf(ctx).tenantId, req.id);
       const head = row.status === 'RUN_STATUS_QUEUED' && row.branchKey ? await this.runs.laneHead(row.tenantId, row.branchKey) : undefined;
-      return create(GetWorkflowRunResponseSchema, { run: runToProto(row, { queuedBehind: head && head.id !== row.id ? head.id : undefined }) });
+      const queuedBehind = head && head.id !== row.id ? head.id : undefined;
+      let execution: RunExecution | undefined;
+      if (!isTerminal(row.status) && !queuedBehind) {
+        // Who executes it, from Temporal; without an answer in time, the stored run is the answer.
+        const seen = await withinMs(
+          OBSERVE_MS,
+          observeRun(row, { runs: this.runs, launcher: this.launcher, lanes: this.lanes, onSettled: (r) => this.notifier.publish(r.id) }),
+        );
+        if (seen) {
+          row = seen.row;
+          execution = seen.execution && executionToProto(seen.execution);
+        }
+      }
+      return create(GetWorkflowRunResponseSchema, { run: runToProto(row, { queuedBehind, execution }) });
     });
 
   listWorkflowRuns = (req: ListWorkflowRunsRequest, ctx: HandlerContext) =>

@@ -1,6 +1,7 @@
-import type { PlanRepository, RunRepository } from '@ameide/db';
+import type { PlanRepository, RunRepository, RunRow } from '@ameide/db';
 import type { RunLauncher } from '../temporal/facade.js';
 import { RunLanes } from './lanes.js';
+import { observeRun } from './observe.js';
 
 /** Stale runs read per page. */
 const PAGE = 100;
@@ -10,7 +11,9 @@ const PAGE = 100;
  * service that stops in between leaves a QUEUED run with no workflow. Every pass, runs QUEUED for
  * longer than the grace period get their workflow started when they head their branch's lane
  * (idempotent: the workflow id is the run's, and one that exists is left alone), or fail when their
- * plan is gone. A lane whose head finished while the service was away moves on here. Safe on several replicas.
+ * plan is gone. A lane whose head finished while the service was away moves on here. Runs RUNNING
+ * for longer than the grace period are read from Temporal: a workflow that closed without the
+ * service hearing the end (terminated or timed out in Temporal) settles its run. Safe on several replicas.
  */
 export class RunReconciler {
   private timer: NodeJS.Timeout | undefined;
@@ -21,7 +24,7 @@ export class RunReconciler {
   constructor(
     private readonly runs: RunRepository,
     plans: PlanRepository,
-    launcher: RunLauncher,
+    private readonly launcher: RunLauncher,
     private readonly graceMs: number,
   ) {
     this.lanes = new RunLanes(runs, plans, launcher);
@@ -44,9 +47,23 @@ export class RunReconciler {
         }
         offset++;
         if (result) started++;
+        // Its workflow existed already: one that closed unheard settles the run.
+        else if (await this.lanes.isHead(run)) await this.settle(run);
       }
+      if (page.length < PAGE) break;
+    }
+    // Runs whose workflow closed without the service hearing the end (terminated in Temporal, say).
+    for (let offset = 0; ;) {
+      const page = await this.runs.listStale('RUN_STATUS_RUNNING', before, PAGE, offset);
+      for (const run of page) if (!(await this.settle(run))) offset++;
       if (page.length < PAGE) return started;
     }
+  }
+
+  /** Settles a run from its workflow if that has closed; returns whether it did. */
+  private async settle(run: RunRow): Promise<boolean> {
+    const seen = await observeRun(run, { runs: this.runs, launcher: this.launcher, lanes: this.lanes });
+    return seen.row.status !== run.status;
   }
 
   /** Reconciles now and then every `intervalMs`; a failed pass (Temporal or Postgres away) is retried at the next. */

@@ -1,8 +1,8 @@
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
-import type { SearchAttributePair } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure, optionalTsToDate, TerminatedFailure, TimeoutFailure, type SearchAttributePair } from '@temporalio/common';
 import type { TemporalConfig } from '@ameide/config';
-import { CODING_AGENT_RUN_WORKFLOW, SA, type CodingRunInput } from '@ameide/temporal';
+import { CODING_AGENT_RUN_WORKFLOW, SA, type CodingRunInput, type CodingRunResult, type RunStatusName, type RunSummaryResult } from '@ameide/temporal';
 import { UnavailableError } from '../errors.js';
 
 /** The one place the service talks to Temporal. */
@@ -91,10 +91,85 @@ export class TemporalFacade {
     }
   }
 
+  /**
+   * What Temporal knows about a run's workflow now: who executes it while it is open, how it ended
+   * once it is closed; undefined when Temporal has no such workflow.
+   */
+  async inspectRun(workflowId: string): Promise<WorkflowInspection | undefined> {
+    const handle = this.client.workflow.getHandle(workflowId);
+    let d;
+    try {
+      d = await handle.describe();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw new UnavailableError(`could not read the run's workflow from Temporal: ${(err as Error).message}`);
+    }
+    if (d.status.name === 'RUNNING') return { open: true, execution: executionOf(d.raw, new Date()) };
+    try {
+      const result = (await handle.result()) as CodingRunResult;
+      return { open: false, status: result.status, summary: result.summary };
+    } catch (err) {
+      const cause = err instanceof WorkflowFailedError ? err.cause : err;
+      if (cause instanceof ApplicationFailure && cause.type === 'RunFailed') {
+        const details = cause.details?.[0] as { status?: RunStatusName; summary?: RunSummaryResult } | undefined;
+        return { open: false, status: details?.status ?? 'failed', summary: details?.summary, error: cause.message };
+      }
+      if (cause instanceof CancelledFailure) return { open: false, status: 'cancelled', error: 'run cancelled' };
+      if (cause instanceof TerminatedFailure)
+        return { open: false, status: 'failed', error: `the run's workflow was terminated in Temporal: ${cause.message}` };
+      if (cause instanceof TimeoutFailure) return { open: false, status: 'failed', error: "the run's workflow timed out in Temporal" };
+      return { open: false, status: 'failed', error: `the run's workflow ended ${d.status.name.toLowerCase()}: ${(cause as Error)?.message ?? ''}` };
+    }
+  }
+
   async close(): Promise<void> {
     await this.connection.close();
   }
 }
 
 /** What the handlers need from Temporal; tests of pure handler logic can use the real facade. */
-export type RunLauncher = Pick<TemporalFacade, 'startRun' | 'cancelRun'>;
+export type RunLauncher = Pick<TemporalFacade, 'startRun' | 'cancelRun' | 'inspectRun'>;
+
+/** Who executes an open workflow (see RunExecution in the API). */
+export interface ExecutionInfo {
+  state: 'executing' | 'waiting_for_worker' | 'retrying';
+  step: string;
+  attempt: number;
+  worker?: string;
+  lastHeartbeat?: Date;
+  waitingSince?: Date;
+  lastFailure?: string;
+}
+
+/** An open workflow with who executes it, or how a closed one ended. */
+export type WorkflowInspection = { open: true; execution?: ExecutionInfo } | { open: false; status: RunStatusName; summary?: RunSummaryResult; error?: string };
+
+type Describe = Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['describe']>>['raw'];
+
+/**
+ * The step an open workflow is at: its pending activity (other than status delivery when there is
+ * one), else its pending workflow task. STARTED means a worker holds it; SCHEDULED means it waits:
+ * for a worker when it is due, for its retry when its next attempt lies ahead.
+ */
+function executionOf(raw: Describe, now: Date): ExecutionInfo | undefined {
+  const acts = raw.pendingActivities ?? [];
+  const act = acts.find((a) => a.activityType?.name !== 'recordStatus') ?? acts[0];
+  if (act) {
+    const base = {
+      step: act.activityType?.name ?? '',
+      attempt: act.attempt ?? 1,
+      worker: act.lastWorkerIdentity || undefined,
+      lastFailure: act.lastFailure?.message || undefined,
+    };
+    if (act.state === 2 /* STARTED */) return { state: 'executing', ...base, lastHeartbeat: optionalTsToDate(act.lastHeartbeatTime ?? act.lastStartedTime) };
+    const due = optionalTsToDate(act.scheduledTime);
+    if (due && due > now) return { state: 'retrying', ...base, waitingSince: optionalTsToDate(act.lastAttemptCompleteTime) ?? now };
+    return { state: 'waiting_for_worker', ...base, waitingSince: due };
+  }
+  const task = raw.pendingWorkflowTask;
+  if (!task) return undefined;
+  const since = optionalTsToDate(task.originalScheduledTime ?? task.scheduledTime);
+  return task.state === 2 /* STARTED */
+    ? { state: 'executing', step: 'workflow task', attempt: task.attempt ?? 1, lastHeartbeat: optionalTsToDate(task.startedTime) }
+    : { state: 'waiting_for_worker', step: 'workflow task', attempt: task.attempt ?? 1, waitingSince: since };
+}
