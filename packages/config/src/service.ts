@@ -27,6 +27,15 @@ export interface ServiceConfig {
   policy: SandboxPolicy;
   /** Runs QUEUED this long without a workflow get it started (checked as often). */
   reconcileSeconds: number;
+  /** Timeouts of API connections, in milliseconds (see `startApiServer`). */
+  timeouts: {
+    /** A connection's first bytes, and each HTTP/1.1 request's headers, must arrive within this. */
+    headersMs: number;
+    /** Each request, headers and body, must arrive within this (the response may take longer). */
+    requestMs: number;
+    /** A connection with no request in progress is closed after this long. */
+    idleMs: number;
+  };
   home: string;
 }
 
@@ -64,12 +73,19 @@ const schema = z
     AMEIDE_JWT_AUDIENCE: z.string().optional(),
     AMEIDE_API_KEYS: apiKeys,
     AMEIDE_RECONCILE_SECONDS: z.coerce.number().positive().max(3600).default(30),
+    AMEIDE_API_HEADERS_TIMEOUT_SECONDS: z.coerce.number().positive().max(3600).default(20),
+    AMEIDE_API_REQUEST_TIMEOUT_SECONDS: z.coerce.number().positive().max(3600).default(60),
+    AMEIDE_API_IDLE_TIMEOUT_SECONDS: z.coerce.number().positive().max(86400).default(120),
   })
   .extend(temporalSchema.shape)
   .extend(policySchema.shape)
   .refine((e) => !(e.AMEIDE_JWT_SECRET && e.AMEIDE_JWT_PUBLIC_KEY), {
     path: ['AMEIDE_JWT_SECRET'],
     message: 'set either AMEIDE_JWT_SECRET or AMEIDE_JWT_PUBLIC_KEY, not both',
+  })
+  .refine((e) => e.AMEIDE_API_REQUEST_TIMEOUT_SECONDS >= e.AMEIDE_API_HEADERS_TIMEOUT_SECONDS, {
+    path: ['AMEIDE_API_REQUEST_TIMEOUT_SECONDS'],
+    message: 'must not be less than AMEIDE_API_HEADERS_TIMEOUT_SECONDS (a request includes its headers)',
   })
   .refine((e) => e.AMEIDE_JWT_SECRET || e.AMEIDE_JWT_PUBLIC_KEY || e.AMEIDE_API_KEYS.length > 0, {
     path: ['AMEIDE_API_KEYS'],
@@ -93,6 +109,11 @@ export function loadServiceConfig(env: Env = processEnv()): ServiceConfig {
     },
     policy: toSandboxPolicy(e),
     reconcileSeconds: e.AMEIDE_RECONCILE_SECONDS,
+    timeouts: {
+      headersMs: e.AMEIDE_API_HEADERS_TIMEOUT_SECONDS * 1000,
+      requestMs: e.AMEIDE_API_REQUEST_TIMEOUT_SECONDS * 1000,
+      idleMs: e.AMEIDE_API_IDLE_TIMEOUT_SECONDS * 1000,
+    },
     home: ameideHome(env),
   };
 }

@@ -29,6 +29,7 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
     authenticate: createAuthenticator(cfg.auth),
     host: cfg.host,
     port: cfg.port,
+    timeouts: cfg.timeouts,
   }).catch(async (err: NodeJS.ErrnoException) => {
     await Promise.all([database.close(), temporal.close()]);
     if (err.code === 'EADDRINUSE') throw Object.assign(new Error(`port ${cfg.port} is in use; set AMEIDE_API_PORT`), { expected: true });

@@ -1,14 +1,16 @@
 import { normalize } from 'node:path';
+import { ScalarType, toJsonString, type DescField, type DescMessage, type Message } from '@bufbuild/protobuf';
+import { reflect, type ReflectList, type ReflectMap, type ReflectMessage } from '@bufbuild/protobuf/reflect';
 import { egressPatternAllowed, isHostPattern, underPrefix, type SandboxPolicy } from '@ameide/config';
 import { Phase, type DefinitionSpec, type MethodologyContext, type WorkItem } from '@ameide/contracts';
 import { InvalidFieldError } from './errors.js';
+import { DEFAULT_LIMIT, DEFAULT_PAGE_SIZE, LIMITS, MAX_PAGE_SIZE, MAX_PHASE_TIMEOUT_SECONDS, type FieldLimit } from './limits.js';
 export { isUuid } from '@ameide/db';
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 const BRANCH_RE = /^(?!.*\.\.)(?!\/)[A-Za-z0-9._/-]{1,200}(?<!\/)$/;
 const ENV_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-export const MAX_PHASE_TIMEOUT_SECONDS = 24 * 3600;
 
 export function requireName(field: string, name: string): string {
   if (!NAME_RE.test(name)) throw new InvalidFieldError(field, 'must be 1-63 lowercase letters, digits, ".", "_" or "-"');
@@ -124,6 +126,114 @@ export function validateMethodology(m: MethodologyContext | undefined, field = '
 }
 
 export function pageSize(n: number): number {
-  if (n > 1000) throw new InvalidFieldError('page_size', 'must be at most 1000');
-  return n || 100;
+  if (n > MAX_PAGE_SIZE) throw new InvalidFieldError('page_size', `must be at most ${MAX_PAGE_SIZE}`);
+  return n || DEFAULT_PAGE_SIZE;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Every request: sizes, ranges and what text the database can store (limits.ts)
+// ---------------------------------------------------------------------------------------------------
+
+const utf8Bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+const INT64 = new Set([ScalarType.INT64, ScalarType.UINT64, ScalarType.SINT64, ScalarType.FIXED64, ScalarType.SFIXED64]);
+
+/** `annotations.team`, or `annotations["a key"]` when the key is not a plain word (JSON-quoted, cut at 64 characters). */
+function mapEntryPath(path: string, key: string): string {
+  if (/^[A-Za-z0-9_.:/-]{1,64}$/.test(key)) return `${path}.${key}`;
+  return `${path}[${JSON.stringify(key.length > 64 ? key.slice(0, 64) + '…' : key)}]`;
+}
+
+function limitOf(field: DescField): FieldLimit | undefined {
+  return LIMITS[`${field.parent.typeName}.${field.name}`];
+}
+
+function checkString(path: string, s: string, limit: FieldLimit | undefined): void {
+  if (!limit?.nulAllowed && s.includes('\0')) throw new InvalidFieldError(path, 'must not contain NUL bytes');
+  const max = limit?.bytes ?? DEFAULT_LIMIT.bytes;
+  // Cheap first: a string of n UTF-16 units has at most 3n UTF-8 bytes.
+  if (s.length * 3 > max && utf8Bytes(s) > max) throw new InvalidFieldError(path, `must be at most ${max} bytes (UTF-8), got ${utf8Bytes(s)}`);
+}
+
+function checkNumber(path: string, n: number | bigint, type: ScalarType, limit: FieldLimit | undefined): void {
+  const wide = INT64.has(type);
+  const max = limit?.max ?? (wide ? Number.MAX_SAFE_INTEGER : undefined);
+  const min = limit?.min ?? (wide ? -Number.MAX_SAFE_INTEGER : undefined);
+  // 64-bit values are bigints, compared as such: 2^64 - 1 is above 2^53 - 1, which a number could not tell.
+  if (max !== undefined && (typeof n === 'bigint' ? n > BigInt(max) : n > max)) throw new InvalidFieldError(path, `must be at most ${max}`);
+  if (min !== undefined && (typeof n === 'bigint' ? n < BigInt(min) : n < min)) throw new InvalidFieldError(path, `must be at least ${min}`);
+}
+
+function checkEnum(path: string, n: number, field: DescField & { enum: NonNullable<DescField['enum']> }): void {
+  if (!field.enum.values.some((v) => v.number === n)) throw new InvalidFieldError(path, `${n} is not a ${field.enum.name} value`);
+}
+
+function checkEntries(path: string, size: number, limit: FieldLimit | undefined): void {
+  const max = limit?.entries ?? DEFAULT_LIMIT.entries;
+  if (size > max) throw new InvalidFieldError(path, `must have at most ${max} entries, got ${size}`);
+}
+
+function checkJsonBytes(path: string, json: string, max: number): void {
+  const n = utf8Bytes(json);
+  if (n > max) throw new InvalidFieldError(path, `must be at most ${max} bytes as JSON, got ${n}`);
+}
+
+function checkValue(path: string, field: DescField, kind: 'scalar' | 'enum' | 'message', value: unknown, limit: FieldLimit | undefined): void {
+  if (kind === 'message') checkMessage(path, value as ReflectMessage);
+  else if (kind === 'enum') checkEnum(path, value as number, field as DescField & { enum: NonNullable<DescField['enum']> });
+  else if (typeof value === 'string') checkString(path, value, limit);
+  else if (typeof value === 'number' || typeof value === 'bigint') checkNumber(path, value, (field as { scalar: ScalarType }).scalar, limit);
+}
+
+function checkMessage(path: string, m: ReflectMessage): void {
+  const at = (name: string) => (path ? `${path}.${name}` : name);
+  for (const field of m.fields) {
+    if (!m.isSet(field)) continue;
+    const limit = limitOf(field);
+    const p = at(field.name);
+    switch (field.fieldKind) {
+      case 'scalar':
+      case 'enum':
+      case 'message':
+        checkValue(p, field, field.fieldKind, m.get(field), limit);
+        break;
+      case 'list': {
+        const list = m.get(field) as ReflectList;
+        checkEntries(p, list.size, limit);
+        let i = 0;
+        for (const v of list) checkValue(`${p}[${i++}]`, field, field.listKind, v, limit);
+        if (limit?.jsonBytes !== undefined && field.listKind === 'message') {
+          checkJsonBytes(p, `[${[...list].map((v) => toJsonString(field.message, (v as ReflectMessage).message)).join(',')}]`, limit.jsonBytes);
+        }
+        break;
+      }
+      case 'map': {
+        const map = m.get(field) as ReflectMap;
+        checkEntries(p, map.size, limit);
+        const keyBytes = limit?.keyBytes ?? DEFAULT_LIMIT.keyBytes;
+        for (const [k, v] of map) {
+          const key = String(k);
+          if (!limit?.nulAllowed && key.includes('\0'))
+            throw new InvalidFieldError(p, `keys must not contain NUL bytes (key ${JSON.stringify(key.slice(0, 64))})`);
+          if (utf8Bytes(key) > keyBytes) throw new InvalidFieldError(p, `keys must be at most ${keyBytes} bytes (UTF-8), got one of ${utf8Bytes(key)}`);
+          checkValue(mapEntryPath(p, key), field, field.mapKind, v, limit);
+        }
+        break;
+      }
+    }
+  }
+  const own = LIMITS[m.desc.typeName];
+  if (own?.jsonBytes !== undefined) checkJsonBytes(path || 'request', toJsonString(m.desc, m.message), own.jsonBytes);
+}
+
+/**
+ * Holds a request message to the limits of limits.ts, before any handler sees it: string sizes, no
+ * NUL bytes (Postgres text and JSONB cannot store them), list and map sizes, number ranges (64-bit
+ * numbers within ±(2^53 - 1)), known enum values, sizes of whole parts as JSON. (Strings are valid
+ * Unicode already: the protobuf and JSON parsers refuse invalid UTF-8 and lone surrogates.)
+ * Throws InvalidFieldError naming the field by its proto path, e.g. `spec.agent_command`,
+ * `work_items[2].title`, `annotations.team`.
+ */
+export function checkRequest<T extends Message>(schema: DescMessage, message: T): T {
+  checkMessage('', reflect(schema, message));
+  return message;
 }

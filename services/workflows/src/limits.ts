@@ -1,0 +1,140 @@
+/**
+ * Every limit the API holds requests to, in one place: `validation.ts` enforces them (`checkRequest`,
+ * run on every request before its handler), `server.ts` gives Connect the request size, and
+ * docs/definitions.md#limits lists them. They are far above what a real definition, plan or run
+ * needs, and keep whatever is accepted usable: a definition's commands and environment fit the
+ * kernel's limits of a process's arguments and environment (128 KiB per string, 2 MiB together), and
+ * a plan (definition snapshot + work items + methodology), which travels as workflow input, stays well
+ * below Temporal's 2 MiB payload limit.
+ */
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
+
+/** Largest request message the API reads, in bytes (Connect's `readMaxBytes`); a larger one answers resource_exhausted. */
+export const MAX_REQUEST_BYTES = 4 * MiB;
+
+/** `page_size` of the list calls: 0 means the default. */
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+
+/** Wall-clock budget of one command phase (`spec.phase_timeout_seconds`), at most 24 h. */
+export const MAX_PHASE_TIMEOUT_SECONDS = 24 * 3600;
+
+/** What one request field may hold. Sizes of strings are UTF-8 bytes. */
+export interface FieldLimit {
+  /** Strings (each entry of a list, each value of a map): the most bytes. */
+  bytes?: number;
+  /** Lists and maps: the most entries. */
+  entries?: number;
+  /** Map keys: the most bytes. */
+  keyBytes?: number;
+  /** Numbers: the smallest and largest value. */
+  min?: number;
+  max?: number;
+  /** The whole field (a message, list or map) in its stored JSON form: the most bytes. */
+  jsonBytes?: number;
+  /** Strings may hold NUL bytes (the worker's reports of command output; stored as U+2400). */
+  nulAllowed?: boolean;
+}
+
+/** Fields of other services (server reflection), and 64-bit numbers nothing else bounds. */
+export const DEFAULT_LIMIT: Required<Pick<FieldLimit, 'bytes' | 'entries' | 'keyBytes'>> = { bytes: 4 * KiB, entries: 1000, keyBytes: 4 * KiB };
+
+const ID: FieldLimit = { bytes: 256 };
+const ANNOTATIONS: FieldLimit = { entries: 64, keyBytes: 256, bytes: 4 * KiB };
+const PAGE_SIZE: FieldLimit = { max: MAX_PAGE_SIZE };
+/** The worker's reports: bounded by the request size only, NUL bytes allowed (command output may hold them). */
+const REPORT: FieldLimit = { bytes: MAX_REQUEST_BYTES, nulAllowed: true };
+const REPORT_LIST: FieldLimit = { ...REPORT, entries: MAX_REQUEST_BYTES };
+
+const V1 = 'ameide.workflows.v1';
+
+/**
+ * Limits by field (`<package>.<Message>.<field>`, proto names) or by message type (`<package>.<Message>`,
+ * wherever it appears). Every string, list and map field of the WorkflowService requests has an
+ * entry (a unit test checks it); 64-bit numbers without one stay within ±(2^53 - 1).
+ */
+export const LIMITS: Record<string, FieldLimit> = {
+  // Definitions
+  [`${V1}.CreateDefinitionRequest.name`]: ID,
+  [`${V1}.CreateDefinitionRequest.annotations`]: ANNOTATIONS,
+  [`${V1}.ApplyDefinitionRequest.name`]: ID,
+  [`${V1}.ApplyDefinitionRequest.annotations`]: ANNOTATIONS,
+  [`${V1}.GetDefinitionRequest.id_or_name`]: ID,
+  [`${V1}.ListDefinitionsRequest.page_size`]: PAGE_SIZE,
+  [`${V1}.DefinitionSpec`]: { jsonBytes: 256 * KiB },
+  [`${V1}.DefinitionSpec.repo_url`]: { bytes: 4 * KiB },
+  [`${V1}.DefinitionSpec.default_branch`]: { bytes: 256 },
+  [`${V1}.DefinitionSpec.install_command`]: { bytes: 64 * KiB },
+  [`${V1}.DefinitionSpec.agent_command`]: { bytes: 64 * KiB },
+  [`${V1}.DefinitionSpec.test_command`]: { bytes: 64 * KiB },
+  [`${V1}.DefinitionSpec.branch_prefix`]: { bytes: 256 },
+  [`${V1}.DefinitionSpec.phase_timeout_seconds`]: { max: MAX_PHASE_TIMEOUT_SECONDS },
+  [`${V1}.DefinitionSpec.env`]: { entries: 128, keyBytes: 256, bytes: 32 * KiB },
+  [`${V1}.DefinitionSpec.secrets`]: { entries: 64 },
+  [`${V1}.Guardrails.sandbox`]: { bytes: 64 },
+  [`${V1}.Guardrails.allowed_paths`]: { entries: 256, bytes: 1 * KiB },
+  [`${V1}.Guardrails.denied_paths`]: { entries: 256, bytes: 1 * KiB },
+  [`${V1}.Guardrails.package_caches`]: { entries: 16, bytes: 64 },
+  [`${V1}.Guardrails.read_only_paths`]: { entries: 64, bytes: 4 * KiB },
+  [`${V1}.Guardrails.egress_hosts`]: { entries: 256, bytes: 255 },
+  [`${V1}.Budgets.max_commands`]: { max: 1000 },
+  [`${V1}.Budgets.run_timeout_seconds`]: { max: 7 * 24 * 3600 },
+  [`${V1}.Budgets.max_output_bytes`]: { max: 1 * GiB },
+  [`${V1}.Budgets.max_processes`]: { max: 32768 },
+  [`${V1}.Budgets.max_file_bytes`]: { max: 1024 * GiB },
+  [`${V1}.SecretRef.name`]: ID,
+  [`${V1}.SecretRef.from_env`]: ID,
+  [`${V1}.SecretRef.phases`]: { entries: 8 },
+
+  // Plans and runs
+  [`${V1}.CreatePlanRequest.definition`]: ID,
+  [`${V1}.CreatePlanRequest.work_items`]: { entries: 100, jsonBytes: 256 * KiB },
+  [`${V1}.CreatePlanRequest.annotations`]: ANNOTATIONS,
+  [`${V1}.GetPlanRequest.id`]: ID,
+  [`${V1}.ListPlansRequest.definition`]: ID,
+  [`${V1}.ListPlansRequest.work_item_id`]: ID,
+  [`${V1}.ListPlansRequest.page_size`]: PAGE_SIZE,
+  [`${V1}.StartWorkflowRunRequest.plan_id`]: ID,
+  [`${V1}.StartWorkflowRunRequest.definition`]: ID,
+  [`${V1}.StartWorkflowRunRequest.work_items`]: { entries: 100, jsonBytes: 256 * KiB },
+  [`${V1}.StartWorkflowRunRequest.annotations`]: ANNOTATIONS,
+  [`${V1}.GetWorkflowRunRequest.id`]: ID,
+  [`${V1}.ListWorkflowRunsRequest.statuses`]: { entries: 16 },
+  [`${V1}.ListWorkflowRunsRequest.work_item_id`]: ID,
+  [`${V1}.ListWorkflowRunsRequest.definition`]: ID,
+  [`${V1}.ListWorkflowRunsRequest.page_size`]: PAGE_SIZE,
+  [`${V1}.CancelWorkflowRunRequest.id`]: ID,
+  [`${V1}.CancelWorkflowRunRequest.reason`]: { bytes: 4 * KiB },
+  [`${V1}.WatchWorkflowRunRequest.id`]: ID,
+  [`${V1}.WorkItem.id`]: ID,
+  [`${V1}.WorkItem.title`]: { bytes: 1 * KiB },
+  [`${V1}.WorkItem.description`]: { bytes: 64 * KiB },
+  [`${V1}.WorkItem.acceptance_criteria`]: { entries: 100, bytes: 4 * KiB },
+  [`${V1}.WorkItem.context_links`]: { entries: 100, bytes: 4 * KiB },
+  [`${V1}.MethodologyContext.profile`]: ID,
+  [`${V1}.MethodologyContext.timebox_ids`]: { entries: 100, ...ID },
+  [`${V1}.MethodologyContext.goal_ids`]: { entries: 100, ...ID },
+  [`${V1}.MethodologyContext.work_item_ids`]: { entries: 100, ...ID },
+  [`${V1}.MethodologyContext.element_ids`]: { entries: 100, ...ID },
+
+  // The worker's status updates
+  [`${V1}.StatusUpdate.run_id`]: ID,
+  [`${V1}.StatusUpdate.output_tail`]: REPORT,
+  [`${V1}.StatusUpdate.message`]: REPORT,
+  [`${V1}.StatusUpdate.attributes`]: { ...REPORT_LIST, keyBytes: MAX_REQUEST_BYTES },
+  [`${V1}.RunSummary.branch`]: REPORT,
+  [`${V1}.RunSummary.base_commit`]: REPORT,
+  [`${V1}.RunSummary.head_commit`]: REPORT,
+  [`${V1}.RunSummary.transcripts_uri`]: REPORT,
+  [`${V1}.RunSummary.handoff_uri`]: REPORT,
+  [`${V1}.RunSummary.handoff_sha256`]: REPORT,
+  [`${V1}.RunSummary.sandbox`]: REPORT,
+  [`${V1}.RunSummary.budget_exceeded`]: REPORT,
+  [`${V1}.RunSummary.policy_violations`]: REPORT_LIST,
+  // What JSON (and so the database) can hold: 0001-01-01 to 9999-12-31.
+  ['google.protobuf.Timestamp.seconds']: { min: -62135596800, max: 253402300799 },
+  ['google.protobuf.Timestamp.nanos']: { min: 0, max: 999_999_999 },
+};
