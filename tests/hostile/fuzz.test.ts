@@ -107,7 +107,7 @@ async function raw(
       const message = decodeURIComponent(String(trailers['grpc-message'] ?? headers['grpc-message'] ?? ''));
       return { code: status === '0' ? undefined : (Number(status) as Code), message };
     } finally {
-      session.close();
+      session.destroy();
     }
   }
   const contentType = protocol === 'grpc-web' ? `application/grpc-web+${sub}` : streaming ? `application/connect+${sub}` : `application/${sub}`;

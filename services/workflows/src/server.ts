@@ -1,6 +1,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import type { DescMessage, Message } from '@bufbuild/protobuf';
 import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { createAuthInterceptor, type Authenticator } from './auth.js';
@@ -29,22 +30,23 @@ export interface ApiTimeouts {
 
 export const DEFAULT_TIMEOUTS: ApiTimeouts = { headersMs: 20_000, requestMs: 60_000, idleMs: 120_000 };
 
+function checked<T extends Message>(schema: DescMessage, message: T): T {
+  try {
+    return checkRequest(schema, message);
+  } catch (err) {
+    throw toConnectError(err);
+  }
+}
+
 /** Holds every request message to the limits of limits.ts before any handler sees it (checkRequest). */
 function requestLimits(): Interceptor {
-  const check = <T>(schema: Parameters<typeof checkRequest>[0], m: T): T => {
-    try {
-      return checkRequest(schema, m as Parameters<typeof checkRequest>[1]) as T;
-    } catch (err) {
-      throw toConnectError(err);
-    }
-  };
   return (next) => async (req) => {
-    if (!req.stream) return next({ ...req, message: check(req.method.input, req.message) });
+    if (!req.stream) return next({ ...req, message: checked(req.method.input, req.message) });
     const messages = req.message;
     return next({
       ...req,
       message: (async function* () {
-        for await (const m of messages) yield check(req.method.input, m);
+        for await (const m of messages) yield checked(req.method.input, m);
       })(),
     });
   };
@@ -112,7 +114,7 @@ export async function startApiServer(opts: {
   // such a request reached this server, so it is for this server.
   const serve = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
     if (req.headers.host === undefined && !('authority' in req && req.authority)) req.headers.host = authority;
-    handler(req as http.IncomingMessage, res as http.ServerResponse);
+    handler(req, res);
   };
   const h1 = http.createServer(
     {
