@@ -38,6 +38,11 @@ export interface WorkerConfig {
   /** The global git configuration of the worker's own git (credentials for pushes); `/dev/null` = none. */
   gitConfig: string;
   /**
+   * Longest a single git transfer or git step may take (the mirror's fetch, the sandbox's checkout
+   * and export, verifying the import, the push), in seconds. Sized for large repositories.
+   */
+  gitTimeoutSeconds: number;
+  /**
    * Networks (CIDR) the egress proxy may connect to besides public unicast addresses, e.g. an
    * internal registry mirror. Never needed for public registries.
    */
@@ -90,6 +95,8 @@ const schema = z
     AMEIDE_RUN_CPUS: z.coerce.number().positive().max(1024).default(1),
     AMEIDE_RUN_DISK_MB: z.coerce.number().int().min(0).default(10240),
     AMEIDE_CACHE_QUOTA_MB: z.coerce.number().int().positive().default(5120),
+    // At most 2 h: the workflow gives its git activities 6 h, enough for a fetch, a checkout and a retry.
+    AMEIDE_GIT_TIMEOUT_SECONDS: z.coerce.number().int().min(10).max(7200).default(3600),
     AMEIDE_EGRESS_EXTRA_NETWORKS: z
       .string()
       .optional()
@@ -136,6 +143,7 @@ export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
     runDiskMb: e.AMEIDE_RUN_DISK_MB,
     cacheQuotaMb: e.AMEIDE_CACHE_QUOTA_MB,
     gitConfig: e.AMEIDE_GIT_CONFIG,
+    gitTimeoutSeconds: e.AMEIDE_GIT_TIMEOUT_SECONDS,
     egressExtraNetworks: commaList(e.AMEIDE_EGRESS_EXTRA_NETWORKS),
     secrets: Object.fromEntries(
       Object.entries(env)

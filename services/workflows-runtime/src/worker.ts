@@ -86,6 +86,7 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     runDiskMb: cfg.runDiskMb,
     cacheQuotaMb: cfg.cacheQuotaMb,
     gitConfig: cfg.gitConfig,
+    gitTimeoutSeconds: cfg.gitTimeoutSeconds,
     egressExtraNetworks: cfg.egressExtraNetworks,
   });
   const pruned = await pruneStaleWorkspaces(cfg.workspaceDir, cfg.worktreeTtlHours);

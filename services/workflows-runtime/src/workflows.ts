@@ -49,8 +49,17 @@ function errorMessage(err: unknown): string {
 /** Runs one coding-agent plan: prepare, install, agent, test, publish, report. */
 export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunResult> {
   const phaseMs = input.repo.phaseTimeoutSeconds * 1000;
-  const acts = proxyActivities<Activities>({
+  const commandPhases = proxyActivities<Activities>({
     startToCloseTimeout: phaseMs + 60_000,
+    heartbeatTimeout: '30s',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1s', maximumAttempts: 3 },
+  });
+  // Git work (fetch and checkout, export and push, handoff) of a large repository can take long: the
+  // heartbeat, every few seconds, tells a live worker from a dead one; each git command on the worker
+  // is bounded by its AMEIDE_GIT_TIMEOUT_SECONDS (at most 2 h).
+  const gitWork = proxyActivities<Activities>({
+    startToCloseTimeout: '6h',
     heartbeatTimeout: '30s',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { initialInterval: '1s', maximumAttempts: 3 },
@@ -131,7 +140,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   const handOff = async (phase: PhaseName, reason: string, lastOutput: string): Promise<void> => {
     if (!workspace) return;
     try {
-      const h = await acts.createHandoff({ run: input, ...workspace, failedPhase: phase, reason, lastOutput });
+      const h = await gitWork.createHandoff({ run: input, ...workspace, failedPhase: phase, reason, lastOutput });
       summary.handoffUri = h.uri;
       summary.handoffSha256 = h.sha256;
     } catch (err) {
@@ -161,7 +170,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   post({ kind: 'run_started', runStatus: 'running' });
   try {
     started('prepare');
-    const ws = await acts.prepareWorkspace(input);
+    const ws = await gitWork.prepareWorkspace(input);
     workspace = { worktreePath: ws.worktreePath, branch: ws.branch, baseCommit: ws.baseCommit };
     summary.branch = ws.branch;
     summary.baseCommit = ws.baseCommit;
@@ -187,7 +196,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       const runLeftMs = runDeadline - Date.now();
       const timeoutMs = Math.max(1000, Math.min(phaseMs, runLeftMs));
       started(phase);
-      const r = await acts.runCommandPhase({
+      const r = await commandPhases.runCommandPhase({
         run: input,
         phase,
         command,
@@ -218,7 +227,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       // The gate: the sandbox's work is exported, verified and reviewed (path policy, push
       // protection) as a whole, then exactly that is pushed.
       started('publish');
-      const pub = await acts.publishBranch({ run: input, worktreePath: ws.worktreePath, branch: ws.branch, baseCommit: ws.baseCommit });
+      const pub = await gitWork.publishBranch({ run: input, worktreePath: ws.worktreePath, branch: ws.branch, baseCommit: ws.baseCommit });
       Object.assign(summary, {
         headCommit: pub.headCommit,
         filesChanged: pub.filesChanged,

@@ -2,8 +2,7 @@ import { constants, createWriteStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
-import { workerGit } from './git.js';
-import { AGENT_IDENTITY } from './git.js';
+import { AGENT_IDENTITY, workerGit, type GitLimits } from './git.js';
 
 /**
  * How the sandbox's work crosses into the worker. The sandbox has a git repository of its own (the
@@ -31,6 +30,9 @@ export function exchangeEnv(values: { base: string; branch: string; mirrorObject
   };
 }
 
+/** Sandbox git without the checkout's hooks, fsmonitor or background maintenance. */
+const SANDBOX_GIT = 'g() { git -c core.hooksPath=/dev/null -c core.fsmonitor=false -c gc.auto=0 -c maintenance.auto=false "$@"; }';
+
 /** Sandbox script: the run's checkout on the work branch at the base commit, objects borrowed from the mirror. */
 export const CHECKOUT_SCRIPT = [
   'set -e',
@@ -48,7 +50,7 @@ export const CHECKOUT_SCRIPT = [
  */
 export const EXPORT_SCRIPT = [
   'set -e',
-  'g() { git -c core.hooksPath=/dev/null -c core.fsmonitor=false -c gc.auto=0 -c maintenance.auto=false "$@"; }',
+  SANDBOX_GIT,
   'out="$AMEIDE_EXPORT_DIR"',
   'set -- $(g rev-parse --git-path index "HEAD^{commit}" "HEAD^{tree}")',
   'index=$1 head=$2 headtree=$3',
@@ -63,6 +65,40 @@ export const EXPORT_SCRIPT = [
   '  g bundle create -q "$out/work.bundle" "$AMEIDE_BASE..refs/ameide/export"',
   'fi',
   'printf "%s %s\\n" "$commit" "$head" > "$out/head"',
+].join('\n');
+
+/**
+ * Sandbox script, before the first attempt of a command phase: records the checkout as the phase
+ * finds it (HEAD, and every tracked and untracked file, written on a temporary index; ignored files
+ * such as installed dependencies are not recorded) as `refs/ameide/phase-start/<phase>`.
+ */
+export const SNAPSHOT_SCRIPT = [
+  'set -e',
+  SANDBOX_GIT,
+  'export GIT_INDEX_FILE="$TMPDIR/snapshot.index"',
+  'cp "$(g rev-parse --git-path index)" "$GIT_INDEX_FILE" 2>/dev/null || g read-tree HEAD',
+  'g add -A .',
+  'tree=$(g write-tree)',
+  'g update-ref "refs/ameide/phase-start/$AMEIDE_SNAPSHOT_PHASE" "$(echo "start of $AMEIDE_SNAPSHOT_PHASE" | g commit-tree "$tree" -p HEAD)"',
+].join('\n');
+
+/**
+ * Sandbox script, before a retried attempt of a command phase: puts the checkout back as the phase
+ * found it. HEAD and the branch go back (commits of the failed attempt are dropped), files the
+ * attempt added are removed, changed and deleted files come back. Ignored files stay as they are.
+ * Without a snapshot the first attempt never started its command, so there is nothing to undo.
+ */
+export const RESTORE_SCRIPT = [
+  'set -e',
+  SANDBOX_GIT,
+  'snap=$(g rev-parse -q --verify "refs/ameide/phase-start/$AMEIDE_SNAPSHOT_PHASE^{commit}") || { echo "no snapshot: nothing to undo"; exit 0; }',
+  // Files as recorded (the ignore rules too, before anything is cleaned by them), then away with
+  // what the attempt added, then HEAD back; the index ends as HEAD's, as after the checkout.
+  'g read-tree -u --reset "$snap"',
+  'g clean -fdq',
+  'g reset -q --soft "$snap^"',
+  'g reset -q',
+  'echo "the checkout is back where $AMEIDE_SNAPSHOT_PHASE started"',
 ].join('\n');
 
 /** Why the sandbox's work was not accepted; the run fails with this message. */
@@ -133,11 +169,18 @@ export interface ImportResult {
  * Reads the export the sandbox wrote to `outDir`, verifies it and fetches it into the worker's
  * import repository as {@link HEAD_REF}. Throws ImportRefused when the work is not acceptable.
  */
-export async function importExport(opts: { outDir: string; importRepo: string; base: string; maxBundleBytes: number; scratch: string }): Promise<ImportResult> {
+export async function importExport(opts: {
+  outDir: string;
+  importRepo: string;
+  base: string;
+  maxBundleBytes: number;
+  scratch: string;
+  limits?: GitLimits;
+}): Promise<ImportResult> {
   const { fh: headFile } = await openUntrusted(join(opts.outDir, 'head'), 200);
   const [head = '', sandboxHead = ''] = (await headFile.readFile('utf8').finally(() => headFile.close())).trim().split(' ');
   if (!OID.test(head) || !OID.test(sandboxHead)) throw new ImportRefused('the sandbox wrote a malformed export');
-  const git = workerGit(opts.importRepo);
+  const git = workerGit(opts.importRepo, undefined, opts.limits);
   if (head === opts.base) {
     await git.raw(['update-ref', HEAD_REF, head]);
     return { head, sandboxHead };
@@ -163,9 +206,10 @@ export async function importExport(opts: { outDir: string; importRepo: string; b
     // or `..` paths, no malformed trees) into the worker's repository; thin packs take their bases
     // from the mirror.
     await git.raw(['index-pack', '--stdin', '--fix-thin', '--strict'], { inputFile: { path: copy, start: header.length } }).catch((err: Error) => {
+      if (opts.limits?.signal?.aborted) throw err;
       throw new ImportRefused(`the exported work failed verification: ${err.message}`);
     });
-    await verifyHistory(opts.importRepo, opts.base, head);
+    await verifyHistory(opts.importRepo, opts.base, head, opts.limits);
     await git.raw(['update-ref', HEAD_REF, head]);
     return { head, sandboxHead };
   } finally {
@@ -181,13 +225,14 @@ const MAX_COMMITS = 10_000;
  * The head must descend from the base, and every commit the run added must have parents that are
  * either commits it added or part of the base's history: no foreign history rides along.
  */
-async function verifyHistory(importRepo: string, base: string, head: string): Promise<void> {
-  const git = workerGit(importRepo);
+async function verifyHistory(importRepo: string, base: string, head: string, limits?: GitLimits): Promise<void> {
+  const git = workerGit(importRepo, undefined, limits);
   // One walk: every commit the run added with its parents, and the boundary (the parents outside,
   // all of them in the base's history by definition). The head descends from the base exactly when
   // the base is on that boundary; history from elsewhere would have to start with a root commit.
   const lines = (
-    await git.text(['rev-list', '--parents', '--boundary', `--max-count=${MAX_COMMITS + 1}`, head, `^${base}`]).catch(() => {
+    await git.text(['rev-list', '--parents', '--boundary', `--max-count=${MAX_COMMITS + 1}`, head, `^${base}`]).catch((err: Error) => {
+      if (limits?.signal?.aborted) throw err;
       throw new ImportRefused('the exported bundle does not contain the exported commit');
     })
   )

@@ -54,6 +54,12 @@ function hardenedEnv(globalConfig: string): Record<string, string> {
   });
 }
 
+/** Bounds on the worker's git commands: a cancellation signal (the activity's) and a time limit. */
+export interface GitLimits {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
 /** A git command that failed, with its exit code and the end of what it printed on stderr. */
 export class GitError extends Error {
   constructor(
@@ -85,13 +91,31 @@ export interface WorkerGit {
   test(args: string[]): Promise<boolean>;
 }
 
-/** The worker's hardened git at `dir` (which must be a repository only the worker writes). */
-export function workerGit(dir: string, globalConfig = '/dev/null'): WorkerGit {
+/**
+ * The worker's hardened git at `dir` (which must be a repository only the worker writes). With
+ * `limits`, every command is killed when the signal aborts (rejecting with the signal's reason) or
+ * when it runs longer than the time limit (a GitError saying so).
+ */
+export function workerGit(dir: string, globalConfig = '/dev/null', limits: GitLimits = {}): WorkerGit {
   const env = hardenedEnv(globalConfig);
   const config = HARDENED_CONFIG.flatMap((c) => ['-c', c]);
   const run = (args: string[], opts: GitRunOptions = {}) =>
     new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve, reject) => {
-      const child = spawn('git', [...config, ...args], { cwd: dir, env, stdio: ['pipe', 'pipe', 'pipe'] });
+      if (limits.signal?.aborted) return reject(limits.signal.reason as Error);
+      // Its own process group, so that a kill also reaches the helpers it runs (upload-pack, remote helpers).
+      const child = spawn('git', [...config, ...args], { cwd: dir, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      let stopped: 'aborted' | 'timed out' | undefined;
+      const kill = (why: 'aborted' | 'timed out') => {
+        stopped = why;
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      };
+      const onAbort = () => kill('aborted');
+      limits.signal?.addEventListener('abort', onAbort, { once: true });
+      const timer = limits.timeoutMs ? setTimeout(() => kill('timed out'), limits.timeoutMs) : undefined;
       const out: Buffer[] = [];
       let stderr = '';
       const file = opts.stdoutFile ? createWriteStream(opts.stdoutFile) : undefined;
@@ -103,6 +127,10 @@ export function workerGit(dir: string, globalConfig = '/dev/null'): WorkerGit {
       if (opts.inputFile) createReadStream(opts.inputFile.path, { start: opts.inputFile.start }).on('error', reject).pipe(child.stdin);
       else child.stdin.end(opts.input ?? '');
       child.on('close', (code) => {
+        clearTimeout(timer);
+        limits.signal?.removeEventListener('abort', onAbort);
+        if (stopped === 'aborted') return reject(limits.signal!.reason as Error);
+        if (stopped) stderr += `\nstopped: it took longer than ${limits.timeoutMs! / 1000}s (AMEIDE_GIT_TIMEOUT_SECONDS)`;
         const done = () => resolve({ code, stdout: Buffer.concat(out), stderr });
         if (file) file.close(done);
         else done();

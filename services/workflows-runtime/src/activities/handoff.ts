@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { toolEnv } from '@ameide/config';
 import type { ArtifactStore } from '../artifacts.js';
-import { workerGit } from './git.js';
+import { workerGit, type GitLimits } from './git.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -27,6 +27,8 @@ export interface FollowupInfo {
 export interface HandoffBundleInput {
   /** A repository only the worker writes (the run's import repository) holding `headCommit`. */
   repo: string;
+  /** Cancellation and time limit of its git commands. */
+  gitLimits?: GitLimits;
   /** The commit the run branch started from; empty bundles the whole branch. */
   baseCommit: string;
   /** The verified head of the run's work. */
@@ -76,7 +78,7 @@ export async function createHandoffBundle(input: HandoffBundleInput): Promise<{ 
   await mkdir(input.workDir, { recursive: true });
   const stagingRoot = await mkdtemp(join(input.workDir, 'handoff-'));
   try {
-    const git = workerGit(input.repo);
+    const git = workerGit(input.repo, undefined, input.gitLimits);
     const baseCommit = input.baseCommit ? await git.text(['rev-parse', '--verify', `${input.baseCommit}^{commit}`]) : '';
     const staging = join(stagingRoot, HANDOFF_ROOT);
     await mkdir(join(staging, '.codex'), { recursive: true });

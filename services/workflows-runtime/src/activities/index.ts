@@ -16,11 +16,11 @@ import {
   type StatusUpdateInput,
 } from '@ameide/temporal';
 import type { ArtifactStore } from '../artifacts.js';
-import { createCommandCgroup, type CommandCgroup } from '../guardrails/cgroups.js';
+import { createCommandCgroup, killCommandCgroups, type CommandCgroup } from '../guardrails/cgroups.js';
 import { publicUnicastOr, startEgressProxy, type EgressProxy } from '../guardrails/egress.js';
 import { Redactor } from '../guardrails/redact.js';
 import type { SandboxEgress } from '../guardrails/sandbox.js';
-import { CHECKOUT_SCRIPT, EXPORT_SCRIPT, exchangeEnv, HEAD_REF, ImportRefused, importExport } from './exchange.js';
+import { CHECKOUT_SCRIPT, EXPORT_SCRIPT, exchangeEnv, HEAD_REF, ImportRefused, importExport, RESTORE_SCRIPT, SNAPSHOT_SCRIPT } from './exchange.js';
 import { runCommand } from './exec.js';
 import { workerGit } from './git.js';
 import { createHandoffBundle } from './handoff.js';
@@ -30,6 +30,7 @@ import {
   allSecrets,
   allSecretValues,
   cacheDir,
+  isCommandStep,
   freshStepDirs,
   prepareSandbox,
   stepDirs,
@@ -42,7 +43,9 @@ import { commitMessage, createImportRepo, ensureMirror, mirrorPath, normaliseRep
 
 /** What activities need from the worker process: its clients, and its settings (see WorkerConfig). */
 export interface ActivityDeps
-  extends SandboxDeps, Pick<WorkerConfig, 'minFreeDiskMb' | 'runCpus' | 'runDiskMb' | 'cacheQuotaMb' | 'gitConfig' | 'egressExtraNetworks'> {
+  extends
+    SandboxDeps,
+    Pick<WorkerConfig, 'minFreeDiskMb' | 'runCpus' | 'runDiskMb' | 'cacheQuotaMb' | 'gitConfig' | 'gitTimeoutSeconds' | 'egressExtraNetworks'> {
   api: WorkflowServiceClient;
   artifacts: ArtifactStore;
 }
@@ -62,8 +65,6 @@ export interface CommandPhaseInput {
 const STATUS_TAIL_BYTES = 4000;
 /** Activities heartbeat this often while they run (the heartbeat timeout is 30 s). */
 const HEARTBEAT_MS = 5000;
-/** The worker's own sandboxed git steps (checkout, export) get this long. */
-const GIT_STEP_TIMEOUT_MS = 10 * 60_000;
 /** Port of the egress forwarder inside an online sandbox. */
 const EGRESS_PORT = 3128;
 const FORWARDER = fileURLToPath(new URL('../guardrails/egress-forwarder.pl', import.meta.url));
@@ -89,18 +90,32 @@ function redactError(err: unknown, redactor: Redactor): unknown {
 export function createActivities(deps: ActivityDeps) {
   const redactorFor = (run: CodingRunInput) => new Redactor(allSecretValues(deps, run));
   /** Runs an activity body so that no secret of the run can leave it, in an error or in its result. */
-  const guarded = async <T>(run: CodingRunInput, body: (redactor: Redactor) => Promise<T>, opts: { heartbeat?: boolean } = {}): Promise<T> => {
+  const guarded = async <T>(
+    run: CodingRunInput,
+    body: (redactor: Redactor, step: (name: string) => void) => Promise<T>,
+    opts: { heartbeat?: boolean } = {},
+  ): Promise<T> => {
     const redactor = redactorFor(run);
-    // Long git work (a first clone, an export, a review) must not look like a dead worker.
-    const beat = opts.heartbeat === false ? undefined : setInterval(() => Context.current().heartbeat(), HEARTBEAT_MS);
+    const ctx = Context.current();
+    // Long git work (a first clone, an export, a review, a push) must not look like a dead worker;
+    // the heartbeat carries the step it is at, and brings the activity's cancellation.
+    let progress = { step: 'starting', since: new Date().toISOString() };
+    const step = (name: string) => {
+      progress = { step: name, since: new Date().toISOString() };
+      if (opts.heartbeat !== false) ctx.heartbeat(progress);
+    };
+    const beat = opts.heartbeat === false ? undefined : setInterval(() => ctx.heartbeat(progress), HEARTBEAT_MS);
     try {
-      return redactor.redactDeep(await body(redactor));
+      return redactor.redactDeep(await body(redactor, step));
     } catch (err) {
+      if (ctx.cancellationSignal.aborted && !(err instanceof ApplicationFailure)) throw new CancelledFailure(`${progress.step} stopped: the run was cancelled`);
       throw redactError(err, redactor);
     } finally {
       clearInterval(beat);
     }
   };
+  /** The worker's git limits for this activity: its cancellation, and AMEIDE_GIT_TIMEOUT_SECONDS. */
+  const gitLimits = () => ({ signal: Context.current().cancellationSignal, timeoutMs: deps.gitTimeoutSeconds * 1000 });
   const mirrorOf = (run: CodingRunInput) => mirrorPath(deps.workspaceDir, run.tenantId, run.repo.repoUrl);
   const branchOf = (run: CodingRunInput) => workBranchName(run.repo.branchPrefix, run.workItems[0]?.id, run.planId);
 
@@ -144,9 +159,10 @@ export function createActivities(deps: ActivityDeps) {
         });
         egress = { socketDir, port: EGRESS_PORT, forwarder: FORWARDER };
       }
-      // The definition's commands get a cgroup of their own (joining one costs about 10 ms); the
-      // worker's short git steps stay under the per-user process limit and their time budget.
-      if (run.repo.guardrails.sandbox === 'bubblewrap' && step !== 'checkout' && step !== 'export') {
+      // The definition's commands get a cgroup of their own, with or without a sandbox (joining one
+      // costs about 10 ms); the worker's short git steps stay under the per-user process limit and
+      // their time budget.
+      if (isCommandStep(step)) {
         cgroup = await createCommandCgroup(`${run.runId}-${step}-${Date.now().toString(36)}`, {
           maxProcesses: run.repo.guardrails.budgets.maxProcesses,
           cpus: deps.runCpus,
@@ -181,12 +197,15 @@ export function createActivities(deps: ActivityDeps) {
   const exportWork = async (run: CodingRunInput, paths: RunPaths, base: string, message: string, redactor: Redactor) => {
     const transcript = join(paths.transcriptsDir, 'export.log');
     const out = stepDirs(paths, 'export').out;
+    const limits = gitLimits();
     const r = await runStep(run, paths, 'export', EXPORT_SCRIPT, {
-      timeoutMs: GIT_STEP_TIMEOUT_MS,
+      timeoutMs: limits.timeoutMs,
+      signal: limits.signal,
       redactor,
       transcript,
       extraEnv: exchangeEnv({ base, branch: branchOf(run), mirrorObjects: join(mirrorOf(run), 'objects'), commitMessage: message, outDir: out }),
     });
+    if (r.aborted) throw new CancelledFailure('export stopped: the run was cancelled');
     if (r.exitCode !== 0)
       throw new ImportRefused(`the sandbox could not export the run's work (exit ${r.exitCode}): ${r.outputTail.trim().split('\n').at(-1) ?? ''}`);
     const imported = await importExport({
@@ -195,6 +214,7 @@ export function createActivities(deps: ActivityDeps) {
       base,
       maxBundleBytes: run.repo.guardrails.budgets.maxFileBytes,
       scratch: paths.runDir,
+      limits,
     });
     const review = await reviewWork({ importRepo: paths.importRepo, base, head: imported.head, run, secrets: allSecrets(deps, run) });
     return { ...imported, review };
@@ -211,7 +231,7 @@ export function createActivities(deps: ActivityDeps) {
      * area (own disk where the worker can mount one), and the checkout, made by the sandbox itself.
      */
     prepareWorkspace: (run: CodingRunInput): Promise<PreparedWorkspace> =>
-      guarded(run, async (redactor) => {
+      guarded(run, async (redactor, step) => {
         const started = Date.now();
         await requireFreeDisk(deps.workspaceDir, deps.minFreeDiskMb);
         const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
@@ -225,10 +245,13 @@ export function createActivities(deps: ActivityDeps) {
           run.repo.guardrails.sandbox === 'bubblewrap' ? mountRunDisk(paths, deps.runDiskMb, join(deps.workspaceDir, 'disks')) : Promise.resolve(false);
         let mirror: string;
         let baseCommit: string;
+        const limits = gitLimits();
         try {
           try {
-            mirror = await ensureMirror(deps.workspaceDir, run.tenantId, normaliseRepoUrl(run.repo.repoUrl), deps.gitConfig);
+            step('fetch');
+            mirror = await ensureMirror(deps.workspaceDir, run.tenantId, normaliseRepoUrl(run.repo.repoUrl), deps.gitConfig, limits);
           } catch (err) {
+            if (limits.signal.aborted) throw err;
             throw permanent('RepositoryUnavailable', `cannot clone or fetch ${run.repo.repoUrl}: ${(err as Error).message.trim()}`);
           }
           try {
@@ -244,15 +267,18 @@ export function createActivities(deps: ActivityDeps) {
         await chmod(paths.box, 0o711);
         await Promise.all([writePrompt(paths, run, branch), prepareSandbox(deps, run, paths)]);
         // The worker's import repository is made while the sandbox checks out.
+        step('checkout');
         const [r] = await Promise.all([
           runStep(run, paths, 'checkout', CHECKOUT_SCRIPT, {
-            timeoutMs: GIT_STEP_TIMEOUT_MS,
+            timeoutMs: limits.timeoutMs,
+            signal: limits.signal,
             redactor,
             transcript: join(paths.transcriptsDir, 'prepare.log'),
             extraEnv: exchangeEnv({ base: baseCommit, branch, mirrorObjects: join(mirror, 'objects'), commitMessage: '' }),
           }),
           createImportRepo(paths, mirror).then(() => workerGit(paths.importRepo).raw(['update-ref', HEAD_REF, baseCommit])),
         ]);
+        if (r.aborted) throw new CancelledFailure('checkout stopped: the run was cancelled');
         if (r.exitCode !== 0) throw new Error(`checkout of ${baseCommit.slice(0, 12)} failed (exit ${r.exitCode}): ${r.outputTail.trim()}`);
         return {
           worktreePath: paths.worktree,
@@ -264,7 +290,11 @@ export function createActivities(deps: ActivityDeps) {
         };
       }),
 
-    /** Runs the phase's shell command in the run's sandbox; heartbeats; cancellation kills it. */
+    /**
+     * Runs the phase's shell command in the run's sandbox; heartbeats; cancellation kills it. A
+     * retried attempt starts where the first one did: whatever is left of an earlier attempt is
+     * killed, and the checkout is put back as the phase found it (see SNAPSHOT_SCRIPT).
+     */
     runCommandPhase: (input: CommandPhaseInput): Promise<CommandPhaseResult> =>
       guarded(input.run, async (redactor) => {
         const { run, phase } = input;
@@ -272,6 +302,23 @@ export function createActivities(deps: ActivityDeps) {
         const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
         await mkdir(paths.transcriptsDir, { recursive: true, mode: 0o700 });
         const transcriptPath = join(paths.transcriptsDir, `${phase}.log`);
+        const retry = ctx.info.attempt > 1;
+        if (retry) await killCommandCgroups(`-${run.runId}-${phase}-`);
+        const limits = gitLimits();
+        const snapshot = await runStep(run, paths, 'snapshot', retry ? RESTORE_SCRIPT : SNAPSHOT_SCRIPT, {
+          timeoutMs: limits.timeoutMs,
+          signal: limits.signal,
+          redactor,
+          transcript: join(paths.transcriptsDir, 'snapshot.log'),
+          extraEnv: {
+            ...exchangeEnv({ base: input.baseCommit, branch: branchOf(run), mirrorObjects: join(mirrorOf(run), 'objects'), commitMessage: '' }),
+            AMEIDE_SNAPSHOT_PHASE: phase,
+          },
+        });
+        if (snapshot.aborted) throw new CancelledFailure(`${phase} command not started: run cancelled`);
+        if (snapshot.exitCode !== 0)
+          throw new Error(`could not ${retry ? 'restore' : 'record'} the checkout at the start of ${phase}: ${snapshot.outputTail.trim()}`);
+        if (retry) await appendFile(transcriptPath, `[ameide] attempt ${ctx.info.attempt}: ${snapshot.outputTail.trim().split('\n').at(-1)}\n`);
         const result = await runStep(run, paths, phase, input.command, {
           timeoutMs: input.timeoutMs,
           redactor,
@@ -298,11 +345,12 @@ export function createActivities(deps: ActivityDeps) {
      * protection). Exactly that verified head is pushed, as the run branch, to the definition's URL.
      */
     publishBranch: (input: { run: CodingRunInput; worktreePath: string; branch: string; baseCommit: string }): Promise<PublishResult> =>
-      guarded(input.run, async (redactor) => {
+      guarded(input.run, async (redactor, step) => {
         const started = Date.now();
         const { run } = input;
         const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
         let work;
+        step('export');
         try {
           work = await exportWork(run, paths, input.baseCommit, commitMessage(run), redactor);
         } catch (err) {
@@ -314,8 +362,10 @@ export function createActivities(deps: ActivityDeps) {
         if (headCommit === input.baseCommit) throw permanent('NoChanges', 'the agent made no changes to commit');
         if (review.violations.length) return { ...stats, violations: review.violations, pushed: false, durationMs: Date.now() - started, outputTail: '' };
         if (review.secretFinding) throw permanent('PushProtection', `push protection: ${review.secretFinding}`);
+        step('push');
+        const limits = gitLimits();
         try {
-          await workerGit(paths.importRepo, deps.gitConfig).raw([
+          await workerGit(paths.importRepo, deps.gitConfig, limits).raw([
             'push',
             '--quiet',
             '--no-verify',
@@ -323,6 +373,7 @@ export function createActivities(deps: ActivityDeps) {
             `${headCommit}:refs/heads/${input.branch}`,
           ]);
         } catch (err) {
+          if (limits.signal.aborted) throw err;
           throw permanent('PushRejected', `push of ${input.branch} failed: ${(err as Error).message.trim()}`);
         }
         return {
@@ -348,9 +399,10 @@ export function createActivities(deps: ActivityDeps) {
       reason: string;
       lastOutput: string;
     }): Promise<{ uri: string; sha256: string }> =>
-      guarded(input.run, async (redactor) => {
+      guarded(input.run, async (redactor, step) => {
         const { run } = input;
         const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
+        step('export');
         let head = await workerGit(paths.importRepo).text(['rev-parse', '--verify', HEAD_REF]);
         let wipCommit = false;
         let withheld: string | undefined;
@@ -364,8 +416,10 @@ export function createActivities(deps: ActivityDeps) {
           const review = await reviewWork({ importRepo: paths.importRepo, base: input.baseCommit, head, run, secrets: allSecrets(deps, run) });
           if (review.secretFinding) withheld = `push protection: ${review.secretFinding}`;
         }
+        step('bundle');
         const stored = await createHandoffBundle({
           repo: paths.importRepo,
+          gitLimits: gitLimits(),
           baseCommit: input.baseCommit,
           headCommit: head,
           wipCommit,

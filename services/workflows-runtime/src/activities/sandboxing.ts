@@ -20,7 +20,13 @@ export interface SandboxDeps {
 }
 
 /** Steps that run in the sandbox: the definition's command phases and the worker's own git steps. */
-export type SandboxStep = CommandPhase | 'checkout' | 'export';
+export type SandboxStep = CommandPhase | GitStep;
+/** The worker's own fixed git steps in the sandbox (checkout, snapshot of a phase's start, export). */
+export type GitStep = 'checkout' | 'snapshot' | 'export';
+
+export function isCommandStep(step: SandboxStep): step is CommandPhase {
+  return step === 'install' || step === 'agent' || step === 'test';
+}
 
 /** PATH inside the sandbox: the system's, plus the bin directories of extra read-only toolchains. */
 const SANDBOX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -199,7 +205,7 @@ export function stepExecution(
 ): { env: Record<string, string>; sandbox: SandboxSpec } {
   const g = run.repo.guardrails;
   const dirs = stepDirs(paths, step);
-  const command = step !== 'checkout' && step !== 'export';
+  const command = isCommandStep(step);
   const caches = command ? cacheEnv(deps, run) : {};
   const sandboxed = g.sandbox === 'bubblewrap';
   const readOnlyTools = command ? g.readOnlyPaths : [];

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { CodingRunInput } from '@ameide/temporal';
-import { workerGit } from './git.js';
+import { workerGit, type GitLimits } from './git.js';
 
 /**
  * Paths of one run's workspace. Everything under `box` is the sandbox's (its disk quota, owned by
@@ -79,7 +79,7 @@ const MIRROR_REFSPEC = '+refs/heads/*:refs/remotes/origin/*';
  * Creates the tenant's bare mirror of the repository once, then fetches on every run, always with
  * the URL and refspec given here (never read from the mirror's configuration).
  */
-export async function ensureMirror(workspaceDir: string, tenantId: string, repoUrl: string, gitConfig = '/dev/null'): Promise<string> {
+export async function ensureMirror(workspaceDir: string, tenantId: string, repoUrl: string, gitConfig = '/dev/null', limits: GitLimits = {}): Promise<string> {
   const url = normaliseRepoUrl(repoUrl);
   const dir = mirrorPath(workspaceDir, tenantId, repoUrl);
   return withMirrorLock(dir, async () => {
@@ -88,7 +88,7 @@ export async function ensureMirror(workspaceDir: string, tenantId: string, repoU
       await mkdir(dir, { recursive: true });
       await workerGit(dir).raw(['init', '--quiet', '--bare']);
     }
-    await workerGit(dir, gitConfig).raw(['fetch', '--quiet', '--no-tags', '--prune', '--no-write-fetch-head', url, MIRROR_REFSPEC]);
+    await workerGit(dir, gitConfig, limits).raw(['fetch', '--quiet', '--no-tags', '--prune', '--no-write-fetch-head', url, MIRROR_REFSPEC]);
     return dir;
   });
 }

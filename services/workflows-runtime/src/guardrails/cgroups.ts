@@ -120,17 +120,34 @@ function cgroupHandle(procs: string[], dirs: string[]): CommandCgroup {
 }
 
 /**
- * On worker start: removes the cgroups of commands that worker processes now gone left behind
- * (they died before removing them; their commands died with them, bubblewrap's --die-with-parent).
- * Names start with the creating process's pid, so the cgroups of live workers are left alone.
+ * On worker start: empties and removes the cgroups of commands that worker processes now gone left
+ * behind (they died before removing them). Sandboxed commands died with them (bubblewrap's
+ * --die-with-parent); a command without a sandbox may not have, and is killed here. Names start
+ * with the creating process's pid, so the cgroups of live workers are left alone.
  */
 export async function pruneCommandCgroups(): Promise<void> {
+  await removeCgroups((name) => {
+    const pid = Number(/^w(\d+)-/.exec(name)?.[1]);
+    return Boolean(pid) && !processAlive(pid);
+  });
+}
+
+/**
+ * Kills every process of the commands whose name contains `fragment` (e.g. `-<run id>-agent-`),
+ * whichever worker process started them, and removes their cgroups: before a retried attempt, so
+ * that nothing of an earlier attempt of the same step is still running.
+ */
+export async function killCommandCgroups(fragment: string): Promise<void> {
+  await removeCgroups((name) => name.includes(fragment));
+}
+
+async function removeCgroups(match: (name: string) => boolean): Promise<void> {
   const l = await detect();
   if (!l) return;
   for (const base of l.version === 2 ? [l.base] : [l.pids, l.cpu]) {
     for (const entry of await readdir(base, { withFileTypes: true }).catch(() => [])) {
-      const pid = Number(/^w(\d+)-/.exec(entry.name)?.[1]);
-      if (!entry.isDirectory() || !pid || processAlive(pid)) continue;
+      if (!entry.isDirectory() || !match(entry.name)) continue;
+      await killAll(join(base, entry.name, 'cgroup.procs'));
       await rmdir(join(base, entry.name)).catch(() => undefined);
     }
   }

@@ -72,7 +72,10 @@ const JOIN_CGROUPS = 'for f; do shift; [ "$f" = -- ] && break; echo $$ > "$f" ||
 export function sandboxArgv(spec: SandboxSpec, command: string): { file: string; args: string[] } {
   const inCgroup = Boolean(spec.cgroupProcs?.length);
   const limits = ['/usr/bin/prlimit', ...(inCgroup ? [] : [`--nproc=${spec.maxProcesses}`]), `--fsize=${spec.maxFileBytes}`, '--core=0', '--'];
-  if (spec.kind === 'none') return { file: limits[0]!, args: [...limits.slice(1), '/bin/sh', '-c', command] };
+  // Without a sandbox the command still joins its cgroup: its limits hold, and nothing it starts
+  // outlives it (the cgroup is emptied when it ends, or when a later attempt or worker cleans up).
+  if (spec.kind === 'none')
+    return { file: '/bin/sh', args: ['-c', JOIN_CGROUPS, 'sandbox', ...(spec.cgroupProcs ?? []), '--', ...limits, '/bin/sh', '-c', command] };
   const args = [
     '--unshare-user',
     '--uid',

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { git } from '@ameide/devstack';
-import { HEAD_REF, importExport, ImportRefused } from '../../src/activities/exchange.js';
+import { HEAD_REF, importExport, ImportRefused, RESTORE_SCRIPT, SNAPSHOT_SCRIPT } from '../../src/activities/exchange.js';
 
 /**
  * The worker's side of the exchange with real git: only a bundle of work that builds on the base,
@@ -116,5 +116,41 @@ describe('importExport', () => {
     const commit = sh(g.work, `git commit-tree ${top} -p HEAD -m evil`).trim();
     g.exportRef(commit);
     expect(await refusal(g.run())).toMatch(/failed verification/);
+  });
+});
+
+/** A retried command phase starts from the checkout its first attempt found, whatever that attempt did. */
+describe('the snapshot of a phase start', () => {
+  it('puts back HEAD, tracked, untracked and deleted files, and keeps ignored files', () => {
+    const { work } = fixture();
+    const tmp = join(work, '..', 'tmp');
+    mkdirSync(tmp);
+    const phase = (script: string) => sh(work, `export TMPDIR='${tmp}' AMEIDE_SNAPSHOT_PHASE=agent\n${script}`);
+    sh(
+      work,
+      `printf 'node_modules/\\n' > .gitignore && mkdir -p node_modules && echo dep > node_modules/dep.js && echo 'pending edit' >> README.md && echo draft > draft.txt`,
+    );
+    const head = git(work, 'rev-parse', 'HEAD');
+    const before = sh(work, 'git status --porcelain=v1 -uall && cat README.md draft.txt && ls');
+    phase(SNAPSHOT_SCRIPT);
+    // The first attempt appends a line, commits, adds and deletes files, and installs something.
+    sh(
+      work,
+      `echo 'appended once' >> README.md && git add -A && git commit -qm attempt && echo new > added.txt && rm draft.txt && mkdir -p sub && echo x > sub/y && echo more > node_modules/more.js`,
+    );
+    expect(phase(RESTORE_SCRIPT)).toContain('back where agent started');
+    expect(git(work, 'rev-parse', 'HEAD')).toBe(head);
+    expect(sh(work, 'git status --porcelain=v1 -uall && cat README.md draft.txt && ls')).toBe(before);
+    // Ignored files (installed dependencies) are left as they are.
+    expect(sh(work, 'ls node_modules')).toBe('dep.js\nmore.js\n');
+  });
+
+  it('changes nothing on a retry when the first attempt did not get to record it', () => {
+    const { work } = fixture();
+    const head = git(work, 'rev-parse', 'HEAD');
+    sh(work, 'echo partial > partial.txt');
+    expect(sh(work, `AMEIDE_SNAPSHOT_PHASE=agent sh -c '${RESTORE_SCRIPT.replace(/'/g, `'\\''`)}'`)).toContain('nothing to undo');
+    expect(git(work, 'rev-parse', 'HEAD')).toBe(head);
+    expect(sh(work, 'cat partial.txt')).toBe('partial\n');
   });
 });
