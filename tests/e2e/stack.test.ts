@@ -3,7 +3,7 @@ import net from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { RunStatus } from '@ameide/contracts';
 import { createOrigin, freePort, readStackFile, SAMPLE_REPO, sampleDefinition, type StackFile } from '@ameide/devstack';
 import { createWorkflowServiceClient } from '@ameide/sdk';
@@ -49,6 +49,10 @@ describe('the background stack (`pnpm stack up|status|down`)', async () => {
       const c = info()?.children[name];
       return c && c.restarts === restarts && c.state === 'running' ? c : undefined;
     });
+  // A failed test leaves no stack behind for the next one.
+  afterEach(async () => {
+    if (existsSync(infoFile)) await stack('down');
+  });
   const everythingGone = async () => {
     for (let i = 0; i < 50 && processesWith(home).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
     expect(processesWith(home)).toEqual([]);
@@ -67,9 +71,10 @@ describe('the background stack (`pnpm stack up|status|down`)', async () => {
     expect(Object.keys(first.children)).toEqual(['postgres', 'temporal', 'workflows', 'worker']);
     const api = createWorkflowServiceClient({ baseUrl: first.apiUrl, token: first.devToken });
 
-    // The service dies: the supervisor says so and starts it again on the same port.
+    // The service and the worker die: the supervisor says so and starts them again (the service on the same port).
     process.kill(first.children.workflows!.pid, 'SIGKILL');
-    const service = await restarted('workflows', 1);
+    process.kill(first.children.worker!.pid, 'SIGKILL');
+    const [service, worker] = await Promise.all([restarted('workflows', 1), restarted('worker', 1)]);
     expect(service.pid).not.toBe(first.children.workflows!.pid);
     expect(service.lastExit).toMatch(/^killed by SIGKILL at /);
     const log = readFileSync(supervisorLog, 'utf8');
@@ -77,16 +82,15 @@ describe('the background stack (`pnpm stack up|status|down`)', async () => {
       `workflow service (pid ${first.children.workflows!.pid}) exited unexpectedly (killed by SIGKILL); restarting it in 1s (restart 1; its log: ${join(home, 'stack', 'logs', 'workflows.log')})`,
     );
     expect(log).toContain(`workflow service restarted (pid ${service.pid})`);
-    const origin = createOrigin(SAMPLE_REPO, join(home, 'origin.git'));
-    await api.applyDefinition(sampleDefinition(origin));
+    expect(log).toContain(`worker (pid ${first.children.worker!.pid}) exited unexpectedly (killed by SIGKILL)`);
+    expect(log).toContain(`worker restarted (pid ${worker.pid})`);
 
-    // So does the worker; a run then goes through the restarted service and worker.
-    process.kill(first.children.worker!.pid, 'SIGKILL');
-    const worker = await restarted('worker', 1);
-    expect(readFileSync(supervisorLog, 'utf8')).toContain(`worker (pid ${first.children.worker!.pid}) exited unexpectedly (killed by SIGKILL)`);
+    // A run goes through the restarted service and worker.
+    await api.applyDefinition(sampleDefinition(createOrigin(SAMPLE_REPO, join(home, 'origin.git'))));
     const { run: started } = await api.startWorkflowRun({ definition: 'sample-calculator', workItems: [MULTIPLY] });
     await watchAll(api, started!.id);
-    expect((await api.getWorkflowRun({ id: started!.id })).run!.status).toBe(RunStatus.COMPLETED);
+    const done = (await api.getWorkflowRun({ id: started!.id })).run!;
+    expect(done.status, `${done.error} (logs: ${first.logs})`).toBe(RunStatus.COMPLETED);
 
     const status = await stack('status');
     expect(status.stdout).toContain(`stack running (supervisor pid ${first.pid}`);
@@ -102,7 +106,7 @@ describe('the background stack (`pnpm stack up|status|down`)', async () => {
 
   it('a fixed port held by another process is one error naming the port and its setting', async () => {
     const holder = net.createServer();
-    await new Promise<void>((r) => holder.listen(Number(env.AMEIDE_TEMPORAL_PORT), '127.0.0.1', r));
+    await new Promise<void>((r, reject) => holder.once('error', reject).listen(Number(env.AMEIDE_TEMPORAL_PORT), '127.0.0.1', r));
     try {
       const err = (await stack('up').catch((e: unknown) => e)) as { code: number; stderr: string };
       expect(err.code).toBe(1);

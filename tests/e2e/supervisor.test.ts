@@ -81,3 +81,50 @@ describe('an ephemeral stack whose ports are taken before its servers bind them'
     expect(liveProcesses((p) => pids.includes(p.pid))).toEqual([]);
   });
 });
+
+describe('a stack whose worker keeps dying', () => {
+  const home = join(inject('scratchDir'), `crash-${Date.now()}`);
+  const lines: string[] = [];
+  let stack: RunningStack;
+  beforeAll(async () => {
+    const cfg = loadStackConfig({ AMEIDE_HOME: home, TEMPORAL_CLI: inject('temporalCli'), PATH: process.env.PATH });
+    // Two restarts in a row at most, 100 ms and 200 ms after the exits (the defaults: 8, from 1 s).
+    stack = await startStack(cfg, { name: 'crash', ephemeral: true, log: (l) => lines.push(l), restarts: { max: 2, firstDelayMs: 100 } });
+  });
+  afterAll(() => stack?.stop());
+
+  it('is restarted with growing delays, then the stack gives up, stops everything and records why', async () => {
+    const pids: number[] = [];
+    for (let restarts = 0; restarts <= 2; restarts++) {
+      const deadline = Date.now() + 30_000;
+      let worker = stack.status().children.worker!;
+      while (!(worker.restarts === restarts && worker.state === 'running') && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        worker = stack.status().children.worker!;
+      }
+      expect(worker).toMatchObject({ restarts, state: 'running' });
+      pids.push(worker.pid);
+      process.kill(worker.pid, 'SIGKILL');
+    }
+    const log = join(stack.logs, 'worker.log');
+    const reason = `worker kept exiting: 2 restarts in a row failed (last: killed by SIGKILL; its log: ${log})`;
+    expect(await stack.ended).toBe(reason);
+    expect(lines.filter((l) => l.startsWith('worker'))).toEqual([
+      `worker (pid ${pids[0]}) exited unexpectedly (killed by SIGKILL); restarting it in 0.1s (restart 1; its log: ${log})`,
+      `worker restarted (pid ${pids[1]})`,
+      `worker (pid ${pids[1]}) exited unexpectedly (killed by SIGKILL); restarting it in 0.2s (restart 2; its log: ${log})`,
+      `worker restarted (pid ${pids[2]})`,
+    ]);
+    expect(lines).toContain(`error: ${reason}; stopping the stack`);
+    const file = readStackFile(join(home, 'crash', 'stack.json'))!;
+    expect(file.ended?.reason).toBe(reason);
+    expect(Object.fromEntries(Object.entries(file.children).map(([n, c]) => [n, c.state]))).toEqual({
+      postgres: 'stopped',
+      temporal: 'stopped',
+      workflows: 'stopped',
+      worker: 'exited',
+    });
+    const all = [...pids, ...Object.values(file.children).map((c) => c.pid)];
+    expect(liveProcesses((p) => all.includes(p.pid))).toEqual([]);
+  });
+});

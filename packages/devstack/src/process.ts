@@ -12,9 +12,9 @@ export interface ExitInfo {
   signal: NodeJS.Signals | null;
 }
 
-/** "exit code 1" or "killed by SIGKILL". */
+/** "exit code 1", "killed by SIGKILL", or (spawning failed) "it could not be started". */
 export function describeExit(e: ExitInfo): string {
-  return e.signal ? `killed by ${e.signal}` : `exit code ${e.code}`;
+  return e.signal ? `killed by ${e.signal}` : e.code === null ? 'it could not be started' : `exit code ${e.code}`;
 }
 
 /** A child process of the stack with its log file. */

@@ -68,6 +68,8 @@ export interface StackOptions {
   pickPort?: PortPicker;
   /** Where the supervisor reports retries, restarts and giving up (default: stderr, time-stamped). */
   log?: (line: string) => void;
+  /** Restarts of the service and the worker: failures in a row before the stack gives up (default 8), first delay (default 1 s). */
+  restarts?: { max?: number; firstDelayMs?: number };
 }
 
 const SERVICE_MAIN = resolve('services/workflows/src/main.ts');
@@ -79,6 +81,7 @@ const EXAMPLE_AGENTS = resolve('examples/agents');
 const PORT_ATTEMPTS = 4;
 /** Restarts of the service or the worker: 1 s, 2 s, 4 s, … up to 30 s apart; after this many failures in a row the stack gives up. */
 const MAX_RESTARTS = 8;
+const FIRST_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 30_000;
 /** A child that ran this long before it exited counts as having recovered: its backoff starts over. */
 const STABLE_MS = 60_000;
@@ -113,6 +116,8 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
   const infoFile = join(dir, 'stack.json');
   const tenantId = opts.tenantId ?? 'dev';
   const log = opts.log ?? ((line: string) => console.error(`${new Date().toISOString()} ${line}`));
+  const maxRestarts = opts.restarts?.max ?? MAX_RESTARTS;
+  const firstBackoffMs = opts.restarts?.firstDelayMs ?? FIRST_BACKOFF_MS;
 
   const children: Record<string, ChildStatus> = {};
   let info: StackInfo | undefined;
@@ -326,7 +331,7 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
 
   /**
    * Watches a stateless child and starts it again when it exits unexpectedly, 1 s, 2 s, 4 s, … (at
-   * most 30 s) later; gives the stack up after MAX_RESTARTS failures in a row. Returns its stop.
+   * most 30 s) later; gives the stack up after `maxRestarts` failures in a row. Returns its stop.
    */
   function supervise(name: string, first: ManagedProcess, start: () => Promise<ManagedProcess>): () => Promise<void> {
     let proc = first;
@@ -335,28 +340,30 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
     let wake: (() => void) | undefined;
     let restarting: Promise<void> | undefined;
     const onExit = async (e: ExitInfo) => {
+      const c = children[name]!;
+      // What is left of its process group (commands it started) goes with it.
+      if (proc.pid > 0) {
+        try {
+          process.kill(-proc.pid, 'SIGKILL');
+        } catch {
+          /* nothing left */
+        }
+      }
+      // A child that ran a good while had recovered: its backoff starts over.
+      if (Date.now() - startedAt >= STABLE_MS) failures = 0;
       let exit = describeExit(e);
+      let what = `${c.what} (pid ${proc.pid}) exited unexpectedly (${exit})`;
       for (;;) {
         if (stopping) return;
-        const c = children[name]!;
-        if (Date.now() - startedAt >= STABLE_MS) failures = 0;
         failures++;
-        // What is left of its process group (commands it started) goes with it.
-        if (proc.pid > 0) {
-          try {
-            process.kill(-proc.pid, 'SIGKILL');
-          } catch {
-            /* nothing left */
-          }
-        }
-        if (failures > MAX_RESTARTS) {
+        if (failures > maxRestarts) {
           setChild(name, { state: 'exited', lastExit: `${exit} at ${new Date().toISOString()}` });
-          void abort(`${c.what} kept exiting: ${MAX_RESTARTS} restarts in a row failed (last: ${exit}; its log: ${c.log})`);
+          void abort(`${c.what} kept exiting: ${maxRestarts} restarts in a row failed (last: ${exit}; its log: ${c.log})`);
           return;
         }
-        const delay = Math.min(1000 * 2 ** (failures - 1), MAX_BACKOFF_MS);
+        const delay = Math.min(firstBackoffMs * 2 ** (failures - 1), MAX_BACKOFF_MS);
         setChild(name, { state: 'restarting', lastExit: `${exit} at ${new Date().toISOString()}` });
-        log(`${c.what} (pid ${proc.pid}) exited unexpectedly (${exit}); restarting it in ${delay / 1000}s (restart ${c.restarts + 1}; its log: ${c.log})`);
+        log(`${what}; restarting it in ${delay / 1000}s (restart ${c.restarts + 1}; its log: ${c.log})`);
         await new Promise<void>((r) => {
           const t = setTimeout(r, delay);
           wake = () => {
@@ -366,15 +373,15 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
         });
         wake = undefined;
         if (stopping) return;
-        startedAt = Date.now();
         try {
           proc = await start();
         } catch (err) {
           exit = `it did not start again: ${(err as Error).message}`;
-          log(`${c.what} ${exit}`);
+          what = `${c.what} did not start again (${(err as Error).message})`;
           continue;
         }
         if (stopping) return proc.stop();
+        startedAt = Date.now();
         setChild(name, { state: 'running', pid: proc.pid, startTime: processStartTime(proc.pid), restarts: c.restarts + 1 });
         log(`${c.what} restarted (pid ${proc.pid})`);
         watch();

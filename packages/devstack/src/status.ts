@@ -77,10 +77,13 @@ function signal(c: ChildStatus, sig: NodeJS.Signals): void {
 
 /** `pnpm stack status`: the supervisor and each child, one line each. */
 export function formatStatus(info: StackFile): string {
-  const head = info.ended || !supervisorAlive(info) ? describeGone(info) : `stack running (supervisor pid ${info.pid}; log: ${supervisorLog(info)})`;
+  const supervised = !info.ended && supervisorAlive(info);
+  const head = supervised ? `stack running (supervisor pid ${info.pid}; log: ${supervisorLog(info)})` : describeGone(info);
   const rows = Object.entries(info.children).map(([name, c]) => {
+    // Without its supervisor, what stack.json says is only what it last saw.
+    const state = supervised || c.state !== 'running' ? c.state : processAlive(c.pid, c.startTime) ? 'left running' : 'gone';
     const last = c.lastExit ? `; last exit: ${c.lastExit}` : '';
-    return `  ${name.padEnd(10)} ${c.state.padEnd(10)} pid ${String(c.pid).padEnd(8)} since ${c.since}  restarts ${c.restarts}${last}  (log: ${c.log})`;
+    return `  ${name.padEnd(10)} ${state.padEnd(12)} pid ${String(c.pid).padEnd(8)} since ${c.since}  restarts ${c.restarts}${last}  (log: ${c.log})`;
   });
   return [head, ...rows].join('\n');
 }
