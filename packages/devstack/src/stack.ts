@@ -271,6 +271,7 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
         }),
         logFile: serviceLog,
         port,
+        // services/workflows/src/main.ts prints this once the API listens.
         ready: /workflow service listening on/,
         timeoutMs: 60_000,
       });
