@@ -2,6 +2,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { DescMessage, Message } from '@bufbuild/protobuf';
+import type { ServiceConfig } from '@ameide/config';
 import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { createAuthInterceptor, type Authenticator } from './auth.js';
@@ -18,17 +19,8 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/** How long connections may take, in milliseconds (settings `AMEIDE_API_*_TIMEOUT_SECONDS`). */
-export interface ApiTimeouts {
-  /** A new connection's first bytes, and each HTTP/1.1 request's headers, must arrive within this. */
-  headersMs: number;
-  /** Each request, headers and body, must arrive within this; the response (a watch) may take longer. */
-  requestMs: number;
-  /** A connection with no request in progress (and, over HTTP/2, no open stream) is closed after this long. */
-  idleMs: number;
-}
-
-export const DEFAULT_TIMEOUTS: ApiTimeouts = { headersMs: 20_000, requestMs: 60_000, idleMs: 120_000 };
+/** How long connections may take, in milliseconds: settings `AMEIDE_API_{HEADERS,REQUEST,IDLE}_TIMEOUT_SECONDS`. */
+export type ApiTimeouts = ServiceConfig['timeouts'];
 
 function checked<T extends Message>(schema: DescMessage, message: T): T {
   try {
@@ -100,9 +92,9 @@ export async function startApiServer(opts: {
   authenticate: Authenticator;
   host: string;
   port: number;
-  timeouts?: ApiTimeouts;
+  timeouts: ApiTimeouts;
 }): Promise<ApiServer> {
-  const t = opts.timeouts ?? DEFAULT_TIMEOUTS;
+  const t = opts.timeouts;
   const handler = connectNodeAdapter({
     routes: opts.routes,
     interceptors: [createAuthInterceptor(opts.authenticate), requestLimits()],
