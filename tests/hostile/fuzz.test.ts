@@ -703,8 +703,8 @@ describe('hostile input at the API edge', () => {
 const HEADERS_S = 1;
 const REQUEST_S = 2;
 const IDLE_S = 1;
-/** How much later than its timeout a connection may close (Node checks HTTP/1.1 timeouts every 250 ms here). */
-const SLACK_MS = 1200;
+/** How much later than its timeout a connection may close: Node checks HTTP/1.1 timeouts every 250 ms here, and the suite runs beside CPU-heavy tests. */
+const SLACK_MS = 2500;
 
 /** Opens a TCP connection, writes `data`, and resolves with the ms until the server closed it (and what it answered). */
 async function closedAfter(h: Harness, data: Buffer | string, budgetMs = 10_000): Promise<{ ms: number; answer: string }> {
