@@ -26,7 +26,7 @@ it('cancelling a run kills the running command, its children included, and ends 
   while (!existsSync(marker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   expect(existsSync(marker)).toBe(true);
   const { uid } = sandboxUserFor('acme');
-  expect(liveProcesses((p) => p.uid === uid && p.cwd.startsWith(runDir)).length).toBeGreaterThanOrEqual(2);
+  expect(liveProcesses((p) => p.uid === uid && p.text.includes(`AMEIDE_RUN_ID=${run!.id}`)).length).toBeGreaterThanOrEqual(2);
 
   await h.acme.cancelWorkflowRun({ id: run!.id });
   await watchAll(h.acme, run!.id);
@@ -34,6 +34,6 @@ it('cancelling a run kills the running command, its children included, and ends 
   const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
   expect(done.status).toBe(RunStatus.CANCELLED);
   expect(done.phases.find((p) => p.phase === Phase.AGENT)!.state).toBe(PhaseState.CANCELLED);
-  expect(liveProcesses((p) => p.uid === uid && p.cwd.startsWith(runDir))).toEqual([]);
+  expect(liveProcesses((p) => p.uid === uid && p.text.includes(`AMEIDE_RUN_ID=${run!.id}`))).toEqual([]);
   await expect(h.acme.cancelWorkflowRun({ id: run!.id })).rejects.toThrow(/already finished/);
 });

@@ -156,3 +156,22 @@ describe('secrets never leave the worker', () => {
     expect(readFileSync(join(artifacts, 'transcripts/install.log'), 'utf8')).toContain('plain [REDACTED]');
   });
 });
+
+/** Real test suites (static-file servers among them) refuse paths with a dot-directory: commands never see one. */
+describe('a worker whose workspace lies under a dot-directory', () => {
+  let h: Harness;
+  let origin: string;
+  const workspace = join(inject('scratchDir'), `.hidden-${process.pid}`, 'workspaces');
+  useHarnessWithOrigin((started) => ({ h, origin } = started), { worker: true, workerEnv: { AMEIDE_WORKSPACE_DIR: workspace } });
+
+  it('runs commands in plain paths: the checkout, HOME and TMPDIR have no component starting with "."', async () => {
+    await applySample(h.acme, origin, { agentCommand: 'node "$AGENT_SCRIPT" && printf "cwd=%s\\nhome=%s\\ntmp=%s\\n" "$(pwd -P)" "$HOME" "$TMPDIR"' });
+    const { run } = await h.acme.startWorkflowRun({ definition: 'sample', workItems: [MULTIPLY] });
+    await watchAll(h.acme, run!.id);
+    const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
+    expect(done.status).toBe(RunStatus.COMPLETED);
+    const seen = done.phases.find((p) => p.phase === Phase.AGENT)!.outputTail;
+    expect(seen).toContain('cwd=/sandbox/workspace\nhome=/sandbox/home\ntmp=/sandbox/tmp\n');
+    expect(existsSync(join(workspace, 'repos'))).toBe(true);
+  });
+});

@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { ExecutionState, Phase, RunStatus, StatusUpdateKind } from '@ameide/contracts';
@@ -65,10 +64,10 @@ describe('a run in progress', () => {
     expect(ended.error).toBe("the run's workflow was terminated in Temporal: stuck, stopped by the operator");
     // The agent's command does not outlive its workflow: the worker's next heartbeat learns it is gone.
     const { uid } = sandboxUserFor('acme');
-    const runDir = join(h.dir, 'workspaces', 'runs', 'acme', run!.id);
     const deadline = Date.now() + 30_000;
-    while (liveProcesses((p) => p.uid === uid && p.cwd.startsWith(runDir)).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
-    expect(liveProcesses((p) => p.uid === uid && p.cwd.startsWith(runDir))).toEqual([]);
+    while (liveProcesses((p) => p.uid === uid && p.text.includes(`AMEIDE_RUN_ID=${run!.id}`)).length && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 500));
+    expect(liveProcesses((p) => p.uid === uid && p.text.includes(`AMEIDE_RUN_ID=${run!.id}`))).toEqual([]);
     // Watchers from the start end at the last update there is.
     const updates = await watchAll(h.acme, run!.id);
     expect(updates.map((u) => Number(u.sequence))).toEqual(Array.from({ length: updates.length }, (_, i) => i + 1));

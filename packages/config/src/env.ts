@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { join, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 
@@ -51,6 +52,18 @@ export function parseEnv<T extends z.ZodTypeAny>(schema: T, env: Env): z.infer<T
 /** `AMEIDE_HOME`: where embedded state lives, `.ameide/` under the working directory by default. */
 export function ameideHome(env: Env): string {
   return resolve(env.AMEIDE_HOME || '.ameide');
+}
+
+/**
+ * The default workspace of a worker whose state lives in `stateDir`: `<stateDir>/workspaces`, unless
+ * a component of that path starts with "." (as `.ameide` does); then a plain directory of its own
+ * under /var/tmp, so that commands run without a sandbox never work in a dot-directory (test suites
+ * and static-file servers refuse such paths).
+ */
+export function defaultWorkspaceDir(stateDir: string): string {
+  const dir = join(resolve(stateDir), 'workspaces');
+  if (!dir.split(sep).some((c) => c.startsWith('.'))) return dir;
+  return join('/var/tmp', `ameide-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`, 'workspaces');
 }
 
 export const port = z.coerce.number().int().min(0).max(65535);

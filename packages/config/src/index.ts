@@ -1,5 +1,5 @@
 export { ConfigError } from './errors.js';
-export { ameideHome, childEnv, processEnv, toolEnv, type Env } from './env.js';
+export { ameideHome, childEnv, defaultWorkspaceDir, processEnv, toolEnv, type Env } from './env.js';
 export { loadServiceConfig, type ApiKey, type ServiceConfig } from './service.js';
 export { loadS3Settings, loadWorkerConfig, type ArtifactS3Config, type WorkerConfig } from './worker.js';
 export { loadCliConfig, stackInfoPath, type CliConfig } from './cli.js';

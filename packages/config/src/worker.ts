@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { ameideHome, commaList, parseEnv, processEnv, url, type Env } from './env.js';
+import { ameideHome, commaList, defaultWorkspaceDir, parseEnv, processEnv, url, type Env } from './env.js';
 import { policySchema, toSandboxPolicy, type SandboxPolicy } from './policy.js';
 import { temporalSchema, toTemporalConfig, type TemporalConfig } from './temporal.js';
 
@@ -132,7 +132,7 @@ export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
     apiUrl: e.AMEIDE_API_URL,
     serviceToken: e.AMEIDE_SERVICE_TOKEN,
     temporal: toTemporalConfig(e),
-    workspaceDir: resolve(e.AMEIDE_WORKSPACE_DIR ?? join(home, 'workspaces')),
+    workspaceDir: e.AMEIDE_WORKSPACE_DIR ? resolve(e.AMEIDE_WORKSPACE_DIR) : defaultWorkspaceDir(home),
     artifactStoreUrl: e.ARTIFACT_STORE_URL ?? `file://${join(home, 'artifacts')}`,
     artifactS3: e.ARTIFACT_STORE_URL?.startsWith('s3:') ? artifactS3(e) : undefined,
     commandPath: e.PATH,

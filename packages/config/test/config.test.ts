@@ -47,6 +47,14 @@ describe('worker configuration', () => {
     expect(cfg.artifactStoreUrl).toBe('file:///var/lib/ameide/artifacts');
     expect(() => loadWorkerConfig({ AMEIDE_SERVICE_TOKEN: 'x'.repeat(20), ARTIFACT_STORE_URL: 'ftp://x' })).toThrow(/ARTIFACT_STORE_URL/);
   });
+
+  it('never defaults the workspace into a dot-directory, and keeps an explicit one as given', () => {
+    const dotted = loadWorkerConfig({ AMEIDE_SERVICE_TOKEN: 'x'.repeat(20), AMEIDE_HOME: '/srv/app/.ameide' }).workspaceDir;
+    expect(dotted).toMatch(/^\/var\/tmp\/ameide-[0-9a-f]{12}\/workspaces$/);
+    // One place per home: two homes never share it.
+    expect(loadWorkerConfig({ AMEIDE_SERVICE_TOKEN: 'x'.repeat(20), AMEIDE_HOME: '/srv/other/.ameide' }).workspaceDir).not.toBe(dotted);
+    expect(loadWorkerConfig({ AMEIDE_SERVICE_TOKEN: 'x'.repeat(20), AMEIDE_WORKSPACE_DIR: '/data/.ws' }).workspaceDir).toBe('/data/.ws');
+  });
 });
 
 describe('CLI configuration', () => {

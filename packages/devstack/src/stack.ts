@@ -1,7 +1,7 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { childEnv, stackDir, type StackConfig } from '@ameide/config';
+import { childEnv, defaultWorkspaceDir, stackDir, type StackConfig } from '@ameide/config';
 import { ensureCredentials, serviceApiKeys, signDevToken } from './credentials.js';
 import { freePort, PortInUseError, portFree, type PortPicker } from './net.js';
 import { startPostgres } from './postgres.js';
@@ -289,7 +289,7 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
           ...common,
           AMEIDE_API_URL: apiUrl,
           AMEIDE_SERVICE_TOKEN: creds.serviceToken,
-          AMEIDE_WORKSPACE_DIR: join(dir, 'workspaces'),
+          AMEIDE_WORKSPACE_DIR: defaultWorkspaceDir(dir),
           ARTIFACT_STORE_URL: cfg.artifactStoreUrl ?? pathToFileURL(join(dir, 'artifacts')).href,
         }),
         logFile: workerLog,

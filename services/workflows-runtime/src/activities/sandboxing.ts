@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { underPrefix, type SandboxPolicy } from '@ameide/config';
 import type { CodingRunInput, CommandPhase } from '@ameide/temporal';
 import { egressProxyEnv } from '../guardrails/egress.js';
-import { findBubblewrap, sandboxEtcFiles, sandboxUserFor, type SandboxEgress, type SandboxSpec } from '../guardrails/sandbox.js';
+import { findBubblewrap, SANDBOX_MOUNTS, SANDBOX_ROOT, sandboxEtcFiles, sandboxUserFor, type SandboxEgress, type SandboxSpec } from '../guardrails/sandbox.js';
 import { safeSegment, type RunPaths } from './workspace.js';
 
 /** What the sandbox glue needs from the worker. */
@@ -124,6 +124,12 @@ export async function prepareSandbox(deps: SandboxDeps, run: CodingRunInput, pat
       'bubblewrap is not installed on the worker: install it (the operator may also allow guardrails.sandbox: none with AMEIDE_SANDBOX_ALLOW_NONE)',
     );
   }
+  if (g.sandbox === 'bubblewrap' && (deps.workspaceDir + '/').startsWith(SANDBOX_ROOT + '/')) {
+    throw permanent(
+      'SandboxUnavailable',
+      `the workspace ${deps.workspaceDir} lies under ${SANDBOX_ROOT}, where sandboxed commands find their checkout: set AMEIDE_WORKSPACE_DIR elsewhere`,
+    );
+  }
   if (g.sandbox === 'bubblewrap' && !(await reachable(paths.box))) {
     throw permanent(
       'SandboxUnavailable',
@@ -156,7 +162,7 @@ export async function freshStepDirs(run: CodingRunInput, paths: RunPaths, step: 
   if (run.repo.guardrails.sandbox === 'bubblewrap') {
     const { uid, gid } = sandboxUserFor(run.tenantId);
     await Promise.all([d.home, d.tmp, d.out].map((x) => chown(x, uid, gid)));
-    const files = sandboxEtcFiles(uid, gid, d.home);
+    const files = sandboxEtcFiles(uid, gid, SANDBOX_MOUNTS.home);
     await writeFile(join(d.etc, 'passwd'), files.passwd, { mode: 0o644 });
     await writeFile(join(d.etc, 'group'), files.group, { mode: 0o644 });
   }
@@ -214,8 +220,8 @@ export function stepExecution(
     ...(command ? run.repo.env : {}),
     ...caches,
     PATH: sandboxed ? [...readOnlyTools.map((p) => join(p, 'bin')), SANDBOX_PATH].join(':') : deps.commandPath,
-    HOME: dirs.home,
-    TMPDIR: dirs.tmp,
+    HOME: sandboxed ? SANDBOX_MOUNTS.home : dirs.home,
+    TMPDIR: sandboxed ? SANDBOX_MOUNTS.tmp : dirs.tmp,
     LANG: 'C.UTF-8',
     CI: 'true',
     AMEIDE_RUN_ID: run.runId,
@@ -232,8 +238,13 @@ export function stepExecution(
     bwrap: findBubblewrap(deps.commandPath) ?? 'bwrap',
     uid,
     gid,
-    cwd: paths.worktree,
-    writable: [paths.worktree, dirs.home, dirs.tmp, ...(step === 'export' ? [dirs.out] : []), ...(command ? cacheMounts(deps, run) : [])],
+    cwd: sandboxed ? SANDBOX_MOUNTS.worktree : paths.worktree,
+    writable: [...(step === 'export' ? [dirs.out] : []), ...(command ? cacheMounts(deps, run) : [])],
+    mounts: [
+      { host: paths.worktree, at: SANDBOX_MOUNTS.worktree },
+      { host: dirs.home, at: SANDBOX_MOUNTS.home },
+      { host: dirs.tmp, at: SANDBOX_MOUNTS.tmp },
+    ],
     // The checkout borrows the mirror's objects (git alternates): read-only, like the prompt.
     readOnly: [...(existsSync(mirrorObjects) ? [mirrorObjects] : []), paths.promptFile, ...readOnlyTools],
     egress: opts.egress,

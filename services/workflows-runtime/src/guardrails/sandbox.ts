@@ -21,10 +21,12 @@ export interface SandboxSpec {
   /** The unprivileged user and group the command runs as. */
   uid: number;
   gid: number;
-  /** The working directory (the run's worktree). */
+  /** The working directory as the command sees it (the run's worktree, at {@link SANDBOX_MOUNTS}.worktree). */
   cwd: string;
-  /** Writable directories: the worktree, the phase's HOME and TMPDIR, the tenant's package caches. */
+  /** Writable directories mounted at their own path: an export's output, the tenant's package caches. */
   writable: string[];
+  /** Writable directories mounted at another path: the worktree, the step's HOME and TMPDIR (see {@link SANDBOX_MOUNTS}). */
+  mounts?: Array<{ host: string; at: string }>;
   /** Read-only directories and files: the prompt, the mirror's objects, toolchains the operator allows. */
   readOnly: string[];
   /** The phase's network: absent means none at all (the sandbox has only its own loopback). */
@@ -42,6 +44,14 @@ export interface SandboxSpec {
 const SYSTEM_READ_ONLY = ['/usr', '/etc/alternatives', '/etc/ssl', '/etc/ca-certificates', '/opt'];
 /** Name service files, so `localhost` resolves to the sandbox's own loopback. No resolv.conf: no DNS. */
 const NAME_FILES = ['/etc/hosts', '/etc/nsswitch.conf', '/etc/gai.conf'];
+
+/**
+ * Where a sandboxed command finds its checkout, HOME and TMPDIR: plain paths, whatever the
+ * worker's workspace is called (test suites and static-file servers refuse paths with a
+ * dot-directory). Under a root of their own, so they never hide a host path mounted beside them.
+ */
+export const SANDBOX_ROOT = '/sandbox';
+export const SANDBOX_MOUNTS = { worktree: `${SANDBOX_ROOT}/workspace`, home: `${SANDBOX_ROOT}/home`, tmp: `${SANDBOX_ROOT}/tmp` };
 
 /** Paths inside the sandbox for the egress plumbing. */
 export const EGRESS_MOUNT = { socketDir: '/run/ameide/egress', forwarder: '/run/ameide/egress-forwarder.pl' };
@@ -115,6 +125,7 @@ export function sandboxArgv(spec: SandboxSpec, command: string): { file: string;
   args.push('--ro-bind', join(spec.etcDir, 'passwd'), '/etc/passwd', '--ro-bind', join(spec.etcDir, 'group'), '/etc/group');
   for (const path of spec.readOnly) args.push('--ro-bind', path, path);
   for (const dir of spec.writable) args.push('--bind', dir, dir);
+  for (const m of spec.mounts ?? []) args.push('--bind', m.host, m.at);
   let run = ['/bin/sh', '-c', command];
   if (spec.egress) {
     const e = spec.egress;
