@@ -42,6 +42,15 @@ describe('guardrails of a run', () => {
     expect(run.summary!.policyViolations).toEqual(['README.md (not allowed)', 'src/leak (symlink escapes the worktree)']);
   });
 
+  it('lists at most 100 policy violations and counts the rest, so a change touching many paths still ends', async () => {
+    const { run } = await runToEnd('many-denied', {
+      agentCommand: 'mkdir -p .github/workflows && for i in $(seq 1 150); do echo x > .github/workflows/w$i.yml; done',
+    });
+    expect(run.status).toBe(RunStatus.HANDED_OFF);
+    expect(run.summary!.policyViolations).toHaveLength(101);
+    expect(run.summary!.policyViolations.at(-1)).toBe('… and 50 more');
+  });
+
   it('gives a secret only to the phases it names, and records the sandbox', async () => {
     const { run } = await runToEnd('secrets', {
       installCommand: `test "$DEPLOY_TOKEN" = "${ACME_SECRET}" && npm ci --no-audit --no-fund`,

@@ -9,6 +9,9 @@ import { workerGit } from './git.js';
  * which paths changed and how much, which of them the policy refuses, and whether a secret would
  * leave with the push.
  */
+/** Policy violations listed in a run's summary at most; the rest are counted. */
+const MAX_LISTED_VIOLATIONS = 100;
+
 export interface WorkReview {
   filesChanged: number;
   insertions: number;
@@ -121,5 +124,10 @@ export async function reviewWork(opts: {
     if (linkEscapes(c.path, target)) violations.push(`${c.path} (symlink escapes the worktree)`);
   }
   const secretFinding = await scanForSecrets(importRepo, base, head, opts.secrets);
-  return { ...stats, violations: violations.map((v) => redactor.redact(v)), secretFinding };
+  // Listed up to a bound, so the status update and report that carry them stay small.
+  const listed =
+    violations.length > MAX_LISTED_VIOLATIONS
+      ? [...violations.slice(0, MAX_LISTED_VIOLATIONS), `… and ${violations.length - MAX_LISTED_VIOLATIONS} more`]
+      : violations;
+  return { ...stats, violations: listed.map((v) => redactor.redact(v.length > 1024 ? `${v.slice(0, 1024)}…` : v)), secretFinding };
 }

@@ -41,7 +41,8 @@ export function toStatusUpdateJson(u: StatusUpdateInput): StatusUpdateJson {
   });
 }
 
-const PERMANENT = new Set([Code.InvalidArgument, Code.PermissionDenied, Code.Unauthenticated, Code.NotFound]);
+// An update the service will never take (too large included) is not retried; the workflow goes on without it.
+const PERMANENT = new Set([Code.InvalidArgument, Code.PermissionDenied, Code.Unauthenticated, Code.NotFound, Code.ResourceExhausted]);
 
 /** Sends one status update with the worker's service credential; Temporal retries transient failures. */
 export async function sendStatusUpdate(client: WorkflowServiceClient, u: StatusUpdateInput): Promise<boolean> {

@@ -36,8 +36,14 @@ export function runPaths(workspaceDir: string, tenantId: string, runId: string):
   };
 }
 
+/**
+ * A tenant id as one path segment. Ids of letters, digits, `.`, `_` and `-` stay as they are; any
+ * other id gets the other characters replaced and a hash of the whole id appended, so two ids that
+ * differ only in punctuation (`a/b`, `a_b`) never share a directory.
+ */
 export function safeSegment(s: string): string {
-  return s.replace(/[^A-Za-z0-9._-]/g, '_');
+  if (/^[A-Za-z0-9._-]+$/.test(s) && s !== '.' && s !== '..') return s;
+  return `${s.replace(/[^A-Za-z0-9._-]/g, '_')}-${createHash('sha256').update(s).digest('hex').slice(0, 12)}`;
 }
 
 /** A local path or file URL stays as given (made absolute); anything else is a remote URL. */
