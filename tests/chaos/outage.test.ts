@@ -4,7 +4,7 @@ import { git } from '@ameide/devstack';
 import { applySample, MULTIPLY, useHarnessWithOrigin, watchAll, type Harness } from '../support/harness.js';
 
 /** Longer than the old delivery's whole retry window (30 attempts, about 128 s). */
-const OUTAGE_MS = 150_000;
+const OUTAGE_MS = 180_000;
 
 /**
  * Outages of the workflow service while runs go on: nothing the worker reports is lost, and the run's

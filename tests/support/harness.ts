@@ -41,6 +41,44 @@ export const TEST_POLICY = { AMEIDE_SANDBOX_READ_ONLY_PATHS: dirname(SCRIPTED_AG
 
 const token = (p: string) => `${p}_${randomBytes(16).toString('hex')}`;
 
+/** Fresh static API keys: users of tenants acme and globex, the operator-wide worker credential, a service credential of globex only. */
+export function testTokens() {
+  return { acme: token('acme'), globex: token('globex'), service: token('svc'), globexService: token('gsvc') };
+}
+export type TestTokens = ReturnType<typeof testTokens>;
+
+/** The service's settings in a test stack: the API keys of `tokens`, the test policy, its own task queue and home. */
+export function testServiceEnv(o: { databaseUrl: string; port: number; temporalAddress: string; taskQueue: string; tokens: TestTokens; dir: string }) {
+  const t = o.tokens;
+  return {
+    DATABASE_URL: o.databaseUrl,
+    AMEIDE_API_PORT: String(o.port),
+    TEMPORAL_ADDRESS: o.temporalAddress,
+    TEMPORAL_TASK_QUEUE: o.taskQueue,
+    AMEIDE_API_KEYS: `${t.acme}:acme,${t.globex}:globex,${t.service}:*:service,${t.globexService}:globex:service`,
+    AMEIDE_HOME: o.dir,
+    ...TEST_POLICY,
+  };
+}
+
+/** The worker's settings in a test stack: workspaces and artifacts under `dir`, acme's DEPLOY_TOKEN secret, the test policy. */
+export function testWorkerEnv(o: { apiUrl: string; serviceToken: string; temporalAddress: string; taskQueue: string; dir: string }) {
+  return {
+    AMEIDE_API_URL: o.apiUrl,
+    AMEIDE_SERVICE_TOKEN: o.serviceToken,
+    TEMPORAL_ADDRESS: o.temporalAddress,
+    TEMPORAL_TASK_QUEUE: o.taskQueue,
+    AMEIDE_WORKSPACE_DIR: join(o.dir, 'workspaces'),
+    ARTIFACT_STORE_URL: pathToFileURL(join(o.dir, 'artifacts')).href,
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    AMEIDE_HOME: o.dir,
+    // A secret the worker holds for tenant "acme" (definitions reference it as DEPLOY_TOKEN).
+    [`AMEIDE_SECRET_ACME__DEPLOY_TOKEN`]: ACME_SECRET,
+    ...TEST_POLICY,
+  };
+}
+
 /** Extra settings: `serviceEnv` for the workflow service, `workerEnv` for the worker (operator policy, …). */
 export interface HarnessOptions {
   worker?: boolean;
@@ -54,16 +92,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   mkdirSync(dir, { recursive: true });
   const databaseUrl = await createDatabase(inject('postgresUrl'), `test_${id}`);
   const taskQueue = `test-${id}`;
-  const tokens = { acme: token('acme'), globex: token('globex'), service: token('svc'), globexService: token('gsvc') };
+  const tokens = testTokens();
   const serviceConfig = (port: number) =>
     loadServiceConfig({
-      DATABASE_URL: databaseUrl,
-      AMEIDE_API_PORT: String(port),
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      AMEIDE_API_KEYS: `${tokens.acme}:acme,${tokens.globex}:globex,${tokens.service}:*:service,${tokens.globexService}:globex:service`,
-      AMEIDE_HOME: dir,
-      ...TEST_POLICY,
+      ...testServiceEnv({ databaseUrl, port, temporalAddress: inject('temporalAddress'), taskQueue, tokens, dir }),
       ...opts.serviceEnv,
     });
   let app: WorkflowServiceApp | undefined = await startWorkflowService(serviceConfig(0));
@@ -83,18 +115,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     async startWorker() {
       const { worker, connection } = await createCodingWorker(
         loadWorkerConfig({
-          AMEIDE_API_URL: apiUrl,
-          AMEIDE_SERVICE_TOKEN: tokens.service,
-          TEMPORAL_ADDRESS: inject('temporalAddress'),
-          TEMPORAL_TASK_QUEUE: taskQueue,
-          AMEIDE_WORKSPACE_DIR: join(dir, 'workspaces'),
-          ARTIFACT_STORE_URL: pathToFileURL(join(dir, 'artifacts')).href,
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          AMEIDE_HOME: dir,
-          // A secret the worker holds for tenant "acme" (definitions reference it as DEPLOY_TOKEN).
-          [`AMEIDE_SECRET_ACME__DEPLOY_TOKEN`]: ACME_SECRET,
-          ...TEST_POLICY,
+          ...testWorkerEnv({ apiUrl, serviceToken: tokens.service, temporalAddress: inject('temporalAddress'), taskQueue, dir }),
           ...opts.workerEnv,
         }),
       );
