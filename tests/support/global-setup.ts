@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { loadStackConfig } from '@ameide/config';
-import { findTemporalCli, freePort, generatePassword, startPostgres, startTemporal } from '@ameide/devstack';
+import { findTemporalCli, freePort, generatePassword, PortInUseError, startPostgres, startTemporal } from '@ameide/devstack';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -23,15 +23,17 @@ export default async function setup(project: TestProject) {
   // Workers' sandbox users resolve their mounts through here: let others pass (not list).
   chmodSync(scratch, 0o711);
   const cfg = loadStackConfig();
-  const pg = await startPostgres({ dataDir: join(scratch, 'postgres'), port: await freePort(), password: generatePassword() });
+  const pg = await onFreshPorts(async () => startPostgres({ dataDir: join(scratch, 'postgres'), port: await freePort(), password: generatePassword() }));
   const cli = findTemporalCli(cfg.temporalCli, cfg.path);
-  const temporal = await startTemporal({
-    cli,
-    port: await freePort(),
-    uiPort: await freePort(),
-    namespace: 'default',
-    logFile: join(scratch, 'temporal.log'),
-  });
+  const temporal = await onFreshPorts(async () =>
+    startTemporal({
+      cli,
+      port: await freePort(),
+      uiPort: await freePort(),
+      namespace: 'default',
+      logFile: join(scratch, 'temporal.log'),
+    }),
+  );
   project.provide('postgresUrl', pg.url);
   project.provide('temporalAddress', temporal.address);
   project.provide('temporalCli', cli);
@@ -51,4 +53,15 @@ export default async function setup(project: TestProject) {
     }
     rmSync(scratch, { recursive: true, force: true });
   };
+}
+
+/** Starts a server on ports that were free a moment ago, again on fresh ones if another process took one first. */
+async function onFreshPorts<T>(start: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (!(err instanceof PortInUseError) || attempt >= attempts) throw err;
+    }
+  }
 }
