@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Phase, PhaseState, RunStatus, StatusUpdateKind, type StatusUpdate } from '@ameide/contracts';
 import { git } from '@ameide/devstack';
@@ -111,7 +113,11 @@ describe('real processes SIGKILLed by PID in the middle of runs, then relaunched
   let s: ChaosStack;
   let origin: string;
   beforeAll(async () => {
-    s = await startChaosStack({ serviceEnv: { AMEIDE_RECONCILE_SECONDS: '2' } });
+    // The operator allows sandbox: none here, for the test that kills an unsandboxed command's worker.
+    s = await startChaosStack({
+      serviceEnv: { AMEIDE_RECONCILE_SECONDS: '2', AMEIDE_SANDBOX_ALLOW_NONE: 'true' },
+      workerEnv: { AMEIDE_SANDBOX_ALLOW_NONE: 'true' },
+    });
     origin = chaosOrigin(s);
     // The agent sleeps first, so a test can kill something while the agent phase runs.
     await applySample(s.acme, origin, { agentCommand: 'sleep 15 && node "$AGENT_SCRIPT"' }, 'slow-agent');
@@ -167,6 +173,63 @@ describe('real processes SIGKILLed by PID in the middle of runs, then relaunched
     expect(done.phases.find((p) => p.phase === Phase.AGENT)!.outputTail).toContain('added multiply()');
     expect(git(origin, 'show', `${branchOf('CALC-10')}:src/calc.js`)).toContain('export function multiply(a, b)');
   });
+
+  it.sequential(
+    'the worker, killed after the agent appended a line: the retried agent starts from the checkout as it was, and the line is pushed once',
+    async () => {
+      await applySample(s.acme, origin, { agentCommand: 'echo "appended by the agent" >> README.md && git add README.md && sleep 16' }, 'append');
+      const { run } = await s.acme.startWorkflowRun({ definition: 'append', workItems: [item('CALC-20')] });
+      await waitForUpdate(s.acme, run!.id, StatusUpdateKind.PHASE_STARTED, Phase.AGENT);
+      await sandboxedSleep(s, 16);
+      await s.kill('worker');
+      await s.start('worker');
+      await expectCompleted(s, origin, run!.id, { updates: 14 });
+      const readme = git(origin, 'show', `${branchOf('CALC-20')}:README.md`).split('\n');
+      expect(readme.filter((l) => l === 'appended by the agent')).toHaveLength(1);
+    },
+  );
+
+  it.sequential('the worker of an unsandboxed command, killed: the command outlives it only until a worker starts again, and the retry is clean', async () => {
+    await applySample(s.acme, origin, { agentCommand: 'echo "unsandboxed" >> README.md && sleep 17', guardrails: { sandbox: 'none' } }, 'unsandboxed');
+    const { run } = await s.acme.startWorkflowRun({ definition: 'unsandboxed', workItems: [item('CALC-30')] });
+    await waitForUpdate(s.acme, run!.id, StatusUpdateKind.PHASE_STARTED, Phase.AGENT);
+    const deadline = Date.now() + 60_000;
+    let agent: number | undefined;
+    while (!(agent = s.descendants('worker').find((p) => commandLine(p) === 'sleep\u000017\u0000')) && Date.now() < deadline) await sleep(200);
+    expect(agent).toBeDefined();
+    // Nothing ties a command without a sandbox to the worker's life: it goes on after the worker died.
+    const killed = await s.kill('worker', 'SIGKILL', { leaveSurvivors: true });
+    expect(killed.survivors).toContain(agent);
+    // The next worker to start stops it (its cgroup belonged to a worker that is gone), before it retries the phase.
+    await s.start('worker');
+    expect(processAlive(agent!)).toBe(false);
+    await expectCompleted(s, origin, run!.id, { updates: 14 });
+    expect(
+      git(origin, 'show', `${branchOf('CALC-30')}:README.md`)
+        .split('\n')
+        .filter((l) => l === 'unsandboxed'),
+    ).toHaveLength(1);
+  });
+
+  it.sequential(
+    'the worker, killed after its push landed but before it was acknowledged: the relaunched worker completes the run, pushing nothing new',
+    async () => {
+      // The origin acknowledges a push only after its post-receive hook, 20 s later.
+      const slow = chaosOrigin(s, 'slow-ack');
+      writeFileSync(join(slow, 'hooks', 'post-receive'), '#!/bin/sh\nsleep 20\n', { mode: 0o755 });
+      await applySample(s.acme, slow, {}, 'slow-ack');
+      const { run } = await s.acme.startWorkflowRun({ definition: 'slow-ack', workItems: [item('CALC-60')] });
+      for (const deadline = Date.now() + 120_000; pushesOf(slow, branchOf('CALC-60')) === 0; await sleep(100)) {
+        if (Date.now() > deadline) throw new Error('no push within 120s');
+      }
+      const pushed = git(slow, 'rev-parse', `refs/heads/${branchOf('CALC-60')}`);
+      await s.kill('worker');
+      await s.start('worker');
+      // The retried publish makes the same commit (its date comes from the workflow) and finds it pushed.
+      const { run: done } = await expectCompleted(s, slow, run!.id, { updates: 14 });
+      expect(done.summary!.headCommit).toBe(pushed);
+    },
+  );
 
   it.sequential('the workflow service, killed during a burst of 20 StartWorkflowRun calls and relaunched: every run that exists ends', async () => {
     // Each run writes its id into notes.txt on a branch of its own; the test finds it there.

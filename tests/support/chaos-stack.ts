@@ -44,7 +44,7 @@ export type ChaosProcessName = 'postgres' | 'temporal' | 'service' | 'worker';
 export interface KillReport {
   pid: number;
   descendants: number[];
-  /** Descendants that outlived the process by 10 s (they are then killed, so that nothing leaks). */
+  /** Descendants that outlived the process by 10 s (they are then killed, so that nothing leaks, unless `leaveSurvivors`). */
   survivors: number[];
 }
 
@@ -73,7 +73,7 @@ export interface ChaosStack {
    * other groups (the worker's sandboxed commands) is expected to die with it: the report names any
    * that did not.
    */
-  kill(name: ChaosProcessName, signal?: NodeJS.Signals): Promise<KillReport>;
+  kill(name: ChaosProcessName, signal?: NodeJS.Signals, opts?: { leaveSurvivors?: boolean }): Promise<KillReport>;
   /** Relaunches the process on the same ports and data and waits until it serves. */
   start(name: ChaosProcessName): Promise<void>;
   /** The last `lines` lines of a process's log. */
@@ -250,7 +250,7 @@ export async function startChaosStack(opts: { serviceEnv?: Record<string, string
     },
   };
 
-  const kill = async (name: ChaosProcessName, sig: NodeJS.Signals = 'SIGKILL'): Promise<KillReport> => {
+  const kill = async (name: ChaosProcessName, sig: NodeJS.Signals = 'SIGKILL', opts: { leaveSurvivors?: boolean } = {}): Promise<KillReport> => {
     const pid = pidOf(name);
     if (pid === undefined) throw new Error(`${name} is not running`);
     const descendants = descendantsOf(pid);
@@ -265,7 +265,8 @@ export async function startChaosStack(opts: { serviceEnv?: Record<string, string
     if (!(await until(() => !processAlive(pid), 60_000))) throw new Error(`${name} (pid ${pid}) did not exit after ${sig}`);
     await until(() => !descendants.some(processAlive), 10_000);
     const survivors = descendants.filter(processAlive);
-    for (const s of survivors) signal(s, 'SIGKILL');
+    // Unless a test wants to see who cleans them up.
+    if (!opts.leaveSurvivors) for (const s of survivors) signal(s, 'SIGKILL');
     if (name === 'postgres') postgres = undefined;
     else procs[name] = undefined;
     return { pid, descendants, survivors };

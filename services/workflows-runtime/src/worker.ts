@@ -8,6 +8,7 @@ import { openArtifactStore } from './artifacts.js';
 import { createActivities } from './activities/index.js';
 import { pruneStaleWorkspaces } from './activities/lifecycle.js';
 import { pruneCommandCgroups } from './guardrails/cgroups.js';
+import { killOrphanedGit } from './activities/git.js';
 
 const workflowsPath = fileURLToPath(new URL('./workflows.ts', import.meta.url));
 const tracingInterceptorsPath = fileURLToPath(new URL('./workflow-tracing.ts', import.meta.url));
@@ -90,7 +91,10 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     egressExtraNetworks: cfg.egressExtraNetworks,
   });
   const pruned = await pruneStaleWorkspaces(cfg.workspaceDir, cfg.worktreeTtlHours);
+  // What workers that died left running: commands (in their cgroups) and the worker's own git.
   await pruneCommandCgroups();
+  const orphans = await killOrphanedGit();
+  if (orphans) console.log(`stopped ${orphans} git processes left by a worker that is gone`);
   if (pruned) console.log(`pruned ${pruned} run workspaces older than ${cfg.worktreeTtlHours}h`);
   const exporter = telemetry?.exporter;
   const worker = await Worker.create({

@@ -140,7 +140,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   const handOff = async (phase: PhaseName, reason: string, lastOutput: string): Promise<void> => {
     if (!workspace) return;
     try {
-      const h = await gitWork.createHandoff({ run: input, ...workspace, failedPhase: phase, reason, lastOutput });
+      const h = await gitWork.createHandoff({ run: input, ...workspace, failedPhase: phase, reason, lastOutput, commitTime: new Date().toISOString() });
       summary.handoffUri = h.uri;
       summary.handoffSha256 = h.sha256;
     } catch (err) {
@@ -227,7 +227,14 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       // The gate: the sandbox's work is exported, verified and reviewed (path policy, push
       // protection) as a whole, then exactly that is pushed.
       started('publish');
-      const pub = await gitWork.publishBranch({ run: input, worktreePath: ws.worktreePath, branch: ws.branch, baseCommit: ws.baseCommit });
+      // The commit time comes from the workflow, so every attempt of publish makes the same commit.
+      const pub = await gitWork.publishBranch({
+        run: input,
+        worktreePath: ws.worktreePath,
+        branch: ws.branch,
+        baseCommit: ws.baseCommit,
+        commitTime: new Date().toISOString(),
+      });
       Object.assign(summary, {
         headCommit: pub.headCommit,
         filesChanged: pub.filesChanged,

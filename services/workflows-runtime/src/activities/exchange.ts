@@ -15,8 +15,18 @@ import { AGENT_IDENTITY, workerGit, type GitLimits } from './git.js';
  */
 
 /** Environment of the sandbox's git steps (the values the scripts read; nothing secret). */
-export function exchangeEnv(values: { base: string; branch: string; mirrorObjects: string; commitMessage: string; outDir?: string }): Record<string, string> {
+export function exchangeEnv(values: {
+  base: string;
+  branch: string;
+  mirrorObjects: string;
+  commitMessage: string;
+  outDir?: string;
+  /** The date of a commit the step makes (ISO 8601). Fixed per attempt of an activity, so a retried export makes the same commit. */
+  commitTime?: string;
+}): Record<string, string> {
+  const date = values.commitTime ? `@${Math.floor(Date.parse(values.commitTime) / 1000)} +0000` : undefined;
   return {
+    ...(date ? { GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date } : {}),
     AMEIDE_BASE: values.base,
     AMEIDE_BRANCH: values.branch,
     AMEIDE_MIRROR_OBJECTS: values.mirrorObjects,

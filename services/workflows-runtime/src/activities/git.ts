@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { toolEnv } from '@ameide/config';
 
 /** Identity of commits the worker (and the export step in the sandbox) makes. */
@@ -51,7 +52,47 @@ function hardenedEnv(globalConfig: string): Record<string, string> {
     GIT_TERMINAL_PROMPT: '0',
     GIT_ATTR_NOSYSTEM: '1',
     GIT_OPTIONAL_LOCKS: '0',
+    // Marks every process of the worker's git (and what it starts) as this worker's: a worker that
+    // starts after this one died kills what is left of them (killOrphanedGit).
+    [WORKER_MARK]: String(process.pid),
   });
+}
+
+/** The variable that names the worker process a git command belongs to. */
+export const WORKER_MARK = 'AMEIDE_WORKER_PID';
+
+/** git, started so that it dies with the worker (SIGKILL when its parent goes), where setpriv can arrange that. */
+const GIT_ARGV0: string[] = existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '--', 'git'] : ['git'];
+
+/**
+ * Kills what is left of the git commands of worker processes that are gone (a worker killed during a
+ * fetch or a push leaves them running in their own process groups). Run when a worker starts.
+ * Returns how many processes were killed.
+ */
+export async function killOrphanedGit(): Promise<number> {
+  let killed = 0;
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const environ = await readFile(`/proc/${name}/environ`, 'latin1').catch(() => '');
+    const owner = Number(new RegExp(`(?:^|\0)${WORKER_MARK}=(\\d+)(?:\0|$)`).exec(environ)?.[1]);
+    if (!owner || processAlive(owner)) continue;
+    try {
+      process.kill(Number(name), 'SIGKILL');
+      killed++;
+    } catch {
+      /* gone */
+    }
+  }
+  return killed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Bounds on the worker's git commands: a cancellation signal (the activity's) and a time limit. */
@@ -103,7 +144,7 @@ export function workerGit(dir: string, globalConfig = '/dev/null', limits: GitLi
     new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve, reject) => {
       if (limits.signal?.aborted) return reject(limits.signal.reason as Error);
       // Its own process group, so that a kill also reaches the helpers it runs (upload-pack, remote helpers).
-      const child = spawn('git', [...config, ...args], { cwd: dir, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      const child = spawn(GIT_ARGV0[0]!, [...GIT_ARGV0.slice(1), ...config, ...args], { cwd: dir, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
       let stopped: 'aborted' | 'timed out' | undefined;
       const kill = (why: 'aborted' | 'timed out') => {
         stopped = why;

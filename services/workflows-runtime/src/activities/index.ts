@@ -194,7 +194,7 @@ export function createActivities(deps: ActivityDeps) {
    * Has the sandbox export its work (see exchange.ts), verifies it into the import repository and
    * reviews it. Throws ImportRefused when the work cannot be accepted.
    */
-  const exportWork = async (run: CodingRunInput, paths: RunPaths, base: string, message: string, redactor: Redactor) => {
+  const exportWork = async (run: CodingRunInput, paths: RunPaths, base: string, commit: { message: string; time?: string }, redactor: Redactor) => {
     const transcript = join(paths.transcriptsDir, 'export.log');
     const out = stepDirs(paths, 'export').out;
     const limits = gitLimits();
@@ -203,7 +203,14 @@ export function createActivities(deps: ActivityDeps) {
       signal: limits.signal,
       redactor,
       transcript,
-      extraEnv: exchangeEnv({ base, branch: branchOf(run), mirrorObjects: join(mirrorOf(run), 'objects'), commitMessage: message, outDir: out }),
+      extraEnv: exchangeEnv({
+        base,
+        branch: branchOf(run),
+        mirrorObjects: join(mirrorOf(run), 'objects'),
+        commitMessage: commit.message,
+        commitTime: commit.time,
+        outDir: out,
+      }),
     });
     if (r.aborted) throw new CancelledFailure('export stopped: the run was cancelled');
     if (r.exitCode !== 0)
@@ -344,7 +351,17 @@ export function createActivities(deps: ActivityDeps) {
      * repository and reviewed as a whole (the path policy over every phase's changes, push
      * protection). Exactly that verified head is pushed, as the run branch, to the definition's URL.
      */
-    publishBranch: (input: { run: CodingRunInput; worktreePath: string; branch: string; baseCommit: string }): Promise<PublishResult> =>
+    publishBranch: (input: {
+      run: CodingRunInput;
+      worktreePath: string;
+      branch: string;
+      baseCommit: string;
+      /**
+       * Date of the commit that carries uncommitted work, chosen by the workflow: every attempt makes
+       * the same commit, so an attempt retried after its push landed pushes nothing new.
+       */
+      commitTime?: string;
+    }): Promise<PublishResult> =>
       guarded(input.run, async (redactor, step) => {
         const started = Date.now();
         const { run } = input;
@@ -352,7 +369,7 @@ export function createActivities(deps: ActivityDeps) {
         let work;
         step('export');
         try {
-          work = await exportWork(run, paths, input.baseCommit, commitMessage(run), redactor);
+          work = await exportWork(run, paths, input.baseCommit, { message: commitMessage(run), time: input.commitTime }, redactor);
         } catch (err) {
           if (err instanceof ImportRefused) throw permanent('ExportRefused', err.message);
           throw err;
@@ -398,6 +415,8 @@ export function createActivities(deps: ActivityDeps) {
       failedPhase: string;
       reason: string;
       lastOutput: string;
+      /** Date of the WIP commit, chosen by the workflow (the same in every attempt). */
+      commitTime?: string;
     }): Promise<{ uri: string; sha256: string }> =>
       guarded(input.run, async (redactor, step) => {
         const { run } = input;
@@ -407,7 +426,7 @@ export function createActivities(deps: ActivityDeps) {
         let wipCommit = false;
         let withheld: string | undefined;
         try {
-          const work = await exportWork(run, paths, input.baseCommit, `WIP: handoff of run ${run.runId}`, redactor);
+          const work = await exportWork(run, paths, input.baseCommit, { message: `WIP: handoff of run ${run.runId}`, time: input.commitTime }, redactor);
           head = work.head;
           wipCommit = work.head !== work.sandboxHead;
           if (work.review.secretFinding) withheld = `push protection: ${work.review.secretFinding}`;

@@ -1,8 +1,8 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   enforceCacheQuota,
   mountRunDisk,
@@ -12,7 +12,17 @@ import {
   requireFreeDisk,
   unmountUnder,
 } from '../../src/activities/lifecycle.js';
+import { killOrphanedGit, WORKER_MARK } from '../../src/activities/git.js';
 import { runPaths } from '../../src/activities/workspace.js';
+
+const processAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
 
 it('prunes run workspaces older than the TTL and keeps recent ones', async () => {
   const ws = mkdtempSync(join(tmpdir(), 'ws-'));
@@ -77,4 +87,52 @@ it.skipIf(process.getuid?.() !== 0)("gives a run's sandbox area a disk of its ow
   }
   expect(existsSync(paths.runDir)).toBe(false);
   expect(readFileSync('/proc/self/mounts', 'utf8')).not.toContain(paths.box);
+});
+
+describe('git left behind by a worker that died', () => {
+  it('is killed when a worker starts; git of a live worker is left alone', async () => {
+    // A process that is surely gone: a child that has exited.
+    const gone = spawnSync('true').pid!;
+    const orphan = spawn('sleep', ['60'], { env: { PATH: process.env.PATH, [WORKER_MARK]: String(gone) }, stdio: 'ignore' });
+    const live = spawn('sleep', ['60'], { env: { PATH: process.env.PATH, [WORKER_MARK]: String(process.pid) }, stdio: 'ignore' });
+    const exited = new Promise((r) => orphan.once('exit', r));
+    try {
+      expect(await killOrphanedGit()).toBeGreaterThanOrEqual(1);
+      await exited;
+      expect(orphan.signalCode).toBe('SIGKILL');
+      expect(live.exitCode).toBeNull();
+      expect(live.signalCode).toBeNull();
+    } finally {
+      orphan.kill('SIGKILL');
+      live.kill('SIGKILL');
+    }
+  });
+
+  it('dies with the worker: a git command in flight when the worker is SIGKILLed does not outlive it', async () => {
+    // A stand-in for git that never ends, first on the PATH of a worker-like process that runs it.
+    const dir = mkdtempSync(join(tmpdir(), 'orphan-git-'));
+    const marker = join(dir, 'git.pid');
+    writeFileSync(join(dir, 'git'), `#!/bin/sh\necho $$ > '${marker}'\nexec sleep 60\n`, { mode: 0o755 });
+    const gitModule = new URL('../../src/activities/git.ts', import.meta.url).href;
+    const worker = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', `import { workerGit } from '${gitModule}'; await workerGit('${dir}').raw(['fetch']);`],
+      {
+        env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
+        stdio: 'ignore',
+      },
+    );
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!existsSync(marker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const git = Number(readFileSync(marker, 'utf8'));
+      expect(processAlive(git)).toBe(true);
+      worker.kill('SIGKILL');
+      for (const end = Date.now() + 5000; processAlive(git) && Date.now() < end;) await new Promise((r) => setTimeout(r, 50));
+      expect(processAlive(git)).toBe(false);
+    } finally {
+      worker.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
