@@ -24,7 +24,6 @@ const seq = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 /** The work item the scripted agent does (multiply), under another id and so on another branch. */
 const item = (id: string) => ({ ...MULTIPLY, id });
 const branchOf = (id: string) => `ameide/${id.toLowerCase()}`;
-const TERMINAL = [RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.HANDED_OFF];
 
 /** The ConnectError a call fails with; fails the test if it succeeds. */
 async function refusal(call: Promise<unknown>): Promise<ConnectError> {
@@ -231,61 +230,78 @@ describe('real processes SIGKILLed by PID in the middle of runs, then relaunched
     },
   );
 
-  it.sequential('the workflow service, killed during a burst of 20 StartWorkflowRun calls and relaunched: every run that exists ends', async () => {
-    // Each run writes its id into notes.txt on a branch of its own; the test finds it there.
-    await applySample(
-      s.acme,
-      origin,
-      { installCommand: '', agentCommand: 'echo "$AMEIDE_RUN_ID $AMEIDE_WORK_ITEM_IDS" >> notes.txt', testCommand: 'grep -q "$AMEIDE_RUN_ID" notes.txt' },
-      'burst',
-    );
-    const items = Array.from({ length: 20 }, (_, i) => `CALC-${101 + i}`);
-    let answered = 0;
-    let killing: Promise<KillReport> | undefined;
-    const outcomes = await Promise.all(
-      items.map(async (id, i) => {
-        await sleep(i * 40);
-        try {
-          const { run } = await s.acme.startWorkflowRun({ definition: 'burst', workItems: [{ id, title: `Note ${id}`, description: 'Add a note.' }] });
-          // The service dies the moment the fifth start is answered: later calls are in flight or not yet made.
-          if (++answered === 5) killing = s.kill('service');
-          return { id, runId: run!.id };
-        } catch (err) {
-          return { id, error: ConnectError.from(err) };
-        }
-      }),
-    );
-    expect(killing).toBeDefined();
-    expect((await killing!).survivors).toEqual([]);
-    const started = outcomes.filter((o) => o.runId);
-    const failed = outcomes.filter((o) => o.error);
-    expect(started.length).toBeGreaterThanOrEqual(5);
-    expect(failed.length).toBeGreaterThan(0);
-    // A call the dead service could not answer fails with a connection error: refused (unavailable), or
-    // cut in flight (the client reports aborted). Never as an answer of the service (internal, …).
-    for (const o of failed) {
-      if (o.error!.code !== Code.Unavailable)
-        expect([o.id, Code[o.error!.code], o.error!.rawMessage]).toEqual([o.id, 'Aborted', expect.stringMatching(/socket hang up|ECONNRESET/)]);
-    }
-    // Down for a moment longer, then back on its port.
-    await sleep(3000);
-    await s.start('service');
+  it.sequential(
+    'the workflow service, killed during a burst of 20 StartWorkflowRun calls and relaunched: retried with their request ids, every item has one run, and it ends',
+    async () => {
+      // Each run writes its id into notes.txt on a branch of its own; the test finds it there.
+      await applySample(
+        s.acme,
+        origin,
+        { installCommand: '', agentCommand: 'echo "$AMEIDE_RUN_ID $AMEIDE_WORK_ITEM_IDS" >> notes.txt', testCommand: 'grep -q "$AMEIDE_RUN_ID" notes.txt' },
+        'burst',
+      );
+      const items = Array.from({ length: 20 }, (_, i) => `CALC-${101 + i}`);
+      let answered = 0;
+      let killing: Promise<KillReport> | undefined;
+      const outcomes = await Promise.all(
+        items.map(async (id, i) => {
+          await sleep(i * 40);
+          try {
+            const { run } = await s.acme.startWorkflowRun({
+              definition: 'burst',
+              workItems: [{ id, title: `Note ${id}`, description: 'Add a note.' }],
+              requestId: `burst-${id}`,
+            });
+            // The service dies the moment the fifth start is answered: later calls are in flight or not yet made.
+            if (++answered === 5) killing = s.kill('service');
+            return { id, runId: run!.id };
+          } catch (err) {
+            return { id, error: ConnectError.from(err) };
+          }
+        }),
+      );
+      expect(killing).toBeDefined();
+      expect((await killing!).survivors).toEqual([]);
+      const started = outcomes.filter((o) => o.runId);
+      const failed = outcomes.filter((o) => o.error);
+      expect(started.length).toBeGreaterThanOrEqual(5);
+      expect(failed.length).toBeGreaterThan(0);
+      // A call the dead service could not answer fails with a connection error: refused (unavailable), or
+      // cut in flight (the client reports aborted). Never as an answer of the service (internal, …).
+      for (const o of failed) {
+        if (o.error!.code !== Code.Unavailable)
+          expect([o.id, Code[o.error!.code], o.error!.rawMessage]).toEqual([o.id, 'Aborted', expect.stringMatching(/socket hang up|ECONNRESET/)]);
+      }
+      // Down for a moment longer, then back on its port.
+      await sleep(3000);
+      await s.start('service');
 
-    // Every run whose start answered completes; a failed call created no run, or one that completes too.
-    await Promise.all(
-      outcomes.map(async (o) => {
-        const runs = (await s.acme.listWorkflowRuns({ workItemId: o.id })).runs;
-        // At most one run per call; an answered call's run is the one it named.
-        expect(runs.length).toBeLessThanOrEqual(1);
-        if (o.runId) expect(runs.map((r) => r.id)).toEqual([o.runId]);
-        if (!runs.length) return expect(pushesOf(origin, branchOf(o.id))).toBe(0);
-        const { run } = await expectCompleted(s, origin, runs[0]!.id, { updates: 13, withinMs: 300_000 });
-        expect(git(origin, 'show', `${run.summary!.branch}:notes.txt`)).toBe(`${run.id} ${o.id}`);
-      }),
-    );
-    // None is left waiting or running.
-    expect((await s.acme.listWorkflowRuns({ statuses: [RunStatus.QUEUED, RunStatus.RUNNING] })).runs).toEqual([]);
-  });
+      // Every failed call is sent again with its request id: a call that had made its run gets that run,
+      // one that had not makes it now. An answered call sent again gets its run too.
+      const retried = await Promise.all(
+        outcomes.map(async (o) => {
+          const { run } = await s.acme.startWorkflowRun({
+            definition: 'burst',
+            workItems: [{ id: o.id, title: `Note ${o.id}`, description: 'Add a note.' }],
+            requestId: `burst-${o.id}`,
+          });
+          if (o.runId) expect(run!.id).toBe(o.runId);
+          return { ...o, runId: run!.id };
+        }),
+      );
+      // Exactly one run per item, and each completes.
+      await Promise.all(
+        retried.map(async (o) => {
+          const runs = (await s.acme.listWorkflowRuns({ workItemId: o.id })).runs;
+          expect(runs.map((r) => r.id)).toEqual([o.runId]);
+          const { run } = await expectCompleted(s, origin, o.runId, { updates: 13, withinMs: 300_000 });
+          expect(git(origin, 'show', `${run.summary!.branch}:notes.txt`)).toBe(`${run.id} ${o.id}`);
+        }),
+      );
+      // None is left waiting or running.
+      expect((await s.acme.listWorkflowRuns({ statuses: [RunStatus.QUEUED, RunStatus.RUNNING] })).runs).toEqual([]);
+    },
+  );
 
   it.sequential('the Temporal dev server, killed mid-run and relaunched on its port and db file: the run completes', async () => {
     const { run } = await s.acme.startWorkflowRun({ definition: 'slow-agent', workItems: [item('CALC-40')] });
@@ -294,18 +310,22 @@ describe('real processes SIGKILLed by PID in the middle of runs, then relaunched
     const killed = await s.kill('temporal');
     expect(killed.survivors).toEqual([]);
     const outage = Date.now();
-    // What the service keeps itself goes on; starting a run needs Temporal and answers unavailable.
+    // What the service keeps itself goes on; a run started now is stored, answered QUEUED within
+    // seconds, and waits for Temporal.
     expect((await s.acme.getWorkflowRun({ id: run!.id })).run!.status).toBe(RunStatus.RUNNING);
-    const refused = await refusal(s.acme.startWorkflowRun({ definition: 'slow-agent', workItems: [item('CALC-41')] }));
-    expect(refused.code).toBe(Code.Unavailable);
+    const asked = Date.now();
+    const { run: queued } = await s.acme.startWorkflowRun({ definition: 'slow-agent', workItems: [item('CALC-41')] });
+    expect(Date.now() - asked).toBeLessThan(15_000);
+    expect(queued!.status).toBe(RunStatus.QUEUED);
     // The agent command ends while Temporal is away.
     await sleep(Math.max(0, 20_000 - (Date.now() - outage)));
     await s.start('temporal');
 
     // The workflow's history survived the kill: the run goes on where it was.
     await expectCompleted(s, origin, run!.id, { updates: 14 });
-    // The refused start left no run behind that waits or runs.
-    for (const r of (await s.acme.listWorkflowRuns({ workItemId: 'CALC-41' })).runs) expect(TERMINAL).toContain(r.status);
+    // The run started during the outage gets its workflow once Temporal is back, and completes.
+    await expectCompleted(s, origin, queued!.id, { updates: 14 });
+    expect((await s.acme.listWorkflowRuns({ workItemId: 'CALC-41' })).runs.map((r) => r.id)).toEqual([queued!.id]);
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Phase, RunStatus, StatusUpdateKind } from '@ameide/contracts';
 import { git } from '@ameide/devstack';
-import { applySample, MULTIPLY, useHarnessWithOrigin, watchAll, type Harness } from '../support/harness.js';
+import { applySample, MULTIPLY, sampleOrigin, useHarnessWithOrigin, watchAll, type Harness } from '../support/harness.js';
 
 const BRANCH = 'refs/heads/ameide/calc-1';
 
@@ -58,5 +58,28 @@ describe('runs of one work item', () => {
     const done = (await h.acme.getWorkflowRun({ id: rerun!.id })).run!;
     expect(done.status).toBe(RunStatus.COMPLETED);
     expect(git(origin, 'show', `${BRANCH}:notes.txt`).split('\n').at(-1)).toBe('after the cancelled run');
+  });
+
+  it('a start repeated with its request id returns the run the first call made, per tenant', async () => {
+    await applySample(h.acme, origin, { agentCommand: 'echo "once" >> notes.txt' });
+    const requestId = 'start-once-7f3c';
+    const [a, b] = await Promise.all(
+      [1, 2].map(() => h.acme.startWorkflowRun({ definition: 'sample', workItems: [{ ...MULTIPLY, id: 'CALC-9' }], requestId })),
+    );
+    expect(b!.run!.id).toBe(a!.run!.id);
+    const again = await h.acme.startWorkflowRun({ definition: 'sample', workItems: [{ ...MULTIPLY, id: 'CALC-9' }], requestId });
+    expect(again.run!.id).toBe(a!.run!.id);
+    expect((await h.acme.listWorkflowRuns({ workItemId: 'CALC-9' })).runs.map((r) => r.id)).toEqual([a!.run!.id]);
+    // The key is the tenant's own: another tenant using it starts its own run.
+    await applySample(h.globex, sampleOrigin(h, 'globex'), { agentCommand: 'echo "once" >> notes.txt' });
+    const theirs = await h.globex.startWorkflowRun({ definition: 'sample', workItems: [{ ...MULTIPLY, id: 'CALC-9' }], requestId });
+    expect(theirs.run!.id).not.toBe(a!.run!.id);
+    await Promise.all([watchAll(h.acme, a!.run!.id), watchAll(h.globex, theirs.run!.id)]);
+    for (const [client, id] of [
+      [h.acme, a!.run!.id],
+      [h.globex, theirs.run!.id],
+    ] as const) {
+      expect((await client.getWorkflowRun({ id })).run!.status).toBe(RunStatus.COMPLETED);
+    }
   });
 });

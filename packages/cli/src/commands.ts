@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { relative, resolve } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { DefinitionSpecSchema, Phase, RunStatus, RunStatusSchema, WorkItemSchema, type Run } from '@ameide/contracts';
@@ -78,6 +79,22 @@ function transient(err: unknown): boolean {
   return code === Code.Unavailable || code === Code.Unknown || code === Code.Aborted;
 }
 
+/** How long `runs start` keeps sending its request while the service is unreachable. */
+const START_RETRY_FOR_MS = 60_000;
+
+/** Calls `call` again, with backoff, while it fails because the service is unreachable (for a minute at most). */
+async function retryTransient<T>(call: () => Promise<T>): Promise<T> {
+  const since = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!transient(err) || Date.now() - since > START_RETRY_FOR_MS) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+    }
+  }
+}
+
 /**
  * Follows a run to its end, printing each update once. When the service restarts or is briefly
  * unreachable, it reconnects (with backoff, for up to ten minutes) and resumes after the last update
@@ -123,8 +140,10 @@ export async function runsCommand(api: WorkflowServiceClient, sub: string, args:
             }),
           ]
         : [];
-      const res = await api.startWorkflowRun({ definition, workItems });
-      const run = res.run!;
+      // One key per invocation: a start whose answer is lost (the service restarting) is sent again,
+      // and the service returns the run the first attempt made instead of starting another.
+      const requestId = flag(args, 'request-id') ?? randomUUID();
+      const run = (await retryTransient(() => api.startWorkflowRun({ definition, workItems, requestId }))).run!;
       if (has(args, 'watch')) {
         if (!json) o.out(`run ${run.id} started (workflow ${run.workflowId})`);
         return watchRun(api, run.id, 0n, json, o);

@@ -6,7 +6,7 @@ import { definitionsCommand, runsCommand, type Output } from './commands.js';
 const USAGE = `usage: ameide <command>
   definitions apply -f <file.yaml>      create or update a definition
   definitions list|get <name>           show definitions            [--json]
-  runs start --definition <name> [--work-item <id> --title <t> --description <d> --criterion <c>… --link <url>…] [--watch]
+  runs start --definition <name> [--work-item <id> --title <t> --description <d> --criterion <c>… --link <url>…] [--request-id <key>] [--watch]
   runs list [--status s] [--work-item id] [--definition name]        [--json]
   runs get <id>                         show a run                   [--json]
   runs watch <id> [--from N]            follow a run; exit 0 only if it completed

@@ -31,6 +31,16 @@ export class RunRepository {
     });
   }
 
+  /** The run a StartWorkflowRun call with this idempotency key made, if any. */
+  async getByRequestId(tenantId: string, requestId: string): Promise<RunRow | undefined> {
+    const rows = await this.db
+      .select()
+      .from(runs)
+      .where(and(eq(runs.tenantId, tenantId), eq(runs.requestId, requestId)))
+      .limit(1);
+    return rows[0];
+  }
+
   /** The oldest unfinished run of a lane (read under the lane's lock, so a run being added is seen). */
   async laneHead(tenantId: string, branchKey: string): Promise<RunRow | undefined> {
     return this.db.transaction(async (tx) => {
@@ -123,6 +133,12 @@ export class RunRepository {
       .orderBy(asc(statusUpdates.sequence))
       .limit(limit);
   }
+}
+
+/** Whether `err` is Postgres refusing a second row for a unique key (e.g. a repeated request id). */
+export function isUniqueViolation(err: unknown): boolean {
+  for (let e = err as { code?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) if (e.code === '23505') return true;
+  return false;
 }
 
 /** Statuses of a run that has not finished: it holds its lane. */

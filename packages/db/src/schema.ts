@@ -76,6 +76,8 @@ export const runs = pgTable(
      * at a time, in `queue_seq` order. Null for runs made before lanes existed (each its own lane).
      */
     branchKey: text('branch_key'),
+    /** The caller's idempotency key of the StartWorkflowRun call that made the run, unique per tenant. */
+    requestId: text('request_id'),
     /** Order in the lane, taken under the lane's lock. */
     queueSeq: bigserial('queue_seq', { mode: 'number' }).notNull(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
@@ -89,6 +91,7 @@ export const runs = pgTable(
     index('runs_tenant_created_idx').on(t.tenantId, t.createdAt),
     index('runs_spec_gin').using('gin', t.spec.op('jsonb_path_ops')),
     index('runs_lane_idx').on(t.tenantId, t.branchKey, t.queueSeq),
+    uniqueIndex('runs_request_id_uq').on(t.tenantId, t.requestId),
   ],
 );
 

@@ -101,6 +101,7 @@ export const LIMITS: Record<string, FieldLimit> = {
   [`${V1}.StartWorkflowRunRequest.definition`]: ID,
   [`${V1}.StartWorkflowRunRequest.work_items`]: { entries: 100, jsonBytes: 256 * KiB },
   [`${V1}.StartWorkflowRunRequest.annotations`]: ANNOTATIONS,
+  [`${V1}.StartWorkflowRunRequest.request_id`]: ID,
   [`${V1}.GetWorkflowRunRequest.id`]: ID,
   [`${V1}.ListWorkflowRunsRequest.statuses`]: { entries: 16 },
   [`${V1}.ListWorkflowRunsRequest.work_item_id`]: ID,

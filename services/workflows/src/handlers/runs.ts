@@ -21,7 +21,7 @@ import {
   type RunExecution,
   type WatchWorkflowRunResponse,
 } from '@ameide/contracts';
-import type { PlanRepository, RunRepository, RunRow } from '@ameide/db';
+import { isUniqueViolation, type PlanRepository, type RunRepository, type RunRow } from '@ameide/db';
 import { workflowIdForRun } from '@ameide/temporal';
 import { ALL_TENANTS } from '../auth.js';
 import { FailedPreconditionError, InvalidFieldError, NotFoundError, toConnectError } from '../errors.js';
@@ -83,6 +83,9 @@ export class RunHandlers {
   startWorkflowRun = (req: StartWorkflowRunRequest, ctx: HandlerContext) =>
     handle(async () => {
       const { tenantId } = principalOf(ctx);
+      // A repeated call (its answer was lost, say) gets the run the first call made.
+      const earlier = req.requestId ? await this.runs.getByRequestId(tenantId, req.requestId) : undefined;
+      if (earlier) return create(StartWorkflowRunResponseSchema, { run: runToProto(earlier, { queuedBehind: await this.queuedBehind(earlier) }) });
       let plan;
       if (req.planId) {
         plan = isUuid(req.planId) ? await this.plans.get(tenantId, req.planId) : undefined;
@@ -98,45 +101,57 @@ export class RunHandlers {
       const input = codingRunInput(runId, plan);
       const m = plan.spec.methodology ?? {};
       // The run joins its branch's lane; it executes now only if no earlier run of the branch is unfinished.
-      const { row, head } = await this.runs.insertInLane({
-        id: runId,
-        tenantId,
-        planId: plan.id,
-        planVersion: plan.version,
-        definitionId: plan.definitionId,
-        workflowId,
-        status: 'RUN_STATUS_QUEUED',
-        phase: 'PHASE_UNSPECIFIED',
-        spec: {
-          definitionName: plan.spec.definitionName ?? '',
-          methodology: m,
-          workItemIds: m.workItemIds ?? [],
-          trigger: plan.spec.trigger === 'TRIGGER_AUTO' ? 'TRIGGER_AUTO' : 'TRIGGER_MANUAL',
-        },
-        state: { phases: [] },
-        annotations: req.annotations,
-        branchKey: laneOf(input).branchKey,
-      });
+      let inserted;
+      try {
+        inserted = await this.runs.insertInLane({
+          id: runId,
+          tenantId,
+          planId: plan.id,
+          planVersion: plan.version,
+          definitionId: plan.definitionId,
+          workflowId,
+          status: 'RUN_STATUS_QUEUED',
+          phase: 'PHASE_UNSPECIFIED',
+          spec: {
+            definitionName: plan.spec.definitionName ?? '',
+            methodology: m,
+            workItemIds: m.workItemIds ?? [],
+            trigger: plan.spec.trigger === 'TRIGGER_AUTO' ? 'TRIGGER_AUTO' : 'TRIGGER_MANUAL',
+          },
+          state: { phases: [] },
+          annotations: req.annotations,
+          branchKey: laneOf(input).branchKey,
+          requestId: req.requestId || null,
+        });
+      } catch (err) {
+        // The same key, sent twice at once: the other call made the run.
+        const other = req.requestId && isUniqueViolation(err) ? await this.runs.getByRequestId(tenantId, req.requestId) : undefined;
+        if (other) return create(StartWorkflowRunResponseSchema, { run: runToProto(other, { queuedBehind: await this.queuedBehind(other) }) });
+        throw err;
+      }
+      const { row, head } = inserted;
       if (head.id !== runId) return create(StartWorkflowRunResponseSchema, { run: runToProto(row, { queuedBehind: head.id }) });
       try {
         await this.launcher.startRun(workflowId, input);
       } catch (err) {
-        const failed = await this.runs.setProgress(runId, {
-          status: 'RUN_STATUS_FAILED',
-          finishedAt: new Date(),
-          state: { phases: [], error: (err as Error).message },
-        });
-        await this.runFinished(failed ?? row);
-        throw err;
+        // Temporal is away or slow: the run is stored and stays QUEUED; the reconciler starts its
+        // workflow once Temporal answers (every AMEIDE_RECONCILE_SECONDS). The call did its part.
+        console.warn(`run ${runId} stays queued until Temporal answers: ${(err as Error).message}`);
       }
       return create(StartWorkflowRunResponseSchema, { run: runToProto(row) });
     });
 
+  /** The run a QUEUED run waits for (the head of its lane), when it waits for one. */
+  private async queuedBehind(row: RunRow): Promise<string | undefined> {
+    if (row.status !== 'RUN_STATUS_QUEUED' || !row.branchKey) return undefined;
+    const head = await this.runs.laneHead(row.tenantId, row.branchKey);
+    return head && head.id !== row.id ? head.id : undefined;
+  }
+
   getWorkflowRun = (req: GetWorkflowRunRequest, ctx: HandlerContext) =>
     handle(async () => {
       let row = await this.runOf(principalOf(ctx).tenantId, req.id);
-      const head = row.status === 'RUN_STATUS_QUEUED' && row.branchKey ? await this.runs.laneHead(row.tenantId, row.branchKey) : undefined;
-      const queuedBehind = head && head.id !== row.id ? head.id : undefined;
+      const queuedBehind = await this.queuedBehind(row);
       let execution: RunExecution | undefined;
       if (!isTerminal(row.status) && !queuedBehind) {
         // Who executes it, from Temporal; without an answer in time, the stored run is the answer.

@@ -5,6 +5,9 @@ import type { TemporalConfig } from '@ameide/config';
 import { CODING_AGENT_RUN_WORKFLOW, SA, type CodingRunInput, type CodingRunResult, type RunStatusName, type RunSummaryResult } from '@ameide/temporal';
 import { UnavailableError } from '../errors.js';
 
+/** How long starting a workflow may take before the caller is answered (the run then waits for the reconciler). */
+const START_TIMEOUT_MS = 5000;
+
 /** The one place the service talks to Temporal. */
 export class TemporalFacade {
   private constructor(
@@ -56,20 +59,23 @@ export class TemporalFacade {
     for (const [key, value] of lists) if (value.length) attrs.push({ key, value });
     if (m.elementIds.length) attrs.push({ key: SA.elementIds, value: m.elementIds.join(' ') });
     try {
-      await this.client.workflow.start(CODING_AGENT_RUN_WORKFLOW, {
-        taskQueue: this.taskQueue,
-        workflowId,
-        args: [input],
-        workflowIdConflictPolicy: 'FAIL',
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        memo: {
-          methodology: m,
-          definitionName: input.definitionName,
-          planId: input.planId,
-          workItems: input.workItems.map((w) => ({ id: w.id, title: w.title })),
-        },
-        typedSearchAttributes: attrs,
-      });
+      // Bounded: a Temporal that does not answer leaves the run to the reconciler instead of holding the caller.
+      await this.connection.withDeadline(Date.now() + START_TIMEOUT_MS, () =>
+        this.client.workflow.start(CODING_AGENT_RUN_WORKFLOW, {
+          taskQueue: this.taskQueue,
+          workflowId,
+          args: [input],
+          workflowIdConflictPolicy: 'FAIL',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          memo: {
+            methodology: m,
+            definitionName: input.definitionName,
+            planId: input.planId,
+            workItems: input.workItems.map((w) => ({ id: w.id, title: w.title })),
+          },
+          typedSearchAttributes: attrs,
+        }),
+      );
       return true;
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
