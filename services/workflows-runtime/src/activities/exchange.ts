@@ -77,38 +77,45 @@ export const EXPORT_SCRIPT = [
   'printf "%s %s\\n" "$commit" "$head" > "$out/head"',
 ].join('\n');
 
+/** The identity of the snapshot commits, set inside the scripts (they run before the phase's command, in its shell). */
+const SNAPSHOT_IDENTITY = `export GIT_AUTHOR_NAME='${AGENT_IDENTITY.name}' GIT_AUTHOR_EMAIL='${AGENT_IDENTITY.email}' GIT_COMMITTER_NAME='${AGENT_IDENTITY.name}' GIT_COMMITTER_EMAIL='${AGENT_IDENTITY.email}'`;
+
 /**
- * Sandbox script, before the first attempt of a command phase: records the checkout as the phase
- * finds it (HEAD, and every tracked and untracked file, written on a temporary index; ignored files
- * such as installed dependencies are not recorded) as `refs/ameide/phase-start/<phase>`.
+ * Prelude of the first attempt of a command phase, run in the phase's own sandbox just before its
+ * command (see `prelude` in sandboxArgv): records the checkout as the phase finds it (HEAD, and every
+ * tracked and untracked file, written on a temporary index; ignored files such as installed
+ * dependencies are not recorded) as `refs/ameide/phase-start/$AMEIDE_PHASE`.
  */
 export const SNAPSHOT_SCRIPT = [
   'set -e',
   SANDBOX_GIT,
-  'export GIT_INDEX_FILE="$TMPDIR/snapshot.index"',
+  SNAPSHOT_IDENTITY,
+  'export GIT_INDEX_FILE="$TMPDIR/ameide-snapshot.index"',
   'cp "$(g rev-parse --git-path index)" "$GIT_INDEX_FILE" 2>/dev/null || g read-tree HEAD',
   'g add -A .',
   'tree=$(g write-tree)',
-  'g update-ref "refs/ameide/phase-start/$AMEIDE_SNAPSHOT_PHASE" "$(echo "start of $AMEIDE_SNAPSHOT_PHASE" | g commit-tree "$tree" -p HEAD)"',
+  'g update-ref "refs/ameide/phase-start/$AMEIDE_PHASE" "$(echo "start of $AMEIDE_PHASE" | g commit-tree "$tree" -p HEAD)"',
+  'rm -f "$GIT_INDEX_FILE"',
 ].join('\n');
 
 /**
- * Sandbox script, before a retried attempt of a command phase: puts the checkout back as the phase
- * found it. HEAD and the branch go back (commits of the failed attempt are dropped), files the
- * attempt added are removed, changed and deleted files come back. Ignored files stay as they are.
- * Without a snapshot the first attempt never started its command, so there is nothing to undo.
+ * Prelude of a retried attempt of a command phase: puts the checkout back as the phase found it.
+ * HEAD and the branch go back (commits of the failed attempt are dropped), files the attempt added
+ * are removed, changed and deleted files come back. Ignored files stay as they are. Without a
+ * snapshot the first attempt never started its command, so there is nothing to undo. Says what it
+ * did on stderr (the phase's transcript).
  */
 export const RESTORE_SCRIPT = [
   'set -e',
   SANDBOX_GIT,
-  'snap=$(g rev-parse -q --verify "refs/ameide/phase-start/$AMEIDE_SNAPSHOT_PHASE^{commit}") || { echo "no snapshot: nothing to undo"; exit 0; }',
+  'snap=$(g rev-parse -q --verify "refs/ameide/phase-start/$AMEIDE_PHASE^{commit}") || { echo "[ameide] retried attempt: nothing to undo" >&2; exit 0; }',
   // Files as recorded (the ignore rules too, before anything is cleaned by them), then away with
   // what the attempt added, then HEAD back; the index ends as HEAD's, as after the checkout.
   'g read-tree -u --reset "$snap"',
   'g clean -fdq',
   'g reset -q --soft "$snap^"',
   'g reset -q',
-  'echo "the checkout is back where $AMEIDE_SNAPSHOT_PHASE started"',
+  'echo "[ameide] retried attempt: the checkout is back where $AMEIDE_PHASE started" >&2',
 ].join('\n');
 
 /** Why the sandbox's work was not accepted; the run fails with this message. */

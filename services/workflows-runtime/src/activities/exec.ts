@@ -42,6 +42,8 @@ export interface CommandSpec {
   killGraceMs?: number;
   /** Run inside this sandbox (bubblewrap as an unprivileged user); plain `/bin/sh -c` when absent. */
   sandbox?: SandboxSpec;
+  /** A fixed script run in the same sandbox just before the command (see sandboxArgv); needs `sandbox`. */
+  prelude?: string;
   /** The command's own cgroup (process and CPU limits); everything in it is killed when the command ends. */
   cgroup?: CommandCgroup;
   /** At most this many output bytes go to the transcript; the rest is counted and cut with a marker. */
@@ -77,7 +79,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   // A sandboxed command starts as root only long enough to join its cgroups, then drops to the
   // sandbox user (see sandboxArgv); its working directory is set inside the sandbox.
   const { file, args } = spec.sandbox
-    ? sandboxArgv({ ...spec.sandbox, cgroupProcs: spec.cgroup?.procs }, spec.command)
+    ? sandboxArgv({ ...spec.sandbox, cgroupProcs: spec.cgroup?.procs }, spec.command, spec.prelude)
     : { file: '/bin/sh', args: ['-c', spec.command] };
   const child = spawn(file, args, {
     cwd: spec.sandbox?.kind === 'bubblewrap' ? '/' : spec.cwd,

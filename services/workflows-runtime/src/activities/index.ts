@@ -135,6 +135,7 @@ export function createActivities(deps: ActivityDeps) {
       extraEnv?: Record<string, string>;
       signal?: AbortSignal;
       onProgress?: (bytes: number) => void;
+      prelude?: string;
     },
   ) => {
     await remountRunDisk(paths);
@@ -182,6 +183,7 @@ export function createActivities(deps: ActivityDeps) {
         tailBytes: STATUS_TAIL_BYTES,
         signal: opts.signal,
         onProgress: opts.onProgress,
+        prelude: opts.prelude,
       });
     } finally {
       await cgroup?.remove();
@@ -311,22 +313,10 @@ export function createActivities(deps: ActivityDeps) {
         const transcriptPath = join(paths.transcriptsDir, `${phase}.log`);
         const retry = ctx.info.attempt > 1;
         if (retry) await killCommandCgroups(`-${run.runId}-${phase}-`);
-        const limits = gitLimits();
-        const snapshot = await runStep(run, paths, 'snapshot', retry ? RESTORE_SCRIPT : SNAPSHOT_SCRIPT, {
-          timeoutMs: limits.timeoutMs,
-          signal: limits.signal,
-          redactor,
-          transcript: join(paths.transcriptsDir, 'snapshot.log'),
-          extraEnv: {
-            ...exchangeEnv({ base: input.baseCommit, branch: branchOf(run), mirrorObjects: join(mirrorOf(run), 'objects'), commitMessage: '' }),
-            AMEIDE_SNAPSHOT_PHASE: phase,
-          },
-        });
-        if (snapshot.aborted) throw new CancelledFailure(`${phase} command not started: run cancelled`);
-        if (snapshot.exitCode !== 0)
-          throw new Error(`could not ${retry ? 'restore' : 'record'} the checkout at the start of ${phase}: ${snapshot.outputTail.trim()}`);
-        if (retry) await appendFile(transcriptPath, `[ameide] attempt ${ctx.info.attempt}: ${snapshot.outputTail.trim().split('\n').at(-1)}\n`);
         const result = await runStep(run, paths, phase, input.command, {
+          // In the phase's own sandbox, before its command: the first attempt records the checkout,
+          // a retry puts it back as it was.
+          prelude: retry ? RESTORE_SCRIPT : SNAPSHOT_SCRIPT,
           timeoutMs: input.timeoutMs,
           redactor,
           transcript: transcriptPath,

@@ -21,8 +21,8 @@ export interface SandboxDeps {
 
 /** Steps that run in the sandbox: the definition's command phases and the worker's own git steps. */
 export type SandboxStep = CommandPhase | GitStep;
-/** The worker's own fixed git steps in the sandbox (checkout, snapshot of a phase's start, export). */
-export type GitStep = 'checkout' | 'snapshot' | 'export';
+/** The worker's own fixed git steps in the sandbox (checkout, export). */
+export type GitStep = 'checkout' | 'export';
 
 export function isCommandStep(step: SandboxStep): step is CommandPhase {
   return step === 'install' || step === 'agent' || step === 'test';

@@ -72,6 +72,13 @@ export function findBubblewrap(path: string): string | undefined {
 const JOIN_CGROUPS = 'for f; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; done; exec "$@"';
 
 /**
+ * Runs a fixed prelude (`$1`, e.g. the phase-start snapshot) in a shell of its own (so that its
+ * `set -e` holds), then the command (`$2`) in this shell's place: one sandbox for both. The prelude's stdout is dropped; if it fails, the command does
+ * not run and the step exits 125.
+ */
+const WITH_PRELUDE = '/bin/sh -c "$1" >/dev/null || { echo "[ameide] the checkout could not be prepared for this phase" >&2; exit 125; }; exec /bin/sh -c "$2"';
+
+/**
  * The argv that runs `command` (a shell command line) under the spec. With bubblewrap: a read-only
  * system, a private /tmp, /proc and /dev, only the run's own directories writable, its own PID and
  * network namespaces (an online phase reaches the outside only through the worker's egress proxy),
@@ -79,13 +86,13 @@ const JOIN_CGROUPS = 'for f; do shift; [ "$f" = -- ] && break; echo $$ > "$f" ||
  * worker's data, keys or other runs is mounted. The caller starts the argv as root: it joins the
  * cgroups and drops to the sandbox user with setpriv before bubblewrap starts.
  */
-export function sandboxArgv(spec: SandboxSpec, command: string): { file: string; args: string[] } {
+export function sandboxArgv(spec: SandboxSpec, command: string, prelude?: string): { file: string; args: string[] } {
+  const shell = prelude ? ['/bin/sh', '-c', WITH_PRELUDE, 'sandbox', prelude, command] : ['/bin/sh', '-c', command];
   const inCgroup = Boolean(spec.cgroupProcs?.length);
   const limits = ['/usr/bin/prlimit', ...(inCgroup ? [] : [`--nproc=${spec.maxProcesses}`]), `--fsize=${spec.maxFileBytes}`, '--core=0', '--'];
   // Without a sandbox the command still joins its cgroup: its limits hold, and nothing it starts
   // outlives it (the cgroup is emptied when it ends, or when a later attempt or worker cleans up).
-  if (spec.kind === 'none')
-    return { file: '/bin/sh', args: ['-c', JOIN_CGROUPS, 'sandbox', ...(spec.cgroupProcs ?? []), '--', ...limits, '/bin/sh', '-c', command] };
+  if (spec.kind === 'none') return { file: '/bin/sh', args: ['-c', JOIN_CGROUPS, 'sandbox', ...(spec.cgroupProcs ?? []), '--', ...limits, ...shell] };
   const args = [
     '--unshare-user',
     '--uid',
@@ -126,7 +133,7 @@ export function sandboxArgv(spec: SandboxSpec, command: string): { file: string;
   for (const path of spec.readOnly) args.push('--ro-bind', path, path);
   for (const dir of spec.writable) args.push('--bind', dir, dir);
   for (const m of spec.mounts ?? []) args.push('--bind', m.host, m.at);
-  let run = ['/bin/sh', '-c', command];
+  let run = shell;
   if (spec.egress) {
     const e = spec.egress;
     args.push('--ro-bind', e.socketDir, EGRESS_MOUNT.socketDir, '--ro-bind', e.forwarder, EGRESS_MOUNT.forwarder);

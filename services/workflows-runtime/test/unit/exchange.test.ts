@@ -125,7 +125,7 @@ describe('the snapshot of a phase start', () => {
     const { work } = fixture();
     const tmp = join(work, '..', 'tmp');
     mkdirSync(tmp);
-    const phase = (script: string) => sh(work, `export TMPDIR='${tmp}' AMEIDE_SNAPSHOT_PHASE=agent\n${script}`);
+    const phase = (script: string) => sh(work, `export TMPDIR='${tmp}' AMEIDE_PHASE=agent\n(\n${script}\n) 2>&1`);
     sh(
       work,
       `printf 'node_modules/\\n' > .gitignore && mkdir -p node_modules && echo dep > node_modules/dep.js && echo 'pending edit' >> README.md && echo draft > draft.txt`,
@@ -149,7 +149,7 @@ describe('the snapshot of a phase start', () => {
     const { work } = fixture();
     const head = git(work, 'rev-parse', 'HEAD');
     sh(work, 'echo partial > partial.txt');
-    expect(sh(work, `AMEIDE_SNAPSHOT_PHASE=agent sh -c '${RESTORE_SCRIPT.replace(/'/g, `'\\''`)}'`)).toContain('nothing to undo');
+    expect(sh(work, `AMEIDE_PHASE=agent sh -c '${RESTORE_SCRIPT.replace(/'/g, `'\\''`)}' 2>&1`)).toContain('nothing to undo');
     expect(git(work, 'rev-parse', 'HEAD')).toBe(head);
     expect(sh(work, 'cat partial.txt')).toBe('partial\n');
   });
