@@ -110,7 +110,16 @@ interface PortSpec {
  */
 export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<RunningStack> {
   const dir = stackDir(cfg, opts.name);
-  if (opts.ephemeral) rmSync(dir, { recursive: true, force: true });
+  if (opts.ephemeral) {
+    rmSync(dir, { recursive: true, force: true });
+    // Its workspace may lie outside `dir` (see defaultWorkspaceDir): what the last run left goes too.
+    // A run disk still mounted there (a stack killed mid-run) keeps its directory; the rest goes.
+    try {
+      rmSync(defaultWorkspaceDir(dir), { recursive: true, force: true });
+    } catch {
+      /* a busy mount: left for the worker's own pruning */
+    }
+  }
   const logs = join(dir, 'logs');
   mkdirSync(logs, { recursive: true });
   const infoFile = join(dir, 'stack.json');
