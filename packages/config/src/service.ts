@@ -25,6 +25,8 @@ export interface ServiceConfig {
   };
   /** The operator's policy: definitions asking for more are refused. */
   policy: SandboxPolicy;
+  /** HMAC-SHA256 secrets of the work item webhook, per tenant (AMEIDE_WEBHOOK_SECRETS). */
+  webhookSecrets: Record<string, string>;
   /** Runs QUEUED this long without a workflow get it started (checked as often). */
   reconcileSeconds: number;
   /** Timeouts of API connections, in milliseconds (see `startApiServer`). */
@@ -72,6 +74,27 @@ const schema = z
     AMEIDE_JWT_ISSUER: z.string().optional(),
     AMEIDE_JWT_AUDIENCE: z.string().optional(),
     AMEIDE_API_KEYS: apiKeys,
+    // tenant:secret,… — the HMAC secrets of the work item webhook, per tenant.
+    AMEIDE_WEBHOOK_SECRETS: z
+      .string()
+      .default('')
+      .transform((s, ctx) => {
+        const out: Record<string, string> = {};
+        for (const entry of s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)) {
+          const i = entry.indexOf(':');
+          const tenant = entry.slice(0, i);
+          const secret = entry.slice(i + 1);
+          if (i < 1 || secret.length < 16 || tenant === '*') {
+            ctx.addIssue({ code: 'custom', message: 'each entry must be tenant:secret, the secret 16 characters or more' });
+            return z.NEVER;
+          }
+          out[tenant] = secret;
+        }
+        return out;
+      }),
     AMEIDE_RECONCILE_SECONDS: z.coerce.number().positive().max(3600).default(30),
     AMEIDE_API_HEADERS_TIMEOUT_SECONDS: z.coerce.number().positive().max(3600).default(20),
     AMEIDE_API_REQUEST_TIMEOUT_SECONDS: z.coerce.number().positive().max(3600).default(60),
@@ -108,6 +131,7 @@ export function loadServiceConfig(env: Env = processEnv()): ServiceConfig {
       apiKeys: e.AMEIDE_API_KEYS,
     },
     policy: toSandboxPolicy(e),
+    webhookSecrets: e.AMEIDE_WEBHOOK_SECRETS,
     reconcileSeconds: e.AMEIDE_RECONCILE_SECONDS,
     timeouts: {
       headersMs: e.AMEIDE_API_HEADERS_TIMEOUT_SECONDS * 1000,

@@ -9,8 +9,21 @@ export type PlanRow = typeof plans.$inferSelect;
 export class PlanRepository {
   constructor(private readonly db: Db) {}
 
-  async insert(tenantId: string, definitionId: string, spec: PlanSpecJson, annotations: Annotations): Promise<PlanRow> {
-    const rows = await this.db.insert(plans).values({ tenantId, definitionId, spec, annotations }).returning();
+  /** Inserts a plan; one made for a work item revision carries it, and gets the item's next version. */
+  async insert(
+    tenantId: string,
+    definitionId: string,
+    spec: PlanSpecJson,
+    annotations: Annotations,
+    workItem?: { id: string; revision: number },
+  ): Promise<PlanRow> {
+    const version = workItem
+      ? sql`(select coalesce(max(${plans.version}), 0) + 1 from ${plans} where ${plans.tenantId} = ${tenantId} and ${plans.workItemId} = ${workItem.id})`
+      : undefined;
+    const rows = await this.db
+      .insert(plans)
+      .values({ tenantId, definitionId, spec, annotations, workItemId: workItem?.id, workItemRevision: workItem?.revision, ...(version ? { version } : {}) })
+      .returning();
     return rows[0]!;
   }
 

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gte, inArray, lt, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, like, lt, sql } from 'drizzle-orm';
 import type { StatusUpdateJson } from '@ameide/contracts';
 import type { Db } from './client.js';
 import { runs, statusUpdates, type RunState } from './schema.js';
@@ -29,6 +29,25 @@ export class RunRepository {
       const [inserted] = await tx.insert(runs).values(row).returning();
       return { row: inserted!, head: (await laneHead(tx, row.tenantId, row.branchKey)) ?? inserted! };
     });
+  }
+
+  /** Runs automation made for a work item (any revision) that still wait: QUEUED, oldest first. */
+  async waitingAutoRuns(tenantId: string, workItemId: string): Promise<RunRow[]> {
+    return this.db
+      .select()
+      .from(runs)
+      .where(and(eq(runs.tenantId, tenantId), eq(runs.status, 'RUN_STATUS_QUEUED'), like(runs.requestId, `auto:${workItemId.replace(/[\\%_]/g, '\\$&')}@%`)))
+      .orderBy(asc(runs.queueSeq));
+  }
+
+  /** Takes a lane's lock within the caller's transaction (this repository made on it). */
+  async lockLane(tenantId: string, branchKey: string): Promise<void> {
+    await lockLane(this.db as unknown as Tx, tenantId, branchKey);
+  }
+
+  /** A lane's head, read within the caller's transaction after {@link lockLane}. */
+  async laneHeadLocked(tenantId: string, branchKey: string): Promise<RunRow | undefined> {
+    return laneHead(this.db as unknown as Tx, tenantId, branchKey);
   }
 
   /** The run a StartWorkflowRun call with this idempotency key made, if any. */

@@ -1,4 +1,4 @@
-import { bigint, bigserial, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import type { DefinitionSpecJson, PlanSpecJson, RunSummaryJson, PhaseResultJson, StatusUpdateJson, MethodologyContextJson } from '@ameide/contracts';
 
 export type Annotations = Record<string, string>;
@@ -31,9 +31,16 @@ export const plans = pgTable(
     version: integer('version').notNull().default(1),
     spec: jsonb('spec').$type<PlanSpecJson>().notNull(),
     annotations: jsonb('annotations').$type<Annotations>().notNull().default({}),
+    /** For a plan automation made: the backlog work item and the revision it was made for (one plan per revision). */
+    workItemId: text('work_item_id'),
+    workItemRevision: bigint('work_item_revision', { mode: 'number' }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('plans_tenant_created_idx').on(t.tenantId, t.createdAt), index('plans_spec_gin').using('gin', t.spec.op('jsonb_path_ops'))],
+  (t) => [
+    index('plans_tenant_created_idx').on(t.tenantId, t.createdAt),
+    index('plans_spec_gin').using('gin', t.spec.op('jsonb_path_ops')),
+    uniqueIndex('plans_work_item_revision_uq').on(t.tenantId, t.workItemId, t.workItemRevision),
+  ],
 );
 
 /** What a run was asked to do; queryable with JSONB containment (work item ids, methodology). */
@@ -76,6 +83,8 @@ export const runs = pgTable(
      * at a time, in `queue_seq` order. Null for runs made before lanes existed (each its own lane).
      */
     branchKey: text('branch_key'),
+    /** When the run's work item revision became ready (for a run automation started): lead time starts there. */
+    readyAt: timestamp('ready_at', { withTimezone: true }),
     /** The caller's idempotency key of the StartWorkflowRun call that made the run, unique per tenant. */
     requestId: text('request_id'),
     /** Order in the lane, taken under the lane's lock. */
@@ -109,4 +118,60 @@ export const statusUpdates = pgTable(
     recordedAt: timestamp('recorded_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.runId, t.sequence] })],
+);
+
+/** Work items mirrored from the team's backlog: the newest revision of each, and what automation did for it. */
+export const workItems = pgTable(
+  'work_items',
+  {
+    tenantId: text('tenant_id').notNull(),
+    id: text('id').notNull(),
+    revision: bigint('revision', { mode: 'number' }).notNull(),
+    /** The WorkItemSpec JSON of the newest revision. */
+    spec: jsonb('spec').$type<Record<string, unknown>>().notNull(),
+    annotations: jsonb('annotations').$type<Annotations>().notNull().default({}),
+    /** The Readiness JSON of the newest revision (each DoR rule and why). */
+    readiness: jsonb('readiness').$type<Record<string, unknown>>().notNull(),
+    state: text('state').notNull(),
+    profile: text('profile').notNull(),
+    ready: boolean('ready').notNull(),
+    /** The newest revision that reached its trigger state meeting its DoR and is still to get (or got) its plan and run. */
+    triggerRevision: bigint('trigger_revision', { mode: 'number' }),
+    /** The revision automation made its plan and run for, and those. */
+    triggeredRevision: bigint('triggered_revision', { mode: 'number' }),
+    planId: uuid('plan_id'),
+    runId: uuid('run_id'),
+    readyAt: timestamp('ready_at', { withTimezone: true }),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.id] }),
+    index('work_items_tenant_updated_idx').on(t.tenantId, t.updatedAt),
+    index('work_items_spec_gin').using('gin', t.spec.op('jsonb_path_ops')),
+  ],
+);
+
+/** Custom methodology profiles of a tenant; the version goes up when the spec changes. */
+export const profiles = pgTable(
+  'profiles',
+  {
+    tenantId: text('tenant_id').notNull(),
+    name: text('name').notNull(),
+    version: integer('version').notNull().default(1),
+    spec: jsonb('spec').$type<Record<string, unknown>>().notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.name] })],
+);
+
+/** Webhook deliveries seen, so that a replayed delivery id is refused. */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    tenantId: text('tenant_id').notNull(),
+    deliveryId: text('delivery_id').notNull(),
+    receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.deliveryId] })],
 );

@@ -1,6 +1,6 @@
 import { createClient, type Client, type Interceptor, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
-import { WorkflowService } from '@ameide/contracts';
+import { backlogV1, WorkflowService } from '@ameide/contracts';
 
 export type WorkflowServiceClient = Client<typeof WorkflowService>;
 
@@ -35,3 +35,10 @@ export function createWorkflowServiceClient(opts: ClientOptions): WorkflowServic
 }
 
 export { Code, ConnectError } from '@connectrpc/connect';
+
+export type BacklogServiceClient = Client<typeof backlogV1.BacklogService>;
+
+/** A typed BacklogService client (work items and methodology profiles), on the same port. */
+export function createBacklogServiceClient(opts: ClientOptions): BacklogServiceClient {
+  return createClient(backlogV1.BacklogService, createWorkflowTransport(opts));
+}

@@ -1,5 +1,17 @@
 import type { ServiceConfig } from '@ameide/config';
-import { openDatabase, PlanRepository, RunRepository, type Database } from '@ameide/db';
+import {
+  DefinitionRepository,
+  DeliveryRepository,
+  openDatabase,
+  PlanRepository,
+  ProfileRepository,
+  RunRepository,
+  WorkItemRepository,
+  type Database,
+} from '@ameide/db';
+import { BacklogAutomation } from './backlog/automation.js';
+import { WEBHOOK_PATH, workItemWebhook } from './backlog/webhook.js';
+import { BacklogHandlers } from './handlers/backlog.js';
 import { createAuthenticator } from './auth.js';
 import { routes } from './connect.js';
 import { startApiServer, type ApiServer } from './server.js';
@@ -24,8 +36,18 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
     await database.close();
     throw err;
   }
+  const db = database.db;
+  const automation = new BacklogAutomation(db, temporal);
+  const backlog = new BacklogHandlers(new WorkItemRepository(db), new ProfileRepository(db), new DefinitionRepository(db), automation);
   const server = await startApiServer({
-    routes: routes({ db: database.db, launcher: temporal, policy: cfg.policy }),
+    routes: routes({ db, launcher: temporal, policy: cfg.policy, backlog }),
+    http: {
+      [WEBHOOK_PATH]: workItemWebhook({
+        secrets: cfg.webhookSecrets,
+        deliveries: new DeliveryRepository(db),
+        upsert: (tenantId, req) => backlog.upsert(tenantId, req),
+      }),
+    },
     authenticate: createAuthenticator(cfg.auth),
     host: cfg.host,
     port: cfg.port,
@@ -35,7 +57,10 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
     if (err.code === 'EADDRINUSE') throw Object.assign(new Error(`port ${cfg.port} is in use; set AMEIDE_API_PORT`), { expected: true });
     throw err;
   });
-  const reconciler = new RunReconciler(new RunRepository(database.db), new PlanRepository(database.db), temporal, cfg.reconcileSeconds * 1000);
+  const reconciler = new RunReconciler(new RunRepository(db), new PlanRepository(db), temporal, cfg.reconcileSeconds * 1000, {
+    items: new WorkItemRepository(db),
+    automation,
+  });
   reconciler.start(cfg.reconcileSeconds * 1000);
   return {
     server,

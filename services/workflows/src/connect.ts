@@ -1,7 +1,8 @@
 import type { ConnectRouter } from '@connectrpc/connect';
 import type { SandboxPolicy } from '@ameide/config';
-import { WorkflowService } from '@ameide/contracts';
+import { backlogV1, WorkflowService } from '@ameide/contracts';
 import { DefinitionRepository, PlanRepository, RunRepository, type Db } from '@ameide/db';
+import type { BacklogHandlers } from './handlers/backlog.js';
 import { DefinitionHandlers } from './handlers/definitions.js';
 import { PlanHandlers, Planner } from './handlers/plans.js';
 import { RunHandlers } from './handlers/runs.js';
@@ -17,9 +18,11 @@ export interface RouteDeps {
   notifier?: RunNotifier;
   /** The operator's policy definitions and plans are held to. */
   policy: SandboxPolicy;
+  /** The backlog service's handlers (shared with the work item webhook). */
+  backlog: BacklogHandlers;
 }
 
-/** Registers WorkflowService, and gRPC server reflection for it, on a Connect router. */
+/** Registers WorkflowService and BacklogService, and gRPC server reflection for them, on a Connect router. */
 export function routes(deps: RouteDeps) {
   const definitions = new DefinitionRepository(deps.db);
   const plans = new PlanRepository(deps.db);
@@ -44,6 +47,15 @@ export function routes(deps: RouteDeps) {
       watchWorkflowRun: (req, ctx) => r.watchWorkflowRun(req, ctx),
       recordStatusUpdate: r.recordStatusUpdate,
     });
-    registerReflection(router, [WorkflowService]);
+    const b = deps.backlog;
+    router.service(backlogV1.BacklogService, {
+      upsertWorkItem: b.upsertWorkItem,
+      getWorkItem: b.getWorkItem,
+      listWorkItems: b.listWorkItems,
+      applyProfile: b.applyProfile,
+      getProfile: b.getProfile,
+      listProfiles: b.listProfiles,
+    });
+    registerReflection(router, [WorkflowService, backlogV1.BacklogService]);
   };
 }

@@ -50,6 +50,7 @@ const REPORT: FieldLimit = { bytes: MAX_REQUEST_BYTES, nulAllowed: true };
 const REPORT_LIST: FieldLimit = { ...REPORT, entries: MAX_REQUEST_BYTES };
 
 const V1 = 'ameide.workflows.v1';
+const BACKLOG = 'ameide.backlog.v1';
 
 /**
  * Limits by field (`<package>.<Message>.<field>`, proto names) or by message type (`<package>.<Message>`,
@@ -138,4 +139,33 @@ export const LIMITS: Record<string, FieldLimit> = {
   // What JSON (and so the database) can hold: 0001-01-01 to 9999-12-31.
   ['google.protobuf.Timestamp.seconds']: { min: -62135596800, max: 253402300799 },
   ['google.protobuf.Timestamp.nanos']: { min: 0, max: 999_999_999 },
+  // Backlog (ameide.backlog.v1)
+  [`${BACKLOG}.UpsertWorkItemRequest.id`]: ID,
+  [`${BACKLOG}.UpsertWorkItemRequest.annotations`]: ANNOTATIONS,
+  [`${BACKLOG}.WorkItemSpec.title`]: { bytes: KiB },
+  [`${BACKLOG}.WorkItemSpec.description`]: { bytes: 64 * KiB },
+  [`${BACKLOG}.WorkItemSpec.acceptance_criteria`]: { entries: 100, bytes: 4 * KiB },
+  [`${BACKLOG}.WorkItemSpec.context_links`]: { entries: 100, bytes: 4 * KiB },
+  [`${BACKLOG}.WorkItemSpec.profile`]: ID,
+  [`${BACKLOG}.WorkItemSpec.timebox_ids`]: { entries: 100, bytes: 256 },
+  [`${BACKLOG}.WorkItemSpec.goal_ids`]: { entries: 100, bytes: 256 },
+  [`${BACKLOG}.WorkItemSpec.element_ids`]: { entries: 100, bytes: 256 },
+  [`${BACKLOG}.WorkItemSpec.definition`]: ID,
+  [`${BACKLOG}.WorkItemSpec.requester`]: ID,
+  [`${BACKLOG}.WorkItemSpec.subscribers`]: { entries: 100, bytes: 256 },
+  [`${BACKLOG}.GetWorkItemRequest.id`]: ID,
+  [`${BACKLOG}.ListWorkItemsRequest.timebox_id`]: ID,
+  [`${BACKLOG}.ListWorkItemsRequest.goal_id`]: ID,
+  [`${BACKLOG}.ListWorkItemsRequest.profile`]: ID,
+  [`${BACKLOG}.ListWorkItemsRequest.page_size`]: PAGE_SIZE,
+  [`${BACKLOG}.ApplyProfileRequest.name`]: ID,
+  [`${BACKLOG}.GetProfileRequest.name`]: ID,
+  [`${BACKLOG}.ProfileSpec.description`]: { bytes: 4 * KiB },
+  [`${BACKLOG}.ProfileSpec.ready_rules`]: { entries: 64 },
+  [`${BACKLOG}.ProfileSpec.done_rules`]: { entries: 64 },
+  [`${BACKLOG}.ProfileSpec.evidence_targets`]: { entries: 16 },
+  [`${BACKLOG}.Rule.kind`]: { bytes: 64 },
+  [`${BACKLOG}.Rule.min`]: { max: 100 },
+  [`${BACKLOG}.EvidenceTarget.artifact`]: { bytes: 64 },
+  [`${BACKLOG}.EvidenceTarget.from`]: { bytes: 64 },
 };

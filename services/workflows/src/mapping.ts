@@ -69,6 +69,7 @@ export function runToProto(row: RunRow, extra: { queuedBehind?: string; executio
     annotations: row.annotations,
     branch: branchOfLane(row.branchKey) || row.state.summary?.branch,
     queuedBehindRunId: extra.queuedBehind,
+    readyTime: iso(row.readyAt),
   };
   const run = fromJson(RunSchema, compactJson(json) as JsonObject, { ignoreUnknownFields: true });
   run.execution = extra.execution;

@@ -93,6 +93,8 @@ export async function startApiServer(opts: {
   host: string;
   port: number;
   timeouts: ApiTimeouts;
+  /** Plain HTTP/1.1 endpoints beside the API, by path (the work item webhook). */
+  http?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>>;
 }): Promise<ApiServer> {
   const t = opts.timeouts;
   const handler = connectNodeAdapter({
@@ -106,6 +108,8 @@ export async function startApiServer(opts: {
   // such a request reached this server, so it is for this server.
   const serve = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
     if (req.headers.host === undefined && !('authority' in req && req.authority)) req.headers.host = authority;
+    const plain = req instanceof http.IncomingMessage ? opts.http?.[(req.url ?? '').split('?')[0]!] : undefined;
+    if (plain) return void plain(req as http.IncomingMessage, res as http.ServerResponse);
     handler(req, res);
   };
   const h1 = http.createServer(

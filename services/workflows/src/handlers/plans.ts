@@ -42,7 +42,8 @@ export class Planner {
     return row;
   }
 
-  async createPlan(tenantId: string, input: PlanInput): Promise<PlanRow> {
+  /** Creates a plan; one for a backlog work item revision records it (and takes the item's next plan version). */
+  async createPlan(tenantId: string, input: PlanInput, workItem?: { id: string; revision: number }): Promise<PlanRow> {
     validateWorkItems(input.workItems);
     validateMethodology(input.methodology);
     const def = await this.resolveDefinition(tenantId, input.definition);
@@ -62,7 +63,7 @@ export class Planner {
       }),
     ) as JsonObject as PlanSpecJson;
     spec.repo = def.spec;
-    return this.plans.insert(tenantId, def.id, spec, input.annotations);
+    return this.plans.insert(tenantId, def.id, spec, input.annotations, workItem);
   }
 }
 

@@ -1,4 +1,5 @@
-import type { PlanRepository, RunRepository, RunRow } from '@ameide/db';
+import type { PlanRepository, RunRepository, RunRow, WorkItemRepository } from '@ameide/db';
+import type { BacklogAutomation } from '../backlog/automation.js';
 import type { RunLauncher } from '../temporal/facade.js';
 import { RunLanes } from './lanes.js';
 import { observeRun } from './observe.js';
@@ -26,6 +27,8 @@ export class RunReconciler {
     plans: PlanRepository,
     private readonly launcher: RunLauncher,
     private readonly graceMs: number,
+    /** Work items whose triggering revision still lacks its plan and run (the service stopped half-way). */
+    private readonly backlog?: { items: WorkItemRepository; automation: BacklogAutomation },
   ) {
     this.lanes = new RunLanes(runs, plans, launcher);
   }
@@ -51,6 +54,12 @@ export class RunReconciler {
         else if (await this.lanes.isHead(run)) await this.settle(run);
       }
       if (page.length < PAGE) break;
+    }
+    // Work item revisions that triggered but whose plan and run were not made (idempotent: at most one each).
+    if (this.backlog) {
+      for (const item of await this.backlog.items.pendingTriggers(PAGE)) {
+        await this.backlog.automation.trigger(item.tenantId, item.id).catch((err: Error) => console.warn(`work item ${item.id}: ${err.message}`));
+      }
     }
     // Runs whose workflow closed without the service hearing the end (terminated in Temporal, say).
     for (let offset = 0; ;) {
