@@ -110,9 +110,13 @@ function validateGuardrails(spec: DefinitionSpec): void {
 }
 
 export function validateWorkItems(items: WorkItem[]): void {
-  items.forEach((w, i) => {
-    if (!ID_RE.test(w.id)) throw new InvalidFieldError(`work_items[${i}].id`, 'must be 1-128 letters, digits or ._:/-');
-  });
+  items.forEach((w, i) => requireWorkItemId(`work_items[${i}].id`, w.id));
+}
+
+/** A backlog's work item id: 1-128 letters, digits or `._:/-`. */
+export function requireWorkItemId(field: string, id: string): string {
+  if (!ID_RE.test(id)) throw new InvalidFieldError(field, 'must be 1-128 letters, digits or ._:/-');
+  return id;
 }
 
 export function validateMethodology(m: MethodologyContext | undefined, field = 'methodology'): void {

@@ -6,7 +6,7 @@ import type { DefinitionRepository, ProfileRepository, ProfileRow, WorkItemRepos
 import type { BacklogAutomation } from '../backlog/automation.js';
 import { BUILT_IN_PROFILES, evaluateReadiness, normaliseProfile, triggers } from '../backlog/profiles.js';
 import { InvalidFieldError, NotFoundError } from '../errors.js';
-import { pageSize, requireName, validateMethodology, validateWorkItems } from '../validation.js';
+import { pageSize, requireName, requireWorkItemId, validateMethodology } from '../validation.js';
 import { handle, principalOf } from './context.js';
 
 const { WorkItemState } = backlogV1;
@@ -42,7 +42,7 @@ export class BacklogHandlers {
    * revision triggers, has automation plan and start its run. Used by the RPC and the webhook.
    */
   async upsert(tenantId: string, req: backlogV1.UpsertWorkItemRequest): Promise<backlogV1.UpsertWorkItemResponse> {
-    validateWorkItems([{ id: req.id } as never]);
+    requireWorkItemId('id', req.id);
     if (req.revision < 1n) throw new InvalidFieldError('revision', 'must be 1 or more (the backlog numbers its revisions)');
     const spec = req.spec;
     if (!spec) throw new InvalidFieldError('spec', 'is required');
@@ -96,7 +96,7 @@ export class BacklogHandlers {
 
   getWorkItem = (req: backlogV1.GetWorkItemRequest, ctx: HandlerContext) =>
     handle(async () => {
-      validateWorkItems([{ id: req.id } as never]);
+      requireWorkItemId('id', req.id);
       const row = await this.items.get(principalOf(ctx).tenantId, req.id);
       if (!row) throw new NotFoundError('work item', req.id);
       return create(backlogV1.GetWorkItemResponseSchema, { workItem: workItemToProto(row) });
