@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { toolEnv } from '@ameide/config';
+import { processAlive } from '../guardrails/cgroups.js';
 
 /** Identity of commits the worker (and the export step in the sandbox) makes. */
 export const AGENT_IDENTITY = { name: 'Ameide Agent', email: 'agent@ameide.dev' };
@@ -84,15 +85,6 @@ export async function killOrphanedGit(): Promise<number> {
     }
   }
   return killed;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Bounds on the worker's git commands: a cancellation signal (the activity's) and a time limit. */

@@ -153,7 +153,8 @@ async function removeCgroups(match: (name: string) => boolean): Promise<void> {
   }
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this pid exists (one of another user's counts). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
