@@ -92,3 +92,69 @@ it('exits 1 from watch when the run did not complete, and prints one clear line 
     stderr: 'error: --status sleeping: use queued, running, completed, failed or cancelled',
   });
 });
+
+it('applies a profile and a work item file, shows each Definition of Ready rule, and lists items and profiles', async () => {
+  const profile = join(h.dir, 'profile.yaml');
+  writeFileSync(
+    profile,
+    [
+      'name: cli-kanban',
+      'spec:',
+      '  description: ready with two criteria and a goal',
+      '  triggerState: ready',
+      '  readyRules: [{ kind: acceptance_criteria, min: 2 }, { kind: goal }]',
+      '  evidenceTargets: [{ artifact: service_goal, from: goal }]',
+    ].join('\n'),
+  );
+  expect(await ameide('profiles', 'apply', '-f', profile)).toMatchObject({ status: 0, stdout: 'profile cli-kanban applied (version 1)\n' });
+  const shown = await ameide('profiles', 'get', 'cli-kanban');
+  expect(shown.stdout).toMatch(/trigger\s+ready/);
+  expect(shown.stdout).toMatch(/ready rules acceptance_criteria \(min 2\), goal/);
+  expect(shown.stdout).toMatch(/evidence\s+service_goal \(from goal\)/);
+
+  const item = join(h.dir, 'work-item.yaml');
+  writeFileSync(
+    item,
+    [
+      'id: CLI-1',
+      'revision: 3',
+      'spec:',
+      '  title: Add a multiply function',
+      '  acceptanceCriteria: ["multiply(6, 7) returns 42"]',
+      '  state: ready',
+      '  profile: cli-kanban',
+      '  definition: cli-missing',
+    ].join('\n'),
+  );
+  const applied = await ameide('workitems', 'apply', '-f', item);
+  expect(applied.stderr).toBe('');
+  expect(applied.stdout).toMatch(/^work item CLI-1 revision 3 applied; ready: no \(acceptance_criteria, goal, definition\)/);
+  expect((await ameide('workitems', 'apply', '-f', item)).stdout).toMatch(/^work item CLI-1 revision 3 unchanged/);
+
+  const got = await ameide('workitems', 'get', 'CLI-1');
+  expect(got.status).toBe(0);
+  expect(got.stdout).toMatch(/state\s+ready/);
+  expect(got.stdout).toMatch(/ready\s+no/);
+  expect(got.stdout).toContain('  ✗ acceptance_criteria  1 acceptance criterion, needs at least 2');
+  expect(got.stdout).toContain('  ✗ goal  0 goals, needs at least 1');
+  expect(got.stdout).toContain('  ✗ definition  no definition "cli-missing"');
+  expect(got.stdout).toMatch(/run\s+-/);
+  expect(JSON.parse((await ameide('workitems', 'get', 'CLI-1', '--json')).stdout).readiness.rules).toHaveLength(3);
+
+  const notReady = await ameide('workitems', 'list', '--not-ready');
+  expect(notReady.stdout).toMatch(/^CLI-1\s+r3\s+ready\s+cli-kanban\s+ready no\s+run -$/m);
+  expect((await ameide('workitems', 'list', '--ready')).stdout).not.toContain('CLI-1');
+  expect((await ameide('workitems', 'list', '--state', 'backlog')).stdout).toBe('no work items\n');
+
+  const names = JSON.parse((await ameide('profiles', 'list', '--json')).stdout).map((p: { name: string }) => p.name);
+  expect(names).toEqual(expect.arrayContaining(['scrum', 'safe', 'togaf', 'cli-kanban']));
+  expect((await ameide('profiles', 'list')).stdout).toMatch(/^scrum\s+built-in/m);
+  expect(await ameide('workitems', 'remove', 'CLI-1')).toMatchObject({
+    status: 1,
+    stderr: 'error: unknown command "workitems remove"; use apply, list or get',
+  });
+  expect(await ameide('workitems', 'list', '--state', 'sleeping')).toMatchObject({
+    status: 1,
+    stderr: 'error: state sleeping: use proposed, backlog, ready, in_progress, done, removed',
+  });
+});

@@ -8,7 +8,7 @@ export class UsageError extends Error {
   readonly expected = true;
 }
 
-const BOOLEAN_FLAGS = new Set(['json', 'watch', 'help']);
+const BOOLEAN_FLAGS = new Set(['json', 'watch', 'help', 'ready', 'not-ready']);
 
 export function parseArgs(argv: string[]): Args {
   const positionals: string[] = [];

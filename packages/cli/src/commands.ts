@@ -1,11 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import { relative, resolve } from 'node:path';
 import { create } from '@bufbuild/protobuf';
-import { DefinitionSpecSchema, Phase, RunStatus, RunStatusSchema, WorkItemSchema, type Run } from '@ameide/contracts';
-import { Code, ConnectError, type WorkflowServiceClient } from '@ameide/sdk';
+import { backlogV1, DefinitionSpecSchema, Phase, RunStatus, RunStatusSchema, WorkItemSchema, type Run } from '@ameide/contracts';
+import { Code, ConnectError, type BacklogServiceClient, type WorkflowServiceClient } from '@ameide/sdk';
 import { flag, flags, has, positional, UsageError, type Args } from './args.js';
+import { parseWorkItemState, readProfileFile, readWorkItemFile } from './backlog-file.js';
 import { readDefinitionFile } from './definition-file.js';
-import { definitionJson, formatRun, formatStatusUpdate, runJson, statusName, statusUpdateJson } from './format.js';
+import {
+  definitionJson,
+  formatProfile,
+  formatReadinessRules,
+  formatRun,
+  formatStatusUpdate,
+  formatWorkItem,
+  formatWorkItemLine,
+  profileJson,
+  runJson,
+  statusName,
+  statusUpdateJson,
+  workItemJson,
+} from './format.js';
 import { loadS3Settings } from '@ameide/config';
 import { fetchArtifact, restoreHandoff } from './handoff.js';
 import { createS3Loader } from './s3.js';
@@ -205,5 +219,78 @@ export async function runsCommand(api: WorkflowServiceClient, sub: string, args:
     }
     default:
       throw new UsageError(`unknown command "runs ${sub}"; use start, list, get, watch, cancel or handoff`);
+  }
+}
+
+export async function workitemsCommand(api: BacklogServiceClient, sub: string, args: Args, o: Output): Promise<number> {
+  const json = has(args, 'json');
+  switch (sub) {
+    case 'apply': {
+      const file = flag(args, 'file');
+      if (!file) throw new UsageError('workitems apply needs -f <item.yaml>');
+      const res = await api.upsertWorkItem(readWorkItemFile(file));
+      const w = res.workItem!;
+      const r = w.readiness;
+      const failing = (r?.rules ?? []).filter((x) => !x.passed).map((x) => x.rule);
+      print(o, json, { applied: res.applied, workItem: workItemJson(w) }, () =>
+        [
+          `work item ${w.id} revision ${w.revision} ${res.applied ? 'applied' : 'unchanged (the stored revision is not older)'}; ready: ${r?.met ? 'yes' : `no (${failing.join(', ') || 'not evaluated'})`}${w.runId ? `; run ${w.runId}` : ''}`,
+          ...formatReadinessRules(r),
+        ].join('\n'),
+      );
+      return 0;
+    }
+    case 'list': {
+      if (has(args, 'ready') && has(args, 'not-ready')) throw new UsageError('use --ready or --not-ready, not both');
+      const state = flag(args, 'state');
+      const res = await api.listWorkItems({
+        state: state ? parseWorkItemState(state) : backlogV1.WorkItemState.UNSPECIFIED,
+        timeboxId: flag(args, 'timebox') ?? '',
+        goalId: flag(args, 'goal') ?? '',
+        profile: flag(args, 'profile') ?? '',
+        ready: has(args, 'ready') ? true : has(args, 'not-ready') ? false : undefined,
+      });
+      print(o, json, res.workItems.map(workItemJson), () => res.workItems.map(formatWorkItemLine).join('\n') || 'no work items');
+      return 0;
+    }
+    case 'get': {
+      const w = (await api.getWorkItem({ id: positional(args, 2, 'work item id') })).workItem!;
+      print(o, json, workItemJson(w), () => formatWorkItem(w));
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command "workitems ${sub}"; use apply, list or get`);
+  }
+}
+
+export async function profilesCommand(api: BacklogServiceClient, sub: string, args: Args, o: Output): Promise<number> {
+  const json = has(args, 'json');
+  switch (sub) {
+    case 'apply': {
+      const file = flag(args, 'file');
+      if (!file) throw new UsageError('profiles apply needs -f <profile.yaml>');
+      const p = (await api.applyProfile(readProfileFile(file))).profile!;
+      print(o, json, profileJson(p), () => `profile ${p.name} applied (version ${p.version})`);
+      return 0;
+    }
+    case 'list': {
+      const res = await api.listProfiles({});
+      print(
+        o,
+        json,
+        res.profiles.map(profileJson),
+        () =>
+          res.profiles.map((p) => `${p.name.padEnd(16)} ${(p.builtIn ? 'built-in' : `v${p.version}`).padEnd(9)} ${p.spec?.description ?? ''}`).join('\n') ||
+          'no profiles',
+      );
+      return 0;
+    }
+    case 'get': {
+      const p = (await api.getProfile({ name: positional(args, 2, 'profile name') })).profile!;
+      print(o, json, profileJson(p), () => formatProfile(p));
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command "profiles ${sub}"; use apply, list or get`);
   }
 }

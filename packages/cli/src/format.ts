@@ -16,6 +16,7 @@ import {
   ExecutionState,
   type RunStatus,
   type StatusUpdate,
+  backlogV1,
 } from '@ameide/contracts';
 
 const enumName = (schema: { values: Array<{ number: number; name: string }> }, prefix: string, v: number) =>
@@ -108,4 +109,59 @@ export function formatStatusUpdate(u: StatusUpdate): string {
 
 function indent(s: string): string {
   return s.replace(/^/gm, '      | ');
+}
+
+export const workItemStateName = (s: backlogV1.WorkItemState) => enumName(backlogV1.WorkItemStateSchema, 'WORK_ITEM_STATE_', s);
+export const workItemJson = (w: backlogV1.WorkItem) => toJson(backlogV1.WorkItemSchema, w);
+export const profileJson = (p: backlogV1.Profile) => toJson(backlogV1.ProfileSchema, p);
+
+/** One Definition of Ready rule per line, e.g. "  ✗ goal  0 goals, needs at least 1". */
+export function formatReadinessRules(r: backlogV1.Readiness | undefined): string[] {
+  return (r?.rules ?? []).map((x) => `  ${x.passed ? '✓' : '✗'} ${x.rule}  ${x.detail}`);
+}
+
+/** A work item as people read it: its spec, each DoR rule with why it passed or failed, and what automation did. */
+export function formatWorkItem(w: backlogV1.WorkItem): string {
+  const s = w.spec;
+  const r = w.readiness;
+  const list = (xs: string[] | undefined) => (xs?.length ? xs.join(', ') : '-');
+  const lines = [
+    `work item   ${w.id} (revision ${w.revision})`,
+    `title       ${s?.title || '-'}`,
+    `state       ${s ? workItemStateName(s.state) : '-'}`,
+    `profile     ${r?.profile || s?.profile || '-'}${r?.profileVersion ? ` v${r.profileVersion}` : ''}${r?.triggerState ? ` (runs when ${workItemStateName(r.triggerState)})` : ''}`,
+    `definition  ${s?.definition || '-'}`,
+    `timeboxes   ${list(s?.timeboxIds)}`,
+    `goals       ${list(s?.goalIds)}`,
+    `elements    ${list(s?.elementIds)}`,
+    `criteria    ${s?.acceptanceCriteria.length ?? 0}`,
+    `ready       ${r?.met ? 'yes' : 'no'}`,
+    ...formatReadinessRules(r),
+    `plan        ${w.planId || '-'}`,
+    `run         ${w.runId || '-'}`,
+    `triggered   ${w.triggeredRevision ? `revision ${w.triggeredRevision}` : '-'}`,
+    `ready time  ${time(w.readyTime)}`,
+    `updated     ${time(w.updateTime)}`,
+  ];
+  return lines.join('\n');
+}
+
+/** One line per work item: id, revision, state, profile, ready, run. */
+export function formatWorkItemLine(w: backlogV1.WorkItem): string {
+  const state = w.spec ? workItemStateName(w.spec.state) : '-';
+  return `${w.id.padEnd(16)} r${String(w.revision).padEnd(5)} ${state.padEnd(12)} ${(w.spec?.profile || '-').padEnd(10)} ready ${w.readiness?.met ? 'yes' : 'no '}  run ${w.runId || '-'}`;
+}
+
+/** A profile as people read it: trigger state, DoR and DoD rules, evidence targets. */
+export function formatProfile(p: backlogV1.Profile): string {
+  const s = p.spec;
+  const rules = (rs: backlogV1.Rule[] | undefined) => (rs?.length ? rs.map((r) => (r.min > 1 ? `${r.kind} (min ${r.min})` : r.kind)).join(', ') : '-');
+  return [
+    `profile     ${p.name} ${p.builtIn ? '(built-in)' : `v${p.version}`}`,
+    `about       ${s?.description || '-'}`,
+    `trigger     ${s?.triggerState ? workItemStateName(s.triggerState) : 'ready'}`,
+    `ready rules ${rules(s?.readyRules)}`,
+    `done rules  ${rules(s?.doneRules)}`,
+    `evidence    ${s?.evidenceTargets.length ? s.evidenceTargets.map((t) => `${t.artifact} (from ${t.from})`).join(', ') : '-'}`,
+  ].join('\n');
 }

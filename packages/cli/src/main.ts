@@ -1,7 +1,7 @@
 import { loadCliConfig, runMain } from '@ameide/config';
-import { ConnectError, createWorkflowServiceClient } from '@ameide/sdk';
+import { ConnectError, createBacklogServiceClient, createWorkflowServiceClient } from '@ameide/sdk';
 import { parseArgs, UsageError } from './args.js';
-import { definitionsCommand, runsCommand, type Output } from './commands.js';
+import { definitionsCommand, profilesCommand, runsCommand, workitemsCommand, type Output } from './commands.js';
 
 const USAGE = `usage: ameide <command>
   definitions apply -f <file.yaml>      create or update a definition
@@ -12,6 +12,11 @@ const USAGE = `usage: ameide <command>
   runs watch <id> [--from N]            follow a run; exit 0 only if it completed
   runs cancel <id>                      cancel a run and kill its running command
   runs handoff <id> [--dir <path>]      restore a failed run's branch and notes (default dir ./handoff-<id8>)
+  workitems apply -f <item.yaml>        create or update a work item revision; prints its readiness
+  workitems list [--state s] [--timebox id] [--goal id] [--profile p] [--ready|--not-ready]   [--json]
+  workitems get <id>                    show a work item, each Definition of Ready rule, its plan and run   [--json]
+  profiles apply -f <profile.yaml>      create or update a methodology profile
+  profiles list|get <name>              show profiles (built-in: scrum, safe, togaf)   [--json]
 settings: AMEIDE_API_URL, AMEIDE_TOKEN (default: the stack started by \`make up\`)`;
 
 /** Runs one CLI invocation and returns its exit code. */
@@ -27,6 +32,10 @@ export async function cli(argv: string[], o: Output = { out: (l) => console.log(
   try {
     if (group === 'definitions') return await definitionsCommand(api, sub ?? '', args, o);
     if (group === 'runs') return await runsCommand(api, sub ?? '', args, o);
+    if (group === 'workitems' || group === 'profiles') {
+      const backlog = createBacklogServiceClient({ baseUrl: cfg.apiUrl, token: cfg.token });
+      return await (group === 'workitems' ? workitemsCommand : profilesCommand)(backlog, sub ?? '', args, o);
+    }
   } catch (err) {
     if (err instanceof ConnectError) throw Object.assign(new Error(`${err.rawMessage} (${codeName(err)})`), { expected: true });
     throw err;
