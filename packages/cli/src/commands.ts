@@ -8,6 +8,11 @@ import { parseWorkItemState, readProfileFile, readWorkItemFile } from './backlog
 import { readDefinitionFile } from './definition-file.js';
 import {
   definitionJson,
+  planDiffJson,
+  planJson,
+  formatPlan,
+  formatPlanDiff,
+  formatPlanLine,
   formatProfile,
   formatReadinessRules,
   formatRun,
@@ -219,6 +224,42 @@ export async function runsCommand(api: WorkflowServiceClient, sub: string, args:
     }
     default:
       throw new UsageError(`unknown command "runs ${sub}"; use start, list, get, watch, cancel or handoff`);
+  }
+}
+
+/** A plan version given as a flag: a positive whole number, or undefined when the flag is absent. */
+function versionFlag(args: Args, name: string): number | undefined {
+  const v = flag(args, name);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 0xffffffff) throw new UsageError(`--${name} ${v}: must be a plan version (1, 2, …)`);
+  return Number(v);
+}
+
+export async function plansCommand(api: WorkflowServiceClient, sub: string, args: Args, o: Output): Promise<number> {
+  const json = has(args, 'json');
+  switch (sub) {
+    case 'list': {
+      const res = await api.listPlans({ workItemId: flag(args, 'work-item') ?? '', definition: flag(args, 'definition') ?? '' });
+      print(o, json, res.plans.map(planJson), () => res.plans.map(formatPlanLine).join('\n') || 'no plans');
+      return 0;
+    }
+    case 'get': {
+      const p = (await api.getPlan({ id: positional(args, 2, 'plan id') })).plan!;
+      print(o, json, planJson(p), () => formatPlan(p));
+      return 0;
+    }
+    case 'diff': {
+      const planId = positional(args, 2, 'plan id');
+      const otherPlanId = flag(args, 'other') ?? '';
+      const fromVersion = versionFlag(args, 'from');
+      const toVersion = versionFlag(args, 'to');
+      if (otherPlanId && (fromVersion !== undefined || toVersion !== undefined)) throw new UsageError('use --from/--to or --other, not both');
+      const res = await api.diffPlans({ planId, otherPlanId, fromVersion, toVersion });
+      print(o, json, planDiffJson(res), () => formatPlanDiff(res));
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command "plans ${sub}"; use list, get or diff`);
   }
 }
 

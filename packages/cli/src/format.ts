@@ -1,7 +1,15 @@
 import { toJson } from '@bufbuild/protobuf';
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import {
+  ChangeKind,
   DefinitionSchema,
+  DiffPlansResponseSchema,
+  PlanSchema,
+  TriggerSchema,
+  type DiffPlansResponse,
+  type Plan,
+  type PlanChange,
+  type Trigger,
   PhaseSchema,
   PhaseStateSchema,
   RunSchema,
@@ -164,4 +172,58 @@ export function formatProfile(p: backlogV1.Profile): string {
     `done rules  ${rules(s?.doneRules)}`,
     `evidence    ${s?.evidenceTargets.length ? s.evidenceTargets.map((t) => `${t.artifact} (from ${t.from})`).join(', ') : '-'}`,
   ].join('\n');
+}
+
+export const planJson = (p: Plan) => toJson(PlanSchema, p);
+export const planDiffJson = (d: DiffPlansResponse) => toJson(DiffPlansResponseSchema, d);
+export const triggerName = (t: Trigger) => enumName(TriggerSchema, 'TRIGGER_', t);
+
+/** The backlog work item and revision a plan was made for (`-` for a manual plan). */
+export function planWorkItem(plan: Plan): string {
+  // Plans carry their work item and revision; older services only mark the revision as an annotation.
+  const p = plan as Plan & { workItemId?: string; workItemRevision?: bigint };
+  const revision = p.workItemRevision ? String(p.workItemRevision) : p.annotations['ameide.dev/work-item-revision'];
+  const item = p.workItemId || (revision ? p.spec?.methodology?.workItemIds[0] : undefined);
+  return item ? `${item}${revision ? ` revision ${revision}` : ''}` : '-';
+}
+
+/** One plan per line: id, version, definition, work item and revision, trigger, creation time. */
+export function formatPlanLine(p: Plan): string {
+  const s = p.spec;
+  return `${p.id}  v${String(p.version).padEnd(4)} ${(s?.definitionName ?? '').padEnd(20)} ${planWorkItem(p).padEnd(24)} ${triggerName(s?.trigger ?? 0).padEnd(7)} ${time(p.createTime)}`;
+}
+
+/** A plan as people read it: version, definition, work item and revision, trigger, the work it covers. */
+export function formatPlan(p: Plan): string {
+  const s = p.spec;
+  const lines = [
+    `plan        ${p.id}`,
+    `version     ${p.version}`,
+    `definition  ${s?.definitionName ?? '-'} v${s?.definitionVersion ?? '-'} (${s?.repo?.repoUrl ?? '-'})`,
+    `work item   ${planWorkItem(p)}`,
+    `trigger     ${triggerName(s?.trigger ?? 0)}`,
+    `created     ${time(p.createTime)}`,
+  ];
+  const m = s?.methodology;
+  if (m?.profile)
+    lines.push(
+      `profile     ${m.profile}${m.timeboxIds.length ? `; timeboxes ${m.timeboxIds.join(', ')}` : ''}${m.goalIds.length ? `; goals ${m.goalIds.join(', ')}` : ''}`,
+    );
+  for (const w of s?.workItems ?? []) {
+    lines.push(`work        ${w.id}: ${w.title}`);
+    for (const c of w.acceptanceCriteria) lines.push(`  - ${c}`);
+  }
+  return lines.join('\n');
+}
+
+/** A plan diff: a heading, then one line per change (`+ path: new`, `- path: old`, `~ path: old → new`). */
+export function formatPlanDiff(d: DiffPlansResponse): string {
+  const heading = `plan ${d.fromPlanId} v${d.fromVersion} → plan ${d.toPlanId} v${d.toVersion}: ${d.changes.length} change${d.changes.length === 1 ? '' : 's'}`;
+  const line = (c: PlanChange) =>
+    c.kind === ChangeKind.ADDED
+      ? `+ ${c.path}: ${c.newValue}`
+      : c.kind === ChangeKind.REMOVED
+        ? `- ${c.path}: ${c.oldValue}`
+        : `~ ${c.path}: ${c.oldValue} → ${c.newValue}`;
+  return [heading, ...d.changes.map(line)].join('\n');
 }

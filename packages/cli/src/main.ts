@@ -1,11 +1,14 @@
 import { loadCliConfig, runMain } from '@ameide/config';
 import { ConnectError, createBacklogServiceClient, createWorkflowServiceClient } from '@ameide/sdk';
 import { parseArgs, UsageError } from './args.js';
-import { definitionsCommand, profilesCommand, runsCommand, workitemsCommand, type Output } from './commands.js';
+import { definitionsCommand, plansCommand, profilesCommand, runsCommand, workitemsCommand, type Output } from './commands.js';
 
 const USAGE = `usage: ameide <command>
   definitions apply -f <file.yaml>      create or update a definition
   definitions list|get <name>           show definitions            [--json]
+  plans list [--work-item id] [--definition name]   show plans: version, work item and revision, trigger   [--json]
+  plans get <id>                        show a plan                  [--json]
+  plans diff <plan> [--from N --to M] [--other <plan>]   what changed between two versions of a work item's plan (default: the one before) or two plans   [--json]
   runs start --definition <name> [--work-item <id> --title <t> --description <d> --criterion <c>… --link <url>…] [--request-id <key>] [--watch]
   runs list [--status s] [--work-item id] [--definition name]        [--json]
   runs get <id>                         show a run                   [--json]
@@ -32,6 +35,7 @@ export async function cli(argv: string[], o: Output = { out: (l) => console.log(
   try {
     if (group === 'definitions') return await definitionsCommand(api, sub ?? '', args, o);
     if (group === 'runs') return await runsCommand(api, sub ?? '', args, o);
+    if (group === 'plans') return await plansCommand(api, sub ?? '', args, o);
     if (group === 'workitems' || group === 'profiles') {
       const backlog = createBacklogServiceClient({ baseUrl: cfg.apiUrl, token: cfg.token });
       return await (group === 'workitems' ? workitemsCommand : profilesCommand)(backlog, sub ?? '', args, o);

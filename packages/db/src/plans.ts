@@ -36,6 +36,16 @@ export class PlanRepository {
     return rows[0];
   }
 
+  /** The plan of version `version` among a work item's plans (automation numbers them 1, 2, … per item). */
+  async byWorkItemVersion(tenantId: string, workItemId: string, version: number): Promise<PlanRow | undefined> {
+    const rows = await this.db
+      .select()
+      .from(plans)
+      .where(and(eq(plans.tenantId, tenantId), eq(plans.workItemId, workItemId), eq(plans.version, version)))
+      .limit(1);
+    return rows[0];
+  }
+
   /** Lists plans; the work item filter uses JSONB containment on the spec (GIN index). */
   async list(tenantId: string, f: { definitionId?: string; workItemId?: string; limit: number }): Promise<PlanRow[]> {
     const where = [eq(plans.tenantId, tenantId)];

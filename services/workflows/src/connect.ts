@@ -40,6 +40,7 @@ export function routes(deps: RouteDeps) {
       createPlan: p.createPlan,
       getPlan: p.getPlan,
       listPlans: p.listPlans,
+      diffPlans: p.diffPlans,
       startWorkflowRun: r.startWorkflowRun,
       getWorkflowRun: r.getWorkflowRun,
       listWorkflowRuns: r.listWorkflowRuns,

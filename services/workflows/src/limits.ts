@@ -98,6 +98,8 @@ export const LIMITS: Record<string, FieldLimit> = {
   [`${V1}.ListPlansRequest.definition`]: ID,
   [`${V1}.ListPlansRequest.work_item_id`]: ID,
   [`${V1}.ListPlansRequest.page_size`]: PAGE_SIZE,
+  [`${V1}.DiffPlansRequest.plan_id`]: ID,
+  [`${V1}.DiffPlansRequest.other_plan_id`]: ID,
   [`${V1}.StartWorkflowRunRequest.plan_id`]: ID,
   [`${V1}.StartWorkflowRunRequest.definition`]: ID,
   [`${V1}.StartWorkflowRunRequest.work_items`]: { entries: 100, jsonBytes: 256 * KiB },

@@ -1,21 +1,27 @@
-import { create, toJson, type JsonObject } from '@bufbuild/protobuf';
+import { create, fromJson, toJson, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
+import diff from 'microdiff';
 import type { HandlerContext } from '@connectrpc/connect';
 import {
+  ChangeKind,
   CreatePlanResponseSchema,
+  DiffPlansResponseSchema,
   GetPlanResponseSchema,
   ListPlansResponseSchema,
   MethodologyContextSchema,
+  PlanChangeSchema,
   PlanSpecSchema,
   Trigger,
   type CreatePlanRequest,
+  type DiffPlansRequest,
   type GetPlanRequest,
   type ListPlansRequest,
   type MethodologyContext,
+  type PlanChange,
   type PlanSpecJson,
   type WorkItem,
 } from '@ameide/contracts';
 import type { Annotations, DefinitionRepository, DefinitionRow, PlanRepository, PlanRow } from '@ameide/db';
-import { NotFoundError } from '../errors.js';
+import { InvalidFieldError, NotFoundError } from '../errors.js';
 import { planToProto } from '../mapping.js';
 import { isUuid, pageSize, requireId, validateMethodology, validateWorkItems } from '../validation.js';
 import { handle, principalOf } from './context.js';
@@ -96,4 +102,72 @@ export class PlanHandlers {
       const rows = await this.plans.list(tenantId, { definitionId, workItemId: req.workItemId || undefined, limit: pageSize(req.pageSize) });
       return create(ListPlansResponseSchema, { plans: rows.map(planToProto) });
     });
+
+  diffPlans = (req: DiffPlansRequest, ctx: HandlerContext) =>
+    handle(async () => {
+      const { tenantId } = principalOf(ctx);
+      const plan = await this.planById(tenantId, 'plan_id', req.planId);
+      let from: PlanRow;
+      let to: PlanRow;
+      if (req.otherPlanId) {
+        [from, to] = [plan, await this.planById(tenantId, 'other_plan_id', req.otherPlanId)];
+      } else {
+        const workItemId = plan.workItemId;
+        if (!workItemId)
+          throw new InvalidFieldError(
+            'plan_id',
+            `plan ${plan.id} was not made for a work item, so it has no other versions: give other_plan_id to compare it with`,
+          );
+        const version = async (field: string, v: number) => {
+          const row = v === plan.version ? plan : await this.plans.byWorkItemVersion(tenantId, workItemId, v);
+          if (!row)
+            throw new InvalidFieldError(
+              field,
+              `work item ${workItemId} has no plan version ${v}${v === 0 && req.fromVersion === undefined ? ` (plan ${plan.id} is its first: give to_version or other_plan_id)` : ''}`,
+            );
+          return row;
+        };
+        from = await version('from_version', req.fromVersion ?? plan.version - 1);
+        to = await version('to_version', req.toVersion ?? plan.version);
+      }
+      return create(DiffPlansResponseSchema, {
+        fromPlanId: from.id,
+        fromVersion: from.version,
+        toPlanId: to.id,
+        toVersion: to.version,
+        changes: diffPlanSpecs(from, to),
+      });
+    });
+
+  private async planById(tenantId: string, field: string, id: string): Promise<PlanRow> {
+    const row = isUuid(requireId(field, id)) ? await this.plans.get(tenantId, id) : undefined;
+    if (!row) throw new NotFoundError('plan', id);
+    return row;
+  }
+}
+
+/** A plan's spec as the API shows it, with proto field names and every field (empty ones too), so paths read like the proto. */
+function specForDiff(row: PlanRow): JsonObject {
+  const spec = fromJson(PlanSpecSchema, row.spec as JsonObject, { ignoreUnknownFields: true });
+  return toJson(PlanSpecSchema, spec, { useProtoFieldName: true, alwaysEmitImplicit: true }) as JsonObject;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `spec.work_items[0].acceptance_criteria[1]`; map keys that are not identifiers are quoted: `spec.repo.env["A.B"]`. */
+function changePath(path: Array<string | number>): string {
+  return path.reduce<string>((out, p) => out + (typeof p === 'number' ? `[${p}]` : IDENTIFIER.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`), 'spec');
+}
+
+/** What differs between two plans' specs, one change per added, removed or changed value. */
+export function diffPlanSpecs(from: PlanRow, to: PlanRow): PlanChange[] {
+  const text = (v: unknown) => (v === undefined ? '' : JSON.stringify(v as JsonValue));
+  return diff(specForDiff(from), specForDiff(to)).map((d) =>
+    create(PlanChangeSchema, {
+      path: changePath(d.path),
+      kind: d.type === 'CREATE' ? ChangeKind.ADDED : d.type === 'REMOVE' ? ChangeKind.REMOVED : ChangeKind.CHANGED,
+      oldValue: d.type === 'CREATE' ? '' : text(d.oldValue),
+      newValue: d.type === 'REMOVE' ? '' : text(d.value),
+    }),
+  );
 }
