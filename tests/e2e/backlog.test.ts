@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { describe, expect, inject, it } from 'vitest';
-import { backlogV1, RunStatus, Trigger } from '@ameide/contracts';
+import { ApprovalState, backlogV1, RunStatus, Trigger } from '@ameide/contracts';
 import { loadServiceConfig } from '@ameide/config';
 import { createBacklogServiceClient, type BacklogServiceClient } from '@ameide/sdk';
 import { openDatabase } from '@ameide/db';
@@ -206,5 +206,37 @@ describe('from backlog to run', () => {
     const removed = (await h.acme.getWorkflowRun({ id: waiting })).run!;
     expect([removed.status, removed.error]).toEqual([RunStatus.CANCELLED, 'work item MID-1 was removed from the backlog']);
     await watchAll(h.acme, running);
+  });
+
+  it('with a profile that requires approval, the plan waits: a rejected plan never runs, an approved one does, and who decided is recorded', async () => {
+    await applySample(h.acme, origin, { agentCommand: 'echo "approved" >> notes.txt' });
+    await backlog.applyProfile({
+      name: 'gated',
+      spec: { readyRules: [{ kind: 'acceptance_criteria' }], approvalRequired: true, triggerState: WorkItemState.READY },
+    });
+    await deliver(h.apiUrl, revision('GATE-1', 1, { profile: 'gated' }));
+    const waiting = (await backlog.getWorkItem({ id: 'GATE-1' })).workItem!;
+    expect([waiting.readiness!.met, waiting.runId, waiting.triggeredRevision]).toEqual([true, '', 1n]);
+    const first = (await h.acme.getPlan({ id: waiting.planId })).plan!;
+    expect([first.approval!.state, first.workItemId, first.workItemRevision, first.version]).toEqual([ApprovalState.PENDING, 'GATE-1', 1n, 1]);
+    expect((await h.acme.listWorkflowRuns({ workItemId: 'GATE-1' })).runs).toEqual([]);
+
+    const rejected = (await h.acme.rejectPlan({ id: first.id, reason: 'not this sprint' })).plan!;
+    expect([rejected.approval!.state, rejected.approval!.decidedBy, rejected.approval!.reason]).toEqual([
+      ApprovalState.REJECTED,
+      'apikey:acme',
+      'not this sprint',
+    ]);
+    await expect(h.acme.approvePlan({ id: first.id })).rejects.toThrow(/not waiting for approval \(approval: rejected\)/);
+    expect((await h.acme.listWorkflowRuns({ workItemId: 'GATE-1' })).runs).toEqual([]);
+
+    await deliver(h.apiUrl, revision('GATE-1', 2, { profile: 'gated', title: 'now, please' }));
+    const second = (await backlog.getWorkItem({ id: 'GATE-1' })).workItem!.planId;
+    const approved = await h.acme.approvePlan({ id: second, reason: 'go' });
+    expect([approved.plan!.version, approved.plan!.approval!.state, approved.plan!.approval!.decidedBy]).toEqual([2, ApprovalState.APPROVED, 'apikey:acme']);
+    await watchAll(h.acme, approved.run!.id);
+    expect((await h.acme.getWorkflowRun({ id: approved.run!.id })).run!.status).toBe(RunStatus.COMPLETED);
+    expect((await backlog.getWorkItem({ id: 'GATE-1' })).workItem!.runId).toBe(approved.run!.id);
+    expect((await h.acme.listWorkflowRuns({ workItemId: 'GATE-1' })).runs.map((r) => r.id)).toEqual([approved.run!.id]);
   });
 });

@@ -258,8 +258,21 @@ export async function plansCommand(api: WorkflowServiceClient, sub: string, args
       print(o, json, planDiffJson(res), () => formatPlanDiff(res));
       return 0;
     }
+    case 'approve':
+    case 'reject': {
+      const id = positional(args, 2, 'plan id');
+      const reason = flag(args, 'reason') ?? '';
+      if (sub === 'approve') {
+        const res = await api.approvePlan({ id, reason });
+        print(o, json, { plan: planJson(res.plan!), run: runJson(res.run!) }, () => `plan ${id} approved; run ${res.run!.id} started`);
+      } else {
+        const res = await api.rejectPlan({ id, reason });
+        print(o, json, planJson(res.plan!), () => `plan ${id} rejected: it will not run`);
+      }
+      return 0;
+    }
     default:
-      throw new UsageError(`unknown command "plans ${sub}"; use list, get or diff`);
+      throw new UsageError(`unknown command "plans ${sub}"; use list, get, diff, approve or reject`);
   }
 }
 

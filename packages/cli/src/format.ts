@@ -1,6 +1,8 @@
 import { toJson } from '@bufbuild/protobuf';
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import {
+  ApprovalState,
+  ApprovalStateSchema,
   ChangeKind,
   DefinitionSchema,
   DiffPlansResponseSchema,
@@ -180,10 +182,8 @@ export const triggerName = (t: Trigger) => enumName(TriggerSchema, 'TRIGGER_', t
 
 /** The backlog work item and revision a plan was made for (`-` for a manual plan). */
 export function planWorkItem(plan: Plan): string {
-  // Plans carry their work item and revision; older services only mark the revision as an annotation.
-  const p = plan as Plan & { workItemId?: string; workItemRevision?: bigint };
-  const revision = p.workItemRevision ? String(p.workItemRevision) : p.annotations['ameide.dev/work-item-revision'];
-  const item = p.workItemId || (revision ? p.spec?.methodology?.workItemIds[0] : undefined);
+  const revision = plan.workItemRevision ? String(plan.workItemRevision) : undefined;
+  const item = plan.workItemId;
   return item ? `${item}${revision ? ` revision ${revision}` : ''}` : '-';
 }
 
@@ -204,6 +204,12 @@ export function formatPlan(p: Plan): string {
     `trigger     ${triggerName(s?.trigger ?? 0)}`,
     `created     ${time(p.createTime)}`,
   ];
+  const a = p.approval;
+  if (a && a.state !== ApprovalState.NOT_REQUIRED && a.state !== ApprovalState.UNSPECIFIED) {
+    const state = (ApprovalStateSchema.values.find((v) => v.number === a.state)?.name ?? '').replace('APPROVAL_STATE_', '').toLowerCase();
+    const decided = a.decidedBy ? ` by ${a.decidedBy} at ${time(a.decideTime)}${a.reason ? `: ${a.reason}` : ''}` : '';
+    lines.push(`approval    ${state}${decided}${a.state === ApprovalState.PENDING ? ` — ameide plans approve ${p.id}` : ''}`);
+  }
   const m = s?.methodology;
   if (m?.profile)
     lines.push(

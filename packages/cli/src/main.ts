@@ -8,6 +8,7 @@ const USAGE = `usage: ameide <command>
   definitions list|get <name>           show definitions            [--json]
   plans list [--work-item id] [--definition name]   show plans: version, work item and revision, trigger   [--json]
   plans get <id>                        show a plan                  [--json]
+  plans approve|reject <id> [--reason r]   decide on a plan that waits for approval (approve starts its run)
   plans diff <plan> [--from N --to M] [--other <plan>]   what changed between two versions of a work item's plan (default: the one before) or two plans   [--json]
   runs start --definition <name> [--work-item <id> --title <t> --description <d> --criterion <c>… --link <url>…] [--request-id <key>] [--watch]
   runs list [--status s] [--work-item id] [--definition name]        [--json]

@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, isNotNull, lt, or, isNull, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
-import { profiles, webhookDeliveries, workItems, type Annotations } from './schema.js';
+import { plans, profiles, webhookDeliveries, workItems, type Annotations } from './schema.js';
 
 export type WorkItemRow = typeof workItems.$inferSelect;
 export type ProfileRow = typeof profiles.$inferSelect;
@@ -78,11 +78,20 @@ export class WorkItemRepository {
       .limit(limit);
   }
 
-  async markTriggered(tenantId: string, id: string, revision: number, planId: string, runId: string): Promise<void> {
+  /** Records what automation made for a revision: its plan and, unless the plan waits for approval, its run. */
+  async markTriggered(tenantId: string, id: string, revision: number, planId: string, runId: string | null): Promise<void> {
     await this.db
       .update(workItems)
       .set({ triggeredRevision: revision, planId, runId })
       .where(and(eq(workItems.tenantId, tenantId), eq(workItems.id, id)));
+  }
+
+  /** Records the run an approval started for the item's plan. */
+  async setRun(tenantId: string, id: string, planId: string, runId: string): Promise<void> {
+    await this.db
+      .update(workItems)
+      .set({ runId })
+      .where(and(eq(workItems.tenantId, tenantId), eq(workItems.id, id), eq(workItems.planId, planId)));
   }
 
   /** Serialises automation of one work item until the transaction ends. */
@@ -123,6 +132,33 @@ export class ProfileRepository {
       })
       .returning();
     return rows[0]!;
+  }
+}
+
+export type PlanApproval = NonNullable<(typeof plans.$inferSelect)['approval']>;
+
+/** The approval gate of plans: pending plans and their decisions. */
+export class PlanApprovalRepository {
+  constructor(private readonly db: Db) {}
+
+  /** Sets a plan's approval; with `from`, only if its approval is in that state now (returns undefined otherwise). */
+  async set(tenantId: string, planId: string, approval: PlanApproval, from?: string) {
+    const where = [eq(plans.tenantId, tenantId), eq(plans.id, planId)];
+    if (from) where.push(sql`${plans.approval}->>'state' = ${from}`);
+    const rows = await this.db
+      .update(plans)
+      .set({ approval })
+      .where(and(...where))
+      .returning();
+    return rows[0];
+  }
+
+  /** Plans of a work item still waiting for approval. */
+  async pending(tenantId: string, workItemId: string) {
+    return this.db
+      .select()
+      .from(plans)
+      .where(and(eq(plans.tenantId, tenantId), eq(plans.workItemId, workItemId), sql`${plans.approval}->>'state' = 'APPROVAL_STATE_PENDING'`));
   }
 }
 

@@ -34,6 +34,8 @@ export const plans = pgTable(
     /** For a plan automation made: the backlog work item and the revision it was made for (one plan per revision). */
     workItemId: text('work_item_id'),
     workItemRevision: bigint('work_item_revision', { mode: 'number' }),
+    /** The approval gate (PlanApproval JSON); null when the plan needs none. */
+    approval: jsonb('approval').$type<{ state: string; decidedBy?: string; decideTime?: string; reason?: string }>(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [

@@ -11,6 +11,7 @@ import {
 } from '@ameide/db';
 import { BacklogAutomation } from './backlog/automation.js';
 import { WEBHOOK_PATH, workItemWebhook } from './backlog/webhook.js';
+import { ApprovalHandlers } from './handlers/approvals.js';
 import { BacklogHandlers } from './handlers/backlog.js';
 import { createAuthenticator } from './auth.js';
 import { routes } from './connect.js';
@@ -40,7 +41,7 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
   const automation = new BacklogAutomation(db, temporal);
   const backlog = new BacklogHandlers(new WorkItemRepository(db), new ProfileRepository(db), new DefinitionRepository(db), automation);
   const server = await startApiServer({
-    routes: routes({ db, launcher: temporal, policy: cfg.policy, backlog }),
+    routes: routes({ db, launcher: temporal, policy: cfg.policy, backlog, approvals: new ApprovalHandlers(new PlanRepository(db), automation) }),
     http: {
       [WEBHOOK_PATH]: workItemWebhook({
         secrets: cfg.webhookSecrets,

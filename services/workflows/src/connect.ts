@@ -2,6 +2,7 @@ import type { ConnectRouter } from '@connectrpc/connect';
 import type { SandboxPolicy } from '@ameide/config';
 import { backlogV1, WorkflowService } from '@ameide/contracts';
 import { DefinitionRepository, PlanRepository, RunRepository, type Db } from '@ameide/db';
+import type { ApprovalHandlers } from './handlers/approvals.js';
 import type { BacklogHandlers } from './handlers/backlog.js';
 import { DefinitionHandlers } from './handlers/definitions.js';
 import { PlanHandlers, Planner } from './handlers/plans.js';
@@ -20,6 +21,8 @@ export interface RouteDeps {
   policy: SandboxPolicy;
   /** The backlog service's handlers (shared with the work item webhook). */
   backlog: BacklogHandlers;
+  /** ApprovePlan and RejectPlan (the approval gate of automation's plans). */
+  approvals: ApprovalHandlers;
 }
 
 /** Registers WorkflowService and BacklogService, and gRPC server reflection for them, on a Connect router. */
@@ -47,6 +50,8 @@ export function routes(deps: RouteDeps) {
       cancelWorkflowRun: r.cancelWorkflowRun,
       watchWorkflowRun: (req, ctx) => r.watchWorkflowRun(req, ctx),
       recordStatusUpdate: r.recordStatusUpdate,
+      approvePlan: deps.approvals.approvePlan,
+      rejectPlan: deps.approvals.rejectPlan,
     });
     const b = deps.backlog;
     router.service(backlogV1.BacklogService, {

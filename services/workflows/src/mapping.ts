@@ -40,6 +40,9 @@ export function planToProto(row: PlanRow): Plan {
     version: row.version,
     spec: row.spec as JsonObject,
     annotations: row.annotations,
+    workItemId: row.workItemId ?? '',
+    workItemRevision: String(row.workItemRevision ?? 0),
+    approval: (row.approval as JsonObject | null) ?? { state: 'APPROVAL_STATE_NOT_REQUIRED' },
   });
   msg.createTime = timestampFromDate(row.createdAt);
   return msg;

@@ -1,8 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { create, fromJson, type JsonObject } from '@bufbuild/protobuf';
 import { backlogV1, MethodologyContextSchema, Trigger, WorkItemSchema } from '@ameide/contracts';
-import { DefinitionRepository, PlanRepository, RunRepository, WorkItemRepository, type Db, type RunRow } from '@ameide/db';
-import { workflowIdForRun } from '@ameide/temporal';
+import {
+  DefinitionRepository,
+  PlanApprovalRepository,
+  PlanRepository,
+  RunRepository,
+  WorkItemRepository,
+  type Db,
+  type PlanRow,
+  type RunRow,
+} from '@ameide/db';
+import { workflowIdForRun, type CodingRunInput } from '@ameide/temporal';
 import { Planner } from '../handlers/plans.js';
 import { codingRunInput } from '../runs/input.js';
 import { laneOf } from '../runs/lanes.js';
@@ -64,44 +73,70 @@ export class BacklogAutomation {
         },
         { id: item.id, revision },
       );
-      const runId = randomUUID();
-      const input = codingRunInput(runId, plan);
-      const { row, head } = await runs.insertInLane({
-        id: runId,
-        tenantId,
-        planId: plan.id,
-        planVersion: plan.version,
-        definitionId: plan.definitionId,
-        workflowId: workflowIdForRun(runId),
-        status: 'RUN_STATUS_QUEUED',
-        phase: 'PHASE_UNSPECIFIED',
-        spec: { definitionName: plan.spec.definitionName ?? '', methodology: plan.spec.methodology ?? {}, workItemIds: [item.id], trigger: 'TRIGGER_AUTO' },
-        state: { phases: [] },
-        annotations: {},
-        branchKey: laneOf(input).branchKey,
-        requestId: autoRequestId(item.id, revision),
-        readyAt: item.readyAt,
-      });
-      // Newest revision wins: runs of earlier revisions still waiting behind the current one go.
-      // (The lane's lock is held until this transaction ends, so the head cannot change meanwhile.)
-      for (const waiting of await runs.waitingAutoRuns(tenantId, item.id)) {
-        if (waiting.id === row.id || waiting.id === head.id) continue;
-        await runs.finishIfUnfinished(waiting.id, {
-          status: 'RUN_STATUS_CANCELLED',
-          finishedAt: new Date(),
-          state: { ...waiting.state, error: `superseded by revision ${revision} of work item ${item.id}` },
-        });
+      const approvals = new PlanApprovalRepository(t);
+      const readiness = fromJson(backlogV1.ReadinessSchema, item.readiness as JsonObject, { ignoreUnknownFields: true });
+      if (readiness.approvalRequired) {
+        // The gate: the plan waits for a person; a plan of an earlier revision still waiting is superseded.
+        for (const older of await approvals.pending(tenantId, item.id)) {
+          await approvals.set(tenantId, older.id, { state: 'APPROVAL_STATE_REJECTED', reason: `superseded by revision ${revision}` }, 'APPROVAL_STATE_PENDING');
+        }
+        await approvals.set(tenantId, plan.id, { state: 'APPROVAL_STATE_PENDING' });
+        await items.markTriggered(tenantId, item.id, revision, plan.id, null);
+        return undefined;
       }
+      const { row, head, input } = await addRun(t, plan, item.id, revision, item.readyAt);
       await items.markTriggered(tenantId, item.id, revision, plan.id, row.id);
       return { row, startNow: head.id === row.id, input };
     });
+    return made && this.start(made);
+  }
+
+  /**
+   * Approves a plan that waits for approval and adds its run (in one transaction with the
+   * decision, under the item's lock); the run starts when it heads its lane. Undefined when the plan
+   * is not waiting (approved, rejected or superseded already, or never gated).
+   */
+  async approve(tenantId: string, planId: string, by: string, reason: string): Promise<{ plan: PlanRow; run: RunRow } | undefined> {
+    const made = await this.db.transaction(async (tx) => {
+      const t = tx as unknown as Db;
+      const plan = await new PlanRepository(t).get(tenantId, planId);
+      if (!plan?.workItemId) return undefined;
+      const items = new WorkItemRepository(t);
+      await items.lock(tenantId, plan.workItemId);
+      const decided = await new PlanApprovalRepository(t).set(
+        tenantId,
+        planId,
+        { state: 'APPROVAL_STATE_APPROVED', decidedBy: by, decideTime: new Date().toISOString(), reason },
+        'APPROVAL_STATE_PENDING',
+      );
+      if (!decided) return undefined;
+      const item = await items.get(tenantId, plan.workItemId);
+      const run = await addRun(t, decided, plan.workItemId, plan.workItemRevision ?? 0, item?.readyAt ?? null);
+      await items.setRun(tenantId, plan.workItemId, plan.id, run.row.id);
+      return { ...run, plan: decided, startNow: run.head.id === run.row.id };
+    });
     if (!made) return undefined;
+    return { plan: made.plan, run: await this.start(made) };
+  }
+
+  /** Starts the workflow of a run automation made, when it heads its lane (the reconciler otherwise, or later). */
+  private async start(made: { row: RunRow; startNow: boolean; input: CodingRunInput }): Promise<RunRow> {
     if (made.startNow) {
       await this.launcher.startRun(made.row.workflowId, made.input).catch((err: Error) => {
         console.warn(`run ${made.row.id} stays queued until Temporal answers: ${err.message}`);
       });
     }
     return made.row;
+  }
+
+  /** Rejects a plan that waits for approval; undefined when it is not waiting. */
+  async reject(tenantId: string, planId: string, by: string, reason: string): Promise<PlanRow | undefined> {
+    return new PlanApprovalRepository(this.db).set(
+      tenantId,
+      planId,
+      { state: 'APPROVAL_STATE_REJECTED', decidedBy: by, decideTime: new Date().toISOString(), reason },
+      'APPROVAL_STATE_PENDING',
+    );
   }
 
   /** A work item removed from the backlog: its runs still waiting (not started) are cancelled. */
@@ -120,4 +155,40 @@ export class BacklogAutomation {
       return cancelled;
     });
   }
+}
+
+/**
+ * Adds the run of a plan automation made to its branch's lane (request id `auto:<item>@<revision>`),
+ * and cancels runs of earlier revisions still waiting in that lane (newest revision wins; the lane's
+ * lock is held until the caller's transaction ends, so its head cannot change meanwhile).
+ */
+async function addRun(t: Db, plan: PlanRow, itemId: string, revision: number, readyAt: Date | null) {
+  const runs = new RunRepository(t);
+  const runId = randomUUID();
+  const input = codingRunInput(runId, plan);
+  const { row, head } = await runs.insertInLane({
+    id: runId,
+    tenantId: plan.tenantId,
+    planId: plan.id,
+    planVersion: plan.version,
+    definitionId: plan.definitionId,
+    workflowId: workflowIdForRun(runId),
+    status: 'RUN_STATUS_QUEUED',
+    phase: 'PHASE_UNSPECIFIED',
+    spec: { definitionName: plan.spec.definitionName ?? '', methodology: plan.spec.methodology ?? {}, workItemIds: [itemId], trigger: 'TRIGGER_AUTO' },
+    state: { phases: [] },
+    annotations: {},
+    branchKey: laneOf(input).branchKey,
+    requestId: autoRequestId(itemId, revision),
+    readyAt,
+  });
+  for (const waiting of await runs.waitingAutoRuns(plan.tenantId, itemId)) {
+    if (waiting.id === row.id || waiting.id === head.id) continue;
+    await runs.finishIfUnfinished(waiting.id, {
+      status: 'RUN_STATUS_CANCELLED',
+      finishedAt: new Date(),
+      state: { ...waiting.state, error: `superseded by revision ${revision} of work item ${itemId}` },
+    });
+  }
+  return { row, head, input };
 }

@@ -62,6 +62,7 @@ export class BacklogHandlers {
       profile: profile.name,
       profileVersion: profile.version,
       triggerState: profile.spec.triggerState,
+      approvalRequired: profile.spec.approvalRequired,
     });
     const fires = triggers(spec, profile.spec, met);
     const revision = Number(req.revision);
