@@ -51,6 +51,15 @@ it('applies a definition file, runs and watches a run to completion, and prints 
   const watched = await ameide('runs', 'watch', runs[0].id, '--from', '3', '--json');
   expect(watched.status).toBe(0);
   expect(JSON.parse(watched.stdout.split('\n')[0]!).sequence).toBe('3');
+
+  // A rerun: the same plan, the next attempt, on the same branch (it starts from what the first pushed).
+  const rerun = await ameide('runs', 'rerun', runs[0].id);
+  expect(rerun.stdout).toMatch(new RegExp(`^run \\S+ started again from plan ${runs[0].planId} v1 `));
+  const again = JSON.parse((await ameide('runs', 'list', '--work-item', 'CALC-9', '--json')).stdout);
+  expect(again.map((r: { planId: string }) => r.planId)).toEqual([runs[0].planId, runs[0].planId]);
+  await ameide('runs', 'watch', again[0].id);
+  const second = JSON.parse((await ameide('runs', 'get', again[0].id, '--json')).stdout);
+  expect(second.summary.baseCommit).toBe(runs[0].summary.headCommit);
 });
 
 it('recreates the branch of a handed-off run in a fresh clone', async () => {

@@ -170,6 +170,18 @@ export async function runsCommand(api: WorkflowServiceClient, sub: string, args:
       print(o, json, runJson(run), () => `run ${run.id} started (workflow ${run.workflowId})`);
       return 0;
     }
+    case 'rerun': {
+      // Same plan, next attempt, same branch: it queues behind the branch's running run, if any.
+      const previous = (await api.getWorkflowRun({ id: positional(args, 2, 'run id') })).run!;
+      const requestId = flag(args, 'request-id') ?? randomUUID();
+      const run = (await retryTransient(() => api.startWorkflowRun({ planId: previous.planId, requestId }))).run!;
+      if (has(args, 'watch')) {
+        if (!json) o.out(`run ${run.id} started again from plan ${run.planId} v${run.planVersion} (workflow ${run.workflowId})`);
+        return watchRun(api, run.id, 0n, json, o);
+      }
+      print(o, json, runJson(run), () => `run ${run.id} started again from plan ${run.planId} v${run.planVersion} (workflow ${run.workflowId})`);
+      return 0;
+    }
     case 'list': {
       const res = await api.listWorkflowRuns({
         statuses: flags(args, 'status').map(parseStatus),
@@ -223,7 +235,7 @@ export async function runsCommand(api: WorkflowServiceClient, sub: string, args:
       return 0;
     }
     default:
-      throw new UsageError(`unknown command "runs ${sub}"; use start, list, get, watch, cancel or handoff`);
+      throw new UsageError(`unknown command "runs ${sub}"; use start, rerun, list, get, watch, cancel or handoff`);
   }
 }
 

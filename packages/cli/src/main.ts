@@ -11,6 +11,7 @@ const USAGE = `usage: ameide <command>
   plans approve|reject <id> [--reason r]   decide on a plan that waits for approval (approve starts its run)
   plans diff <plan> [--from N --to M] [--other <plan>]   what changed between two versions of a work item's plan (default: the one before) or two plans   [--json]
   runs start --definition <name> [--work-item <id> --title <t> --description <d> --criterion <c>… --link <url>…] [--request-id <key>] [--watch]
+  runs rerun <id> [--watch]             run the same plan again: next attempt, same branch
   runs list [--status s] [--work-item id] [--definition name]        [--json]
   runs get <id>                         show a run                   [--json]
   runs watch <id> [--from N]            follow a run; exit 0 only if it completed
