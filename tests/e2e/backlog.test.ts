@@ -95,6 +95,15 @@ describe('from backlog to run', () => {
     expect(run.methodology).toMatchObject({ profile: 'scrum', workItemIds: ['CALC-77'], timeboxIds: ['sprint-7'], goalIds: ['sprint-7-goal'] });
     expect(timestampDate(run.readyTime!).getTime()).toBe(timestampDate(item.readyTime!).getTime());
     expect(timestampDate(run.endTime!).getTime()).toBeGreaterThan(timestampDate(run.readyTime!).getTime());
+    // Lead time READY → done, per run (here and in lists) and, once the backlog says done, per work item.
+    const ms = (d: { seconds: bigint; nanos: number }) => Number(d.seconds) * 1000 + Math.round(d.nanos / 1e6);
+    expect(ms(run.leadTime!)).toBe(timestampDate(run.endTime!).getTime() - timestampDate(run.readyTime!).getTime());
+    expect((await h.acme.listWorkflowRuns({ workItemId: 'CALC-77' })).runs[0]!.leadTime).toEqual(run.leadTime);
+    expect(item.leadTime).toBeUndefined();
+    await deliver(h.apiUrl, revision('CALC-77', 2, { state: 'WORK_ITEM_STATE_DONE' }));
+    const done = (await backlog.getWorkItem({ id: 'CALC-77' })).workItem!;
+    expect(ms(done.leadTime!)).toBe(timestampDate(done.doneTime!).getTime() - timestampDate(done.readyTime!).getTime());
+    expect(ms(done.leadTime!)).toBeGreaterThan(0);
     // Operators find it in Temporal by work item, timebox and goal.
     const listed = execFileSync(
       inject('temporalCli'),

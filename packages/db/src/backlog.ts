@@ -23,11 +23,12 @@ export class WorkItemRepository {
    * revision, exactly one applies it). Returns the row as it now is and whether this call applied it.
    */
   async upsertNewer(
-    row: Omit<WorkItemRow, 'createdAt' | 'updatedAt' | 'triggeredRevision' | 'planId' | 'runId'>,
+    row: Omit<WorkItemRow, 'createdAt' | 'updatedAt' | 'triggeredRevision' | 'planId' | 'runId' | 'doneAt'> & { done?: boolean },
   ): Promise<{ row: WorkItemRow; applied: boolean }> {
+    const { done, ...values } = row;
     const applied = await this.db
       .insert(workItems)
-      .values(row)
+      .values(values)
       .onConflictDoUpdate({
         target: [workItems.tenantId, workItems.id],
         set: {
@@ -41,6 +42,8 @@ export class WorkItemRepository {
           // A revision that triggers becomes the one to plan for; one that does not leaves a pending one as it is.
           triggerRevision: row.triggerRevision ?? sql`${workItems.triggerRevision}`,
           readyAt: row.readyAt ? sql`coalesce(${workItems.readyAt}, ${row.readyAt.toISOString()}::timestamptz)` : sql`${workItems.readyAt}`,
+          // The first revision saying done, once the item had been ready.
+          doneAt: done ? sql`coalesce(${workItems.doneAt}, case when ${workItems.readyAt} is not null then now() end)` : sql`${workItems.doneAt}`,
           updatedAt: sql`now()`,
         },
         setWhere: lt(workItems.revision, row.revision),

@@ -1,6 +1,14 @@
 export { openDatabase, DatabaseUnavailableError, type Database, type Db } from './client.js';
 export { DefinitionRepository, isUuid, type DefinitionRow } from './definitions.js';
 export { PlanRepository, type PlanRow } from './plans.js';
-export { DeliveryRepository, PlanApprovalRepository, ProfileRepository, WorkItemRepository, type PlanApproval, type ProfileRow, type WorkItemRow } from './backlog.js';
+export {
+  DeliveryRepository,
+  PlanApprovalRepository,
+  ProfileRepository,
+  WorkItemRepository,
+  type PlanApproval,
+  type ProfileRow,
+  type WorkItemRow,
+} from './backlog.js';
 export { isUniqueViolation, RunRepository, type RunRow, type NewRunRow, type RunProgress, type StatusUpdateRow } from './runs.js';
 export type { RunSpec, RunState, Annotations } from './schema.js';

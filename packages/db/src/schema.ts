@@ -144,6 +144,8 @@ export const workItems = pgTable(
     planId: uuid('plan_id'),
     runId: uuid('run_id'),
     readyAt: timestamp('ready_at', { withTimezone: true }),
+    /** When a revision first said the item is done, after it was ready (lead time READY → DONE). */
+    doneAt: timestamp('done_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },

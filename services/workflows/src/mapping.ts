@@ -1,5 +1,5 @@
 import { fromJson, toJson, type JsonObject } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
   DefinitionSchema,
   PlanSchema,
@@ -76,6 +76,7 @@ export function runToProto(row: RunRow, extra: { queuedBehind?: string; executio
   };
   const run = fromJson(RunSchema, compactJson(json) as JsonObject, { ignoreUnknownFields: true });
   run.execution = extra.execution;
+  if (row.readyAt && row.finishedAt && row.status === 'RUN_STATUS_COMPLETED') run.leadTime = durationFromMs(row.finishedAt.getTime() - row.readyAt.getTime());
   return run;
 }
 

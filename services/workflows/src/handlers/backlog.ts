@@ -1,5 +1,5 @@
 import { create, fromJson, toJson, type JsonObject } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { HandlerContext } from '@connectrpc/connect';
 import { backlogV1, MethodologyContextSchema } from '@ameide/contracts';
 import type { DefinitionRepository, ProfileRepository, ProfileRow, WorkItemRepository, WorkItemRow } from '@ameide/db';
@@ -78,6 +78,7 @@ export class BacklogHandlers {
       ready: met,
       triggerRevision: fires ? revision : null,
       readyAt: fires ? new Date() : null,
+      done: spec.state === WorkItemState.DONE,
     });
     let current = row;
     if (applied) {
@@ -157,6 +158,8 @@ export function workItemToProto(row: WorkItemRow): backlogV1.WorkItem {
     runId: row.runId ?? '',
     triggeredRevision: BigInt(row.triggeredRevision ?? 0),
     readyTime: row.readyAt ? timestampFromDate(row.readyAt) : undefined,
+    doneTime: row.doneAt ? timestampFromDate(row.doneAt) : undefined,
+    leadTime: row.readyAt && row.doneAt ? durationFromMs(row.doneAt.getTime() - row.readyAt.getTime()) : undefined,
     createTime: timestampFromDate(row.createdAt),
     updateTime: timestampFromDate(row.updatedAt),
   });
