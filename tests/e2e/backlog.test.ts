@@ -113,7 +113,7 @@ describe('from backlog to run', () => {
         '--address',
         inject('temporalAddress'),
         '--query',
-        `AmeideWorkItemIds = 'CALC-77' AND AmeideTimeboxIds = 'sprint-7' AND AmeideGoalIds = 'sprint-7-goal' AND AmeideTrigger = 'auto'`,
+        `AmeideWorkItemIds = 'CALC-77' AND AmeideTimeboxIds = 'sprint-7' AND AmeideGoalIds = 'sprint-7-goal' AND AmeideTrigger = 'auto' AND AmeideProfile = 'scrum'`,
         '-o',
         'json',
       ],
@@ -247,5 +247,31 @@ describe('from backlog to run', () => {
     expect((await h.acme.getWorkflowRun({ id: approved.run!.id })).run!.status).toBe(RunStatus.COMPLETED);
     expect((await backlog.getWorkItem({ id: 'GATE-1' })).workItem!.runId).toBe(approved.run!.id);
     expect((await h.acme.listWorkflowRuns({ workItemId: 'GATE-1' })).runs.map((r) => r.id)).toEqual([approved.run!.id]);
+  });
+
+  it("the work item's state changes land in its running run's workflow history", async () => {
+    await applySample(h.acme, origin, { agentCommand: 'sleep 5 && echo "history" >> notes.txt' });
+    await deliver(h.apiUrl, revision('HIST-1', 1));
+    const runId = (await backlog.getWorkItem({ id: 'HIST-1' })).workItem!.runId;
+    const run = (await h.acme.getWorkflowRun({ id: runId })).run!;
+    await deliver(h.apiUrl, revision('HIST-1', 2, { state: 'WORK_ITEM_STATE_IN_PROGRESS' }));
+    await watchAll(h.acme, runId);
+    const history = execFileSync(
+      inject('temporalCli'),
+      ['workflow', 'show', '--address', inject('temporalAddress'), '--workflow-id', run.workflowId, '-o', 'json'],
+      { encoding: 'utf8' },
+    );
+    const signals = (
+      JSON.parse(history) as { events: Array<{ eventType: string; workflowExecutionSignaledEventAttributes?: { signalName: string; input: unknown } }> }
+    ).events.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'workItemChanged');
+    expect(signals).toHaveLength(1);
+    // The history keeps the payload as JSON, base64-encoded.
+    const input = signals[0]!.workflowExecutionSignaledEventAttributes!.input as { payloads: Array<{ data: string }> };
+    expect(JSON.parse(Buffer.from(input.payloads[0]!.data, 'base64').toString('utf8'))).toMatchObject({
+      workItemId: 'HIST-1',
+      revision: 2,
+      state: 'WORK_ITEM_STATE_IN_PROGRESS',
+      previousState: 'WORK_ITEM_STATE_READY',
+    });
   });
 });

@@ -20,3 +20,8 @@ export function workBranchName(prefix: string, workItemId: string | undefined, p
     .slice(0, 60);
   return `${p.endsWith('/') || p.endsWith('-') ? p : p + '/'}${slug || `plan-${planId.slice(0, 8)}`}`;
 }
+
+/** Signal a run's workflow receives when its work item changes in the backlog (WorkItemChange). */
+export const WORK_ITEM_CHANGED_SIGNAL = 'workItemChanged';
+/** Query that returns the WorkItemChange list a run's workflow received. */
+export const WORK_ITEM_CHANGES_QUERY = 'workItemChanges';

@@ -14,6 +14,8 @@ export const SA = {
   elementIds: defineSearchAttributeKey('AmeideElementIds', SearchAttributeType.TEXT),
   definitionId: defineSearchAttributeKey('AmeideDefinitionId', SearchAttributeType.KEYWORD),
   trigger: defineSearchAttributeKey('AmeideTrigger', SearchAttributeType.KEYWORD),
+  /** The methodology profile of the run's work (scrum, safe, togaf, a tenant's own), when it has one. */
+  profile: defineSearchAttributeKey('AmeideProfile', SearchAttributeType.KEYWORD),
   runStatus: defineSearchAttributeKey('AmeideRunStatus', SearchAttributeType.KEYWORD),
   runPhase: defineSearchAttributeKey('AmeideRunPhase', SearchAttributeType.KEYWORD),
 } as const;
@@ -27,6 +29,7 @@ export const SEARCH_ATTRIBUTE_REGISTRATIONS: ReadonlyArray<readonly [string, 'Ke
   ['AmeideElementIds', 'Text'],
   ['AmeideDefinitionId', 'Keyword'],
   ['AmeideTrigger', 'Keyword'],
+  ['AmeideProfile', 'Keyword'],
   ['AmeideRunStatus', 'Keyword'],
   ['AmeideRunPhase', 'Keyword'],
 ];

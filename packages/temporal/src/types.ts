@@ -131,3 +131,17 @@ export interface CodingRunResult {
   error?: string;
   summary?: RunSummaryResult;
 }
+
+/**
+ * A change of the run's work item in the backlog (a new revision, e.g. its state went to
+ * in_progress or done), signalled to the run's workflow so that its history shows it.
+ */
+export interface WorkItemChange {
+  workItemId: string;
+  revision: number;
+  /** The item's state in that revision, e.g. `WORK_ITEM_STATE_IN_PROGRESS`. */
+  state: string;
+  /** The state before it. */
+  previousState: string;
+  time: string;
+}

@@ -7,10 +7,13 @@ import {
   ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
+  defineQuery,
+  defineSignal,
   isCancellation,
   log,
   proxyActivities,
   proxyLocalActivities,
+  setHandler,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import {
@@ -22,6 +25,9 @@ import {
   type RunStatusName,
   type RunSummaryResult,
   type StatusUpdateInput,
+  type WorkItemChange,
+  WORK_ITEM_CHANGED_SIGNAL,
+  WORK_ITEM_CHANGES_QUERY,
 } from '@ameide/temporal';
 import type { Activities } from './activities/index.js';
 
@@ -46,8 +52,18 @@ function errorMessage(err: unknown): string {
   return e.cause?.message ?? e.message ?? String(err);
 }
 
+/** The run's work item changed in the backlog: recorded in the workflow's history (and queryable), nothing else. */
+export const workItemChanged = defineSignal<[WorkItemChange]>(WORK_ITEM_CHANGED_SIGNAL);
+export const workItemChanges = defineQuery<WorkItemChange[]>(WORK_ITEM_CHANGES_QUERY);
+
 /** Runs one coding-agent plan: prepare, install, agent, test, publish, report. */
 export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunResult> {
+  const changes: WorkItemChange[] = [];
+  setHandler(workItemChanged, (change) => {
+    changes.push(change);
+    log.info(`work item ${change.workItemId} is now ${change.state} (revision ${change.revision})`);
+  });
+  setHandler(workItemChanges, () => changes);
   const phaseMs = input.repo.phaseTimeoutSeconds * 1000;
   const commandPhases = proxyActivities<Activities>({
     startToCloseTimeout: phaseMs + 60_000,

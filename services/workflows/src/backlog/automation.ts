@@ -11,7 +11,7 @@ import {
   type PlanRow,
   type RunRow,
 } from '@ameide/db';
-import { workflowIdForRun, type CodingRunInput } from '@ameide/temporal';
+import { workflowIdForRun, type CodingRunInput, type WorkItemChange } from '@ameide/temporal';
 import { Planner } from '../handlers/plans.js';
 import { codingRunInput } from '../runs/input.js';
 import { laneOf } from '../runs/lanes.js';
@@ -127,6 +127,16 @@ export class BacklogAutomation {
       });
     }
     return made.row;
+  }
+
+  /**
+   * Records a work item's change of state in the history of its current run's workflow (a signal),
+   * so operators read it in the Web UI beside the run. Best effort: a run that ended is left alone.
+   */
+  async recordChange(runId: string, change: WorkItemChange): Promise<void> {
+    await this.launcher.signalWorkItemChange(workflowIdForRun(runId), change).catch((err: Error) => {
+      console.warn(`could not record work item ${change.workItemId}'s change in run ${runId}: ${err.message}`);
+    });
   }
 
   /** Rejects a plan that waits for approval; undefined when it is not waiting. */

@@ -66,6 +66,7 @@ export class BacklogHandlers {
     });
     const fires = triggers(spec, profile.spec, met);
     const revision = Number(req.revision);
+    const before = await this.items.get(tenantId, req.id);
     const { row, applied } = await this.items.upsertNewer({
       tenantId,
       id: req.id,
@@ -82,6 +83,16 @@ export class BacklogHandlers {
     });
     let current = row;
     if (applied) {
+      // The run working on the item hears of its state change (its workflow's history shows it).
+      if (before?.runId && before.state !== row.state) {
+        await this.automation.recordChange(before.runId, {
+          workItemId: req.id,
+          revision,
+          state: row.state,
+          previousState: before.state,
+          time: new Date().toISOString(),
+        });
+      }
       try {
         if (fires) await this.automation.trigger(tenantId, req.id);
         if (spec.state === WorkItemState.REMOVED) await this.automation.cancelWaiting(tenantId, req.id, `work item ${req.id} was removed from the backlog`);

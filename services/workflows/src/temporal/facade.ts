@@ -2,7 +2,16 @@ import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFaile
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { ApplicationFailure, CancelledFailure, optionalTsToDate, TerminatedFailure, TimeoutFailure, type SearchAttributePair } from '@temporalio/common';
 import type { TemporalConfig } from '@ameide/config';
-import { CODING_AGENT_RUN_WORKFLOW, SA, type CodingRunInput, type CodingRunResult, type RunStatusName, type RunSummaryResult } from '@ameide/temporal';
+import {
+  CODING_AGENT_RUN_WORKFLOW,
+  SA,
+  WORK_ITEM_CHANGED_SIGNAL,
+  type CodingRunInput,
+  type CodingRunResult,
+  type RunStatusName,
+  type RunSummaryResult,
+  type WorkItemChange,
+} from '@ameide/temporal';
 import { UnavailableError } from '../errors.js';
 
 /** How long starting a workflow may take before the caller is answered (the run then waits for the reconciler). */
@@ -48,6 +57,7 @@ export class TemporalFacade {
       { key: SA.tenantId, value: input.tenantId },
       { key: SA.definitionId, value: input.definitionId },
       { key: SA.trigger, value: input.trigger },
+      ...(m.profile ? [{ key: SA.profile, value: m.profile }] : []),
       { key: SA.runStatus, value: 'queued' },
       { key: SA.runPhase, value: 'pending' },
     ];
@@ -97,6 +107,19 @@ export class TemporalFacade {
     }
   }
 
+  /** Tells a run's workflow that its work item changed (it lands in the workflow's history); false when the workflow is gone or closed. */
+  async signalWorkItemChange(workflowId: string, change: WorkItemChange): Promise<boolean> {
+    try {
+      await this.connection.withDeadline(Date.now() + START_TIMEOUT_MS, () =>
+        this.client.workflow.getHandle(workflowId).signal(WORK_ITEM_CHANGED_SIGNAL, change),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw new UnavailableError(`could not signal the run's workflow: ${(err as Error).message}`);
+    }
+  }
+
   /**
    * What Temporal knows about a run's workflow now: who executes it while it is open, how it ended
    * once it is closed; undefined when Temporal has no such workflow.
@@ -134,7 +157,7 @@ export class TemporalFacade {
 }
 
 /** What the handlers need from Temporal; tests of pure handler logic can use the real facade. */
-export type RunLauncher = Pick<TemporalFacade, 'startRun' | 'cancelRun' | 'inspectRun'>;
+export type RunLauncher = Pick<TemporalFacade, 'startRun' | 'cancelRun' | 'inspectRun' | 'signalWorkItemChange'>;
 
 /** Who executes an open workflow (see RunExecution in the API). */
 export interface ExecutionInfo {
