@@ -180,6 +180,15 @@ describe('from backlog to run', () => {
     }
     await watchAll(h.acme, item.runId);
     expect((await h.acme.getWorkflowRun({ id: item.runId })).run!.status).toBe(RunStatus.COMPLETED);
+    // And one workflow in Temporal.
+    const workflows = execFileSync(
+      inject('temporalCli'),
+      ['workflow', 'list', '--address', inject('temporalAddress'), '--query', `AmeideWorkItemIds = 'DUP-1'`, '-o', 'json'],
+      { encoding: 'utf8' },
+    );
+    expect((JSON.parse(workflows || '[]') as Array<{ execution: { workflowId: string } }>).map((w) => w.execution.workflowId)).toEqual([
+      (await h.acme.getWorkflowRun({ id: item.runId })).run!.workflowId,
+    ]);
   });
 
   it('revisions arriving mid-run queue exactly one rerun, of the newest; removing the item cancels it', async () => {
