@@ -9,6 +9,8 @@ export interface DevCredentials {
   serviceToken: string;
   /** Password of the embedded Postgres' user: generated per stack, never a fixed default. */
   postgresPassword: string;
+  /** The work item webhook's HMAC secret for the stack's tenant. */
+  webhookSecret: string;
 }
 
 /** Loads or creates the stack's credentials (kept under AMEIDE_HOME, mode 0600). */
@@ -18,8 +20,9 @@ export function ensureCredentials(file: string): DevCredentials {
     jwtSecret: old.jwtSecret ?? randomBytes(32).toString('base64url'),
     serviceToken: old.serviceToken ?? `svc_${randomBytes(24).toString('base64url')}`,
     postgresPassword: old.postgresPassword ?? generatePassword(),
+    webhookSecret: old.webhookSecret ?? `whsec_${randomBytes(24).toString('base64url')}`,
   };
-  if (old.postgresPassword && old.jwtSecret && old.serviceToken) return creds;
+  if (old.postgresPassword && old.jwtSecret && old.serviceToken && old.webhookSecret) return creds;
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(creds, null, 2), { mode: 0o600 });
   return creds;

@@ -130,6 +130,7 @@ function printInfo(info: StackInfo, state: string): void {
   Postgres                       ${info.databaseUrl}
   tenant                         ${info.tenantId}
   development token              ${info.devToken}
+  work item webhook              ${info.apiUrl}/webhooks/work-items (secret ${info.webhookSecret ?? '-'}; see docs/backlog.md)
   logs                           ${info.logs}
 try:  pnpm ameide definitions list        (uses this stack's URL and token)
 state: pnpm stack status

@@ -17,6 +17,8 @@ export interface StackInfo {
   databaseUrl: string;
   devToken: string;
   tenantId: string;
+  /** The secret that signs the tenant's work item webhook deliveries (docs/backlog.md). */
+  webhookSecret?: string;
   logs: string;
   /** The supervisor: the process that started the stack and watches its children. */
   pid: number;
@@ -277,6 +279,7 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
           AMEIDE_API_PORT: String(port),
           AMEIDE_JWT_SECRET: creds.jwtSecret,
           AMEIDE_API_KEYS: serviceApiKeys(creds),
+          AMEIDE_WEBHOOK_SECRETS: `${tenantId}:${creds.webhookSecret}`,
         }),
         logFile: serviceLog,
         port,
@@ -316,6 +319,7 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
       databaseUrl,
       devToken: await signDevToken(creds, tenantId),
       tenantId,
+      webhookSecret: creds.webhookSecret,
       logs,
       pid: process.pid,
       supervisorStartTime: processStartTime(process.pid),
