@@ -288,6 +288,9 @@ function baseRequests(ids: { planId: string; runId: string }): Record<string, Js
     ListWorkflowRuns: { statuses: ['RUN_STATUS_QUEUED'], workItemId: 'CALC-1', definition: 'keep', pageSize: 10 },
     CancelWorkflowRun: { id: ids.runId, reason: 'fuzz' },
     WatchWorkflowRun: { id: randomUUID(), fromSequence: '1' },
+    DiffPlans: { planId: ids.planId, otherPlanId: ids.planId },
+    ApprovePlan: { id: ids.planId, reason: 'fuzz' },
+    RejectPlan: { id: ids.planId, reason: 'fuzz' },
     RecordStatusUpdate: {
       update: {
         runId: randomUUID(),
