@@ -43,7 +43,8 @@ export class RunReconciler {
     for (let offset = 0; ;) {
       const page = await this.runs.listStale('RUN_STATUS_QUEUED', before, PAGE, offset);
       for (const run of page) {
-        const result = (await this.lanes.isHead(run)) ? await this.lanes.startHead(run) : false;
+        const head = await this.lanes.isHead(run);
+        const result = head ? await this.lanes.startHead(run) : false;
         if (result === undefined) {
           await this.lanes.advance(run);
           continue;
@@ -51,7 +52,7 @@ export class RunReconciler {
         offset++;
         if (result) started++;
         // Its workflow existed already: one that closed unheard settles the run.
-        else if (await this.lanes.isHead(run)) await this.settle(run);
+        else if (head) await this.settle(run);
       }
       if (page.length < PAGE) break;
     }
