@@ -179,3 +179,63 @@ export const webhookDeliveries = pgTable(
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.deliveryId] })],
 );
+
+/**
+ * Pull requests: one per work branch (the run's lane), opened by its first run that pushed and updated
+ * by every rerun. For the git provider this record is the pull request; for forges it mirrors theirs.
+ */
+export const pullRequests = pgTable(
+  'pull_requests',
+  {
+    id: uuid('id').primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    /** The lane (`<url>\n<branch>`, as runs.branch_key): the pull request's identity. */
+    branchKey: text('branch_key').notNull(),
+    provider: text('provider').notNull(),
+    /** The forge's number, or for the git provider one given per tenant and repository. */
+    number: integer('number').notNull(),
+    repository: text('repository').notNull(),
+    title: text('title').notNull(),
+    body: text('body').notNull(),
+    baseBranch: text('base_branch').notNull(),
+    headBranch: text('head_branch').notNull(),
+    headCommit: text('head_commit').notNull(),
+    state: text('state').notNull(),
+    url: text('url').notNull().default(''),
+    workItemId: text('work_item_id').notNull().default(''),
+    firstRunId: uuid('first_run_id').notNull(),
+    lastRunId: uuid('last_run_id').notNull(),
+    revisions: integer('revisions').notNull().default(1),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('pull_requests_branch_uq').on(t.tenantId, t.branchKey),
+    index('pull_requests_tenant_updated_idx').on(t.tenantId, t.updatedAt),
+    index('pull_requests_work_item_idx').on(t.tenantId, t.workItemId),
+  ],
+);
+
+/** Previews of runs: what the preview router routes (live ones) and their history. */
+export const previews = pgTable(
+  'previews',
+  {
+    runId: uuid('run_id')
+      .primaryKey()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    tenantId: text('tenant_id').notNull(),
+    workItemId: text('work_item_id').notNull().default(''),
+    provider: text('provider').notNull(),
+    /** local: host:port on the worker the router sends traffic to. */
+    target: text('target').notNull().default(''),
+    /** command: the URLs the deploy printed (local previews' URLs are the router's). */
+    url: text('url').notNull().default(''),
+    aliasUrl: text('alias_url').notNull().default(''),
+    state: text('state').notNull(),
+    liveAt: timestamp('live_at', { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
+    stoppedAt: timestamp('stopped_at', { withTimezone: true }),
+    stopReason: text('stop_reason').notNull().default(''),
+  },
+  (t) => [index('previews_alias_idx').on(t.tenantId, t.workItemId, t.state, t.liveAt)],
+);

@@ -25,3 +25,16 @@ export function workBranchName(prefix: string, workItemId: string | undefined, p
 export const WORK_ITEM_CHANGED_SIGNAL = 'workItemChanged';
 /** Query that returns the WorkItemChange list a run's workflow received. */
 export const WORK_ITEM_CHANGES_QUERY = 'workItemChanges';
+
+/** The workflow that keeps a run's local preview until it expires or is superseded. */
+export const RUN_PREVIEW_WORKFLOW = 'runPreview';
+
+/** Workflow id of a run's preview workflow: one per run, so it starts once. */
+export function previewWorkflowId(runId: string): string {
+  return `preview-${runId}`;
+}
+
+/** Signal to a preview workflow: a newer preview of the same work item is live. */
+export const PREVIEW_SUPERSEDED_SIGNAL = 'previewSuperseded';
+/** Signal to a preview workflow: its process is gone (e.g. its worker restarted); it unregisters and ends. */
+export const PREVIEW_LOST_SIGNAL = 'previewLost';

@@ -3,8 +3,9 @@
  * these are what travels through Temporal history. They hold no secrets.
  */
 
-export type PhaseName = 'prepare' | 'install' | 'agent' | 'test' | 'publish' | 'report';
-export const PHASES: readonly PhaseName[] = ['prepare', 'install', 'agent', 'test', 'publish', 'report'];
+export type PhaseName = 'prepare' | 'install' | 'agent' | 'test' | 'publish' | 'preview' | 'pull_request' | 'report';
+/** Every phase in the order a run executes them. */
+export const PHASES: readonly PhaseName[] = ['prepare', 'install', 'agent', 'test', 'publish', 'preview', 'pull_request', 'report'];
 
 export type RunStatusName = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'handed_off';
 export type PhaseStateName = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
@@ -38,7 +39,48 @@ export interface RepoSettings {
   env: Record<string, string>;
   guardrails: GuardrailSettings;
   secrets: SecretReference[];
+  /** The preview phase's settings, defaults filled in; absent: no preview. */
+  preview?: PreviewSettings;
+  /**
+   * The pull request phase's settings, defaults filled in (the git provider unless the definition
+   * says otherwise). Absent in the input of runs started before pull requests existed: the git provider.
+   */
+  pullRequest?: PullRequestSettings;
 }
+
+export interface PreviewSettings {
+  provider: 'local' | 'command';
+  command: string;
+  aliasCommand: string;
+  healthPath: string;
+  readyTimeoutSeconds: number;
+  ttlSeconds: number;
+}
+
+export interface PullRequestSettings {
+  provider: 'git' | 'github' | 'gitlab' | 'none';
+  draft: boolean;
+  labels: string[];
+  reviewers: string[];
+  /** Empty: the definition's default branch. */
+  baseBranch: string;
+  /** The worker reads the token from AMEIDE_SECRET_<TENANT>__<tokenFromEnv>. */
+  tokenFromEnv: string;
+  apiUrl: string;
+  /** Empty: derived from the repository URL. */
+  repository: string;
+}
+
+export const DEFAULT_PULL_REQUEST: PullRequestSettings = {
+  provider: 'git',
+  draft: false,
+  labels: [],
+  reviewers: [],
+  baseBranch: '',
+  tokenFromEnv: '',
+  apiUrl: '',
+  repository: '',
+};
 
 /** Input of the `codingAgentRun` workflow. */
 export interface CodingRunInput {
@@ -69,13 +111,23 @@ export interface RunSummaryResult {
   sandbox?: string;
   budgetExceeded?: string;
   policyViolations?: string[];
+  previewUrl?: string;
+  previewAliasUrl?: string;
+  pullRequest?: PullRequestRef;
+}
+
+export interface PullRequestRef {
+  provider: PullRequestSettings['provider'];
+  number: number;
+  url: string;
+  state: 'open' | 'draft' | 'closed' | 'merged';
 }
 
 /** One status update as the worker sends it; the service assigns nothing, sequence comes from the workflow. */
 export interface StatusUpdateInput {
   runId: string;
   sequence: number;
-  kind: 'run_started' | 'phase_started' | 'phase_finished' | 'run_finished';
+  kind: 'run_started' | 'phase_started' | 'phase_finished' | 'run_finished' | 'preview_live' | 'pull_request_opened' | 'pull_request_updated';
   phase?: PhaseName;
   phaseState?: PhaseStateName;
   runStatus?: RunStatusName;
@@ -144,4 +196,37 @@ export interface WorkItemChange {
   /** The state before it. */
   previousState: string;
   time: string;
+}
+
+/** What the preview phase returns: the preview is live (or was deployed) at these URLs. */
+export interface PreviewResult {
+  provider: PreviewSettings['provider'];
+  url: string;
+  aliasUrl: string;
+  /** The health check's outcome, e.g. `200 OK from /health after 1.2s`. */
+  health: string;
+  durationMs: number;
+  outputTail: string;
+  /** When a local preview is stopped, and the worker's task queue its stop must run on. */
+  expireTime?: string;
+  stopQueue?: string;
+}
+
+/** What the pull request phase returns. */
+export interface PullRequestResult extends PullRequestRef {
+  /** opened (or reopened) by this run, updated, or found merged and left alone. */
+  action: 'opened' | 'reopened' | 'updated' | 'merged';
+  title: string;
+  durationMs: number;
+}
+
+/** Input of the `runPreview` workflow that keeps a run's local preview until its TTL (or a newer preview of its work item) ends it. */
+export interface PreviewWorkflowInput {
+  runId: string;
+  tenantId: string;
+  /** Task queue of the worker that holds the preview's process. */
+  stopQueue: string;
+  expireTime: string;
+  /** How long a preview superseded by a newer one of its work item keeps running. */
+  graceSeconds: number;
 }

@@ -36,6 +36,9 @@ export function toStatusUpdateJson(u: StatusUpdateInput): StatusUpdateJson {
       sandbox: s.sandbox,
       budgetExceeded: s.budgetExceeded,
       policyViolations: s.policyViolations,
+      previewUrl: s.previewUrl,
+      previewAliasUrl: s.previewAliasUrl,
+      pullRequest: s.pullRequest,
     },
     time: u.time,
   });

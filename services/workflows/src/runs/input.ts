@@ -1,6 +1,6 @@
 import type { PlanSpecJson } from '@ameide/contracts';
 import type { PlanRow } from '@ameide/db';
-import { resolveGuardrails, type CodingRunInput, type CommandPhase } from '@ameide/temporal';
+import { resolveGuardrails, resolvePreview, resolvePullRequest, type CodingRunInput, type CommandPhase } from '@ameide/temporal';
 
 /** Turns a stored plan into the plain workflow input (protobuf stops at the API edge). */
 export function codingRunInput(runId: string, plan: PlanRow): CodingRunInput {
@@ -29,6 +29,8 @@ export function codingRunInput(runId: string, plan: PlanRow): CodingRunInput {
         phases: (r.phases ?? []).map((p) => p.replace('PHASE_', '').toLowerCase() as CommandPhase),
         fromEnv: r.fromEnv ?? '',
       })),
+      preview: resolvePreview(repo.preview),
+      pullRequest: resolvePullRequest(repo.pullRequest),
     },
     workItems: (s.workItems ?? []).map((w) => ({
       id: w.id ?? '',
