@@ -1,10 +1,8 @@
-import { appendFile, chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { egressPatternAllowed, type WorkerConfig } from '@ameide/config';
+import type { WorkerConfig } from '@ameide/config';
 import type { WorkflowServiceClient } from '@ameide/sdk';
 import {
   workBranchName,
@@ -16,29 +14,16 @@ import {
   type StatusUpdateInput,
 } from '@ameide/temporal';
 import type { ArtifactStore } from '../artifacts.js';
-import { createCommandCgroup, killCommandCgroups, type CommandCgroup } from '../guardrails/cgroups.js';
-import { publicUnicastOr, startEgressProxy, type EgressProxy } from '../guardrails/egress.js';
+import { killCommandCgroups } from '../guardrails/cgroups.js';
 import { Redactor } from '../guardrails/redact.js';
-import type { SandboxEgress } from '../guardrails/sandbox.js';
 import { CHECKOUT_SCRIPT, EXPORT_SCRIPT, exchangeEnv, HEAD_REF, ImportRefused, importExport, RESTORE_SCRIPT, SNAPSHOT_SCRIPT } from './exchange.js';
-import { runCommand } from './exec.js';
 import { workerGit } from './git.js';
 import { createHandoffBundle } from './handoff.js';
-import { enforceCacheQuota, mountRunDisk, remountRunDisk, removeRun, requireFreeDisk, unmountUnder } from './lifecycle.js';
+import { enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnder } from './lifecycle.js';
 import { reviewWork } from './review.js';
-import {
-  allSecrets,
-  allSecretValues,
-  cacheDir,
-  isCommandStep,
-  freshStepDirs,
-  prepareSandbox,
-  stepDirs,
-  stepExecution,
-  type SandboxDeps,
-  type SandboxStep,
-} from './sandboxing.js';
+import { allSecrets, allSecretValues, cacheDir, prepareSandbox, stepDirs, type SandboxDeps } from './sandboxing.js';
 import { sendStatusUpdate } from './status.js';
+import { createStepRunner } from './steps.js';
 import { commitMessage, createImportRepo, ensureMirror, mirrorPath, normaliseRepoUrl, resolveBase, runPaths, writePrompt, type RunPaths } from './workspace.js';
 
 /** What activities need from the worker process: its clients, and its settings (see WorkerConfig). */
@@ -62,12 +47,8 @@ export interface CommandPhaseInput {
   timeoutMs: number;
 }
 
-const STATUS_TAIL_BYTES = 4000;
 /** Activities heartbeat this often while they run (the heartbeat timeout is 30 s). */
 const HEARTBEAT_MS = 5000;
-/** Port of the egress forwarder inside an online sandbox. */
-const EGRESS_PORT = 3128;
-const FORWARDER = fileURLToPath(new URL('../guardrails/egress-forwarder.pl', import.meta.url));
 
 function artifactPrefix(run: Pick<CodingRunInput, 'tenantId' | 'runId'>): string {
   return `runs/${run.tenantId}/${run.runId}/`;
@@ -119,78 +100,7 @@ export function createActivities(deps: ActivityDeps) {
   const mirrorOf = (run: CodingRunInput) => mirrorPath(deps.workspaceDir, run.tenantId, run.repo.repoUrl);
   const branchOf = (run: CodingRunInput) => workBranchName(run.repo.branchPrefix, run.workItems[0]?.id, run.planId);
 
-  /**
-   * Runs one step in the run's sandbox with fresh HOME and TMPDIR, its own cgroup and, for online
-   * phases, the egress proxy. Output goes (redacted) to the step's transcript.
-   */
-  const runStep = async (
-    run: CodingRunInput,
-    paths: RunPaths,
-    step: SandboxStep,
-    command: string,
-    opts: {
-      timeoutMs: number;
-      redactor: Redactor;
-      transcript: string;
-      extraEnv?: Record<string, string>;
-      signal?: AbortSignal;
-      onProgress?: (bytes: number) => void;
-      prelude?: string;
-    },
-  ) => {
-    await remountRunDisk(paths);
-    await freshStepDirs(run, paths, step);
-    const online = (step === 'install' || step === 'agent' || step === 'test') && run.repo.guardrails.network[step];
-    let proxy: EgressProxy | undefined;
-    let egress: SandboxEgress | undefined;
-    let socketDir: string | undefined;
-    let cgroup: CommandCgroup | undefined;
-    try {
-      if (online && run.repo.guardrails.sandbox === 'bubblewrap') {
-        // A short path of its own: UNIX socket paths are limited to 107 bytes.
-        socketDir = await mkdtemp(join(tmpdir(), 'ameide-egress-'));
-        await chmod(socketDir, 0o711);
-        const hosts = run.repo.guardrails.egressHosts.length ? run.repo.guardrails.egressHosts : deps.policy.egressAllowedHosts;
-        proxy = await startEgressProxy({
-          socketPath: join(socketDir, 'egress.sock'),
-          // The plan's list, held again to the operator's (the plan may predate a change of it).
-          allowedHosts: hosts.filter((h) => egressPatternAllowed(h, deps.policy.egressAllowedHosts)),
-          addressAllowed: deps.egressExtraNetworks.length ? publicUnicastOr(deps.egressExtraNetworks) : undefined,
-          log: (line) => void appendFile(opts.transcript, `[ameide] ${opts.redactor.redact(line)}\n`).catch(() => undefined),
-        });
-        egress = { socketDir, port: EGRESS_PORT, forwarder: FORWARDER };
-      }
-      // The definition's commands get a cgroup of their own, with or without a sandbox (joining one
-      // costs about 10 ms); the worker's short git steps stay under the per-user process limit and
-      // their time budget.
-      if (isCommandStep(step)) {
-        cgroup = await createCommandCgroup(`${run.runId}-${step}-${Date.now().toString(36)}`, {
-          maxProcesses: run.repo.guardrails.budgets.maxProcesses,
-          cpus: deps.runCpus,
-        });
-      }
-      const { env, sandbox } = stepExecution(deps, run, step, paths, { mirror: mirrorOf(run), egress });
-      return await runCommand({
-        command,
-        cwd: paths.worktree,
-        env: { ...env, ...opts.extraEnv },
-        sandbox,
-        cgroup,
-        redactor: opts.redactor,
-        timeoutMs: opts.timeoutMs,
-        maxOutputBytes: run.repo.guardrails.budgets.maxOutputBytes,
-        transcriptPath: opts.transcript,
-        tailBytes: STATUS_TAIL_BYTES,
-        signal: opts.signal,
-        onProgress: opts.onProgress,
-        prelude: opts.prelude,
-      });
-    } finally {
-      await cgroup?.remove();
-      await proxy?.close();
-      if (socketDir) await rm(socketDir, { recursive: true, force: true });
-    }
-  };
+  const runStep = createStepRunner(deps);
 
   /**
    * Has the sandbox export its work (see exchange.ts), verifies it into the import repository and

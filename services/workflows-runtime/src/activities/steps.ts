@@ -1,0 +1,99 @@
+import { appendFile, chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { egressPatternAllowed, type WorkerConfig } from '@ameide/config';
+import type { CodingRunInput } from '@ameide/temporal';
+import { createCommandCgroup, type CommandCgroup } from '../guardrails/cgroups.js';
+import { publicUnicastOr, startEgressProxy, type EgressProxy } from '../guardrails/egress.js';
+import type { Redactor } from '../guardrails/redact.js';
+import type { SandboxEgress } from '../guardrails/sandbox.js';
+import { runCommand } from './exec.js';
+import { remountRunDisk } from './lifecycle.js';
+import { freshStepDirs, isCommandStep, stepExecution, type SandboxDeps, type SandboxStep } from './sandboxing.js';
+import { mirrorPath, type RunPaths } from './workspace.js';
+
+/** What running a step needs from the worker. */
+export type StepDeps = SandboxDeps & Pick<WorkerConfig, 'runCpus' | 'egressExtraNetworks'>;
+
+/** Output bytes of a command that status updates carry. */
+export const STATUS_TAIL_BYTES = 4000;
+/** Port of the egress forwarder inside an online sandbox. */
+const EGRESS_PORT = 3128;
+const FORWARDER = fileURLToPath(new URL('../guardrails/egress-forwarder.pl', import.meta.url));
+
+/**
+ * Runs one step in the run's sandbox with fresh HOME and TMPDIR, its own cgroup and, for online
+ * phases, the egress proxy. Output goes (redacted) to the step's transcript.
+ */
+export function createStepRunner(deps: StepDeps) {
+  const mirrorOf = (run: CodingRunInput) => mirrorPath(deps.workspaceDir, run.tenantId, run.repo.repoUrl);
+  return async (
+    run: CodingRunInput,
+    paths: RunPaths,
+    step: SandboxStep,
+    command: string,
+    opts: {
+      timeoutMs: number;
+      redactor: Redactor;
+      transcript: string;
+      extraEnv?: Record<string, string>;
+      signal?: AbortSignal;
+      onProgress?: (bytes: number) => void;
+      prelude?: string;
+    },
+  ) => {
+    await remountRunDisk(paths);
+    await freshStepDirs(run, paths, step);
+    const online = (step === 'install' || step === 'agent' || step === 'test') && run.repo.guardrails.network[step];
+    let proxy: EgressProxy | undefined;
+    let egress: SandboxEgress | undefined;
+    let socketDir: string | undefined;
+    let cgroup: CommandCgroup | undefined;
+    try {
+      if (online && run.repo.guardrails.sandbox === 'bubblewrap') {
+        // A short path of its own: UNIX socket paths are limited to 107 bytes.
+        socketDir = await mkdtemp(join(tmpdir(), 'ameide-egress-'));
+        await chmod(socketDir, 0o711);
+        const hosts = run.repo.guardrails.egressHosts.length ? run.repo.guardrails.egressHosts : deps.policy.egressAllowedHosts;
+        proxy = await startEgressProxy({
+          socketPath: join(socketDir, 'egress.sock'),
+          // The plan's list, held again to the operator's (the plan may predate a change of it).
+          allowedHosts: hosts.filter((h) => egressPatternAllowed(h, deps.policy.egressAllowedHosts)),
+          addressAllowed: deps.egressExtraNetworks.length ? publicUnicastOr(deps.egressExtraNetworks) : undefined,
+          log: (line) => void appendFile(opts.transcript, `[ameide] ${opts.redactor.redact(line)}\n`).catch(() => undefined),
+        });
+        egress = { socketDir, port: EGRESS_PORT, forwarder: FORWARDER };
+      }
+      // The definition's commands get a cgroup of their own, with or without a sandbox (joining one
+      // costs about 10 ms); the worker's short git steps stay under the per-user process limit and
+      // their time budget.
+      if (isCommandStep(step)) {
+        cgroup = await createCommandCgroup(`${run.runId}-${step}-${Date.now().toString(36)}`, {
+          maxProcesses: run.repo.guardrails.budgets.maxProcesses,
+          cpus: deps.runCpus,
+        });
+      }
+      const { env, sandbox } = stepExecution(deps, run, step, paths, { mirror: mirrorOf(run), egress });
+      return await runCommand({
+        command,
+        cwd: paths.worktree,
+        env: { ...env, ...opts.extraEnv },
+        sandbox,
+        cgroup,
+        redactor: opts.redactor,
+        timeoutMs: opts.timeoutMs,
+        maxOutputBytes: run.repo.guardrails.budgets.maxOutputBytes,
+        transcriptPath: opts.transcript,
+        tailBytes: STATUS_TAIL_BYTES,
+        signal: opts.signal,
+        onProgress: opts.onProgress,
+        prelude: opts.prelude,
+      });
+    } finally {
+      await cgroup?.remove();
+      await proxy?.close();
+      if (socketDir) await rm(socketDir, { recursive: true, force: true });
+    }
+  };
+}
