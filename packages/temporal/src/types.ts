@@ -210,6 +210,10 @@ export interface PreviewResult {
   /** When a local preview is stopped, and the worker's task queue its stop must run on. */
   expireTime?: string;
   stopQueue?: string;
+  /** How long a superseded local preview keeps running (the worker's setting). */
+  graceSeconds?: number;
+  /** Set when the preview never became healthy (or the deploy failed): why; nothing is left running. */
+  failure?: string;
 }
 
 /** What the pull request phase returns. */
