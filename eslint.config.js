@@ -14,7 +14,6 @@ const ARCH = 'docs/ARCHITECTURE.md, "Packages and what may import what"';
 const SRC = ['packages/*/src/**', 'services/*/src/**'];
 const WORKFLOWS_SRC = 'services/workflows/src/**';
 const RUNTIME_SRC = 'services/workflows-runtime/src/**';
-const WORKFLOW_CODE = 'services/workflows-runtime/src/workflows.ts';
 const CONFIG_SRC = 'packages/config/src/**';
 
 /** A package that a scope may not import. */
@@ -52,13 +51,26 @@ function dynamicImportBans(banned) {
   }));
 }
 
-/** Rule 2: the workflow code runs in Temporal's deterministic sandbox. */
-const WORKFLOW_MESSAGE = `workflows.ts imports only @ameide/temporal, @temporalio/workflow and \`import type\` from ./activities/index.js: it is bundled into Temporal's deterministic sandbox (no I/O, no Node built-ins, no config) (${ARCH}, rule 2)`;
-const WORKFLOW_ALLOWED = ":not([source.value='@ameide/temporal']):not([source.value='@temporalio/workflow'])";
-const WORKFLOW_SYNTAX = [
-  { selector: `ImportDeclaration${WORKFLOW_ALLOWED}:not([importKind='type'][source.value='./activities/index.js'])`, message: WORKFLOW_MESSAGE },
-  { selector: `ExportNamedDeclaration[source]${WORKFLOW_ALLOWED}, ExportAllDeclaration${WORKFLOW_ALLOWED}`, message: WORKFLOW_MESSAGE },
-  { selector: "ImportExpression, TSImportEqualsDeclaration, CallExpression[callee.name='require']", message: WORKFLOW_MESSAGE },
+/**
+ * Rule 2: the workflow code (workflows.ts and workflow/**) runs in Temporal's deterministic sandbox.
+ * It imports @ameide/temporal, @temporalio/workflow, other workflow code, and only types of the activities.
+ */
+const WORKFLOW_MESSAGE = `workflow code (workflows.ts, workflow/**) imports only @ameide/temporal, @temporalio/workflow, other workflow code and \`import type\` of the activities: it is bundled into Temporal's deterministic sandbox (no I/O, no Node built-ins, no config) (${ARCH}, rule 2)`;
+const WORKFLOW_PACKAGES = ":not([source.value='@ameide/temporal']):not([source.value='@temporalio/workflow'])";
+/** The restricted-syntax rules for workflow code at one depth: `code` is its own relative imports, `activities` the activities' index from there. */
+function workflowSyntax(code, activities) {
+  const allowed = `${WORKFLOW_PACKAGES}:not([source.value=${code}])`;
+  return [
+    { selector: `ImportDeclaration${allowed}:not([importKind='type'][source.value='${activities}'])`, message: WORKFLOW_MESSAGE },
+    { selector: `ExportNamedDeclaration[source]${allowed}, ExportAllDeclaration${allowed}`, message: WORKFLOW_MESSAGE },
+    { selector: "ImportExpression, TSImportEqualsDeclaration, CallExpression[callee.name='require']", message: WORKFLOW_MESSAGE },
+  ];
+}
+// esquery regexes cannot contain a slash, hence \u002f.
+const WORKFLOW_CODE = [
+  { files: ['services/workflows-runtime/src/workflows.ts'], syntax: workflowSyntax('/^\\.\\u002fworkflow\\u002f/', './activities/index.js') },
+  { files: ['services/workflows-runtime/src/workflow/*.ts'], syntax: workflowSyntax('/^\\.\\u002f/', '../activities/index.js') },
+  { files: ['services/workflows-runtime/src/workflow/phases/*.ts'], syntax: workflowSyntax('/^\\.\\.?\\u002f[a-z-]+\\.js$/', '../../activities/index.js') },
 ];
 
 const SRC_BANS = [NO_DEVSTACK, NO_DB, NO_CLIENT];
@@ -158,11 +170,11 @@ export default defineConfig(
       ],
     },
   },
-  {
+  ...WORKFLOW_CODE.map(({ files, syntax }) => ({
     name: 'ameide/architecture/workflow-code',
-    files: [WORKFLOW_CODE],
+    files,
     rules: {
-      'no-restricted-syntax': ['error', ...dynamicImportBans(RUNTIME_BANS), ...WORKFLOW_SYNTAX],
+      'no-restricted-syntax': ['error', ...dynamicImportBans(RUNTIME_BANS), ...syntax],
     },
-  },
+  })),
 );

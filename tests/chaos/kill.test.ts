@@ -98,7 +98,7 @@ async function expectCompleted(s: ChaosStack, origin: string, id: string, o: { u
   const run = (await s.acme.getWorkflowRun({ id })).run!;
   expect(run.status).toBe(RunStatus.COMPLETED);
   expect(Number(run.lastSequence)).toBe(updates.length);
-  expect(run.phases.map((p) => p.phase)).toEqual([Phase.PREPARE, Phase.INSTALL, Phase.AGENT, Phase.TEST, Phase.PUBLISH, Phase.REPORT]);
+  expect(run.phases.map((p) => p.phase)).toEqual([Phase.PREPARE, Phase.INSTALL, Phase.AGENT, Phase.TEST, Phase.PUBLISH, Phase.PULL_REQUEST, Phase.REPORT]);
   expect(run.phases.filter((p) => p.state !== PhaseState.SUCCEEDED && p.state !== PhaseState.SKIPPED)).toEqual([]);
   const branch = run.summary!.branch;
   expect(run.summary!.pushed).toBe(true);

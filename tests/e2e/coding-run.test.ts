@@ -30,7 +30,7 @@ describe('coding-agent run end to end (real Postgres, Temporal, git, processes)'
 
     const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
     expect(done.status).toBe(RunStatus.COMPLETED);
-    expect(done.phases.map((p) => p.phase)).toEqual([Phase.PREPARE, Phase.INSTALL, Phase.AGENT, Phase.TEST, Phase.PUBLISH, Phase.REPORT]);
+    expect(done.phases.map((p) => p.phase)).toEqual([Phase.PREPARE, Phase.INSTALL, Phase.AGENT, Phase.TEST, Phase.PUBLISH, Phase.PULL_REQUEST, Phase.REPORT]);
     expect(done.phases.every((p) => p.state === PhaseState.SUCCEEDED)).toBe(true);
     const test = done.phases.find((p) => p.phase === Phase.TEST)!;
     expect(test.exitCode).toBe(0);

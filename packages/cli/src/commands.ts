@@ -54,7 +54,7 @@ export async function definitionsCommand(api: WorkflowServiceClient, sub: string
             maxFileBytes: BigInt(guardrails.budgets.maxFileBytes ?? 0),
           },
         },
-        secrets: secrets.map((s) => ({ ...s, phases: s.phases.map((p) => Phase[p.toUpperCase() as 'INSTALL' | 'AGENT' | 'TEST']) })),
+        secrets: secrets.map((s) => ({ ...s, phases: s.phases.map((p) => Phase[p.toUpperCase() as 'INSTALL' | 'AGENT' | 'TEST' | 'PREVIEW']) })),
       });
       const res = await api.applyDefinition({ name: def.name, annotations: def.annotations, spec });
       const d = res.definition!;

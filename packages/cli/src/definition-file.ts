@@ -43,8 +43,32 @@ export const definitionFileSchema = z
           .strict()
           .optional(),
         secrets: z
-          .array(z.object({ name: z.string(), phases: z.array(z.enum(['install', 'agent', 'test'])).min(1), fromEnv: z.string() }).strict())
+          .array(z.object({ name: z.string(), phases: z.array(z.enum(['install', 'agent', 'test', 'preview'])).min(1), fromEnv: z.string() }).strict())
           .default([]),
+        preview: z
+          .object({
+            provider: z.enum(['local', 'command']).optional(),
+            command: z.string(),
+            aliasCommand: z.string().optional(),
+            healthPath: z.string().optional(),
+            readyTimeoutSeconds: z.number().int().positive().optional(),
+            ttlSeconds: z.number().int().positive().optional(),
+          })
+          .strict()
+          .optional(),
+        pullRequest: z
+          .object({
+            provider: z.enum(['git', 'github', 'gitlab', 'none']).optional(),
+            draft: z.boolean().optional(),
+            labels: z.array(z.string()).optional(),
+            reviewers: z.array(z.string()).optional(),
+            baseBranch: z.string().optional(),
+            tokenFromEnv: z.string().optional(),
+            apiUrl: z.string().optional(),
+            repository: z.string().optional(),
+          })
+          .strict()
+          .optional(),
       })
       .strict(),
   })

@@ -61,7 +61,7 @@ export function formatRun(r: Run): string {
   lines.push('phases:');
   for (const p of r.phases) {
     const exit = p.exitCode !== undefined ? `exit ${p.exitCode}` : '';
-    lines.push(`  ${phaseName(p.phase).padEnd(8)} ${phaseStateName(p.state).padEnd(10)} ${seconds(p.durationMs).padStart(7)}  ${exit}`);
+    lines.push(`  ${phaseName(p.phase).padEnd(12)} ${phaseStateName(p.state).padEnd(10)} ${seconds(p.durationMs).padStart(7)}  ${exit}`);
   }
   const s = r.summary;
   if (s) {
@@ -73,6 +73,8 @@ export function formatRun(r: Run): string {
     if (s.sandbox) lines.push(`sandbox     ${s.sandbox}`);
     if (s.budgetExceeded) lines.push(`budget      ${s.budgetExceeded} exceeded`);
     if (s.policyViolations.length) lines.push(`policy      ${s.policyViolations.join(', ')}`);
+    if (s.previewUrl) lines.push(`preview     ${s.previewUrl}${s.previewAliasUrl ? `   (work item: ${s.previewAliasUrl})` : ''}`);
+    if (s.pullRequest) lines.push(`pull req.   ${formatPullRequestRef(s.pullRequest)}`);
     if (s.handoffUri) lines.push(`handoff     ${s.handoffUri} (sha256 ${s.handoffSha256}) — ameide runs handoff ${r.id}`);
   }
   return lines.join('\n');
@@ -112,9 +114,21 @@ export function formatStatusUpdate(u: StatusUpdate): string {
     }
     case 'run_finished':
       return `${head}run ${statusName(u.runStatus)}${u.message ? ` — ${u.message}` : ''}`;
+    case 'preview_live':
+      return `${head}preview live at ${u.attributes['url'] ?? '?'}${u.attributes['alias_url'] ? ` (work item: ${u.attributes['alias_url']})` : ''}`;
+    case 'pull_request_opened':
+    case 'pull_request_updated': {
+      const a = u.attributes;
+      return `${head}pull request #${a['number'] ?? '?'} ${a['action'] ?? kind.slice('pull_request_'.length)} (${a['provider'] ?? 'git'})${a['url'] ? ` ${a['url']}` : ''}`;
+    }
     default:
       return `${head}${kind}`;
   }
+}
+
+/** A pull request as a run's summary names it, e.g. "#3 open (git)" or "#12 draft https://github.com/o/r/pull/12". */
+export function formatPullRequestRef(p: { provider: string; number: number; url: string; state: string }): string {
+  return `#${p.number} ${p.state} ${p.url || `(${p.provider}: ameide prs get ${p.number})`}`;
 }
 
 function indent(s: string): string {

@@ -2,6 +2,7 @@ import { loadCliConfig, runMain } from '@ameide/config';
 import { ConnectError, createBacklogServiceClient, createWorkflowServiceClient } from '@ameide/sdk';
 import { parseArgs, UsageError } from './args.js';
 import { definitionsCommand, plansCommand, profilesCommand, runsCommand, workitemsCommand, type Output } from './commands.js';
+import { prsCommand } from './prs.js';
 
 const USAGE = `usage: ameide <command>
   definitions apply -f <file.yaml>      create or update a definition
@@ -17,6 +18,8 @@ const USAGE = `usage: ameide <command>
   runs watch <id> [--from N]            follow a run; exit 0 only if it completed
   runs cancel <id>                      cancel a run and kill its running command
   runs handoff <id> [--dir <path>]      restore a failed run's branch and notes (default dir ./handoff-<id8>)
+  prs list [--work-item id] [--state open|draft|closed|merged]   pull requests, one per work branch   [--json]
+  prs get <id|#number>                  show a pull request with its description   [--json]
   workitems apply -f <item.yaml>        create or update a work item revision; prints its readiness
   workitems list [--state s] [--timebox id] [--goal id] [--profile p] [--ready|--not-ready]   [--json]
   workitems get <id>                    show a work item, each Definition of Ready rule, its plan and run   [--json]
@@ -38,6 +41,7 @@ export async function cli(argv: string[], o: Output = { out: (l) => console.log(
     if (group === 'definitions') return await definitionsCommand(api, sub ?? '', args, o);
     if (group === 'runs') return await runsCommand(api, sub ?? '', args, o);
     if (group === 'plans') return await plansCommand(api, sub ?? '', args, o);
+    if (group === 'prs') return await prsCommand(api, sub ?? '', args, o);
     if (group === 'workitems' || group === 'profiles') {
       const backlog = createBacklogServiceClient({ baseUrl: cfg.apiUrl, token: cfg.token });
       return await (group === 'workitems' ? workitemsCommand : profilesCommand)(backlog, sub ?? '', args, o);

@@ -10,5 +10,6 @@ export {
   type ProfileRow,
   type WorkItemRow,
 } from './backlog.js';
+export { PullRequestRepository, type PullRequestReport, type PullRequestRow } from './pull-requests.js';
 export { isUniqueViolation, RunRepository, type RunRow, type NewRunRow, type RunProgress, type StatusUpdateRow } from './runs.js';
 export type { RunSpec, RunState, Annotations } from './schema.js';

@@ -1,11 +1,12 @@
 import type { ConnectRouter } from '@connectrpc/connect';
 import type { SandboxPolicy } from '@ameide/config';
 import { backlogV1, WorkflowService } from '@ameide/contracts';
-import { DefinitionRepository, PlanRepository, RunRepository, type Db } from '@ameide/db';
+import { DefinitionRepository, PlanRepository, PullRequestRepository, RunRepository, type Db } from '@ameide/db';
 import type { ApprovalHandlers } from './handlers/approvals.js';
 import type { BacklogHandlers } from './handlers/backlog.js';
 import { DefinitionHandlers } from './handlers/definitions.js';
 import { PlanHandlers, Planner } from './handlers/plans.js';
+import { PullRequestHandlers } from './handlers/pull-requests.js';
 import { RunHandlers } from './handlers/runs.js';
 import { RunLanes } from './runs/lanes.js';
 import { RunNotifier } from './runs/notifier.js';
@@ -34,6 +35,7 @@ export function routes(deps: RouteDeps) {
   const d = new DefinitionHandlers(definitions, deps.policy);
   const p = new PlanHandlers(planner, plans);
   const r = new RunHandlers(planner, plans, runs, deps.launcher, deps.notifier ?? new RunNotifier(), deps.policy, new RunLanes(runs, plans, deps.launcher));
+  const pr = new PullRequestHandlers(new PullRequestRepository(deps.db), runs);
   return (router: ConnectRouter) => {
     router.service(WorkflowService, {
       createDefinition: d.createDefinition,
@@ -52,6 +54,9 @@ export function routes(deps: RouteDeps) {
       recordStatusUpdate: r.recordStatusUpdate,
       approvePlan: deps.approvals.approvePlan,
       rejectPlan: deps.approvals.rejectPlan,
+      recordPullRequest: pr.recordPullRequest,
+      getPullRequest: pr.getPullRequest,
+      listPullRequests: pr.listPullRequests,
     });
     const b = deps.backlog;
     router.service(backlogV1.BacklogService, {

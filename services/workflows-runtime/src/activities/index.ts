@@ -10,6 +10,7 @@ import {
   type CommandPhaseResult,
   type PhaseName,
   type PreparedWorkspace,
+  type PreviewResult,
   type PublishResult,
   type StatusUpdateInput,
 } from '@ameide/temporal';
@@ -23,6 +24,7 @@ import { enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnd
 import { reviewWork } from './review.js';
 import { allSecrets, allSecretValues, cacheDir, prepareSandbox, stepDirs, type SandboxDeps } from './sandboxing.js';
 import { sendStatusUpdate } from './status.js';
+import { createPullRequestActivities } from './pull-request.js';
 import { createStepRunner } from './steps.js';
 import { commitMessage, createImportRepo, ensureMirror, mirrorPath, normaliseRepoUrl, resolveBase, runPaths, writePrompt, type RunPaths } from './workspace.js';
 
@@ -140,6 +142,7 @@ export function createActivities(deps: ActivityDeps) {
   };
 
   return {
+    ...createPullRequestActivities(deps),
     /** Posts a status update to the workflow service (idempotent on run id + sequence). */
     async recordStatus(update: StatusUpdateInput): Promise<void> {
       await sendStatusUpdate(deps.api, update);
@@ -392,4 +395,10 @@ export function createActivities(deps: ActivityDeps) {
   };
 }
 
-export type Activities = ReturnType<typeof createActivities>;
+/** The preview activities' contract (built in previews.ts). */
+export interface PreviewActivities {
+  startPreview(input: { run: CodingRunInput; worktreePath: string; headCommit: string }): Promise<PreviewResult>;
+  stopPreview(input: { runId: string; tenantId: string; reason: string }): Promise<void>;
+}
+
+export type Activities = ReturnType<typeof createActivities> & PreviewActivities;

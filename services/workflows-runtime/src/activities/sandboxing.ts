@@ -174,6 +174,14 @@ function secretKey(run: CodingRunInput, fromEnv: string): string {
   return `${run.tenantId.toUpperCase().replace(/[^A-Z0-9]/g, '_')}__${fromEnv}`;
 }
 
+/** One secret of the tenant the worker holds (e.g. a forge token), for the setting `field` that names it. */
+export function secretValue(deps: Pick<SandboxDeps, 'secrets'>, run: CodingRunInput, fromEnv: string, field: string): string {
+  const key = secretKey(run, fromEnv);
+  const value = deps.secrets[key];
+  if (value === undefined) throw permanent('SecretMissing', `${field}: the secret ${fromEnv} is not configured on the worker: set AMEIDE_SECRET_${key}`);
+  return value;
+}
+
 /** The secrets this phase may see, resolved from the worker's own environment. */
 export function phaseSecrets(deps: SandboxDeps, run: CodingRunInput, phase: CommandPhase): Record<string, string> {
   const out: Record<string, string> = {};

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
-import { kPrincipal, type Principal } from '../auth.js';
+import { ALL_TENANTS, kPrincipal, type Principal } from '../auth.js';
 import { toConnectError } from '../errors.js';
 
 /** The caller of this request; the auth interceptor guarantees it is set. */
@@ -16,4 +16,20 @@ export async function handle<T>(body: () => Promise<T>): Promise<T> {
   } catch (err) {
     throw toConnectError(err);
   }
+}
+
+/**
+ * The caller must be a worker's service credential that may report for `tenantId`: the tenant's own,
+ * or the operator-wide one (tenant "*"). `what` names the call, e.g. "record status updates".
+ */
+export function requireWorkerFor(ctx: HandlerContext, tenantId: string, what: string): Principal {
+  const principal = principalOf(ctx);
+  if (!principal.service) throw new ConnectError(`only the worker service credential may ${what}`, Code.PermissionDenied);
+  if (principal.tenantId !== ALL_TENANTS && principal.tenantId !== tenantId) {
+    throw new ConnectError(
+      `this service credential reports for tenant "${principal.tenantId}" only; use an operator-wide worker credential (tenant "*") or one of the run's tenant`,
+      Code.PermissionDenied,
+    );
+  }
+  return principal;
 }

@@ -23,7 +23,6 @@ import {
 } from '@ameide/contracts';
 import { isUniqueViolation, type PlanRepository, type RunRepository, type RunRow } from '@ameide/db';
 import { workflowIdForRun } from '@ameide/temporal';
-import { ALL_TENANTS } from '../auth.js';
 import { FailedPreconditionError, InvalidFieldError, NotFoundError, toConnectError } from '../errors.js';
 import { runToProto, statusUpdateToJson, statusUpdateToProto } from '../mapping.js';
 import { foldStatusUpdate, isTerminal } from '../runs/fold.js';
@@ -33,7 +32,7 @@ import { executionToProto, observeRun } from '../runs/observe.js';
 import type { RunNotifier } from '../runs/notifier.js';
 import type { RunLauncher } from '../temporal/facade.js';
 import { checkSandboxPolicy, isUuid, pageSize, requireId } from '../validation.js';
-import { handle, principalOf } from './context.js';
+import { handle, principalOf, requireWorkerFor } from './context.js';
 import type { Planner } from './plans.js';
 
 const WATCH_POLL_MS = 1000;
@@ -204,19 +203,13 @@ export class RunHandlers {
 
   recordStatusUpdate = (req: RecordStatusUpdateRequest, ctx: HandlerContext) =>
     handle(async () => {
-      const principal = principalOf(ctx);
-      if (!principal.service) throw new ConnectError('only the worker service credential may record status updates', Code.PermissionDenied);
+      if (!principalOf(ctx).service) throw new ConnectError('only the worker service credential may record status updates', Code.PermissionDenied);
       const u = req.update;
       if (!u) throw new InvalidFieldError('update', 'is required');
       if (u.sequence < 1n) throw new InvalidFieldError('update.sequence', 'must be 1 or more');
       const run = isUuid(requireId('update.run_id', u.runId)) ? await this.runs.get(undefined, u.runId) : undefined;
       if (!run) throw new NotFoundError('run', u.runId);
-      if (principal.tenantId !== ALL_TENANTS && principal.tenantId !== run.tenantId) {
-        throw new ConnectError(
-          `this service credential reports for tenant "${principal.tenantId}" only; use an operator-wide worker credential (tenant "*") or one of the run's tenant`,
-          Code.PermissionDenied,
-        );
-      }
+      requireWorkerFor(ctx, run.tenantId, 'record status updates');
       const json = statusUpdateToJson(u);
       const result = await this.runs.recordStatusUpdate(run, Number(u.sequence), json, (row) => foldStatusUpdate(row, json));
       if (result.run && isTerminal(result.run.status) && !isTerminal(run.status)) await this.runFinished(result.run);

@@ -1,0 +1,52 @@
+import type { CommandPhase } from '@ameide/temporal';
+import { workspaceOf, type PhaseUnit, type RunContext } from '../context.js';
+
+const COMMAND_OF: Record<CommandPhase, (ctx: RunContext) => string> = {
+  install: (ctx) => ctx.input.repo.installCommand,
+  agent: (ctx) => ctx.input.repo.agentCommand,
+  test: (ctx) => ctx.input.repo.testCommand,
+};
+
+/** A phase that runs one of the definition's shell commands in the run's sandbox (install, agent, test). */
+export function commandPhase(phase: Extract<CommandPhase, 'install' | 'agent' | 'test'>): PhaseUnit {
+  const budgets = (ctx: RunContext) => ctx.input.repo.guardrails.budgets;
+  return {
+    name: phase,
+    before(ctx) {
+      if (!COMMAND_OF[phase](ctx).trim()) return { state: 'skipped', message: `no ${phase} command in the definition` };
+      if (++ctx.commandsRun > budgets(ctx).maxCommands) {
+        ctx.summary.budgetExceeded = 'max_commands';
+        return { state: 'failed', message: `the run's budget of ${budgets(ctx).maxCommands} commands is used up` };
+      }
+      return undefined;
+    },
+    async run(ctx) {
+      const ws = workspaceOf(ctx);
+      const phaseMs = ctx.input.repo.phaseTimeoutSeconds * 1000;
+      // A command gets its phase budget, or what is left of the run's, whichever is less.
+      const runLeftMs = ctx.runDeadline - Date.now();
+      const timeoutMs = Math.max(1000, Math.min(phaseMs, runLeftMs));
+      const r = await ctx.activities.commands.runCommandPhase({
+        run: ctx.input,
+        phase,
+        command: COMMAND_OF[phase](ctx),
+        worktreePath: ws.worktreePath,
+        promptFile: ws.promptFile,
+        baseCommit: ws.baseCommit,
+        timeoutMs,
+      });
+      if (phase === 'test') ctx.summary.testExitCode = r.exitCode;
+      let message: string | undefined;
+      if (r.timedOut && runLeftMs < phaseMs) {
+        ctx.summary.budgetExceeded = 'run_timeout';
+        message = `${phase} command stopped: the run's ${budgets(ctx).runTimeoutSeconds}s budget ran out`;
+      } else if (r.timedOut) {
+        ctx.summary.budgetExceeded = 'phase_timeout';
+        message = `${phase} command exceeded the ${ctx.input.repo.phaseTimeoutSeconds}s phase budget`;
+      } else if (r.exitCode !== 0) {
+        message = `${phase} command failed with exit code ${r.exitCode}`;
+      }
+      return { state: message ? 'failed' : 'succeeded', exitCode: r.exitCode, durationMs: r.durationMs, outputTail: r.outputTail, message };
+    },
+  };
+}

@@ -1,0 +1,213 @@
+/**
+ * The coding-agent run workflow: walks the phase pipeline, then reports. Deterministic: no I/O, no
+ * secrets, no Node built-ins; every side effect is an activity. Status updates are numbered here, so
+ * a retried activity re-sends the same sequence and the service stores it once.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  log,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import {
+  SA,
+  type CodingRunInput,
+  type CodingRunResult,
+  type PhaseName,
+  type RunStatusName,
+  type RunSummaryResult,
+  type StatusUpdateInput,
+  type WorkItemChange,
+  WORK_ITEM_CHANGED_SIGNAL,
+  WORK_ITEM_CHANGES_QUERY,
+} from '@ameide/temporal';
+import { runActivities, type PhaseOutcome, type RunContext, type StatusPost } from './context.js';
+import { PIPELINE } from './pipeline.js';
+
+export function errorMessage(err: unknown): string {
+  const e = err as { cause?: { message?: string }; message?: string };
+  return e.cause?.message ?? e.message ?? String(err);
+}
+
+/** The run's work item changed in the backlog: recorded in the workflow's history (and queryable), nothing else. */
+export const workItemChanged = defineSignal<[WorkItemChange]>(WORK_ITEM_CHANGED_SIGNAL);
+export const workItemChanges = defineQuery<WorkItemChange[]>(WORK_ITEM_CHANGES_QUERY);
+
+/** Runs one coding-agent plan: the phases of PIPELINE in order, then the report. */
+export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunResult> {
+  const changes: WorkItemChange[] = [];
+  setHandler(workItemChanged, (change) => {
+    changes.push(change);
+    log.info(`work item ${change.workItemId} is now ${change.state} (revision ${change.revision})`);
+  });
+  setHandler(workItemChanges, () => changes);
+  const activities = runActivities(input);
+
+  let sequence = 0;
+  // Status updates leave through an outbox, one at a time and in order: the run never waits for their
+  // delivery and its outcome never depends on it; it ends only once every update is delivered.
+  // Delivery is never cancelled half-way, so sequences have no gaps.
+  const outbox: StatusUpdateInput[] = [];
+  let sender: Promise<void> | undefined;
+  const send = async () => {
+    while (outbox.length) {
+      const update = outbox[0]!;
+      try {
+        await CancellationScope.nonCancellable(() => activities.status.recordStatus(update));
+      } catch (err) {
+        // Transient failures are retried without limit: only a permanent rejection gets here.
+        log.warn(`status update ${update.sequence} of run ${input.runId} was refused: ${errorMessage(err)}`);
+      }
+      outbox.shift();
+    }
+    sender = undefined;
+  };
+  const post = (u: StatusPost) => {
+    outbox.push({ ...u, runId: input.runId, sequence: ++sequence, time: new Date().toISOString() });
+    sender ??= send();
+  };
+  const delivered = () => CancellationScope.nonCancellable(async () => sender);
+  const markSearch = (status: RunStatusName, phase: PhaseName | 'pending' | 'done') =>
+    upsertSearchAttributes([
+      { key: SA.runStatus, value: status },
+      { key: SA.runPhase, value: phase },
+    ]);
+
+  const summary: RunSummaryResult = {
+    branch: '',
+    baseCommit: '',
+    headCommit: '',
+    filesChanged: 0,
+    insertions: 0,
+    deletions: 0,
+    transcriptsUri: '',
+    pushed: false,
+    sandbox: input.repo.guardrails.sandbox,
+  };
+  const ctx: RunContext = {
+    input,
+    summary,
+    phases: [],
+    runDeadline: Date.now() + input.repo.guardrails.budgets.runTimeoutSeconds * 1000,
+    commandsRun: 0,
+    post,
+    activities,
+  };
+
+  let current: PhaseName = 'prepare';
+  const started = (phase: PhaseName) => {
+    current = phase;
+    markSearch('running', phase);
+    post({ kind: 'phase_started', phase, phaseState: 'running' });
+  };
+  const finished = (phase: PhaseName, o: PhaseOutcome) =>
+    post({
+      kind: 'phase_finished',
+      phase,
+      phaseState: o.state,
+      exitCode: o.exitCode,
+      durationMs: o.durationMs,
+      outputTail: o.outputTail,
+      message: o.message,
+    });
+  const record = (phase: PhaseName, o: PhaseOutcome) => {
+    ctx.phases.push({ phase, ...o, outputTail: undefined });
+    finished(phase, o);
+  };
+  let failure: { phase: PhaseName; message: string; lastOutput?: string } | undefined;
+
+  let handoffError: string | undefined;
+  /** Bundles what the run did for a person to continue; a failure to bundle only loses the bundle (and says why in the report phase). */
+  const handOff = async (phase: PhaseName, reason: string, lastOutput: string): Promise<void> => {
+    if (!ctx.workspace) return;
+    const { worktreePath, branch, baseCommit } = ctx.workspace;
+    try {
+      const h = await activities.git.createHandoff({
+        run: input,
+        worktreePath,
+        branch,
+        baseCommit,
+        failedPhase: phase,
+        reason,
+        lastOutput,
+        commitTime: new Date().toISOString(),
+      });
+      summary.handoffUri = h.uri;
+      summary.handoffSha256 = h.sha256;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      handoffError = errorMessage(err);
+    }
+  };
+  // Whatever phase a cancellation hits, the service learns that the run ended; then Temporal does too.
+  const reportCancelled = async (cancellation: unknown): Promise<never> => {
+    await CancellationScope.nonCancellable(async () => {
+      finished(current, { state: 'cancelled', message: 'run cancelled' });
+      await handOff(current, 'the run was cancelled', '');
+      const report = await activities.local
+        .writeReport({
+          run: input,
+          report: { runId: input.runId, status: 'cancelled', failure: { phase: current, message: 'run cancelled' }, summary, phases: ctx.phases },
+          removeWorktree: Boolean(summary.handoffUri),
+        })
+        .catch(() => undefined);
+      if (report) summary.transcriptsUri = report.transcriptsUri;
+      markSearch('cancelled', current);
+      post({ kind: 'run_finished', runStatus: 'cancelled', phase: current, message: `cancelled during ${current}`, summary });
+      await delivered();
+    });
+    throw cancellation;
+  };
+
+  markSearch('running', 'prepare');
+  post({ kind: 'run_started', runStatus: 'running' });
+  try {
+    for (const phase of PIPELINE) {
+      if (phase.applies && !phase.applies(ctx)) continue;
+      const decided = phase.before?.(ctx);
+      const outcome = decided ?? (started(phase.name), await phase.run(ctx));
+      record(phase.name, outcome);
+      if (outcome.state === 'failed') {
+        failure = { phase: phase.name, message: outcome.message ?? `${phase.name} failed`, lastOutput: outcome.outputTail };
+        break;
+      }
+    }
+  } catch (err) {
+    if (isCancellation(err)) return reportCancelled(err);
+    failure = { phase: current, message: errorMessage(err) };
+    finished(current, { state: 'failed', message: failure.message });
+  }
+
+  started('report');
+  if (failure) await handOff(failure.phase, failure.message, failure.lastOutput ?? '');
+  const status: RunStatusName = !failure ? 'completed' : summary.handoffUri ? 'handed_off' : 'failed';
+  try {
+    const report = await activities.local.writeReport({
+      run: input,
+      report: { runId: input.runId, status, failure, summary, phases: ctx.phases },
+      removeWorktree: !failure || Boolean(summary.handoffUri),
+    });
+    summary.transcriptsUri = report.transcriptsUri;
+    const handoff = summary.handoffUri
+      ? `\nhandoff bundle at ${summary.handoffUri} (sha256 ${summary.handoffSha256})`
+      : handoffError
+        ? `\nno handoff bundle: ${handoffError}`
+        : '';
+    finished('report', { state: 'succeeded', outputTail: `report at ${report.reportUri}${handoff}` });
+  } catch (err) {
+    if (isCancellation(err)) return reportCancelled(err);
+    finished('report', { state: 'failed', message: errorMessage(err) });
+  }
+  markSearch(status, failure ? failure.phase : 'done');
+  const message = failure ? `${failure.phase} phase failed: ${failure.message}` : undefined;
+  post({ kind: 'run_finished', runStatus: status, phase: failure?.phase, message, summary });
+  await delivered();
+  if (failure) {
+    throw ApplicationFailure.create({ type: 'RunFailed', message: message!, nonRetryable: true, details: [{ status, failedPhase: failure.phase, summary }] });
+  }
+  return { status, summary };
+}
