@@ -37,8 +37,42 @@ export function normaliseDefinitionSpec(spec: DefinitionSpec | undefined, policy
     throw new InvalidFieldError('spec.phase_timeout_seconds', `must be at most ${MAX_PHASE_TIMEOUT_SECONDS}`);
   for (const k of Object.keys(spec.env)) if (!ENV_RE.test(k)) throw new InvalidFieldError(`spec.env.${k}`, 'is not a valid environment variable name');
   validateGuardrails(spec);
+  validateDelivery(spec);
   checkSandboxPolicy(spec, policy, field);
   return spec;
+}
+
+const PREVIEW_PROVIDERS = new Set(['', 'local', 'command']);
+const PR_PROVIDERS = new Set(['', 'git', 'github', 'gitlab', 'none']);
+
+/** The preview and pull request settings: providers, what each needs, well-formed paths and URLs. */
+function validateDelivery(spec: DefinitionSpec): void {
+  const p = spec.preview;
+  if (p) {
+    if (!PREVIEW_PROVIDERS.has(p.provider)) throw new InvalidFieldError('spec.preview.provider', 'must be "local" or "command"');
+    if (!p.command.trim() && (p.provider || p.aliasCommand || p.healthPath))
+      throw new InvalidFieldError('spec.preview.command', 'must not be empty: local previews serve with it, command previews deploy with it');
+    if (p.aliasCommand.trim() && p.provider !== 'command') throw new InvalidFieldError('spec.preview.alias_command', 'is only for provider "command"');
+    if (p.healthPath && (!p.healthPath.startsWith('/') || /\s/.test(p.healthPath)))
+      throw new InvalidFieldError('spec.preview.health_path', 'must be a URL path starting with "/", e.g. /health');
+  }
+  const pr = spec.pullRequest;
+  if (!pr) return;
+  if (!PR_PROVIDERS.has(pr.provider)) throw new InvalidFieldError('spec.pull_request.provider', 'must be one of git, github, gitlab, none');
+  const forge = pr.provider === 'github' || pr.provider === 'gitlab';
+  if (forge && !pr.tokenFromEnv) throw new InvalidFieldError('spec.pull_request.token_from_env', `is required for the ${pr.provider} provider`);
+  if (pr.tokenFromEnv && !/^[A-Z0-9_]+$/.test(pr.tokenFromEnv))
+    throw new InvalidFieldError('spec.pull_request.token_from_env', 'must be upper-case letters, digits and _');
+  if (pr.apiUrl && !/^https?:\/\/[^\s/]+/.test(pr.apiUrl)) throw new InvalidFieldError('spec.pull_request.api_url', 'must be an http(s) URL');
+  if (pr.baseBranch && !BRANCH_RE.test(pr.baseBranch)) throw new InvalidFieldError('spec.pull_request.base_branch', 'is not a valid branch name');
+  if (pr.repository && !/^[\w.-]+(\/[\w.-]+)+$/.test(pr.repository))
+    throw new InvalidFieldError('spec.pull_request.repository', 'must be owner/name (GitHub) or group/project (GitLab)');
+  pr.labels.forEach((l, i) => {
+    if (!l.trim() || l.includes(',')) throw new InvalidFieldError(`spec.pull_request.labels[${i}]`, 'must be a non-empty label without commas');
+  });
+  pr.reviewers.forEach((r, i) => {
+    if (!/^[\w.-]+$/.test(r)) throw new InvalidFieldError(`spec.pull_request.reviewers[${i}]`, 'must be a login or username');
+  });
 }
 
 /**
@@ -77,7 +111,7 @@ export function checkSandboxPolicy(spec: DefinitionSpec, policy: SandboxPolicy, 
 
 const SANDBOXES = new Set(['', 'bubblewrap', 'none']);
 const CACHES = new Set(['npm', 'pnpm', 'pip', 'go']);
-const COMMAND_PHASES = new Set([Phase.INSTALL, Phase.AGENT, Phase.TEST]);
+const SECRET_PHASES = new Set([Phase.INSTALL, Phase.AGENT, Phase.TEST, Phase.PREVIEW]);
 const RESERVED_ENV = /^(PATH|HOME|TMPDIR|LANG|CI|AMEIDE_.*)$/;
 
 function validateGuardrails(spec: DefinitionSpec): void {
@@ -104,8 +138,8 @@ function validateGuardrails(spec: DefinitionSpec): void {
     if (!ENV_RE.test(ref.name) || RESERVED_ENV.test(ref.name))
       throw new InvalidFieldError(`spec.secrets[${i}].name`, 'must be an environment variable name other than PATH, HOME, TMPDIR, LANG, CI or AMEIDE_*');
     if (!/^[A-Z0-9_]+$/.test(ref.fromEnv)) throw new InvalidFieldError(`spec.secrets[${i}].from_env`, 'must be upper-case letters, digits and _');
-    if (!ref.phases.length || ref.phases.some((p) => !COMMAND_PHASES.has(p)))
-      throw new InvalidFieldError(`spec.secrets[${i}].phases`, 'must name one or more of install, agent, test');
+    if (!ref.phases.length || ref.phases.some((p) => !SECRET_PHASES.has(p)))
+      throw new InvalidFieldError(`spec.secrets[${i}].phases`, 'must name one or more of install, agent, test, preview');
   });
 }
 
