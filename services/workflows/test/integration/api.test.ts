@@ -81,7 +81,7 @@ describe('workflow service API', () => {
         spec: create(DefinitionSpecSchema, { ...minimal, secrets: [{ name: 'TOKEN', fromEnv: 'TOKEN', phases: [Phase.PUBLISH] }] }),
       }),
     );
-    expect(badSecret.rawMessage).toBe('spec.secrets[0].phases: must name one or more of install, agent, test');
+    expect(badSecret.rawMessage).toBe('spec.secrets[0].phases: must name one or more of install, agent, test, preview');
     const after = (await h.acme.getDefinition({ idOrName: 'keep' })).definition!;
     expect(after.version).toBe(before.version);
     expect(after.spec!.repoUrl).toBe('/srv/repos/keep.git');
