@@ -37,6 +37,7 @@ describe('the background stack (`pnpm stack up|status|down`)', async () => {
     AMEIDE_POSTGRES_PORT: String(await freePort()),
     AMEIDE_TEMPORAL_PORT: String(await freePort()),
     AMEIDE_TEMPORAL_UI_PORT: String(await freePort()),
+    AMEIDE_PREVIEW_PORT: String(await freePort()),
     TEMPORAL_CLI: inject('temporalCli'),
   };
   const stack = (cmd: string) => run(process.execPath, ['--import', 'tsx', 'packages/devstack/src/main.ts', cmd], { cwd: root, env, timeout: 120_000 });

@@ -28,7 +28,7 @@ describe('an ephemeral stack whose ports are taken before its servers bind them'
     return port;
   };
   const asked = new Map<string, number>();
-  // Postgres, the Temporal frontend and the API get a taken port first; the Web UI on Temporal's second try.
+  // Postgres, the Temporal frontend, the API and the preview router get a taken port first; the Web UI on Temporal's second try.
   const pickPort: PortPicker = async (what) => {
     const n = (asked.get(what) ?? 0) + 1;
     asked.set(what, n);
@@ -53,10 +53,14 @@ describe('an ephemeral stack whose ports are taken before its servers bind them'
       expect.stringMatching(/^the Temporal dev server: port \d+ was taken .* \(attempt 3 of 4\)$/),
       expect.stringMatching(/^the workflow service: port \d+ was taken .* \(attempt 2 of 4\)$/),
     ]);
-    expect(heldPorts).toHaveLength(4);
-    const used = [new URL(stack.databaseUrl).port, stack.temporalAddress.split(':')[1], new URL(stack.temporalUiUrl!).port, new URL(stack.apiUrl).port].map(
-      Number,
-    );
+    expect(heldPorts).toHaveLength(5);
+    const used = [
+      new URL(stack.databaseUrl).port,
+      stack.temporalAddress.split(':')[1],
+      new URL(stack.temporalUiUrl!).port,
+      new URL(stack.apiUrl).port,
+      stack.previewPort,
+    ].map(Number);
     for (const p of used) expect(heldPorts).not.toContain(p);
     const api = createWorkflowServiceClient({ baseUrl: stack.apiUrl, token: stack.devToken });
     expect((await api.listDefinitions({})).definitions).toEqual([]);

@@ -291,6 +291,17 @@ function baseRequests(ids: { planId: string; runId: string }): Record<string, Js
     DiffPlans: { planId: ids.planId, otherPlanId: ids.planId },
     ApprovePlan: { id: ids.planId, reason: 'fuzz' },
     RejectPlan: { id: ids.planId, reason: 'fuzz' },
+    ListPreviews: { workItemId: 'CALC-1', runId: ids.runId, state: 'live', pageSize: 10 },
+    RecordPreview: {
+      runId: randomUUID(),
+      state: 'live',
+      provider: 'local',
+      target: '127.0.0.1:9',
+      url: 'https://preview.example.com/',
+      aliasUrl: 'https://alias.example.com/',
+      expireTime: '2030-01-01T00:00:00Z',
+      reason: 'fuzz',
+    },
     RecordStatusUpdate: {
       update: {
         runId: randomUUID(),

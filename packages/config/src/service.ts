@@ -29,6 +29,12 @@ export interface ServiceConfig {
   webhookSecrets: Record<string, string>;
   /** Runs QUEUED this long without a workflow get it started (checked as often). */
   reconcileSeconds: number;
+  /**
+   * The preview router (services/workflows/src/previews): `port` 0 means none. Local previews' URLs
+   * are `http://<label>.<tenant>.<domain>:<urlPort>/`; `urlPort` is the router's port unless the
+   * operator advertises another one (a port forwarded to it).
+   */
+  preview: { port: number; domain: string; urlPort: number };
   /** Timeouts of API connections, in milliseconds (see `startApiServer`). */
   timeouts: {
     /** A connection's first bytes, and each HTTP/1.1 request's headers, must arrive within this. */
@@ -95,6 +101,16 @@ const schema = z
         }
         return out;
       }),
+    AMEIDE_PREVIEW_PORT: port.default(0),
+    AMEIDE_PREVIEW_DOMAIN: z
+      .string()
+      .default('preview.localhost')
+      .transform((d) => d.toLowerCase().replace(/\.$/, ''))
+      .refine(
+        (d) => d.length <= 190 && /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(d),
+        'must be a DNS name, e.g. preview.localhost',
+      ),
+    AMEIDE_PREVIEW_PUBLIC_URL_PORT: port.min(1).optional(),
     AMEIDE_RECONCILE_SECONDS: z.coerce.number().positive().max(3600).default(30),
     AMEIDE_API_HEADERS_TIMEOUT_SECONDS: z.coerce.number().positive().max(3600).default(20),
     AMEIDE_API_REQUEST_TIMEOUT_SECONDS: z.coerce.number().positive().max(3600).default(60),
@@ -133,6 +149,7 @@ export function loadServiceConfig(env: Env = processEnv()): ServiceConfig {
     policy: toSandboxPolicy(e),
     webhookSecrets: e.AMEIDE_WEBHOOK_SECRETS,
     reconcileSeconds: e.AMEIDE_RECONCILE_SECONDS,
+    preview: { port: e.AMEIDE_PREVIEW_PORT, domain: e.AMEIDE_PREVIEW_DOMAIN, urlPort: e.AMEIDE_PREVIEW_PUBLIC_URL_PORT ?? e.AMEIDE_PREVIEW_PORT },
     timeouts: {
       headersMs: e.AMEIDE_API_HEADERS_TIMEOUT_SECONDS * 1000,
       requestMs: e.AMEIDE_API_REQUEST_TIMEOUT_SECONDS * 1000,

@@ -17,6 +17,8 @@ export interface StackConfig {
   postgresPort: number;
   temporalPort: number;
   temporalUiPort: number;
+  /** The service's preview router (0: none). */
+  previewPort: number;
   /** Read-only path prefixes the stack's operator policy allows besides the example agents. */
   sandboxReadOnlyPaths: string[];
   path: string;
@@ -32,6 +34,7 @@ const schema = z.object({
   AMEIDE_POSTGRES_PORT: port.default(54329),
   AMEIDE_TEMPORAL_PORT: port.default(7233),
   AMEIDE_TEMPORAL_UI_PORT: port.default(8233),
+  AMEIDE_PREVIEW_PORT: port.default(8090),
   AMEIDE_SANDBOX_READ_ONLY_PATHS: z.string().optional(),
   PATH: z.string().default('/usr/local/bin:/usr/bin:/bin'),
 });
@@ -49,6 +52,7 @@ export function loadStackConfig(env: Env = processEnv()): StackConfig {
     postgresPort: e.AMEIDE_POSTGRES_PORT,
     temporalPort: e.AMEIDE_TEMPORAL_PORT,
     temporalUiPort: e.AMEIDE_TEMPORAL_UI_PORT,
+    previewPort: e.AMEIDE_PREVIEW_PORT,
     sandboxReadOnlyPaths: commaList(e.AMEIDE_SANDBOX_READ_ONLY_PATHS),
     path: e.PATH,
   };

@@ -11,5 +11,6 @@ export {
   type WorkItemRow,
 } from './backlog.js';
 export { PullRequestRepository, type PullRequestReport, type PullRequestRow } from './pull-requests.js';
+export { PreviewRepository, type LivePreview, type PreviewRow, type StoppedPreview } from './previews.js';
 export { isUniqueViolation, RunRepository, type RunRow, type NewRunRow, type RunProgress, type StatusUpdateRow } from './runs.js';
 export type { RunSpec, RunState, Annotations } from './schema.js';

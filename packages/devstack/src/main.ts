@@ -131,6 +131,7 @@ function printInfo(info: StackInfo, state: string): void {
   tenant                         ${info.tenantId}
   development token              ${info.devToken}
   work item webhook              ${info.apiUrl}/webhooks/work-items (secret ${info.webhookSecret ?? '-'}; see docs/backlog.md)
+  previews                       ${info.previewPort ? `http://<run-id8 or work item>.${info.tenantId}.preview.localhost:${info.previewPort}/` : '(no preview router: AMEIDE_PREVIEW_PORT=0)'}
   logs                           ${info.logs}
 try:  pnpm ameide definitions list        (uses this stack's URL and token)
 state: pnpm stack status

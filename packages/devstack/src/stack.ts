@@ -12,6 +12,8 @@ import { findTemporalCli, startTemporal } from './temporal.js';
 /** What a running stack offers. */
 export interface StackInfo {
   apiUrl: string;
+  /** The service's preview router, on 127.0.0.1: previews answer at `http://<run-id8 or work item>.<tenant>.preview.localhost:<port>/`. */
+  previewPort?: number;
   temporalAddress: string;
   temporalUiUrl?: string;
   databaseUrl: string;
@@ -221,6 +223,8 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
       { what: 'Temporal Web UI', fixed: cfg.temporalUiPort, setting: 'AMEIDE_TEMPORAL_UI_PORT' },
     ];
     const apiPorts: PortSpec[] = [{ what: 'workflow service API', fixed: cfg.apiPort, setting: 'AMEIDE_API_PORT' }];
+    // The service's preview router binds a second port (AMEIDE_PREVIEW_PORT=0 turns it off for `make up`).
+    if (opts.ephemeral || cfg.previewPort) apiPorts.push({ what: 'preview router', fixed: cfg.previewPort, setting: 'AMEIDE_PREVIEW_PORT' });
     if (!opts.ephemeral) {
       const wanted = [...(cfg.databaseUrl ? [] : pgPorts), ...(cfg.temporalAddress ? [] : temporalPorts), ...apiPorts];
       const taken: PortSpec[] = [];
@@ -268,7 +272,7 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
       TEMPORAL_NAMESPACE: cfg.temporalNamespace,
     };
     const serviceLog = join(logs, 'workflows.log');
-    const startService = (port: number) =>
+    const startService = (port: number, previewPort: number) =>
       startServerProcess({
         what: 'workflow service',
         cmd: process.execPath,
@@ -277,6 +281,7 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
           ...common,
           DATABASE_URL: databaseUrl,
           AMEIDE_API_PORT: String(port),
+          AMEIDE_PREVIEW_PORT: String(previewPort),
           AMEIDE_JWT_SECRET: creds.jwtSecret,
           AMEIDE_API_KEYS: serviceApiKeys(creds),
           AMEIDE_WEBHOOK_SECRETS: `${tenantId}:${creds.webhookSecret}`,
@@ -288,9 +293,11 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
         timeoutMs: 60_000,
       });
     let apiPort = 0;
-    const service = await withPorts('the workflow service', apiPorts, async ([port]) => {
-      const p = await startService(port!);
+    let previewPort = 0;
+    const service = await withPorts('the workflow service', apiPorts, async ([port, preview]) => {
+      const p = await startService(port!, preview ?? 0);
       apiPort = port!;
+      previewPort = preview ?? 0;
       return p;
     });
     const apiUrl = `http://127.0.0.1:${apiPort}`;
@@ -310,10 +317,11 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
     track('workflows', 'workflow service', service.pid, serviceLog);
     track('worker', 'worker', worker.pid, workerLog);
     // Restarted on the same port: the worker and the stack's users know it.
-    stops.push(supervise('workflows', service, () => startService(apiPort)));
+    stops.push(supervise('workflows', service, () => startService(apiPort, previewPort)));
     stops.push(supervise('worker', worker, startWorker));
     info = {
       apiUrl,
+      previewPort: previewPort || undefined,
       temporalAddress,
       temporalUiUrl,
       databaseUrl,

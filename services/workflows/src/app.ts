@@ -4,6 +4,7 @@ import {
   DeliveryRepository,
   openDatabase,
   PlanRepository,
+  PreviewRepository,
   ProfileRepository,
   RunRepository,
   WorkItemRepository,
@@ -15,6 +16,9 @@ import { ApprovalHandlers } from './handlers/approvals.js';
 import { BacklogHandlers } from './handlers/backlog.js';
 import { createAuthenticator } from './auth.js';
 import { routes } from './connect.js';
+import { PreviewHosts } from './previews/hosts.js';
+import { startPreviewRouter, type PreviewRouter } from './previews/router.js';
+import { PreviewRouteTable } from './previews/table.js';
 import { startApiServer, type ApiServer } from './server.js';
 import { RunReconciler } from './runs/reconciler.js';
 import { TemporalFacade } from './temporal/facade.js';
@@ -24,6 +28,8 @@ export interface WorkflowServiceApp {
   server: ApiServer;
   database: Database;
   temporal: TemporalFacade;
+  /** The preview router, when AMEIDE_PREVIEW_PORT is set. */
+  preview?: PreviewRouter;
   stop(): Promise<void>;
 }
 
@@ -40,8 +46,18 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
   const db = database.db;
   const automation = new BacklogAutomation(db, temporal);
   const backlog = new BacklogHandlers(new WorkItemRepository(db), new ProfileRepository(db), new DefinitionRepository(db), automation);
+  // Local previews' URLs, and the router that serves them (AMEIDE_PREVIEW_PORT; 0: none).
+  const previewHosts = new PreviewHosts(cfg.preview.domain, cfg.preview.urlPort);
+  const previewRoutes = cfg.preview.port ? new PreviewRouteTable(new PreviewRepository(db)) : undefined;
   const server = await startApiServer({
-    routes: routes({ db, launcher: temporal, policy: cfg.policy, backlog, approvals: new ApprovalHandlers(new PlanRepository(db), automation) }),
+    routes: routes({
+      db,
+      launcher: temporal,
+      policy: cfg.policy,
+      backlog,
+      approvals: new ApprovalHandlers(new PlanRepository(db), automation),
+      previews: { hosts: previewHosts, routes: previewRoutes },
+    }),
     http: {
       [WEBHOOK_PATH]: workItemWebhook({
         secrets: cfg.webhookSecrets,
@@ -58,6 +74,20 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
     if (err.code === 'EADDRINUSE') throw Object.assign(new Error(`port ${cfg.port} is in use; set AMEIDE_API_PORT`), { expected: true });
     throw err;
   });
+  const preview = previewRoutes
+    ? await startPreviewRouter({
+        host: cfg.host,
+        port: cfg.preview.port,
+        hosts: previewHosts,
+        routes: previewRoutes,
+        headersTimeoutMs: cfg.timeouts.headersMs,
+      }).catch(async (err: NodeJS.ErrnoException) => {
+        await server.close();
+        await Promise.all([database.close(), temporal.close()]);
+        if (err.code === 'EADDRINUSE') throw Object.assign(new Error(`port ${cfg.preview.port} is in use; set AMEIDE_PREVIEW_PORT`), { expected: true });
+        throw err;
+      })
+    : undefined;
   const reconciler = new RunReconciler(new RunRepository(db), new PlanRepository(db), temporal, cfg.reconcileSeconds * 1000, {
     items: new WorkItemRepository(db),
     automation,
@@ -67,9 +97,10 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
     server,
     database,
     temporal,
+    preview,
     async stop() {
       await reconciler.stop();
-      await server.close();
+      await Promise.all([server.close(), preview?.close()]);
       await Promise.all([database.close(), temporal.close()]);
     },
   };

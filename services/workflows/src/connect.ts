@@ -1,15 +1,18 @@
 import type { ConnectRouter } from '@connectrpc/connect';
 import type { SandboxPolicy } from '@ameide/config';
 import { backlogV1, WorkflowService } from '@ameide/contracts';
-import { DefinitionRepository, PlanRepository, PullRequestRepository, RunRepository, type Db } from '@ameide/db';
+import { DefinitionRepository, PlanRepository, PreviewRepository, PullRequestRepository, RunRepository, type Db } from '@ameide/db';
 import type { ApprovalHandlers } from './handlers/approvals.js';
 import type { BacklogHandlers } from './handlers/backlog.js';
 import { DefinitionHandlers } from './handlers/definitions.js';
 import { PlanHandlers, Planner } from './handlers/plans.js';
+import { PreviewHandlers } from './handlers/previews.js';
 import { PullRequestHandlers } from './handlers/pull-requests.js';
 import { RunHandlers } from './handlers/runs.js';
 import { RunLanes } from './runs/lanes.js';
 import { RunNotifier } from './runs/notifier.js';
+import type { PreviewHosts } from './previews/hosts.js';
+import type { PreviewRouteTable } from './previews/table.js';
 import { registerReflection } from './reflection.js';
 import type { RunLauncher } from './temporal/facade.js';
 
@@ -24,6 +27,8 @@ export interface RouteDeps {
   backlog: BacklogHandlers;
   /** ApprovePlan and RejectPlan (the approval gate of automation's plans). */
   approvals: ApprovalHandlers;
+  /** Local previews' URLs, and the preview router's routes (when this process runs one). */
+  previews: { hosts: PreviewHosts; routes?: PreviewRouteTable };
 }
 
 /** Registers WorkflowService and BacklogService, and gRPC server reflection for them, on a Connect router. */
@@ -36,6 +41,7 @@ export function routes(deps: RouteDeps) {
   const p = new PlanHandlers(planner, plans);
   const r = new RunHandlers(planner, plans, runs, deps.launcher, deps.notifier ?? new RunNotifier(), deps.policy, new RunLanes(runs, plans, deps.launcher));
   const pr = new PullRequestHandlers(new PullRequestRepository(deps.db), runs);
+  const pv = new PreviewHandlers(new PreviewRepository(deps.db), runs, plans, deps.launcher, deps.previews.hosts, deps.previews.routes);
   return (router: ConnectRouter) => {
     router.service(WorkflowService, {
       createDefinition: d.createDefinition,
@@ -54,6 +60,8 @@ export function routes(deps: RouteDeps) {
       recordStatusUpdate: r.recordStatusUpdate,
       approvePlan: deps.approvals.approvePlan,
       rejectPlan: deps.approvals.rejectPlan,
+      recordPreview: pv.recordPreview,
+      listPreviews: pv.listPreviews,
       recordPullRequest: pr.recordPullRequest,
       getPullRequest: pr.getPullRequest,
       listPullRequests: pr.listPullRequests,

@@ -6,6 +6,8 @@ runMain(async () => {
   const cfg = loadServiceConfig();
   const telemetry = initTelemetry('ameide-workflows');
   const app = await startWorkflowService(cfg);
+  if (app.preview)
+    console.log(`preview router listening on ${app.preview.url} (http://<run-id8 or work item>.<tenant>.${cfg.preview.domain}:${cfg.preview.urlPort}/)`);
   console.log(`workflow service listening on ${app.server.url} (Connect, gRPC, gRPC-Web)`);
   const stop = async () => {
     await app.stop();

@@ -4,6 +4,8 @@ import { ApplicationFailure, CancelledFailure, optionalTsToDate, TerminatedFailu
 import type { TemporalConfig } from '@ameide/config';
 import {
   CODING_AGENT_RUN_WORKFLOW,
+  PREVIEW_SUPERSEDED_SIGNAL,
+  previewWorkflowId,
   SA,
   WORK_ITEM_CHANGED_SIGNAL,
   type CodingRunInput,
@@ -121,6 +123,23 @@ export class TemporalFacade {
   }
 
   /**
+   * Tells run `runId`'s preview workflow (`preview-<runId>`) that a newer preview of its work item,
+   * run `byRunId`'s, is live: signal PREVIEW_SUPERSEDED_SIGNAL with `{ supersededBy: byRunId }`.
+   * False when there is no such workflow or it has closed (a `command` preview has none).
+   */
+  async signalPreviewSuperseded(runId: string, byRunId: string): Promise<boolean> {
+    try {
+      await this.connection.withDeadline(Date.now() + START_TIMEOUT_MS, () =>
+        this.client.workflow.getHandle(previewWorkflowId(runId)).signal(PREVIEW_SUPERSEDED_SIGNAL, { supersededBy: byRunId }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw new UnavailableError(`could not signal the preview's workflow: ${(err as Error).message}`);
+    }
+  }
+
+  /**
    * What Temporal knows about a run's workflow now: who executes it while it is open, how it ended
    * once it is closed; undefined when Temporal has no such workflow.
    */
@@ -157,7 +176,7 @@ export class TemporalFacade {
 }
 
 /** What the handlers need from Temporal; tests of pure handler logic can use the real facade. */
-export type RunLauncher = Pick<TemporalFacade, 'startRun' | 'cancelRun' | 'inspectRun' | 'signalWorkItemChange'>;
+export type RunLauncher = Pick<TemporalFacade, 'startRun' | 'cancelRun' | 'inspectRun' | 'signalWorkItemChange' | 'signalPreviewSuperseded'>;
 
 /** Who executes an open workflow (see RunExecution in the API). */
 export interface ExecutionInfo {
