@@ -302,6 +302,21 @@ function baseRequests(ids: { planId: string; runId: string }): Record<string, Js
       expireTime: '2030-01-01T00:00:00Z',
       reason: 'fuzz',
     },
+    ListPullRequests: { workItemId: 'CALC-1', state: 'open', pageSize: 10 },
+    GetPullRequest: { id: '#1' },
+    RecordPullRequest: {
+      runId: randomUUID(),
+      provider: 'github',
+      number: 7,
+      url: 'https://github.com/acme/app/pull/7',
+      title: 't',
+      body: 'b',
+      baseBranch: 'main',
+      headBranch: 'ameide/calc-1',
+      headCommit: 'c0ffee',
+      state: 'open',
+      repository: 'acme/app',
+    },
     RecordStatusUpdate: {
       update: {
         runId: randomUUID(),
