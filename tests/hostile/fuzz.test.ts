@@ -317,6 +317,7 @@ function baseRequests(ids: { planId: string; runId: string }): Record<string, Js
       state: 'open',
       repository: 'acme/app',
     },
+    GetRunDiff: { id: ids.runId, pageSize: 10, pageToken: 'ZDE6MDowMDAwMDAwMDAwMDAwMDAw', statOnly: false },
     RecordStatusUpdate: {
       update: {
         runId: randomUUID(),

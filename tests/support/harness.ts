@@ -57,6 +57,7 @@ export function testServiceEnv(o: { databaseUrl: string; port: number; temporalA
     TEMPORAL_TASK_QUEUE: o.taskQueue,
     AMEIDE_API_KEYS: `${t.acme}:acme,${t.globex}:globex,${t.service}:*:service,${t.globexService}:globex:service`,
     AMEIDE_HOME: o.dir,
+    AMEIDE_SERVICE_GIT_DIR: join(o.dir, 'service-git'),
     ...TEST_POLICY,
   };
 }

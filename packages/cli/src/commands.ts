@@ -6,6 +6,7 @@ import { Code, ConnectError, type BacklogServiceClient, type WorkflowServiceClie
 import { flag, flags, has, positional, UsageError, type Args } from './args.js';
 import { parseWorkItemState, readProfileFile, readWorkItemFile } from './backlog-file.js';
 import { readDefinitionFile } from './definition-file.js';
+import { runsDiff } from './diff.js';
 import {
   definitionJson,
   planDiffJson,
@@ -234,8 +235,10 @@ export async function runsCommand(api: WorkflowServiceClient, sub: string, args:
       );
       return 0;
     }
+    case 'diff':
+      return runsDiff(api, args, o);
     default:
-      throw new UsageError(`unknown command "runs ${sub}"; use start, rerun, list, get, watch, cancel or handoff`);
+      throw new UsageError(`unknown command "runs ${sub}"; use start, rerun, list, get, watch, cancel, handoff or diff`);
   }
 }
 

@@ -18,6 +18,7 @@ const USAGE = `usage: ameide <command>
   runs watch <id> [--from N]            follow a run; exit 0 only if it completed
   runs cancel <id>                      cancel a run and kill its running command
   runs handoff <id> [--dir <path>]      restore a failed run's branch and notes (default dir ./handoff-<id8>)
+  runs diff <id> [--stat]               the run's change: unified diff (coloured on a terminal unless NO_COLOR), or per-file stats   [--json]
   prs list [--work-item id] [--state open|draft|closed|merged]   pull requests, one per work branch   [--json]
   prs get <id|#number>                  show a pull request with its description   [--json]
   workitems apply -f <item.yaml>        create or update a work item revision; prints its readiness

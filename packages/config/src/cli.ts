@@ -37,3 +37,11 @@ export function loadCliConfig(env: Env = processEnv()): CliConfig {
   if (!token) throw new ConfigError('Invalid setting AMEIDE_TOKEN: not set (run `make up` or export a bearer token)');
   return { apiUrl: apiUrl ?? 'http://127.0.0.1:8080', token };
 }
+
+/**
+ * Whether the CLI colours its output: only on a terminal (`isTty`, the caller's stdout), and never
+ * when NO_COLOR is set to anything but the empty string (https://no-color.org).
+ */
+export function cliColor(isTty: boolean, env: Env = processEnv()): boolean {
+  return isTty && !env.NO_COLOR;
+}

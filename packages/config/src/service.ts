@@ -1,3 +1,5 @@
+import { tmpdir, userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ameideHome, parseEnv, port, processEnv, url, type Env } from './env.js';
 import { policySchema, toSandboxPolicy, type SandboxPolicy } from './policy.js';
@@ -44,7 +46,24 @@ export interface ServiceConfig {
     /** A connection with no request in progress is closed after this long. */
     idleMs: number;
   };
+  /**
+   * The service's own git cache (AMEIDE_SERVICE_GIT_DIR): a bare repository per tenant and repository,
+   * fetched from the pushed work branches, that GetRunDiff reads a run's change from.
+   */
+  gitDir: string;
   home: string;
+}
+
+/** Where the service keeps its git cache when AMEIDE_SERVICE_GIT_DIR is unset: a directory of this user's under the OS temp dir. */
+function defaultServiceGitDir(): string {
+  let user = 'user';
+  try {
+    const u = userInfo();
+    user = u.uid >= 0 ? String(u.uid) : u.username;
+  } catch {
+    // No entry for this uid (a container's arbitrary uid): one directory for all such users.
+  }
+  return join(tmpdir(), `ameide-service-git-${user}`);
 }
 
 const apiKeys = z
@@ -115,6 +134,7 @@ const schema = z
     AMEIDE_API_HEADERS_TIMEOUT_SECONDS: z.coerce.number().positive().max(3600).default(20),
     AMEIDE_API_REQUEST_TIMEOUT_SECONDS: z.coerce.number().positive().max(3600).default(60),
     AMEIDE_API_IDLE_TIMEOUT_SECONDS: z.coerce.number().positive().max(86400).default(120),
+    AMEIDE_SERVICE_GIT_DIR: z.string().optional(),
   })
   .extend(temporalSchema.shape)
   .extend(policySchema.shape)
@@ -155,6 +175,7 @@ export function loadServiceConfig(env: Env = processEnv()): ServiceConfig {
       requestMs: e.AMEIDE_API_REQUEST_TIMEOUT_SECONDS * 1000,
       idleMs: e.AMEIDE_API_IDLE_TIMEOUT_SECONDS * 1000,
     },
+    gitDir: e.AMEIDE_SERVICE_GIT_DIR ? resolve(e.AMEIDE_SERVICE_GIT_DIR) : defaultServiceGitDir(),
     home: ameideHome(env),
   };
 }

@@ -285,6 +285,7 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
           AMEIDE_JWT_SECRET: creds.jwtSecret,
           AMEIDE_API_KEYS: serviceApiKeys(creds),
           AMEIDE_WEBHOOK_SECRETS: `${tenantId}:${creds.webhookSecret}`,
+          AMEIDE_SERVICE_GIT_DIR: join(dir, 'service-git'),
         }),
         logFile: serviceLog,
         port,

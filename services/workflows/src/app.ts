@@ -56,6 +56,7 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
       policy: cfg.policy,
       backlog,
       approvals: new ApprovalHandlers(new PlanRepository(db), automation),
+      gitDir: cfg.gitDir,
       previews: { hosts: previewHosts, routes: previewRoutes },
     }),
     http: {

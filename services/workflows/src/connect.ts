@@ -5,10 +5,12 @@ import { DefinitionRepository, PlanRepository, PreviewRepository, PullRequestRep
 import type { ApprovalHandlers } from './handlers/approvals.js';
 import type { BacklogHandlers } from './handlers/backlog.js';
 import { DefinitionHandlers } from './handlers/definitions.js';
+import { DiffHandlers } from './handlers/diff.js';
 import { PlanHandlers, Planner } from './handlers/plans.js';
 import { PreviewHandlers } from './handlers/previews.js';
 import { PullRequestHandlers } from './handlers/pull-requests.js';
 import { RunHandlers } from './handlers/runs.js';
+import { RunDiffs } from './runs/diff.js';
 import { RunLanes } from './runs/lanes.js';
 import { RunNotifier } from './runs/notifier.js';
 import type { PreviewHosts } from './previews/hosts.js';
@@ -29,6 +31,8 @@ export interface RouteDeps {
   approvals: ApprovalHandlers;
   /** Local previews' URLs, and the preview router's routes (when this process runs one). */
   previews: { hosts: PreviewHosts; routes?: PreviewRouteTable };
+  /** The service's git cache, where GetRunDiff reads runs' changes (AMEIDE_SERVICE_GIT_DIR). */
+  gitDir: string;
 }
 
 /** Registers WorkflowService and BacklogService, and gRPC server reflection for them, on a Connect router. */
@@ -40,6 +44,7 @@ export function routes(deps: RouteDeps) {
   const d = new DefinitionHandlers(definitions, deps.policy);
   const p = new PlanHandlers(planner, plans);
   const r = new RunHandlers(planner, plans, runs, deps.launcher, deps.notifier ?? new RunNotifier(), deps.policy, new RunLanes(runs, plans, deps.launcher));
+  const diff = new DiffHandlers(runs, plans, new RunDiffs({ dir: deps.gitDir }));
   const pr = new PullRequestHandlers(new PullRequestRepository(deps.db), runs);
   const pv = new PreviewHandlers(new PreviewRepository(deps.db), runs, plans, deps.launcher, deps.previews.hosts, deps.previews.routes);
   return (router: ConnectRouter) => {
@@ -58,6 +63,7 @@ export function routes(deps: RouteDeps) {
       cancelWorkflowRun: r.cancelWorkflowRun,
       watchWorkflowRun: (req, ctx) => r.watchWorkflowRun(req, ctx),
       recordStatusUpdate: r.recordStatusUpdate,
+      getRunDiff: diff.getRunDiff,
       approvePlan: deps.approvals.approvePlan,
       rejectPlan: deps.approvals.rejectPlan,
       recordPreview: pv.recordPreview,
