@@ -48,3 +48,15 @@ it('parses repeatable flags, -f and --flag=value', () => {
   expect(a.flags.get('file')).toEqual(['x.yaml']);
   expect(() => parseArgs(['runs', 'start', '--definition'])).toThrow('--definition needs a value');
 });
+
+it('reads the example definition, with its preview and pull request settings', () => {
+  const def = readDefinitionFile(join(__dirname, '../../../examples/sample-repo.definition.yaml'));
+  expect(def.spec.preview).toEqual({ command: 'node scripts/preview.mjs', healthPath: '/health', ttlSeconds: 3600 });
+  expect(def.spec.pullRequest).toEqual({ provider: 'git' });
+  expect(() => readDefinitionFile(file('pr.yaml', 'name: a\nspec:\n  repoUrl: x\n  agentCommand: x\n  pullRequest:\n    provider: bitbucket\n'))).toThrow(
+    /spec\.pullRequest\.provider/,
+  );
+  expect(() => readDefinitionFile(file('pv.yaml', 'name: a\nspec:\n  repoUrl: x\n  agentCommand: x\n  preview:\n    healthPath: /h\n'))).toThrow(
+    /spec\.preview\.command/,
+  );
+});
