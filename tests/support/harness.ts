@@ -114,7 +114,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     service: client(tokens.service),
     tokens,
     async startWorker() {
-      const { worker, connection } = await createCodingWorker(
+      const worker = await createCodingWorker(
         loadWorkerConfig({
           ...testWorkerEnv({ apiUrl, serviceToken: tokens.service, temporalAddress: inject('temporalAddress'), taskQueue, dir }),
           ...opts.workerEnv,
@@ -124,7 +124,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       stops.push(async () => {
         worker.shutdown();
         await running;
-        await connection.close();
+        await worker.connection.close();
       });
     },
     async stopService() {

@@ -47,6 +47,10 @@ export interface WorkerConfig {
    * internal registry mirror. Never needed for public registries.
    */
   egressExtraNetworks: string[];
+  /** How long a local preview superseded by a newer one of its work item keeps running, in seconds. */
+  previewGraceSeconds: number;
+  /** The address the preview router reaches this worker's forwarded preview ports on (they listen there). */
+  previewHost: string;
   home: string;
 }
 
@@ -105,6 +109,12 @@ const schema = z
       .string()
       .refine((s) => s.startsWith('/'), 'must be an absolute path')
       .default('/dev/null'),
+    AMEIDE_PREVIEW_GRACE_SECONDS: z.coerce.number().int().min(0).max(86400).default(300),
+    // An address of this worker the router can connect to; listening on every address is not one.
+    AMEIDE_PREVIEW_HOST: z
+      .string()
+      .refine((s) => /^[A-Za-z0-9.:-]+$/.test(s) && !['0.0.0.0', '::', '[::]'].includes(s), 'must be an address of this worker, e.g. 127.0.0.1 or 10.0.0.5')
+      .default('127.0.0.1'),
   })
   .extend(policySchema.shape)
   .extend(temporalSchema.shape)
@@ -145,6 +155,8 @@ export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
     gitConfig: e.AMEIDE_GIT_CONFIG,
     gitTimeoutSeconds: e.AMEIDE_GIT_TIMEOUT_SECONDS,
     egressExtraNetworks: commaList(e.AMEIDE_EGRESS_EXTRA_NETWORKS),
+    previewGraceSeconds: e.AMEIDE_PREVIEW_GRACE_SECONDS,
+    previewHost: e.AMEIDE_PREVIEW_HOST,
     secrets: Object.fromEntries(
       Object.entries(env)
         .filter(([k, v]) => k.startsWith(SECRET_PREFIX) && v)

@@ -48,6 +48,17 @@ describe('worker configuration', () => {
     expect(() => loadWorkerConfig({ AMEIDE_SERVICE_TOKEN: 'x'.repeat(20), ARTIFACT_STORE_URL: 'ftp://x' })).toThrow(/ARTIFACT_STORE_URL/);
   });
 
+  it('reads the preview settings: grace period and the address of the forwarded ports', () => {
+    const base = { AMEIDE_SERVICE_TOKEN: 'x'.repeat(20) };
+    expect(loadWorkerConfig(base)).toMatchObject({ previewGraceSeconds: 300, previewHost: '127.0.0.1' });
+    expect(loadWorkerConfig({ ...base, AMEIDE_PREVIEW_GRACE_SECONDS: '0', AMEIDE_PREVIEW_HOST: '10.0.0.5' })).toMatchObject({
+      previewGraceSeconds: 0,
+      previewHost: '10.0.0.5',
+    });
+    expect(() => loadWorkerConfig({ ...base, AMEIDE_PREVIEW_HOST: '0.0.0.0' })).toThrow(/AMEIDE_PREVIEW_HOST/);
+    expect(() => loadWorkerConfig({ ...base, AMEIDE_PREVIEW_GRACE_SECONDS: '-1' })).toThrow(/AMEIDE_PREVIEW_GRACE_SECONDS/);
+  });
+
   it('never defaults the workspace into a dot-directory, and keeps an explicit one as given', () => {
     const dotted = loadWorkerConfig({ AMEIDE_SERVICE_TOKEN: 'x'.repeat(20), AMEIDE_HOME: '/srv/app/.ameide' }).workspaceDir;
     expect(dotted).toMatch(/^\/var\/tmp\/ameide-[0-9a-f]{12}\/workspaces$/);

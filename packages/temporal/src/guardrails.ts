@@ -22,10 +22,13 @@ export interface GuardrailSettings {
   egressHosts: string[];
 }
 
+/** The phases a secret can be given to: the command phases, and the preview's commands. */
+export type SecretPhase = CommandPhase | 'preview';
+
 /** A secret by reference: the value stays in the worker's environment, never in history. */
 export interface SecretReference {
   name: string;
-  phases: CommandPhase[];
+  phases: SecretPhase[];
   fromEnv: string;
 }
 

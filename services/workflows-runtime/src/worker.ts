@@ -7,8 +7,10 @@ import type { Telemetry } from '@ameide/telemetry';
 import { openArtifactStore } from './artifacts.js';
 import { createActivities } from './activities/index.js';
 import { pruneStaleWorkspaces } from './activities/lifecycle.js';
+import { createPreviewActivities } from './activities/previews.js';
 import { pruneCommandCgroups } from './guardrails/cgroups.js';
 import { killOrphanedGit } from './activities/git.js';
+import { previewStopQueue, stopHeldPreviews, stopLeftoverPreviews } from './previews/index.js';
 
 const workflowsPath = fileURLToPath(new URL('./workflows.ts', import.meta.url));
 const tracingInterceptorsPath = fileURLToPath(new URL('./workflow-tracing.ts', import.meta.url));
@@ -59,10 +61,17 @@ function installRuntime(): void {
   }
 }
 
-/** A worker connected to Temporal, not yet running. */
+/** A worker connected to Temporal, not yet running: the coding-agent worker, and the one stopping this host's previews. */
 export interface CodingWorker {
+  /** Workflows and activities, on the task queue. */
   worker: Worker;
+  /** Only `stopPreview`, on this worker's own preview stop queue (previewStopQueue). */
+  previewWorker: Worker;
   connection: NativeConnection;
+  /** Runs both until they shut down (when one stops, so does the other); then stops the previews this process holds. */
+  run(): Promise<void>;
+  /** Asks both to shut down; `run()` settles once they have. */
+  shutdown(): void;
 }
 
 /** Connects to Temporal and builds the coding-agent worker with real activities. */
@@ -75,7 +84,8 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     throw Object.assign(new Error(`cannot reach Temporal at ${cfg.temporal.address} (${(err as Error).message}); check TEMPORAL_ADDRESS`), { expected: true });
   }
   const api = createWorkflowServiceClient({ baseUrl: cfg.apiUrl, token: cfg.serviceToken });
-  const activities = createActivities({
+  const stopQueue = previewStopQueue(cfg.temporal.taskQueue, cfg.workspaceDir);
+  const deps = {
     api,
     artifacts: openArtifactStore(cfg),
     workspaceDir: cfg.workspaceDir,
@@ -89,7 +99,14 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     gitConfig: cfg.gitConfig,
     gitTimeoutSeconds: cfg.gitTimeoutSeconds,
     egressExtraNetworks: cfg.egressExtraNetworks,
-  });
+    previewHost: cfg.previewHost,
+    previewGraceSeconds: cfg.previewGraceSeconds,
+    previewStopQueue: stopQueue,
+  };
+  const activities = createActivities(deps);
+  // Previews a worker process that is gone left on this workspace: stopped, never re-adopted.
+  const leftover = await stopLeftoverPreviews(deps);
+  if (leftover) console.log(`stopped ${leftover} previews left by a worker that is gone`);
   const pruned = await pruneStaleWorkspaces(cfg.workspaceDir, cfg.worktreeTtlHours);
   // What workers that died left running: commands (in their cgroups) and the worker's own git.
   await pruneCommandCgroups();
@@ -114,5 +131,35 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     // Workflow spans leave the sandbox through a sink: only when there is somewhere to send them.
     sinks: exporter ? { exporter: makeWorkflowExporter(exporter, telemetry!.resource) } : undefined,
   });
-  return { worker, connection };
+  // A local preview's process and listener live in this process: its stop comes to this worker's own queue.
+  const previewWorker = await Worker.create({
+    connection,
+    namespace: cfg.temporal.namespace,
+    taskQueue: stopQueue,
+    activities: { stopPreview: createPreviewActivities(deps).stopPreview },
+    maxHeartbeatThrottleInterval: '1s',
+    defaultHeartbeatThrottleInterval: '1s',
+    shutdownGraceTime: '30s',
+    interceptors: {
+      activity: [(ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx) })],
+    },
+  });
+  const shutdown = () => {
+    for (const w of [worker, previewWorker]) if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  return {
+    worker,
+    previewWorker,
+    connection,
+    shutdown,
+    async run() {
+      try {
+        const ended = await Promise.allSettled([worker, previewWorker].map((w) => w.run().finally(shutdown)));
+        const failed = ended.find((r) => r.status === 'rejected');
+        if (failed) throw failed.reason;
+      } finally {
+        await stopHeldPreviews(deps, 'the worker stopped');
+      }
+    },
+  };
 }

@@ -50,6 +50,8 @@ export interface CommandSpec {
   maxOutputBytes?: number;
   /** Secrets to hide from the output before it reaches the tail or the transcript. */
   redactor?: Redactor;
+  /** Called with the pid of the command's first process (the leader of its process group) once it is started. */
+  onStart?: (pid: number) => void;
 }
 
 export interface CommandResult {
@@ -87,6 +89,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  if (child.pid !== undefined) spec.onStart?.(child.pid);
   const budget = spec.maxOutputBytes ?? Number.POSITIVE_INFINITY;
   let written = 0;
   let truncated = false;

@@ -3,9 +3,18 @@ import { chmod, chown, mkdir, realpath, rm, stat, writeFile } from 'node:fs/prom
 import { dirname, join, normalize } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { underPrefix, type SandboxPolicy } from '@ameide/config';
-import type { CodingRunInput, CommandPhase } from '@ameide/temporal';
+import type { CodingRunInput, SecretPhase } from '@ameide/temporal';
 import { egressProxyEnv } from '../guardrails/egress.js';
-import { findBubblewrap, SANDBOX_MOUNTS, SANDBOX_ROOT, sandboxEtcFiles, sandboxUserFor, type SandboxEgress, type SandboxSpec } from '../guardrails/sandbox.js';
+import {
+  findBubblewrap,
+  SANDBOX_MOUNTS,
+  SANDBOX_ROOT,
+  sandboxEtcFiles,
+  sandboxUserFor,
+  type SandboxEgress,
+  type SandboxInbound,
+  type SandboxSpec,
+} from '../guardrails/sandbox.js';
 import { safeSegment, type RunPaths } from './workspace.js';
 
 /** What the sandbox glue needs from the worker. */
@@ -19,13 +28,14 @@ export interface SandboxDeps {
   policy: SandboxPolicy;
 }
 
-/** Steps that run in the sandbox: the definition's command phases and the worker's own git steps. */
-export type SandboxStep = CommandPhase | GitStep;
+/** Steps that run in the sandbox: the definition's commands (its phases and its preview) and the worker's own git steps. */
+export type SandboxStep = SecretPhase | GitStep;
 /** The worker's own fixed git steps in the sandbox (checkout, export). */
 export type GitStep = 'checkout' | 'export';
 
-export function isCommandStep(step: SandboxStep): step is CommandPhase {
-  return step === 'install' || step === 'agent' || step === 'test';
+/** Whether the step runs a command of the definition (install, agent, test, preview), not one of the worker's git steps. */
+export function isCommandStep(step: SandboxStep): step is SecretPhase {
+  return step === 'install' || step === 'agent' || step === 'test' || step === 'preview';
 }
 
 /** PATH inside the sandbox: the system's, plus the bin directories of extra read-only toolchains. */
@@ -183,7 +193,7 @@ export function secretValue(deps: Pick<SandboxDeps, 'secrets'>, run: CodingRunIn
 }
 
 /** The secrets this phase may see, resolved from the worker's own environment. */
-export function phaseSecrets(deps: SandboxDeps, run: CodingRunInput, phase: CommandPhase): Record<string, string> {
+export function phaseSecrets(deps: SandboxDeps, run: CodingRunInput, phase: SecretPhase): Record<string, string> {
   const out: Record<string, string> = {};
   for (const ref of run.repo.secrets) {
     if (!ref.phases.includes(phase)) continue;
@@ -215,7 +225,7 @@ export function stepExecution(
   run: CodingRunInput,
   step: SandboxStep,
   paths: RunPaths,
-  opts: { mirror: string; egress?: SandboxEgress; maxProcesses?: number },
+  opts: { mirror: string; egress?: SandboxEgress; inbound?: SandboxInbound; maxProcesses?: number },
 ): { env: Record<string, string>; sandbox: SandboxSpec } {
   const g = run.repo.guardrails;
   const dirs = stepDirs(paths, step);
@@ -256,6 +266,7 @@ export function stepExecution(
     // The checkout borrows the mirror's objects (git alternates): read-only, like the prompt.
     readOnly: [...(existsSync(mirrorObjects) ? [mirrorObjects] : []), paths.promptFile, ...readOnlyTools],
     egress: opts.egress,
+    inbound: opts.inbound,
     maxProcesses: opts.maxProcesses ?? g.budgets.maxProcesses,
     maxFileBytes: g.budgets.maxFileBytes,
     etcDir: dirs.etc,

@@ -41,11 +41,13 @@ export function createStepRunner(deps: StepDeps) {
       signal?: AbortSignal;
       onProgress?: (bytes: number) => void;
       prelude?: string;
+      /** Whether the step goes online through the egress proxy; default: the phase's `guardrails.network` setting. */
+      online?: boolean;
     },
   ) => {
     await remountRunDisk(paths);
     await freshStepDirs(run, paths, step);
-    const online = (step === 'install' || step === 'agent' || step === 'test') && run.repo.guardrails.network[step];
+    const online = opts.online ?? ((step === 'install' || step === 'agent' || step === 'test') && run.repo.guardrails.network[step]);
     let proxy: EgressProxy | undefined;
     let egress: SandboxEgress | undefined;
     let socketDir: string | undefined;

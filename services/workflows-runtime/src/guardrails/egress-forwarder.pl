@@ -2,12 +2,19 @@
 # Runs inside the sandbox with the system perl (perl-base, essential on Debian-based systems; it
 # starts in a few milliseconds, where node takes tens), and only its core modules.
 #
-# Usage: egress-forwarder.pl <port> <unixSocketPath> -- <command> [args...]
+# Usage: egress-forwarder.pl [--inbound] <port> <unixSocketPath> -- <command> [args...]
 #
-# The sandbox has only its own loopback, so HTTP clients in it are pointed at 127.0.0.1:<port>; this
-# relays every such connection, byte for byte, to the worker's egress proxy on the mounted UNIX
-# socket, where the allowlist is enforced. It listens first, then runs the command, and exits as the
-# command did (128 + the signal when it was killed; 127 not found, 126 not executable, 125 usage).
+# Outbound (the default, online phases): the sandbox has only its own loopback, so HTTP clients in it
+# are pointed at 127.0.0.1:<port>; this relays every such connection, byte for byte, to the worker's
+# egress proxy on the mounted UNIX socket, where the allowlist is enforced.
+#
+# Inbound (--inbound, a local preview): the other way round. It listens on the UNIX socket (in a
+# directory the worker mounted writable for it) and relays every connection the worker makes there
+# to the command's server on 127.0.0.1:<port>. That socket is the sandbox's only way in; the sandbox
+# still has no way out.
+#
+# Either way it listens first, then runs the command, and exits as the command did (128 + the
+# signal when it was killed; 127 not found, 126 not executable, 125 usage).
 use strict;
 use warnings;
 use IO::Select;
@@ -21,14 +28,25 @@ sub fail {
   exit $code;
 }
 
+my $inbound = @ARGV && $ARGV[0] eq '--inbound' ? shift @ARGV : undef;
 my ($port, $socket_path, $sep, @command) = @ARGV;
 if (!defined $sep || $sep ne '--' || !@command || !defined $port || $port !~ /^\d+$/ || $port < 1 || $port > 65535 || !$socket_path) {
-  fail('usage: egress-forwarder.pl <port> <unixSocketPath> -- <command> [args...]', 125);
+  fail('usage: egress-forwarder.pl [--inbound] <port> <unixSocketPath> -- <command> [args...]', 125);
 }
 
-my $listener = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 128, ReuseAddr => 1, Proto => 'tcp')
-  or fail("cannot listen on 127.0.0.1:$port: $!", 125);
-
+# Where connections arrive, and where each one is relayed to.
+my $listener;
+my $connect;
+if ($inbound) {
+  unlink $socket_path;
+  $listener = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => $socket_path, Listen => 128) or fail("cannot listen on $socket_path: $!", 125);
+  chmod 0600, $socket_path;
+  $connect = sub { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp') };
+} else {
+  $listener = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 128, ReuseAddr => 1, Proto => 'tcp')
+    or fail("cannot listen on 127.0.0.1:$port: $!", 125);
+  $connect = sub { IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $socket_path) };
+}
 # A signal wakes the accept loop through this pipe, so the command's end is never missed.
 pipe(my $wake_r, my $wake_w) or fail("pipe: $!", 125);
 $wake_w->autoflush(1);
@@ -52,10 +70,10 @@ if ($child == 0) {
   print STDERR "egress-forwarder: $command[0]: $!\n";
   _exit($code);
 }
-# Relays one connection in a process of its own; half-closes follow the client and the proxy.
+# Relays one connection in a process of its own; half-closes follow the client and the other end.
 sub relay {
   my ($client) = @_;
-  my $upstream = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $socket_path);
+  my $upstream = $connect->();
   if (!$upstream) {
     # A clean close: FIN first, then read what the client sent until it closes too (closing with
     # unread data would reset the connection).

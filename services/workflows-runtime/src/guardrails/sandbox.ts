@@ -14,6 +14,20 @@ export interface SandboxEgress {
   forwarder: string;
 }
 
+/**
+ * The one way into a local preview's sandbox: the forwarder (egress-forwarder.pl `--inbound`) listens
+ * on a UNIX socket in a directory the worker made for it and relays each connection to the
+ * command's server on the sandbox's own loopback. The sandbox still has no way out.
+ */
+export interface SandboxInbound {
+  /** Host directory, owned by the sandbox user, where the forwarder creates {@link INBOUND_SOCKET}. */
+  socketDir: string;
+  /** Port the command's server listens on inside the sandbox (127.0.0.1). */
+  port: number;
+  /** The forwarder script (egress-forwarder.pl, run with the system's perl). */
+  forwarder: string;
+}
+
 /** Everything the sandbox needs to know to run one command. */
 export interface SandboxSpec {
   kind: SandboxKind;
@@ -31,6 +45,8 @@ export interface SandboxSpec {
   readOnly: string[];
   /** The phase's network: absent means none at all (the sandbox has only its own loopback). */
   egress?: SandboxEgress;
+  /** A local preview's inbound connections (see {@link SandboxInbound}); never together with `egress`. */
+  inbound?: SandboxInbound;
   /** Process and file-size limits. `maxProcesses` is per user unless the command runs in a cgroup. */
   maxProcesses: number;
   maxFileBytes: number;
@@ -55,6 +71,9 @@ export const SANDBOX_MOUNTS = { worktree: `${SANDBOX_ROOT}/workspace`, home: `${
 
 /** Paths inside the sandbox for the egress plumbing. */
 export const EGRESS_MOUNT = { socketDir: '/run/ameide/egress', forwarder: '/run/ameide/egress-forwarder.pl' };
+/** Where a local preview's socket directory is mounted (writable) in its sandbox, and the socket's name. */
+export const INBOUND_MOUNT = { socketDir: '/run/ameide/inbound', forwarder: EGRESS_MOUNT.forwarder };
+export const INBOUND_SOCKET = 'inbound.sock';
 
 /** Finds bubblewrap on PATH. */
 export function findBubblewrap(path: string): string | undefined {
@@ -81,7 +100,8 @@ const WITH_PRELUDE = '/bin/sh -c "$1" >/dev/null || { echo "[ameide] the checkou
 /**
  * The argv that runs `command` (a shell command line) under the spec. With bubblewrap: a read-only
  * system, a private /tmp, /proc and /dev, only the run's own directories writable, its own PID and
- * network namespaces (an online phase reaches the outside only through the worker's egress proxy),
+ * network namespaces (an online phase reaches the outside only through the worker's egress proxy, a
+ * local preview is reached from outside only through its inbound socket),
  * a new session, dying with the worker, and rlimits on processes and file size. Nothing of the
  * worker's data, keys or other runs is mounted. The caller starts the argv as root: it joins the
  * cgroups and drops to the sandbox user with setpriv before bubblewrap starts.
@@ -138,6 +158,10 @@ export function sandboxArgv(spec: SandboxSpec, command: string, prelude?: string
     const e = spec.egress;
     args.push('--ro-bind', e.socketDir, EGRESS_MOUNT.socketDir, '--ro-bind', e.forwarder, EGRESS_MOUNT.forwarder);
     run = ['/usr/bin/perl', EGRESS_MOUNT.forwarder, String(e.port), join(EGRESS_MOUNT.socketDir, 'egress.sock'), '--', ...run];
+  } else if (spec.inbound) {
+    const i = spec.inbound;
+    args.push('--bind', i.socketDir, INBOUND_MOUNT.socketDir, '--ro-bind', i.forwarder, INBOUND_MOUNT.forwarder);
+    run = ['/usr/bin/perl', INBOUND_MOUNT.forwarder, '--inbound', String(i.port), join(INBOUND_MOUNT.socketDir, INBOUND_SOCKET), '--', ...run];
   }
   // The sandbox's own root (and the directories bwrap made for the mounts) is read-only too.
   args.push('--remount-ro', '/', '--chdir', spec.cwd, '--', ...limits, ...run);

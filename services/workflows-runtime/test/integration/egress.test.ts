@@ -373,6 +373,26 @@ describe('egress-forwarder.pl', () => {
     expect(r.code).toBe(0);
   });
 
+  it('relays inbound connections (--inbound) from its UNIX socket to the command\u2019s server, and exits with it', async () => {
+    const port = await freePort();
+    const sock = join(dir, `inbound-${++socketSeq}.sock`);
+    const server = `require('node:http').createServer((q, s) => s.end('served ' + q.url)).listen(${port}, '127.0.0.1', () => console.log('up'))`;
+    const child = spawn('perl', [forwarder, '--inbound', String(port), sock, '--', process.execPath, '-e', server], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((r) => child.stdout.once('data', r));
+    const body = await new Promise<string>((resolve, reject) => {
+      http
+        .get({ socketPath: sock, path: '/index.html', agent: false }, (res) => {
+          let b = '';
+          res.on('data', (d) => (b += d)).on('end', () => resolve(b));
+        })
+        .on('error', reject);
+    });
+    expect(body).toBe('served /index.html');
+    expect(statSync(sock).mode & 0o777).toBe(0o600);
+    child.kill('SIGTERM');
+    expect(await new Promise((r) => child.on('exit', r))).toBe(143);
+  });
+
   it('gives commands the proxy environment', () => {
     expect(egressProxyEnv(3128)).toMatchObject({
       HTTP_PROXY: 'http://127.0.0.1:3128',
