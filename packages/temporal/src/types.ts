@@ -150,6 +150,8 @@ export interface CommandPhaseResult {
   /** Output beyond the budget was cut from the transcript. */
   truncated: boolean;
   skipped: boolean;
+  /** The wall-clock the command was given: the phase budget, or less when the run's budget was nearly spent. */
+  timeoutMs?: number;
 }
 
 /** What the prepare phase returns. */

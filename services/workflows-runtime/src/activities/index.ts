@@ -47,6 +47,8 @@ export interface CommandPhaseInput {
   baseCommit: string;
   /** Wall-clock for this command: the phase budget, or less when the run budget is nearly spent. */
   timeoutMs: number;
+  /** When the run's budget ends (ms since the epoch): every attempt gets at most what is left of it. */
+  runDeadline?: number;
 }
 
 /** Activities heartbeat this often while they run (the heartbeat timeout is 30 s). */
@@ -225,12 +227,13 @@ export function createActivities(deps: ActivityDeps) {
         await mkdir(paths.transcriptsDir, { recursive: true, mode: 0o700 });
         const transcriptPath = join(paths.transcriptsDir, `${phase}.log`);
         const retry = ctx.info.attempt > 1;
+        const timeoutMs = input.runDeadline === undefined ? input.timeoutMs : Math.max(1000, Math.min(input.timeoutMs, input.runDeadline - Date.now()));
         if (retry) await killCommandCgroups(`-${run.runId}-${phase}-`);
         const result = await runStep(run, paths, phase, input.command, {
           // In the phase's own sandbox, before its command: the first attempt records the checkout,
           // a retry puts it back as it was.
           prelude: retry ? RESTORE_SCRIPT : SNAPSHOT_SCRIPT,
-          timeoutMs: input.timeoutMs,
+          timeoutMs,
           redactor,
           transcript: transcriptPath,
           signal: ctx.cancellationSignal,
@@ -246,6 +249,7 @@ export function createActivities(deps: ActivityDeps) {
           timedOut: result.timedOut,
           truncated: result.truncated,
           skipped: false,
+          timeoutMs,
         };
       }),
 

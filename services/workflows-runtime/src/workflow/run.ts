@@ -146,7 +146,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   // Whatever phase a cancellation hits, the service learns that the run ended; then Temporal does too.
   const reportCancelled = async (cancellation: unknown): Promise<never> => {
     await CancellationScope.nonCancellable(async () => {
-      finished(current, { state: 'cancelled', message: 'run cancelled' });
+      record(current, { state: 'cancelled', message: 'run cancelled' });
       await handOff(current, 'the run was cancelled', '');
       const report = await activities.local
         .writeReport({
@@ -179,11 +179,16 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   } catch (err) {
     if (isCancellation(err)) return reportCancelled(err);
     failure = { phase: current, message: errorMessage(err) };
-    finished(current, { state: 'failed', message: failure.message });
+    record(current, { state: 'failed', message: failure.message });
   }
 
   started('report');
-  if (failure) await handOff(failure.phase, failure.message, failure.lastOutput ?? '');
+  try {
+    if (failure) await handOff(failure.phase, failure.message, failure.lastOutput ?? '');
+  } catch (err) {
+    // handOff passes on only a cancellation: the run still reports that it ended.
+    return reportCancelled(err);
+  }
   const status: RunStatusName = !failure ? 'completed' : summary.handoffUri ? 'handed_off' : 'failed';
   try {
     const report = await activities.local.writeReport({

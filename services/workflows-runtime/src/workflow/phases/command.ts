@@ -14,6 +14,10 @@ export function commandPhase(phase: Extract<CommandPhase, 'install' | 'agent' | 
     name: phase,
     before(ctx) {
       if (!COMMAND_OF[phase](ctx).trim()) return { state: 'skipped', message: `no ${phase} command in the definition` };
+      if (ctx.runDeadline - Date.now() <= 0) {
+        ctx.summary.budgetExceeded = 'run_timeout';
+        return { state: 'failed', message: `the run's ${budgets(ctx).runTimeoutSeconds}s budget ran out before the ${phase} command could start` };
+      }
       if (++ctx.commandsRun > budgets(ctx).maxCommands) {
         ctx.summary.budgetExceeded = 'max_commands';
         return { state: 'failed', message: `the run's budget of ${budgets(ctx).maxCommands} commands is used up` };
@@ -34,10 +38,12 @@ export function commandPhase(phase: Extract<CommandPhase, 'install' | 'agent' | 
         promptFile: ws.promptFile,
         baseCommit: ws.baseCommit,
         timeoutMs,
+        // A retried attempt gets what is left of the run's budget then, not the first attempt's time.
+        runDeadline: ctx.runDeadline,
       });
       if (phase === 'test') ctx.summary.testExitCode = r.exitCode;
       let message: string | undefined;
-      if (r.timedOut && runLeftMs < phaseMs) {
+      if (r.timedOut && (r.timeoutMs ?? timeoutMs) < phaseMs) {
         ctx.summary.budgetExceeded = 'run_timeout';
         message = `${phase} command stopped: the run's ${budgets(ctx).runTimeoutSeconds}s budget ran out`;
       } else if (r.timedOut) {
