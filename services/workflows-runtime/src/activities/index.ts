@@ -10,7 +10,6 @@ import {
   type CommandPhaseResult,
   type PhaseName,
   type PreparedWorkspace,
-  type PreviewResult,
   type PublishResult,
   type StatusUpdateInput,
 } from '@ameide/temporal';
@@ -24,6 +23,8 @@ import { enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnd
 import { reviewWork } from './review.js';
 import { allSecrets, allSecretValues, cacheDir, prepareSandbox, stepDirs, type SandboxDeps } from './sandboxing.js';
 import { sendStatusUpdate } from './status.js';
+import { holdForPreview } from '../previews/index.js';
+import { createPreviewActivities } from './previews.js';
 import { createPullRequestActivities } from './pull-request.js';
 import { createStepRunner } from './steps.js';
 import { commitMessage, createImportRepo, ensureMirror, mirrorPath, normaliseRepoUrl, resolveBase, runPaths, writePrompt, type RunPaths } from './workspace.js';
@@ -32,9 +33,22 @@ import { commitMessage, createImportRepo, ensureMirror, mirrorPath, normaliseRep
 export interface ActivityDeps
   extends
     SandboxDeps,
-    Pick<WorkerConfig, 'minFreeDiskMb' | 'runCpus' | 'runDiskMb' | 'cacheQuotaMb' | 'gitConfig' | 'gitTimeoutSeconds' | 'egressExtraNetworks'> {
+    Pick<
+      WorkerConfig,
+      | 'minFreeDiskMb'
+      | 'runCpus'
+      | 'runDiskMb'
+      | 'cacheQuotaMb'
+      | 'gitConfig'
+      | 'gitTimeoutSeconds'
+      | 'egressExtraNetworks'
+      | 'previewHost'
+      | 'previewGraceSeconds'
+    > {
   api: WorkflowServiceClient;
   artifacts: ArtifactStore;
+  /** This worker's own task queue for stopping the previews it holds (previewStopQueue). */
+  previewStopQueue: string;
 }
 
 export interface CommandPhaseInput {
@@ -145,6 +159,7 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     ...createPullRequestActivities(deps),
+    ...createPreviewActivities(deps),
     /** Posts a status update to the workflow service (idempotent on run id + sequence). */
     async recordStatus(update: StatusUpdateInput): Promise<void> {
       await sendStatusUpdate(deps.api, update);
@@ -388,8 +403,11 @@ export function createActivities(deps: ActivityDeps) {
           // A workspace kept for a person keeps its disk image (box.img) but releases the mount.
           void (async () => {
             const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
-            if (input.removeWorktree) await removeRun(paths);
-            else await unmountUnder(paths.runDir);
+            // A live preview serves from the workspace: its stop removes (or unmounts) it instead.
+            if (!(await holdForPreview(deps.workspaceDir, run.tenantId, run.runId, input.removeWorktree))) {
+              if (input.removeWorktree) await removeRun(paths);
+              else await unmountUnder(paths.runDir);
+            }
             await enforceCacheQuota(cacheDir(deps.workspaceDir, run.tenantId), deps.cacheQuotaMb * 1024 * 1024);
           })().catch(() => undefined);
           return { transcriptsUri: deps.artifacts.uri(`${prefix}transcripts/`), reportUri: stored.uri };
@@ -399,10 +417,4 @@ export function createActivities(deps: ActivityDeps) {
   };
 }
 
-/** The preview activities' contract (built in previews.ts). */
-export interface PreviewActivities {
-  startPreview(input: { run: CodingRunInput; worktreePath: string; headCommit: string }): Promise<PreviewResult>;
-  stopPreview(input: { runId: string; tenantId: string; reason: string }): Promise<void>;
-}
-
-export type Activities = ReturnType<typeof createActivities> & PreviewActivities;
+export type Activities = ReturnType<typeof createActivities>;

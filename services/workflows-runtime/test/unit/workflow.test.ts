@@ -429,6 +429,30 @@ describe('codingAgentRun: the phases', { timeout: 15_000 }, () => {
     expect(u.attributes).toMatchObject({ provider: 'gitlab', number: '3', action: 'updated' });
   });
 
+  it('reports a merged pull request without reopening it: no pull request update, the phase says why', async () => {
+    stub({
+      openPullRequest: async () => ({
+        provider: 'github',
+        number: 9,
+        url: 'https://gh.example/pull/9',
+        state: 'merged',
+        action: 'merged',
+        title: 't',
+        durationMs: 1,
+      }),
+    });
+    const input = runInput();
+    const o = await run(input);
+    expect(o.result?.status).toBe('completed');
+    const kinds = updatesOf(input.runId).map((u) => u.kind);
+    expect(kinds.filter((k) => k.startsWith('pull_request'))).toEqual([]);
+    expect(phaseFinished(input.runId, 'pull_request')).toMatchObject({
+      phaseState: 'succeeded',
+      outputTail: 'pull request #9 https://gh.example/pull/9 is merged already: not reopened',
+    });
+    expect(o.result?.summary?.pullRequest).toEqual({ provider: 'github', number: 9, url: 'https://gh.example/pull/9', state: 'merged' });
+  });
+
   it('has no pull_request phase when the definition says provider none', async () => {
     const input = runInput({ repo: { pullRequest: { ...DEFAULT_PULL_REQUEST, provider: 'none' } } });
     const o = await run(input);
