@@ -1,6 +1,6 @@
 /**
  * `make bench`: orchestration overhead of a coding-agent run through the stack, compared with doing
- * the same steps by hand in bash (clone, install, agent, test, commit, push) on the sample repository.
+ * the same steps by hand in bash (clone, install, agent, test, commit, push, preview) on the sample repository.
  * BENCH_N iterations (default 5), alternating by-hand and system. Exits 1 if any run did not complete.
  */
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadStackConfig, stackDir } from '@ameide/config';
 import { Phase, RunStatus, type PhaseResult } from '@ameide/contracts';
-import { createOrigin, sampleDefinition, startStack, SAMPLE_REPO, SCRIPTED_AGENT } from '@ameide/devstack';
+import { createOrigin, freePort, SAMPLE_PREVIEW, sampleDefinition, startStack, SAMPLE_REPO, SCRIPTED_AGENT } from '@ameide/devstack';
 import { createWorkflowServiceClient, type WorkflowServiceClient } from '@ameide/sdk';
 
 const N = Number(process.env.BENCH_N ?? 5);
@@ -26,15 +26,20 @@ const ROWS = [
   { name: 'agent', hand: ['agent'], system: Phase.AGENT },
   { name: 'test', hand: ['test'], system: Phase.TEST },
   { name: 'publish ≈ commit+push', hand: ['commit', 'push'], system: Phase.PUBLISH },
+  { name: 'preview ≈ serve+health', hand: ['preview'], system: Phase.PREVIEW },
+  { name: 'pull request (system only)', hand: [], system: Phase.PULL_REQUEST },
   { name: 'report (system only)', hand: [], system: Phase.REPORT },
 ] as const;
+/** The phases a run had before previews and pull requests: their overhead must not grow with them. */
+const EARLIER_HAND = ['clone', 'install', 'agent', 'test', 'commit', 'push'];
+const EARLIER_SYSTEM = [Phase.PREPARE, Phase.INSTALL, Phase.AGENT, Phase.TEST, Phase.PUBLISH, Phase.REPORT];
 
 type Sample = { phases: Record<string, number>; total: number; ok: boolean; note?: string; firstUpdate?: number };
 
 /** The by-hand baseline: one bash script, each phase timed with `date +%s%N`, printing "<phase> <ms>". */
 const BY_HAND = String.raw`
 set -euo pipefail
-ORIGIN=$1 DIR=$2 BRANCH=$3 PROMPT=$4 AGENT=$5 LOG=$6
+ORIGIN=$1 DIR=$2 BRANCH=$3 PROMPT=$4 AGENT=$5 LOG=$6 PREVIEW_PORT=$7 PREVIEW=$8
 exec 3>&1 >"$LOG" 2>&1
 now() { date +%s%N; }
 phase() { local name=$1 s e; shift; s=$(now); "$@"; e=$(now); echo "$name $(( (e - s) / 1000000 ))" >&3; }
@@ -45,14 +50,18 @@ phase agent env AMEIDE_PROMPT_FILE="$PROMPT" node "$AGENT"
 phase test npm test
 phase commit bash -c 'git add -A && git commit --quiet -m "$1"' _ "$BRANCH: Add a multiply function"
 phase push git push --quiet origin "$BRANCH"
+# The preview: start the server, poll its health check (bash's own TCP, no extra process), stop it.
+healthy() { exec 5<>"/dev/tcp/127.0.0.1/$PREVIEW_PORT" && printf 'GET /health HTTP/1.0\r\n\r\n' >&5 && head -1 <&5 | grep -q ' 200 '; }
+preview() { PORT=$PREVIEW_PORT bash -c "$PREVIEW" & local pid=$!; until healthy 2>/dev/null; do sleep 0.02; done; kill $pid; }
+phase preview preview
 `;
 
-function byHand(origin: string, i: number): Sample {
+function byHand(origin: string, i: number, previewPort: number): Sample {
   const tmp = mkdtempSync(join(tmpdir(), 'ameide-bench-'));
   try {
     const prompt = join(tmp, 'prompt.md');
     writeFileSync(prompt, `# ${TASK}\n`);
-    const args = [origin, join(tmp, 'repo'), `bench/by-hand-${i}`, prompt, SCRIPTED_AGENT, join(tmp, 'log')];
+    const args = [origin, join(tmp, 'repo'), `bench/by-hand-${i}`, prompt, SCRIPTED_AGENT, join(tmp, 'log'), String(previewPort), SAMPLE_PREVIEW.command];
     // The same minimal environment the worker gives phase commands (so e.g. NODE_EXTRA_CA_CERTS, which
     // costs ~50–100 ms per node start, is absent in both), plus a git identity for the commit.
     const env = {
@@ -136,6 +145,9 @@ function printTable(hand: Sample[], sys: Sample[]): void {
   const sysSum = sys.map((s) => sum(Object.values(s.phases)));
   const handTotal = hand.map((s) => s.total);
   const sysTotal = sys.map((s) => s.total);
+  const handEarlier = hand.map((s) => sum(EARLIER_HAND.map((n) => s.phases[n] ?? NaN)));
+  const sysEarlier = sys.map((s) => sum(EARLIER_SYSTEM.map((p) => s.phases[Phase[p]] ?? 0)));
+  rows.push(['phases before preview/PR', cell(handEarlier), cell(sysEarlier), ratio(sysEarlier, handEarlier)]);
   rows.push(['sum of phases', cell(handSum), cell(sysSum), ratio(sysSum, handSum)]);
   rows.push(['total wall-clock', cell(handTotal), cell(sysTotal), ratio(sysTotal, handTotal)]);
   rows.push(['  start → first update', '—', cell(sys.map((s) => s.firstUpdate ?? NaN)), '']);
@@ -160,7 +172,9 @@ async function main(): Promise<number> {
   try {
     const origin = createOrigin(SAMPLE_REPO, join(stackDir(cfg, 'bench'), 'origin.git'));
     const api = createWorkflowServiceClient({ baseUrl: stack.apiUrl, token: stack.devToken });
-    await api.applyDefinition(sampleDefinition(origin));
+    // The sample with its preview (short-lived: every run's preview stops a minute later).
+    const def = sampleDefinition(origin);
+    await api.applyDefinition({ ...def, spec: { ...def.spec, preview: { ...SAMPLE_PREVIEW, ttlSeconds: 60 } } });
     const hand: Sample[] = [];
     const sys: Sample[] = [];
     let failed = 0;
@@ -177,7 +191,7 @@ async function main(): Promise<number> {
     for (let k = 0; k < WARMUP + N; k++) {
       const warm = k < WARMUP;
       const label = warm ? 'warm-up' : `#${k - WARMUP + 1}`;
-      const h = byHand(origin, k);
+      const h = byHand(origin, k, await freePort());
       const s = await system(api, k).catch((err: Error): Sample => ({ phases: {}, total: NaN, ok: false, note: err.message }));
       show(label, 'by hand', h);
       show(label, 'system', s);

@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { stackDir, type StackConfig } from '@ameide/config';
@@ -10,6 +11,23 @@ import { startStack, stopOnSignals } from './stack.js';
 
 export const SAMPLE_REPO = resolve('examples/sample-repo');
 export const SCRIPTED_AGENT = resolve('examples/agents/scripted-agent.mjs');
+
+/** The sample repository's preview: a page trying every function of the calculator (examples/sample-repo/scripts/preview.mjs). */
+export const SAMPLE_PREVIEW = { command: 'node scripts/preview.mjs', healthPath: '/health', ttlSeconds: 3600 };
+
+/** GET of a preview URL through the preview router on 127.0.0.1 (the URL's host picks the preview, as a browser's would). */
+function fetchPreview(url: string, routerPort: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = request({ host: '127.0.0.1', port: routerPort, path: u.pathname, headers: { host: u.host }, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject).on('timeout', () => req.destroy(new Error('the preview did not answer within 10 s')));
+    req.end();
+  });
+}
 
 /** The definition of the sample repository, with absolute paths for this checkout. */
 export function sampleDefinition(originDir: string, name = 'sample-calculator') {
@@ -54,7 +72,8 @@ export async function runDemo(cfg: StackConfig): Promise<number> {
     const dir = stackDir(cfg, 'demo');
     const origin = createOrigin(SAMPLE_REPO, join(dir, 'origin.git'));
     const defFile = join(dir, 'definition.yaml');
-    writeFileSync(defFile, stringify(sampleDefinition(origin)));
+    const def = sampleDefinition(origin);
+    writeFileSync(defFile, stringify({ ...def, spec: { ...def.spec, preview: SAMPLE_PREVIEW } }));
     const env = { AMEIDE_API_URL: stack.apiUrl, AMEIDE_TOKEN: stack.devToken };
     // eslint-disable-next-line no-restricted-properties -- the documented exception: the demo writes the CLI's settings for the in-process CLI calls below.
     Object.assign(process.env, env);
@@ -79,6 +98,14 @@ export async function runDemo(cfg: StackConfig): Promise<number> {
     await Promise.race([watchRun(api, runId, 0n, false, { out: log }), gaveUp]);
     const run = (await api.getWorkflowRun({ id: runId })).run!;
     log('\n' + formatRun(run));
+    const url = run.summary?.previewAliasUrl || run.summary?.previewUrl;
+    if (url && stack.previewPort) {
+      log(`\n$ curl ${url}`);
+      const page = await fetchPreview(url, stack.previewPort);
+      log(`${page.status === 200 ? '' : `HTTP ${page.status}: `}${page.body.trim()}`);
+    }
+    log('\n$ ameide prs list');
+    await cli(['prs', 'list']);
     return run.status === RunStatus.COMPLETED ? 0 : 1;
   } finally {
     log('\nstopping the stack…');
