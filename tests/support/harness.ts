@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { loadServiceConfig, loadWorkerConfig } from '@ameide/config';
-import { createDatabase, createOrigin, SAMPLE_REPO, SCRIPTED_AGENT, sampleDefinition } from '@ameide/devstack';
+import { createDatabase, createOrigin, freePort, SAMPLE_REPO, SCRIPTED_AGENT, sampleDefinition } from '@ameide/devstack';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { DefinitionSpecSchema } from '@ameide/contracts';
 import { createWorkflowServiceClient, type WorkflowServiceClient } from '@ameide/sdk';
@@ -142,6 +142,20 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   };
   if (opts.worker) await h.startWorker();
   return h;
+}
+
+/**
+ * A harness whose service runs the preview router (`h.app.preview.port`) on a free port; a port another
+ * process takes before the service binds it is picked again (a few attempts).
+ */
+export async function startHarnessWithRouter(opts: HarnessOptions = {}): Promise<Harness> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startHarness({ ...opts, serviceEnv: { ...opts.serviceEnv, AMEIDE_PREVIEW_PORT: String(await freePort()) } });
+    } catch (err) {
+      if (attempt >= 4 || !/is in use; set AMEIDE_PREVIEW_PORT/.test((err as Error).message)) throw err;
+    }
+  }
 }
 
 /**

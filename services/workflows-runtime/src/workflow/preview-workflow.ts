@@ -25,10 +25,12 @@ export async function runPreview(input: PreviewWorkflowInput): Promise<{ reason:
   let reason = 'expired';
   if (await condition(() => superseded || lost !== undefined, left())) {
     if (lost === undefined) {
-      // A newer preview took the alias: this one keeps answering on its own URL for the grace period.
-      const grace = Math.min(input.graceSeconds * 1000, left());
-      const lostMeanwhile = grace > 0 && (await condition(() => lost !== undefined, grace));
-      reason = lostMeanwhile ? lost! : 'superseded by a newer preview of its work item';
+      // A newer preview took the alias: this one keeps answering on its own URL for the grace period,
+      // or until its TTL if that comes first.
+      const graceMs = input.graceSeconds * 1000;
+      const expiresFirst = graceMs >= left();
+      const lostMeanwhile = Math.min(graceMs, left()) > 0 && (await condition(() => lost !== undefined, Math.min(graceMs, left())));
+      reason = lostMeanwhile ? lost! : expiresFirst ? 'expired' : 'superseded by a newer preview of its work item';
     } else {
       reason = lost;
     }

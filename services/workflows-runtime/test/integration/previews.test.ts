@@ -12,10 +12,9 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { CancelledFailure } from '@temporalio/common';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowService, type RecordPreviewRequest } from '@ameide/contracts';
-import { freePort } from '@ameide/devstack';
 import { Code, ConnectError, createWorkflowServiceClient } from '@ameide/sdk';
 import { resolveGuardrails, resolvePreview, type CodingRunInput, type PreviewInput, type PreviewResult, type SecretReference } from '@ameide/temporal';
-import { startHarness, MULTIPLY, type Harness } from '../../../../tests/support/harness.js';
+import { startHarnessWithRouter, MULTIPLY, type Harness } from '../../../../tests/support/harness.js';
 import { liveProcesses } from '../../../../tests/support/processes.js';
 import { FileArtifactStore } from '../../src/artifacts.js';
 import { createPreviewActivities, type PreviewDeps } from '../../src/activities/previews.js';
@@ -555,15 +554,7 @@ describe.skipIf(!bwrap)('with the workflow service', () => {
   let real: ReturnType<typeof createPreviewActivities>;
 
   beforeAll(async () => {
-    // The router's port is picked free here; taken by another process before the service binds it, the service starts again on another.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        h = await startHarness({ serviceEnv: { AMEIDE_PREVIEW_PORT: String(await freePort()) } });
-        break;
-      } catch (err) {
-        if (attempt >= 4 || !/is in use; set AMEIDE_PREVIEW_PORT/.test((err as Error).message)) throw err;
-      }
-    }
+    h = await startHarnessWithRouter();
     routerPort = h.app.preview!.port;
     real = createPreviewActivities({ ...deps, api: h.service });
     await h.acme.applyDefinition({ name: 'pv', spec: { repoUrl: '/srv/repos/previews.git', agentCommand: 'true' } });

@@ -806,6 +806,16 @@ describe('runPreview', { timeout: 15_000 }, () => {
     expect(stop!.atMs).toBeLessThan(Date.parse(p.input.expireTime));
   });
 
+  it('a superseded preview whose TTL ends within the grace period runs until its TTL: it expired', async () => {
+    const p = await startPreviewWorkflow({ ttlMs: 2 * GRACE_S * 1000 });
+    await env.sleep(GRACE_S * 1000 + MINUTE);
+    await p.handle.signal(PREVIEW_SUPERSEDED_SIGNAL);
+    expect(await p.handle.result()).toEqual({ reason: 'expired' });
+    const [stop] = callsOf(p.runId, 'stopPreview');
+    expect(stop!.input.reason).toBe('expired');
+    expect(stop!.atMs).toBeGreaterThanOrEqual(Date.parse(p.input.expireTime));
+  });
+
   it('a lost preview is stopped at once', async () => {
     const p = await startPreviewWorkflow();
     await env.sleep(MINUTE);

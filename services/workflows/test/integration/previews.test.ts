@@ -6,10 +6,9 @@ import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { Client, Connection } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { freePort } from '@ameide/devstack';
 import { createWorkflowServiceClient } from '@ameide/sdk';
 import { PREVIEW_SUPERSEDED_SIGNAL, previewWorkflowId, RUN_PREVIEW_WORKFLOW } from '@ameide/temporal';
-import { MULTIPLY, startHarness, type Harness } from '../../../../tests/support/harness.js';
+import { MULTIPLY, startHarnessWithRouter, type Harness } from '../../../../tests/support/harness.js';
 import { dnsSlug } from '../../src/previews/hosts.js';
 
 /** A preview's server: answers every request with what it received, as JSON; `/stream` answers in two parts. */
@@ -80,15 +79,7 @@ describe('previews and the preview router', () => {
   const targets: Target[] = [];
 
   beforeAll(async () => {
-    // The router's port is picked free here; taken by another process before the service binds it, the service starts again on another.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        h = await startHarness({ serviceEnv: { AMEIDE_PREVIEW_PORT: String(await freePort()) } });
-        break;
-      } catch (err) {
-        if (attempt >= 4 || !/is in use; set AMEIDE_PREVIEW_PORT/.test((err as Error).message)) throw err;
-      }
-    }
+    h = await startHarnessWithRouter();
     routerPort = h.app.preview!.port;
     const connection = await Connection.connect({ address: inject('temporalAddress') });
     temporal = { connection, client: new Client({ connection }) };
