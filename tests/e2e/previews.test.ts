@@ -1,8 +1,11 @@
 import { request } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Phase, PhaseState, RunStatus, StatusUpdateKind } from '@ameide/contracts';
 import { SAMPLE_PREVIEW } from '@ameide/devstack';
+import { previewWorkflowId } from '@ameide/temporal';
 import { applySample, MULTIPLY, sampleOrigin, startHarnessWithRouter, watchAll, type Harness } from '../support/harness.js';
+import { liveProcesses } from '../support/processes.js';
 
 /** GET through the preview router, the URL's host choosing the preview as a browser's would. */
 function get(url: string, routerPort: number): Promise<{ status: number; body: string }> {
@@ -111,5 +114,50 @@ describe('previews of real runs, behind the preview router', () => {
     expect(done.summary!.handoffUri).toMatch(/handoff\.tar\.gz$/);
     expect(done.phases.map((p) => p.phase)).not.toContain(Phase.PULL_REQUEST);
     expect((await h.acme.listPreviews({ runId: run!.id })).previews.filter((p) => p.state === 'live')).toEqual([]);
+  });
+});
+
+describe('a worker that stops takes its previews down cleanly', () => {
+  let h: Harness;
+  let router: number;
+  let temporal: Connection;
+
+  beforeAll(async () => {
+    h = await startHarnessWithRouter({ worker: true });
+    router = h.app.preview!.port;
+    await applySample(h.acme, sampleOrigin(h), { preview: { ...SAMPLE_PREVIEW, ttlSeconds: 3600 } });
+    temporal = await Connection.connect({ address: inject('temporalAddress') });
+  });
+  afterAll(async () => {
+    await temporal?.close();
+    await h?.stop();
+  });
+
+  it('stops the preview process, drops its route and ends its TTL workflow at once; a new worker serves new previews', async () => {
+    const { run } = await h.acme.startWorkflowRun({ definition: 'sample', workItems: [MULTIPLY] });
+    await watchAll(h.acme, run!.id);
+    const url = (await h.acme.getWorkflowRun({ id: run!.id })).run!.summary!.previewUrl;
+    expect((await get(url, router)).status).toBe(200);
+    const previewWorkflow = new Client({ connection: temporal }).workflow.getHandle(previewWorkflowId(run!.id));
+    expect((await previewWorkflow.describe()).status.name).toBe('RUNNING');
+    const previewProcesses = () => liveProcesses((p) => p.text.includes(`AMEIDE_RUN_ID=${run!.id}`));
+    expect(previewProcesses().length).toBeGreaterThan(0);
+
+    await h.stopWorkers();
+    expect(previewProcesses()).toEqual([]);
+    const [stopped] = (await h.acme.listPreviews({ runId: run!.id })).previews;
+    expect(stopped).toMatchObject({ state: 'stopped', stopReason: 'the worker stopped' });
+    const gone = await get(url, router);
+    expect(gone.status).toBe(404);
+    expect(gone.body).toContain('stopped: the worker stopped');
+    // The preview's workflow hears of it and ends now, not in an hour; the stop it makes when a worker
+    // is back changes nothing.
+    await h.startWorker();
+    expect(await previewWorkflow.result()).toEqual({ reason: 'the worker stopped' });
+    expect((await h.acme.listPreviews({ runId: run!.id })).previews[0]!.stopReason).toBe('the worker stopped');
+
+    const again = (await h.acme.startWorkflowRun({ definition: 'sample', workItems: [{ ...MULTIPLY, id: 'CALC-4' }] })).run!;
+    await watchAll(h.acme, again.id);
+    expect((await get((await h.acme.getWorkflowRun({ id: again.id })).run!.summary!.previewAliasUrl, router)).status).toBe(200);
   });
 });

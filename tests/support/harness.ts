@@ -26,6 +26,8 @@ export interface Harness {
   /** `service` is the operator-wide worker credential; `globexService` a service credential of tenant globex only. */
   tokens: { acme: string; globex: string; service: string; globexService: string };
   startWorker(): Promise<void>;
+  /** Shuts the workers down (as a deploy does); the service keeps running. */
+  stopWorkers(): Promise<void>;
   /** Stops the workflow service (an outage); the worker keeps running. */
   stopService(): Promise<void>;
   /** Starts the workflow service again on the same port and database. */
@@ -102,7 +104,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   let app: WorkflowServiceApp | undefined = await startWorkflowService(serviceConfig(0));
   const apiUrl = app.server.url;
   const client = (t: string) => createWorkflowServiceClient({ baseUrl: apiUrl, token: t });
-  const stops: Array<() => Promise<void>> = [];
+  const workerStops: Array<() => Promise<void>> = [];
   const h: Harness = {
     app,
     apiUrl,
@@ -121,11 +123,14 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         }),
       );
       const running = worker.run();
-      stops.push(async () => {
+      workerStops.push(async () => {
         worker.shutdown();
         await running;
         await worker.connection.close();
       });
+    },
+    async stopWorkers() {
+      for (const s of workerStops.splice(0).reverse()) await s();
     },
     async stopService() {
       await app?.stop();
@@ -136,7 +141,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       h.app = app;
     },
     async stop() {
-      for (const s of stops.reverse()) await s();
+      await h.stopWorkers();
       await app?.stop();
     },
   };

@@ -34,7 +34,7 @@ function httpUrl(field: string, value: string): string {
 }
 
 /** What the service needs from Temporal for previews. */
-export type PreviewSignals = Pick<RunLauncher, 'signalPreviewSuperseded'>;
+export type PreviewSignals = Pick<RunLauncher, 'signalPreviewSuperseded' | 'signalPreviewLost'>;
 
 /**
  * Previews of runs: the worker records them live and stopped (RecordPreview); people list them
@@ -140,6 +140,11 @@ export class PreviewHandlers {
           reason: req.reason,
         }));
         this.routes?.invalidate();
+        // A stop the preview's own workflow did not make (the worker restarted, the server exited):
+        // the workflow ends now rather than at the TTL. Its own stop comes back here and changes nothing.
+        void this.signals
+          .signalPreviewLost(run.id, row.stopReason || 'the preview stopped')
+          .catch((err: Error) => console.warn(`could not tell the preview workflow of run ${run.id} that its preview stopped: ${err.message}`));
       }
       const alias = row.state === 'live' ? await this.previews.aliasOf(row.tenantId, row.workItemId) : undefined;
       return create(RecordPreviewResponseSchema, { preview: this.toProto(row, alias?.runId === row.runId) });

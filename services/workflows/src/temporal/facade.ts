@@ -4,6 +4,7 @@ import { ApplicationFailure, CancelledFailure, optionalTsToDate, TerminatedFailu
 import type { TemporalConfig } from '@ameide/config';
 import {
   CODING_AGENT_RUN_WORKFLOW,
+  PREVIEW_LOST_SIGNAL,
   PREVIEW_SUPERSEDED_SIGNAL,
   previewWorkflowId,
   SA,
@@ -127,11 +128,21 @@ export class TemporalFacade {
    * run `byRunId`'s, is live: signal PREVIEW_SUPERSEDED_SIGNAL with `{ supersededBy: byRunId }`.
    * False when there is no such workflow or it has closed (a `command` preview has none).
    */
-  async signalPreviewSuperseded(runId: string, byRunId: string): Promise<boolean> {
+  signalPreviewSuperseded(runId: string, byRunId: string): Promise<boolean> {
+    return this.signalPreview(runId, PREVIEW_SUPERSEDED_SIGNAL, { supersededBy: byRunId });
+  }
+
+  /**
+   * Tells a run's preview workflow that its preview stopped without it (its worker restarted, its
+   * server exited): it ends at once instead of at its TTL. False when there is no such workflow open.
+   */
+  signalPreviewLost(runId: string, reason: string): Promise<boolean> {
+    return this.signalPreview(runId, PREVIEW_LOST_SIGNAL, reason);
+  }
+
+  private async signalPreview(runId: string, signal: string, arg: unknown): Promise<boolean> {
     try {
-      await this.connection.withDeadline(Date.now() + START_TIMEOUT_MS, () =>
-        this.client.workflow.getHandle(previewWorkflowId(runId)).signal(PREVIEW_SUPERSEDED_SIGNAL, { supersededBy: byRunId }),
-      );
+      await this.connection.withDeadline(Date.now() + START_TIMEOUT_MS, () => this.client.workflow.getHandle(previewWorkflowId(runId)).signal(signal, arg));
       return true;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return false;
@@ -176,7 +187,10 @@ export class TemporalFacade {
 }
 
 /** What the handlers need from Temporal; tests of pure handler logic can use the real facade. */
-export type RunLauncher = Pick<TemporalFacade, 'startRun' | 'cancelRun' | 'inspectRun' | 'signalWorkItemChange' | 'signalPreviewSuperseded'>;
+export type RunLauncher = Pick<
+  TemporalFacade,
+  'startRun' | 'cancelRun' | 'inspectRun' | 'signalWorkItemChange' | 'signalPreviewSuperseded' | 'signalPreviewLost'
+>;
 
 /** Who executes an open workflow (see RunExecution in the API). */
 export interface ExecutionInfo {
