@@ -22,6 +22,7 @@ import { createHandoffBundle } from './handoff.js';
 import { enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnder } from './lifecycle.js';
 import { reviewWork } from './review.js';
 import { allSecrets, allSecretValues, cacheDir, prepareSandbox, stepDirs, type SandboxDeps } from './sandboxing.js';
+import { guarded as guardedBody } from './guard.js';
 import { sendStatusUpdate } from './status.js';
 import { holdForPreview } from '../previews/index.js';
 import { createPreviewActivities } from './previews.js';
@@ -65,9 +66,6 @@ export interface CommandPhaseInput {
   runDeadline?: number;
 }
 
-/** Activities heartbeat this often while they run (the heartbeat timeout is 30 s). */
-const HEARTBEAT_MS = 5000;
-
 function artifactPrefix(run: Pick<CodingRunInput, 'tenantId' | 'runId'>): string {
   return `runs/${run.tenantId}/${run.runId}/`;
 }
@@ -76,43 +74,12 @@ function permanent(type: string, message: string): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true });
 }
 
-/** An activity error with every secret of the run taken out of its message (it lands in history). */
-function redactError(err: unknown, redactor: Redactor): unknown {
-  if (redactor.empty || err instanceof CancelledFailure) return err;
-  if (err instanceof ApplicationFailure) {
-    return ApplicationFailure.create({ type: err.type ?? undefined, message: redactor.redact(err.message), nonRetryable: err.nonRetryable ?? undefined });
-  }
-  return new Error(redactor.redact(err instanceof Error ? err.message : String(err)));
-}
-
 /** Builds the activities with their real dependencies (git, processes, the API, the artifact store). */
 export function createActivities(deps: ActivityDeps) {
   const redactorFor = (run: CodingRunInput) => new Redactor(allSecretValues(deps, run));
-  /** Runs an activity body so that no secret of the run can leave it, in an error or in its result. */
-  const guarded = async <T>(
-    run: CodingRunInput,
-    body: (redactor: Redactor, step: (name: string) => void) => Promise<T>,
-    opts: { heartbeat?: boolean } = {},
-  ): Promise<T> => {
-    const redactor = redactorFor(run);
-    const ctx = Context.current();
-    // Long git work (a first clone, an export, a review, a push) must not look like a dead worker;
-    // the heartbeat carries the step it is at, and brings the activity's cancellation.
-    let progress = { step: 'starting', since: new Date().toISOString() };
-    const step = (name: string) => {
-      progress = { step: name, since: new Date().toISOString() };
-      if (opts.heartbeat !== false) ctx.heartbeat(progress);
-    };
-    const beat = opts.heartbeat === false ? undefined : setInterval(() => ctx.heartbeat(progress), HEARTBEAT_MS);
-    try {
-      return redactor.redactDeep(await body(redactor, step));
-    } catch (err) {
-      if (ctx.cancellationSignal.aborted && !(err instanceof ApplicationFailure)) throw new CancelledFailure(`${progress.step} stopped: the run was cancelled`);
-      throw redactError(err, redactor);
-    } finally {
-      clearInterval(beat);
-    }
-  };
+  /** Runs an activity body so that no secret of the run can leave it (see guard.ts). */
+  const guarded = <T>(run: CodingRunInput, body: Parameters<typeof guardedBody<T>>[1], opts?: { heartbeat?: boolean }): Promise<T> =>
+    guardedBody(redactorFor(run), body, opts);
   /** The worker's git limits for this activity: its cancellation, and AMEIDE_GIT_TIMEOUT_SECONDS. */
   const gitLimits = () => ({ signal: Context.current().cancellationSignal, timeoutMs: deps.gitTimeoutSeconds * 1000 });
   const mirrorOf = (run: CodingRunInput) => mirrorPath(deps.workspaceDir, run.tenantId, run.repo.repoUrl);

@@ -8,6 +8,7 @@ import { killCommandCgroups } from '../guardrails/cgroups.js';
 import { Redactor } from '../guardrails/redact.js';
 import { previewCgroup, startLocalPreview, stopLocalPreview, transcriptKey, type PreviewDeps } from '../previews/local.js';
 import { parsePreviewUrls } from '../previews/urls.js';
+import { guarded as guardedBody, HEARTBEAT_MS } from './guard.js';
 import { allSecretValues } from './sandboxing.js';
 import { createStepRunner } from './steps.js';
 import { runPaths, type RunPaths } from './workspace.js';
@@ -29,43 +30,12 @@ export interface StopPreviewInput {
   reason: string;
 }
 
-/** Activities heartbeat this often while they run. */
-const HEARTBEAT_MS = 5000;
-
 // Rejections a retry would not change: the preview fails with the service's reason.
 const PERMANENT = new Set([Code.InvalidArgument, Code.PermissionDenied, Code.Unauthenticated, Code.NotFound, Code.FailedPrecondition, Code.Unimplemented]);
 
-/** An activity error with every secret of the run taken out of its message (it lands in history). */
-function redactError(err: unknown, redactor: Redactor): unknown {
-  if (redactor.empty || err instanceof CancelledFailure) return err;
-  if (err instanceof ApplicationFailure) {
-    return ApplicationFailure.create({ type: err.type ?? undefined, message: redactor.redact(err.message), nonRetryable: err.nonRetryable ?? undefined });
-  }
-  return new Error(redactor.redact(err instanceof Error ? err.message : String(err)));
-}
-
-/**
- * Runs an activity body so that no secret of the run leaves it, in an error or in its result, with a
- * heartbeat naming its step (the same guard as the other activities of activities/index.ts).
- */
-async function guarded<T>(deps: PreviewDeps, run: CodingRunInput, body: (redactor: Redactor, step: (name: string) => void) => Promise<T>): Promise<T> {
-  const redactor = new Redactor(allSecretValues(deps, run));
-  const ctx = Context.current();
-  let progress = { step: 'starting', since: new Date().toISOString() };
-  const step = (name: string) => {
-    if (name !== progress.step) progress = { step: name, since: new Date().toISOString() };
-    ctx.heartbeat(progress);
-  };
-  const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_MS);
-  try {
-    return redactor.redactDeep(await body(redactor, step));
-  } catch (err) {
-    if (ctx.cancellationSignal.aborted && !(err instanceof ApplicationFailure)) throw new CancelledFailure(`${progress.step} stopped: the run was cancelled`);
-    throw redactError(err, redactor);
-  } finally {
-    clearInterval(beat);
-  }
-}
+/** Runs an activity body so that no secret of the run leaves it (see guard.ts). */
+const guarded = <T>(deps: PreviewDeps, run: CodingRunInput, body: Parameters<typeof guardedBody<T>>[1]): Promise<T> =>
+  guardedBody(new Redactor(allSecretValues(deps, run)), body);
 
 /**
  * The preview activities. `startPreview` starts a `local` preview (a long-lived server in the run's
