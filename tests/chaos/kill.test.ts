@@ -5,7 +5,7 @@ import { Phase, PhaseState, RunStatus, StatusUpdateKind, type StatusUpdate } fro
 import { git } from '@ameide/devstack';
 import { Code, ConnectError, type WorkflowServiceClient } from '@ameide/sdk';
 import { chaosOrigin, commandLine, processAlive, pushesOf, startChaosStack, type ChaosStack, type KillReport } from '../support/chaos-stack.js';
-import { applySample, MULTIPLY } from '../support/harness.js';
+import { applySample, COMPLETED_RUN_UPDATES, MULTIPLY } from '../support/harness.js';
 
 /**
  * Chaos with real processes: parts of a stack (its own Postgres, Temporal dev server, workflow
@@ -146,9 +146,9 @@ describe('real processes SIGKILLed by PID in the middle of runs, then relaunched
     const after = (await s.acme.getWorkflowRun({ id })).run!;
     expect([after.status, after.phase, after.error, after.lastSequence]).toEqual([RunStatus.RUNNING, Phase.AGENT, '', before.lastSequence]);
     const seen = await watching;
-    expect(seen.map((u) => Number(u.sequence))).toEqual(seq(14));
+    expect(seen.map((u) => Number(u.sequence))).toEqual(seq(COMPLETED_RUN_UPDATES));
     expect(seen.filter((u) => u.message.startsWith('forged'))).toEqual([]);
-    await expectCompleted(s, origin, id, { updates: 14 });
+    await expectCompleted(s, origin, id, { updates: COMPLETED_RUN_UPDATES });
     // Tenant globex does not even see the run.
     expect((await refusal(s.globex.getWorkflowRun({ id }))).code).toBe(Code.NotFound);
   });
@@ -166,7 +166,7 @@ describe('real processes SIGKILLed by PID in the middle of runs, then relaunched
     expect((await s.acme.getWorkflowRun({ id: run!.id })).run!.status).toBe(RunStatus.RUNNING);
 
     await s.start('worker');
-    const { run: done, updates } = await expectCompleted(s, origin, run!.id, { updates: 14 });
+    const { run: done, updates } = await expectCompleted(s, origin, run!.id, { updates: COMPLETED_RUN_UPDATES });
     // The agent phase was run again from the start on the new worker, and reported once.
     expect(updates.filter((u) => u.phase === Phase.AGENT).map((u) => u.kind)).toEqual([StatusUpdateKind.PHASE_STARTED, StatusUpdateKind.PHASE_FINISHED]);
     expect(done.phases.find((p) => p.phase === Phase.AGENT)!.outputTail).toContain('added multiply()');
@@ -182,7 +182,7 @@ describe('real processes SIGKILLed by PID in the middle of runs, then relaunched
       await sandboxedSleep(s, 16);
       await s.kill('worker');
       await s.start('worker');
-      await expectCompleted(s, origin, run!.id, { updates: 14 });
+      await expectCompleted(s, origin, run!.id, { updates: COMPLETED_RUN_UPDATES });
       const readme = git(origin, 'show', `${branchOf('CALC-20')}:README.md`).split('\n');
       expect(readme.filter((l) => l === 'appended by the agent')).toHaveLength(1);
     },
@@ -202,7 +202,7 @@ describe('real processes SIGKILLed by PID in the middle of runs, then relaunched
     // The next worker to start stops it (its cgroup belonged to a worker that is gone), before it retries the phase.
     await s.start('worker');
     expect(processAlive(agent!)).toBe(false);
-    await expectCompleted(s, origin, run!.id, { updates: 14 });
+    await expectCompleted(s, origin, run!.id, { updates: COMPLETED_RUN_UPDATES });
     expect(
       git(origin, 'show', `${branchOf('CALC-30')}:README.md`)
         .split('\n')
@@ -225,7 +225,7 @@ describe('real processes SIGKILLed by PID in the middle of runs, then relaunched
       await s.kill('worker');
       await s.start('worker');
       // The retried publish makes the same commit (its date comes from the workflow) and finds it pushed.
-      const { run: done } = await expectCompleted(s, slow, run!.id, { updates: 14 });
+      const { run: done } = await expectCompleted(s, slow, run!.id, { updates: COMPLETED_RUN_UPDATES });
       expect(done.summary!.headCommit).toBe(pushed);
     },
   );
@@ -294,7 +294,7 @@ describe('real processes SIGKILLed by PID in the middle of runs, then relaunched
         retried.map(async (o) => {
           const runs = (await s.acme.listWorkflowRuns({ workItemId: o.id })).runs;
           expect(runs.map((r) => r.id)).toEqual([o.runId]);
-          const { run } = await expectCompleted(s, origin, o.runId, { updates: 13, withinMs: 300_000 });
+          const { run } = await expectCompleted(s, origin, o.runId, { updates: COMPLETED_RUN_UPDATES - 1, withinMs: 300_000 });
           expect(git(origin, 'show', `${run.summary!.branch}:notes.txt`)).toBe(`${run.id} ${o.id}`);
         }),
       );
@@ -322,9 +322,9 @@ describe('real processes SIGKILLed by PID in the middle of runs, then relaunched
     await s.start('temporal');
 
     // The workflow's history survived the kill: the run goes on where it was.
-    await expectCompleted(s, origin, run!.id, { updates: 14 });
+    await expectCompleted(s, origin, run!.id, { updates: COMPLETED_RUN_UPDATES });
     // The run started during the outage gets its workflow once Temporal is back, and completes.
-    await expectCompleted(s, origin, queued!.id, { updates: 14 });
+    await expectCompleted(s, origin, queued!.id, { updates: COMPLETED_RUN_UPDATES });
     expect((await s.acme.listWorkflowRuns({ workItemId: 'CALC-41' })).runs.map((r) => r.id)).toEqual([queued!.id]);
   });
 });
@@ -382,7 +382,7 @@ describe('slow: Postgres SIGKILLed mid-run and back after a 3-minute outage', { 
       expect(answers.filter((a) => !a.endsWith(': Unavailable'))).toEqual([]);
       // The work does not wait for the database: the branch was pushed during the outage.
       expect(pushedDuringOutage).toBe(true);
-      await expectCompleted(s, origin, id, { updates: 14 });
+      await expectCompleted(s, origin, id, { updates: COMPLETED_RUN_UPDATES });
       // Nothing the refused calls asked for happened.
       expect((await s.acme.listWorkflowRuns({})).runs.map((r) => r.id)).toEqual([id]);
     },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Phase, PhaseState, RunStatus, StatusUpdateKind } from '@ameide/contracts';
 import { git } from '@ameide/devstack';
-import { applySample, MULTIPLY, useHarnessWithOrigin, watchAll, type Harness } from '../support/harness.js';
+import { applySample, COMPLETED_RUN_UPDATES, MULTIPLY, useHarnessWithOrigin, watchAll, type Harness } from '../support/harness.js';
 
 /** Longer than the old delivery's whole retry window (30 attempts, about 128 s). */
 const OUTAGE_MS = 180_000;
@@ -41,7 +41,7 @@ describe('a long outage of the workflow service', () => {
 
       const updates = await watchAll(h.acme, run!.id);
       expect(pushedDuringOutage).toBe(true);
-      expect(updates.map((u) => Number(u.sequence))).toEqual(Array.from({ length: 14 }, (_, i) => i + 1));
+      expect(updates.map((u) => Number(u.sequence))).toEqual(Array.from({ length: COMPLETED_RUN_UPDATES }, (_, i) => i + 1));
       const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
       expect(done.status).toBe(RunStatus.COMPLETED);
       expect(done.phases.map((p) => p.state)).toEqual(Array(6).fill(PhaseState.SUCCEEDED));

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Phase, PhaseState, RunStatus, StatusUpdateKind } from '@ameide/contracts';
 import { git } from '@ameide/devstack';
-import { applySample, MULTIPLY, sampleOrigin, startHarness, watchAll, type Harness } from '../support/harness.js';
+import { applySample, COMPLETED_RUN_UPDATES, MULTIPLY, sampleOrigin, startHarness, watchAll, type Harness } from '../support/harness.js';
 import { liveProcesses } from '../support/processes.js';
 
 /** An origin whose every push takes `seconds` (a pre-receive hook that logs the push, then waits). */
@@ -29,7 +29,7 @@ describe('a slow push', () => {
     await applySample(h.acme, origin);
     const { run } = await h.acme.startWorkflowRun({ definition: 'sample', workItems: [MULTIPLY] });
     const updates = await watchAll(h.acme, run!.id);
-    expect(updates.map((u) => Number(u.sequence))).toEqual(Array.from({ length: 14 }, (_, i) => i + 1));
+    expect(updates.map((u) => Number(u.sequence))).toEqual(Array.from({ length: COMPLETED_RUN_UPDATES }, (_, i) => i + 1));
     const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
     expect(done.status).toBe(RunStatus.COMPLETED);
     const publish = done.phases.find((p) => p.phase === Phase.PUBLISH)!;

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunStatus } from '@ameide/contracts';
 import { openDatabase, RunRepository, type Database } from '@ameide/db';
 import { workflowIdForRun } from '@ameide/temporal';
-import { applySample, MULTIPLY, sampleOrigin, startHarness, watchAll, type Harness } from '../support/harness.js';
+import { applySample, COMPLETED_RUN_UPDATES, MULTIPLY, sampleOrigin, startHarness, watchAll, type Harness } from '../support/harness.js';
 
 /**
  * A service that stops between storing a run and starting its workflow leaves a QUEUED run with no
@@ -47,7 +47,7 @@ describe('runs whose start was interrupted', () => {
   it('are started by the service a moment later and run to completion', async () => {
     const id = await strandedRun(h, db);
     const updates = await watchAll(h.acme, id);
-    expect(updates.map((u) => Number(u.sequence))).toEqual(Array.from({ length: 14 }, (_, i) => i + 1));
+    expect(updates.map((u) => Number(u.sequence))).toEqual(Array.from({ length: COMPLETED_RUN_UPDATES }, (_, i) => i + 1));
     expect((await h.acme.getWorkflowRun({ id })).run!.status).toBe(RunStatus.COMPLETED);
   });
 

@@ -199,6 +199,14 @@ export async function applySample(
   return res.definition!;
 }
 
+/**
+ * Status updates of a completed run of the sample definition: run_started, phase_started and
+ * phase_finished of prepare, install, agent, test, publish, pull_request and report, the
+ * pull_request_opened (or _updated) of its pull request, and run_finished. A phase skipped for want
+ * of a command sends only its phase_finished (one fewer).
+ */
+export const COMPLETED_RUN_UPDATES = 17;
+
 /** The value of tenant acme's DEPLOY_TOKEN secret on the test worker. */
 export const ACME_SECRET = 'sk_live_7hQ2pZ9wX4vB1nM8';
 

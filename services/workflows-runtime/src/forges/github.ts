@@ -1,6 +1,7 @@
 import { Octokit } from '@octokit/rest';
 import { ForgeError, httpError, networkError, toForgeError } from './errors.js';
 import type { PullRequestOutcome, PullRequestRequest, UpsertOptions } from './types.js';
+import { distinct, lower } from './names.js';
 
 export const GITHUB_API_URL = 'https://api.github.com';
 
@@ -81,21 +82,6 @@ export function githubMessage(data: unknown): string {
 function outcomeOf(pr: GhPull, action: PullRequestOutcome['action']): PullRequestOutcome {
   const state: PullRequestOutcome['state'] = pr.merged_at ? 'merged' : pr.state === 'closed' ? 'closed' : pr.draft ? 'draft' : 'open';
   return { provider: 'github', number: pr.number, url: pr.html_url, state, action, headCommit: pr.head.sha };
-}
-
-const lower = (s: string): string => s.toLowerCase();
-
-/** Distinct non-empty values, first spelling kept, compared case-insensitively (GitHub logins and label names are). */
-function distinct(values: readonly string[]): string[] {
-  const seen = new Set<string>();
-  const out: string[] = [];
-  for (const v of values.map((s) => s.trim())) {
-    if (v && !seen.has(lower(v))) {
-      seen.add(lower(v));
-      out.push(v);
-    }
-  }
-  return out;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { MergeRequests, Users } from '@gitbeaker/rest';
 import { ForgeError, httpError, networkError } from './errors.js';
 import type { PullRequestOutcome, PullRequestRequest, UpsertOptions } from './types.js';
+import { distinct, lower } from './names.js';
 
 export const GITLAB_API_URL = 'https://gitlab.com/api/v4';
 
@@ -145,20 +146,6 @@ function gitlabRequester(fetchImpl: typeof fetch, token: string, userAgent?: str
       delete: (endpoint, options) => send('DELETE', endpoint, options),
     } as Requester;
   };
-}
-
-const lower = (s: string): string => s.toLowerCase();
-
-function distinct(values: readonly string[]): string[] {
-  const seen = new Set<string>();
-  const out: string[] = [];
-  for (const v of values.map((s) => s.trim())) {
-    if (v && !seen.has(lower(v))) {
-      seen.add(lower(v));
-      out.push(v);
-    }
-  }
-  return out;
 }
 
 const isDraft = (mr: GlMergeRequest): boolean => Boolean(mr.draft ?? mr.work_in_progress);
