@@ -4,6 +4,10 @@ import http from 'node:http';
 export type HealthOutcome =
   { kind: 'healthy'; status: number; afterMs: number } | { kind: 'exited'; exitCode: number } | { kind: 'timeout' } | { kind: 'cancelled' };
 
+/** How long the health check polls quickly, and how often then. */
+const QUICK_POLLS_MS = 3000;
+const QUICK_POLL_MS = 15;
+
 /** One GET of `url`: its status, or undefined when nothing answered (refused, reset, too slow). */
 export function probe(url: string, timeoutMs = 2000): Promise<number | undefined> {
   return new Promise((resolve) => {
@@ -19,6 +23,8 @@ export function probe(url: string, timeoutMs = 2000): Promise<number | undefined
 /**
  * Requests `url` until it answers 2xx or 3xx, the preview's process exits (`exited` settles), the
  * time is up, or `signal` aborts, whichever comes first. `onPoll` is called after every attempt.
+ * For the first few seconds it polls every 15 ms (a server that starts in a few dozen milliseconds is
+ * found then; a poll is one local connection), later every `intervalMs` (default 250).
  */
 export async function waitHealthy(opts: {
   url: string;
@@ -44,7 +50,8 @@ export async function waitHealthy(opts: {
       const status = await probe(opts.url, Math.min(2000, Math.max(100, left)));
       opts.onPoll?.(status);
       if (status !== undefined && status >= 200 && status < 400) return { kind: 'healthy', status, afterMs: Date.now() - started };
-      const pause = Math.min(opts.intervalMs ?? 250, opts.timeoutMs - (Date.now() - started));
+      const interval = Date.now() - started < QUICK_POLLS_MS ? Math.min(QUICK_POLL_MS, opts.intervalMs ?? 250) : (opts.intervalMs ?? 250);
+      const pause = Math.min(interval, opts.timeoutMs - (Date.now() - started));
       if (pause > 0) {
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, pause);
