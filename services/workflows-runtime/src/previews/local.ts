@@ -258,7 +258,11 @@ export async function startLocalPreview(deps: PreviewDeps, run: CodingRunInput, 
         const { uid, gid } = sandboxUserFor(run.tenantId);
         await chown(h.socketDir, uid, gid);
         await chmod(h.socketDir, 0o700);
-        h.forward = await forwardPort(deps.previewHost, join(h.socketDir, INBOUND_SOCKET));
+        // The socket is checked before the first connection (a symlink there would lead the worker anywhere on the host).
+        h.forward = await forwardPort(deps.previewHost, join(h.socketDir, INBOUND_SOCKET), {
+          owner: uid,
+          onRefused: (why) => void appendFile(transcript, `[ameide] ${why}\n`).catch(() => undefined),
+        });
         port = h.forward.port;
       } else {
         port = await freePort(deps.previewHost);

@@ -21,7 +21,7 @@ import { createPreviewActivities, type PreviewDeps } from '../../src/activities/
 import { prepareSandbox } from '../../src/activities/sandboxing.js';
 import { runPaths } from '../../src/activities/workspace.js';
 import { createCommandCgroup } from '../../src/guardrails/cgroups.js';
-import { findBubblewrap, sandboxUserFor } from '../../src/guardrails/sandbox.js';
+import { findBubblewrap, INBOUND_MOUNT, INBOUND_SOCKET, sandboxUserFor } from '../../src/guardrails/sandbox.js';
 import { holdForPreview, previewStopQueue, stopLeftoverPreviews } from '../../src/previews/index.js';
 import { readState, statePath, writeState, type PreviewState } from '../../src/previews/state.js';
 
@@ -294,6 +294,42 @@ describe.skipIf(!bwrap)('local previews', () => {
       await stop(run);
     } finally {
       await new Promise((r) => host.close(r));
+    }
+  });
+
+  it('never let the worker connect where the sandbox points: a symlink in place of the socket is refused', async () => {
+    // A UNIX socket on the host the sandbox must never reach through the worker (root), e.g. a database's.
+    const hostDir = await mkdtemp(join(tmpdir(), 'ameide-host-'));
+    const hostSocket = join(hostDir, 'db.sock');
+    let reached = 0;
+    const host = net.createServer((s) => {
+      reached++;
+      s.end('HTTP/1.0 200 OK\r\n\r\nhost secrets\n');
+    });
+    await new Promise<void>((r) => host.listen(hostSocket, r));
+    try {
+      // Swaps its forwarder's socket for a symlink to the host socket, then serves as if all were well.
+      const sock = `${INBOUND_MOUNT.socketDir}/${INBOUND_SOCKET}`;
+      const swap = `rm -f ${sock}; ln -s ${hostSocket} ${sock}; echo swapped`;
+      for (const command of [`${swap}; exec python3 -m http.server "$PORT" --bind "$HOST"`, `sleep 0.5; ${swap}; sleep 600`]) {
+        const run = makeRun({ ...serve(), command, readyTimeoutSeconds: 3 });
+        await workspace(run, { 'health.txt': 'ok\n' });
+        const r = await start(run);
+        const target = service.of(run.runId)[0]?.target;
+        if (r.failure === undefined) {
+          // The worker sealed the socket before the command could swap it: the swap failed, the real socket serves.
+          expect((await get(target!, '/health.txt')).body).toBe('ok\n');
+          await stop(run);
+        } else {
+          expect(r.failure).toMatch(/did not answer on \/health\.txt/);
+          expect(r.outputTail).toMatch(/swapped|is not a socket of the sandbox user/);
+        }
+      }
+      expect(reached).toBe(0);
+      expect(sandboxProcesses()).toEqual([]);
+    } finally {
+      await new Promise((r) => host.close(r));
+      await rm(hostDir, { recursive: true, force: true });
     }
   });
 
