@@ -44,6 +44,19 @@ describe('previews of real runs, behind the preview router', () => {
     // A preview whose server never listens: its health check never answers.
     const stuck = 'echo "compiling the preview"; echo "Error: listen EADDRINUSE" >&2; sleep 60';
     await applySample(h.acme, origin, { preview: { command: stuck, healthPath: '/health', readyTimeoutSeconds: 3 } }, 'sample-unhealthy');
+    // A platform deploy: prints the URLs it made, in the documented line format.
+    await applySample(
+      h.acme,
+      origin,
+      {
+        preview: {
+          provider: 'command',
+          command: 'echo "deploying $AMEIDE_HEAD_COMMIT"; echo "AMEIDE_PREVIEW_URL=https://calc-$AMEIDE_RUN_ID.pages.example/"',
+          aliasCommand: 'echo "AMEIDE_PREVIEW_ALIAS_URL=https://calc-1.pages.example/?deploy=$AMEIDE_PREVIEW_URL"',
+        },
+      },
+      'sample-deployed',
+    );
   });
   afterAll(() => h?.stop());
 
@@ -100,6 +113,21 @@ describe('previews of real runs, behind the preview router', () => {
     expect(gone.status).toBe(404);
     expect(gone.body).toContain('stopped: expired');
     expect((await get(alias, router)).status).toBe(200);
+  });
+
+  it("registers a deployed preview at the URLs its commands print; the router sends the run's host there", async () => {
+    const { run } = await h.acme.startWorkflowRun({ definition: 'sample-deployed', workItems: [{ ...MULTIPLY, id: 'CALC-8' }] });
+    const updates = await watchAll(h.acme, run!.id);
+    const done = (await h.acme.getWorkflowRun({ id: run!.id })).run!;
+    expect(done.status).toBe(RunStatus.COMPLETED);
+    expect(done.summary!.previewUrl).toBe(`https://calc-${run!.id}.pages.example/`);
+    // The alias command is told where the deploy went.
+    expect(done.summary!.previewAliasUrl).toBe(`https://calc-1.pages.example/?deploy=https://calc-${run!.id}.pages.example/`);
+    expect(updates.find((u) => u.kind === StatusUpdateKind.PREVIEW_LIVE)!.attributes).toMatchObject({ url: done.summary!.previewUrl });
+    const [preview] = (await h.acme.listPreviews({ runId: run!.id })).previews;
+    expect(preview).toMatchObject({ provider: 'command', state: 'live', url: done.summary!.previewUrl });
+    const redirect = await get(`http://run-${run!.id.slice(0, 8)}.acme.preview.localhost:${router}/`, router);
+    expect(redirect.status).toBe(302);
   });
 
   it('fails the preview phase with the log tail when the preview never gets healthy, and hands the run off', async () => {
