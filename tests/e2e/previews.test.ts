@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { request } from 'node:http';
+import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Phase, PhaseState, RunStatus, StatusUpdateKind } from '@ameide/contracts';
@@ -113,6 +115,20 @@ describe('previews of real runs, behind the preview router', () => {
     expect(gone.status).toBe(404);
     expect(gone.body).toContain('stopped: expired');
     expect((await get(alias, router)).status).toBe(200);
+
+    // The CLI lists both: the first stopped, the rerun's live and aliased.
+    const listed = await new Promise<string>((done) =>
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', 'packages/cli/src/main.ts', 'previews', 'list', '--work-item', 'CALC-1'],
+        { cwd: resolve(__dirname, '../..'), env: { PATH: process.env.PATH!, HOME: process.env.HOME!, AMEIDE_API_URL: h.apiUrl, AMEIDE_TOKEN: h.tokens.acme } },
+        (_err, stdout) => done(stdout),
+      ),
+    );
+    const lines = listed.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines.find((l) => l.startsWith(first.run.id.slice(0, 8)))).toMatch(/CALC-1\s+local\s+stopped \(expired, /);
+    expect(lines.find((l) => l.startsWith(second.run.id.slice(0, 8)))).toContain(`alias ${alias}`);
   });
 
   it("registers a deployed preview at the URLs its commands print; the router sends the run's host there", async () => {

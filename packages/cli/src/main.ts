@@ -2,6 +2,7 @@ import { loadCliConfig, runMain } from '@ameide/config';
 import { ConnectError, createBacklogServiceClient, createWorkflowServiceClient } from '@ameide/sdk';
 import { parseArgs, UsageError } from './args.js';
 import { definitionsCommand, plansCommand, profilesCommand, runsCommand, workitemsCommand, type Output } from './commands.js';
+import { previewsCommand } from './previews.js';
 import { prsCommand } from './prs.js';
 
 const USAGE = `usage: ameide <command>
@@ -21,6 +22,7 @@ const USAGE = `usage: ameide <command>
   runs diff <id> [--stat]               the run's change: unified diff (coloured on a terminal unless NO_COLOR), or per-file stats   [--json]
   prs list [--work-item id] [--state open|draft|closed|merged]   pull requests, one per work branch   [--json]
   prs get <id|#number>                  show a pull request with its description   [--json]
+  previews list [--work-item id] [--run id] [--state live|stopped]   runs' previews and their URLs   [--json]
   workitems apply -f <item.yaml>        create or update a work item revision; prints its readiness
   workitems list [--state s] [--timebox id] [--goal id] [--profile p] [--ready|--not-ready]   [--json]
   workitems get <id>                    show a work item, each Definition of Ready rule, its plan and run   [--json]
@@ -43,6 +45,7 @@ export async function cli(argv: string[], o: Output = { out: (l) => console.log(
     if (group === 'runs') return await runsCommand(api, sub ?? '', args, o);
     if (group === 'plans') return await plansCommand(api, sub ?? '', args, o);
     if (group === 'prs') return await prsCommand(api, sub ?? '', args, o);
+    if (group === 'previews') return await previewsCommand(api, sub ?? '', args, o);
     if (group === 'workitems' || group === 'profiles') {
       const backlog = createBacklogServiceClient({ baseUrl: cfg.apiUrl, token: cfg.token });
       return await (group === 'workitems' ? workitemsCommand : profilesCommand)(backlog, sub ?? '', args, o);
