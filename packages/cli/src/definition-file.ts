@@ -45,6 +45,7 @@ export const definitionFileSchema = z
         secrets: z
           .array(z.object({ name: z.string(), phases: z.array(z.enum(['install', 'agent', 'test', 'preview'])).min(1), fromEnv: z.string() }).strict())
           .default([]),
+        testReports: z.array(z.string()).optional(),
         preview: z
           .object({
             provider: z.enum(['local', 'command']).optional(),

@@ -69,6 +69,12 @@ export function formatRun(r: Run): string {
     if (s.headCommit)
       lines.push(`diff        ${s.filesChanged} files changed, +${s.insertions} -${s.deletions} (${s.baseCommit.slice(0, 10)}..${s.headCommit.slice(0, 10)})`);
     lines.push(`tests       ${s.testExitCode === undefined ? 'not run' : s.testExitCode === 0 ? 'passed (exit 0)' : `failed (exit ${s.testExitCode})`}`);
+    const t = s.testReport;
+    if (t?.error) lines.push(`            no test report: ${t.error}`);
+    else if (t) {
+      lines.push(`            ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped in ${seconds(t.durationMs)} (${t.format}: ${t.sources.join(', ')})`);
+      for (const name of t.failingTests) lines.push(`            ✗ ${name}`);
+    }
     if (s.transcriptsUri) lines.push(`transcripts ${s.transcriptsUri}`);
     if (s.sandbox) lines.push(`sandbox     ${s.sandbox}`);
     if (s.budgetExceeded) lines.push(`budget      ${s.budgetExceeded} exceeded`);

@@ -53,6 +53,7 @@ it('reads the example definition, with its preview and pull request settings', (
   const def = readDefinitionFile(join(__dirname, '../../../examples/sample-repo.definition.yaml'));
   expect(def.spec.preview).toEqual({ command: 'node scripts/preview.mjs', healthPath: '/health', ttlSeconds: 3600 });
   expect(def.spec.pullRequest).toEqual({ provider: 'git' });
+  expect(def.spec.testReports).toEqual(['reports/*.xml']);
   expect(() => readDefinitionFile(file('pr.yaml', 'name: a\nspec:\n  repoUrl: x\n  agentCommand: x\n  pullRequest:\n    provider: bitbucket\n'))).toThrow(
     /spec\.pullRequest\.provider/,
   );

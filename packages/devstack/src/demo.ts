@@ -40,6 +40,8 @@ export function sampleDefinition(originDir: string, name = 'sample-calculator') 
       installCommand: 'npm ci --no-audit --no-fund',
       agentCommand: 'node "$AGENT_SCRIPT"',
       testCommand: 'npm test',
+      // npm test writes a JUnit report there (and prints TAP): the run counts its tests.
+      testReports: ['reports/*.xml'],
       branchPrefix: 'ameide/',
       phaseTimeoutSeconds: 300,
       env: { AGENT_SCRIPT: SCRIPTED_AGENT },

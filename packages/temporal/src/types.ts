@@ -41,6 +41,8 @@ export interface RepoSettings {
   secrets: SecretReference[];
   /** The preview phase's settings, defaults filled in; absent: no preview. */
   preview?: PreviewSettings;
+  /** Repo-relative globs of the JUnit XML reports the test command writes. */
+  testReports?: string[];
   /**
    * The pull request phase's settings, defaults filled in (the git provider unless the definition
    * says otherwise). Absent in the input of runs started before pull requests existed: the git provider.
@@ -114,6 +116,20 @@ export interface RunSummaryResult {
   previewUrl?: string;
   previewAliasUrl?: string;
   pullRequest?: PullRequestRef;
+  testReport?: TestReportResult;
+}
+
+/** What the test phase's JUnit reports or TAP output say. */
+export interface TestReportResult {
+  format: 'junit' | 'tap' | '';
+  passed: number;
+  failed: number;
+  skipped: number;
+  durationMs: number;
+  failingTests: string[];
+  sources: string[];
+  /** Why the definition's report files could not be read. */
+  error?: string;
 }
 
 export interface PullRequestRef {
@@ -152,6 +168,8 @@ export interface CommandPhaseResult {
   skipped: boolean;
   /** The wall-clock the command was given: the phase budget, or less when the run's budget was nearly spent. */
   timeoutMs?: number;
+  /** The test phase: its reports (JUnit) or output (TAP), counted. */
+  testReport?: TestReportResult;
 }
 
 /** What the prepare phase returns. */

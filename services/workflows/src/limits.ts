@@ -102,6 +102,7 @@ export const LIMITS: Record<string, FieldLimit> = {
   [`${V1}.PullRequestSpec.token_from_env`]: ID,
   [`${V1}.PullRequestSpec.api_url`]: { bytes: 4 * KiB },
   [`${V1}.PullRequestSpec.repository`]: { bytes: 1 * KiB },
+  [`${V1}.DefinitionSpec.test_reports`]: { entries: 32, bytes: 1 * KiB },
 
   // Plans and runs
   [`${V1}.CreatePlanRequest.definition`]: ID,
@@ -171,6 +172,10 @@ export const LIMITS: Record<string, FieldLimit> = {
   [`${V1}.PullRequestRef.provider`]: REPORT,
   [`${V1}.PullRequestRef.url`]: REPORT,
   [`${V1}.PullRequestRef.state`]: REPORT,
+  [`${V1}.TestReport.format`]: REPORT,
+  [`${V1}.TestReport.failing_tests`]: REPORT_LIST,
+  [`${V1}.TestReport.sources`]: REPORT_LIST,
+  [`${V1}.TestReport.error`]: REPORT,
   [`${V1}.RecordPullRequestRequest.run_id`]: ID,
   [`${V1}.RecordPullRequestRequest.provider`]: { bytes: 64 },
   [`${V1}.RecordPullRequestRequest.url`]: { bytes: 4 * KiB },

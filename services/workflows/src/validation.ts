@@ -47,6 +47,10 @@ const PR_PROVIDERS = new Set(['', 'git', 'github', 'gitlab', 'none']);
 
 /** The preview and pull request settings: providers, what each needs, well-formed paths and URLs. */
 function validateDelivery(spec: DefinitionSpec): void {
+  spec.testReports.forEach((g, i) => {
+    if (!g.trim() || g.startsWith('/') || g.split('/').includes('..') || /[\n\0]/.test(g))
+      throw new InvalidFieldError(`spec.test_reports[${i}]`, 'must be a repo-relative glob such as reports/*.xml');
+  });
   const p = spec.preview;
   if (p) {
     if (!PREVIEW_PROVIDERS.has(p.provider)) throw new InvalidFieldError('spec.preview.provider', 'must be "local" or "command"');

@@ -130,7 +130,7 @@ export const HEAD_REF = 'refs/ameide/head';
  * Opens a file the sandbox wrote, refusing anything but a regular file (a symlink, FIFO or device
  * could make the worker read, or block on, something else) and anything over `maxBytes`.
  */
-async function openUntrusted(path: string, maxBytes: number) {
+export async function openUntrusted(path: string, maxBytes: number) {
   const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
     throw new ImportRefused(err.code === 'ENOENT' ? 'the sandbox wrote no export' : `the export is not a plain file (${err.code})`);
   });

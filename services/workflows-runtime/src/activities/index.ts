@@ -10,6 +10,7 @@ import {
   type CommandPhaseResult,
   type PhaseName,
   type PreparedWorkspace,
+  type TestReportResult,
   type PublishResult,
   type StatusUpdateInput,
 } from '@ameide/temporal';
@@ -28,6 +29,8 @@ import { holdForPreview } from '../previews/index.js';
 import { createPreviewActivities } from './previews.js';
 import { createPullRequestActivities } from './pull-request.js';
 import { createStepRunner } from './steps.js';
+import { COLLECT_SCRIPT, collectEnv, MAX_REPORT_BYTES, readCollected, readTail, ReportsUnreadable } from '../reports/collect.js';
+import { parseJUnit, parseTap, ReportUnreadable } from '../reports/parse.js';
 import { commitMessage, createImportRepo, ensureMirror, mirrorPath, normaliseRepoUrl, resolveBase, runPaths, writePrompt, type RunPaths } from './workspace.js';
 
 /** What activities need from the worker process: its clients, and its settings (see WorkerConfig). */
@@ -122,6 +125,38 @@ export function createActivities(deps: ActivityDeps) {
     });
     const review = await reviewWork({ importRepo: paths.importRepo, base, head: imported.head, run, secrets: allSecrets(deps, run) });
     return { ...imported, review };
+  };
+
+  /**
+   * What the test phase's reports say: the JUnit files the definition names, collected in the
+   * sandbox and read as data (never from the checkout), or else TAP in the command's output.
+   */
+  const testReportOf = async (run: CodingRunInput, paths: RunPaths, transcript: string, redactor: Redactor): Promise<TestReportResult | undefined> => {
+    const globs = run.repo.testReports ?? [];
+    if (!globs.length) {
+      const tap = parseTap((await readTail(transcript, MAX_REPORT_BYTES)).toString('utf8'));
+      return tap && { ...tap, error: undefined };
+    }
+    const none: TestReportResult = { format: '', passed: 0, failed: 0, skipped: 0, durationMs: 0, failingTests: [], sources: [] };
+    const out = stepDirs(paths, 'reports').out;
+    const r = await runStep(run, paths, 'reports', COLLECT_SCRIPT, {
+      timeoutMs: 60_000,
+      signal: Context.current().cancellationSignal,
+      redactor,
+      transcript: join(paths.transcriptsDir, 'reports.log'),
+      extraEnv: collectEnv(globs, out),
+    });
+    if (r.aborted) throw new CancelledFailure('collecting the test reports stopped: the run was cancelled');
+    try {
+      if (r.exitCode !== 0)
+        throw new ReportsUnreadable(`collecting the test reports failed (exit ${r.exitCode}): ${r.outputTail.trim().split('\n').at(-1) ?? ''}`);
+      const files = await readCollected(out);
+      if (!files.length) return { ...none, error: `no file matches ${globs.join(', ')}` };
+      return parseJUnit(files.map((f) => ({ path: f.path, xml: f.text })));
+    } catch (err) {
+      if (err instanceof ReportsUnreadable || err instanceof ReportUnreadable) return { ...none, error: err.message };
+      throw err;
+    }
   };
 
   return {
@@ -223,6 +258,7 @@ export function createActivities(deps: ActivityDeps) {
         });
         const stored = await deps.artifacts.put(`${artifactPrefix(run)}transcripts/${phase}.log`, await readFile(transcriptPath));
         if (result.aborted) throw new CancelledFailure(`${phase} command killed: run cancelled`);
+        const testReport = phase === 'test' ? await testReportOf(run, paths, transcriptPath, redactor) : undefined;
         return {
           exitCode: result.exitCode,
           durationMs: result.durationMs,
@@ -232,6 +268,7 @@ export function createActivities(deps: ActivityDeps) {
           truncated: result.truncated,
           skipped: false,
           timeoutMs,
+          testReport,
         };
       }),
 

@@ -31,7 +31,7 @@ export interface SandboxDeps {
 /** Steps that run in the sandbox: the definition's commands (its phases and its preview) and the worker's own git steps. */
 export type SandboxStep = SecretPhase | GitStep;
 /** The worker's own fixed git steps in the sandbox (checkout, export). */
-export type GitStep = 'checkout' | 'export';
+export type GitStep = 'checkout' | 'export' | 'reports';
 
 /** Whether the step runs a command of the definition (install, agent, test, preview), not one of the worker's git steps. */
 export function isCommandStep(step: SandboxStep): step is SecretPhase {
@@ -257,7 +257,7 @@ export function stepExecution(
     uid,
     gid,
     cwd: sandboxed ? SANDBOX_MOUNTS.worktree : paths.worktree,
-    writable: [...(step === 'export' ? [dirs.out] : []), ...(command ? cacheMounts(deps, run) : [])],
+    writable: [...(step === 'export' || step === 'reports' ? [dirs.out] : []), ...(command ? cacheMounts(deps, run) : [])],
     mounts: [
       { host: paths.worktree, at: SANDBOX_MOUNTS.worktree },
       { host: dirs.home, at: SANDBOX_MOUNTS.home },

@@ -39,6 +39,7 @@ export function toStatusUpdateJson(u: StatusUpdateInput): StatusUpdateJson {
       previewUrl: s.previewUrl,
       previewAliasUrl: s.previewAliasUrl,
       pullRequest: s.pullRequest,
+      testReport: s.testReport && { ...s.testReport, durationMs: String(Math.max(0, Math.round(s.testReport.durationMs))) },
     },
     time: u.time,
   });

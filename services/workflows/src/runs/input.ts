@@ -31,6 +31,7 @@ export function codingRunInput(runId: string, plan: PlanRow): CodingRunInput {
       })),
       preview: resolvePreview(repo.preview),
       pullRequest: resolvePullRequest(repo.pullRequest),
+      testReports: repo.testReports ?? [],
     },
     workItems: (s.workItems ?? []).map((w) => ({
       id: w.id ?? '',

@@ -2,6 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { compactJson, ExecutionState, RunExecutionSchema, type RunExecution, type RunSummaryJson } from '@ameide/contracts';
 import type { RunRepository, RunRow } from '@ameide/db';
+import type { RunSummaryResult } from '@ameide/temporal';
 import type { ExecutionInfo, RunLauncher } from '../temporal/facade.js';
 import { isTerminal } from './fold.js';
 import type { RunLanes } from './lanes.js';
@@ -26,7 +27,7 @@ export async function observeRun(
     finishedAt: new Date(),
     state: {
       ...row.state, // The workflow's summary has the API's field names.
-      summary: seen.summary ? compactJson<RunSummaryJson>({ ...seen.summary }) : row.state.summary,
+      summary: seen.summary ? compactJson<RunSummaryJson>(summaryJson(seen.summary)) : row.state.summary,
       error: seen.error ?? row.state.error,
     },
   });
@@ -34,6 +35,12 @@ export async function observeRun(
   deps.onSettled?.(settled);
   await deps.lanes.advance(settled);
   return { row: settled };
+}
+
+/** The workflow's summary in the API's JSON form (64-bit numbers as strings). */
+function summaryJson(s: RunSummaryResult): RunSummaryJson {
+  const { testReport, ...rest } = s;
+  return { ...rest, testReport: testReport && { ...testReport, durationMs: String(Math.round(testReport.durationMs)) } };
 }
 
 const STATES: Record<ExecutionInfo['state'], ExecutionState> = {

@@ -44,5 +44,8 @@ describe('preview and pull request settings of a definition', () => {
     expect(verdict({ pullRequest: { repository: 'just-a-name' } })).toMatch(/^spec\.pull_request\.repository: must be owner\/name/);
     expect(verdict({ pullRequest: { labels: ['ok', 'a,b'] } })).toMatch(/^spec\.pull_request\.labels\[1\]: must be a non-empty label without commas/);
     expect(verdict({ pullRequest: { reviewers: ['al ice'] } })).toMatch(/^spec\.pull_request\.reviewers\[0\]: must be a login or username/);
+    expect(verdict({ testReports: ['reports/*.xml', '../elsewhere/*.xml'] })).toMatch(/^spec\.test_reports\[1\]: must be a repo-relative glob/);
+    expect(verdict({ testReports: ['/etc/*.xml'] })).toMatch(/^spec\.test_reports\[0\]: must be a repo-relative glob/);
+    expect(verdict({ testReports: ['**/TEST-*.xml'] })).toBe('accepted');
   });
 });

@@ -41,7 +41,10 @@ export function commandPhase(phase: Extract<CommandPhase, 'install' | 'agent' | 
         // A retried attempt gets what is left of the run's budget then, not the first attempt's time.
         runDeadline: ctx.runDeadline,
       });
-      if (phase === 'test') ctx.summary.testExitCode = r.exitCode;
+      if (phase === 'test') {
+        ctx.summary.testExitCode = r.exitCode;
+        if (r.testReport) ctx.summary.testReport = r.testReport;
+      }
       let message: string | undefined;
       if (r.timedOut && (r.timeoutMs ?? timeoutMs) < phaseMs) {
         ctx.summary.budgetExceeded = 'run_timeout';
