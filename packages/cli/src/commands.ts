@@ -95,8 +95,10 @@ const RECONNECT_FOR_MS = 10 * 60_000;
 
 /** Whether a call failed because the service was unreachable or went away mid-stream. */
 function transient(err: unknown): boolean {
-  const code = ConnectError.from(err).code;
-  return code === Code.Unavailable || code === Code.Unknown || code === Code.Aborted;
+  const e = ConnectError.from(err);
+  // The client's own write to a connection the service closed (it died mid-call) is no answer of the service.
+  if (e.code === Code.Internal && /^write (EPIPE|ECONNRESET)$/.test(e.rawMessage)) return true;
+  return e.code === Code.Unavailable || e.code === Code.Unknown || e.code === Code.Aborted;
 }
 
 /** How long `runs start` keeps sending its request while the service is unreachable. */
