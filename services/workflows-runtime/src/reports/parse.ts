@@ -4,20 +4,15 @@
  */
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { Parser as TapParser, type Result as TapResult } from 'tap-parser';
+import type { TestReportResult } from '@ameide/temporal';
 
-export interface TestCounts {
-  format: 'junit' | 'tap';
-  /** Errors count as failed; todo as skipped. */
-  passed: number;
-  failed: number;
-  skipped: number;
-  /** Sum of testcase times (JUnit: the seconds attribute); TAP: the plan/summary time if present, else 0. */
-  durationMs: number;
-  /** Names of failing tests, "classname › name" for JUnit ("name" when no classname), the description for TAP; at most 50, each at most 300 chars. */
-  failingTests: string[];
-  /** The report files (JUnit) or "output" (TAP). */
-  sources: string[];
-}
+/**
+ * What a report says (the run summary's test report, read): errors count as failed, todo as skipped;
+ * durationMs is the sum of testcase times (JUnit) or the plan's time (TAP, else 0); failing tests are
+ * "classname › name" (JUnit) or the description (TAP), at most 50 of at most 300 characters; sources
+ * are the report files, or "output" for TAP.
+ */
+export type TestCounts = Omit<TestReportResult, 'format' | 'error'> & { format: 'junit' | 'tap' };
 
 export class ReportUnreadable extends Error {
   constructor(message: string) {
