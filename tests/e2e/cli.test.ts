@@ -1,27 +1,16 @@
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { git, sampleDefinition } from '@ameide/devstack';
-import { sampleOrigin, startHarness, type Harness } from '../support/harness.js';
+import { runCli, sampleOrigin, startHarness, type Harness } from '../support/harness.js';
 
-const root = resolve(__dirname, '../..');
 let h: Harness;
 type Result = { status: number | null; stdout: string; stderr: string };
 let ameide: (...args: string[]) => Promise<Result>;
 
 beforeAll(async () => {
   h = await startHarness({ worker: true });
-  // Asynchronous on purpose: the service under test runs in this process and must keep answering.
-  ameide = (...args) =>
-    new Promise((done) => {
-      const child = execFile(
-        process.execPath,
-        ['--import', 'tsx', 'packages/cli/src/main.ts', ...args],
-        { cwd: root, env: { PATH: process.env.PATH!, HOME: process.env.HOME!, AMEIDE_API_URL: h.apiUrl, AMEIDE_TOKEN: h.tokens.acme }, timeout: 120_000 },
-        (_err, stdout, stderr) => done({ status: child.exitCode, stdout, stderr: stderr.trim() }),
-      );
-    });
+  ameide = (...args) => runCli(h, ...args);
 });
 afterAll(() => h?.stop());
 

@@ -1,26 +1,12 @@
-import { execFile } from 'node:child_process';
-import { request } from 'node:http';
-import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Phase, PhaseState, RunStatus, StatusUpdateKind } from '@ameide/contracts';
-import { SAMPLE_PREVIEW } from '@ameide/devstack';
+import { fetchPreview, SAMPLE_PREVIEW } from '@ameide/devstack';
 import { previewWorkflowId } from '@ameide/temporal';
-import { applySample, MULTIPLY, sampleOrigin, startHarnessWithRouter, watchAll, type Harness } from '../support/harness.js';
+import { applySample, MULTIPLY, runCli, sampleOrigin, startHarnessWithRouter, watchAll, type Harness } from '../support/harness.js';
 import { liveProcesses } from '../support/processes.js';
 
-/** GET through the preview router, the URL's host choosing the preview as a browser's would. */
-function get(url: string, routerPort: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const req = request({ host: '127.0.0.1', port: routerPort, path: u.pathname, headers: { host: u.host } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject).end();
-  });
-}
+const get = (url: string, routerPort: number) => fetchPreview(url, routerPort);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
@@ -117,14 +103,7 @@ describe('previews of real runs, behind the preview router', () => {
     expect((await get(alias, router)).status).toBe(200);
 
     // The CLI lists both: the first stopped, the rerun's live and aliased.
-    const listed = await new Promise<string>((done) =>
-      execFile(
-        process.execPath,
-        ['--import', 'tsx', 'packages/cli/src/main.ts', 'previews', 'list', '--work-item', 'CALC-1'],
-        { cwd: resolve(__dirname, '../..'), env: { PATH: process.env.PATH!, HOME: process.env.HOME!, AMEIDE_API_URL: h.apiUrl, AMEIDE_TOKEN: h.tokens.acme } },
-        (_err, stdout) => done(stdout),
-      ),
-    );
+    const listed = (await runCli(h, 'previews', 'list', '--work-item', 'CALC-1')).stdout;
     const lines = listed.trim().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines.find((l) => l.startsWith(first.run.id.slice(0, 8)))).toMatch(/CALC-1\s+local\s+stopped \(expired, /);

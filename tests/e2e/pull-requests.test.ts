@@ -1,27 +1,15 @@
-import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { Phase, PhaseState, RunStatus, StatusUpdateKind } from '@ameide/contracts';
 import { git } from '@ameide/devstack';
-import { applySample, MULTIPLY, useHarnessWithOrigin, watchAll, type Harness } from '../support/harness.js';
-
-const root = resolve(__dirname, '../..');
+import { applySample, MULTIPLY, runCli, useHarnessWithOrigin, watchAll, type Harness } from '../support/harness.js';
 
 describe('pull requests with the git provider: one per work branch, updated by every rerun', () => {
   let h: Harness;
   let origin: string;
   useHarnessWithOrigin((s) => ({ h, origin } = s));
 
-  const ameide = (...args: string[]) =>
-    new Promise<{ status: number | null; stdout: string; stderr: string }>((done) => {
-      const child = execFile(
-        process.execPath,
-        ['--import', 'tsx', 'packages/cli/src/main.ts', ...args],
-        { cwd: root, env: { PATH: process.env.PATH!, HOME: process.env.HOME!, AMEIDE_API_URL: h.apiUrl, AMEIDE_TOKEN: h.tokens.acme }, timeout: 120_000 },
-        (_err, stdout, stderr) => done({ status: child.exitCode, stdout, stderr: stderr.trim() }),
-      );
-    });
+  const ameide = (...args: string[]) => runCli(h, ...args);
 
   it('opens the pull request on the first run, and a rerun updates the same one', async () => {
     await applySample(h.acme, origin, { pullRequest: { labels: ['agent'] } });

@@ -1,6 +1,7 @@
+import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { loadServiceConfig, loadWorkerConfig } from '@ameide/config';
@@ -10,6 +11,8 @@ import { DefinitionSpecSchema } from '@ameide/contracts';
 import { createWorkflowServiceClient, type WorkflowServiceClient } from '@ameide/sdk';
 import { startWorkflowService, type WorkflowServiceApp } from '../../services/workflows/src/index.js';
 import { createCodingWorker } from '../../services/workflows-runtime/src/index.js';
+
+const REPO_ROOT = resolve(import.meta.dirname, '../..');
 
 /** A workflow service (in this process, own database) and, optionally, a worker on its own task queue. */
 export interface Harness {
@@ -206,6 +209,21 @@ export async function applySample(
  * of a command sends only its phase_finished (one fewer).
  */
 export const COMPLETED_RUN_UPDATES = 17;
+
+/**
+ * Runs the `ameide` CLI as a user would (a process of its own, as tenant acme of `h`). Asynchronous on
+ * purpose: the service under test runs in this process and must keep answering.
+ */
+export function runCli(h: Pick<Harness, 'apiUrl' | 'tokens'>, ...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = execFile(
+      process.execPath,
+      ['--import', 'tsx', 'packages/cli/src/main.ts', ...args],
+      { cwd: REPO_ROOT, env: { PATH: process.env.PATH!, HOME: process.env.HOME!, AMEIDE_API_URL: h.apiUrl, AMEIDE_TOKEN: h.tokens.acme }, timeout: 120_000 },
+      (_err, stdout, stderr) => done({ status: child.exitCode, stdout, stderr: stderr.trim() }),
+    );
+  });
+}
 
 /** The value of tenant acme's DEPLOY_TOKEN secret on the test worker. */
 export const ACME_SECRET = 'sk_live_7hQ2pZ9wX4vB1nM8';

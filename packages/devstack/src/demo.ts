@@ -16,7 +16,7 @@ export const SCRIPTED_AGENT = resolve('examples/agents/scripted-agent.mjs');
 export const SAMPLE_PREVIEW = { command: 'node scripts/preview.mjs', healthPath: '/health', ttlSeconds: 3600 };
 
 /** GET of a preview URL through the preview router on 127.0.0.1 (the URL's host picks the preview, as a browser's would). */
-function fetchPreview(url: string, routerPort: number): Promise<{ status: number; body: string }> {
+export function fetchPreview(url: string, routerPort: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const req = request({ host: '127.0.0.1', port: routerPort, path: u.pathname, headers: { host: u.host }, timeout: 10_000 }, (res) => {

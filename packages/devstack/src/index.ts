@@ -5,4 +5,4 @@ export { startTemporal, findTemporalCli, type TemporalHandle } from './temporal.
 export { freePort, portFree, waitForPort, PortInUseError, type PortPicker } from './net.js';
 export { createOrigin, git } from './git-fixtures.js';
 export { ensureCredentials, generatePassword, signDevToken, serviceApiKeys, type DevCredentials } from './credentials.js';
-export { SAMPLE_PREVIEW, sampleDefinition, SAMPLE_REPO, SCRIPTED_AGENT } from './demo.js';
+export { fetchPreview, SAMPLE_PREVIEW, sampleDefinition, SAMPLE_REPO, SCRIPTED_AGENT } from './demo.js';

@@ -5,6 +5,11 @@ import type { Redactor } from '../guardrails/redact.js';
 /** Activities heartbeat this often while they run (the heartbeat timeout is 30 s). */
 export const HEARTBEAT_MS = 5000;
 
+/** A failure Temporal must not retry: the same input fails the same way. */
+export function permanent(type: string, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: true });
+}
+
 /** An activity error with every secret of the run taken out of its message (it lands in history). */
 export function redactError(err: unknown, redactor: Redactor): unknown {
   if (redactor.empty || err instanceof CancelledFailure) return err;

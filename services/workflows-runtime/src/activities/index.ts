@@ -1,7 +1,7 @@
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import type { WorkerConfig } from '@ameide/config';
 import type { WorkflowServiceClient } from '@ameide/sdk';
 import {
@@ -23,7 +23,7 @@ import { createHandoffBundle } from './handoff.js';
 import { enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnder } from './lifecycle.js';
 import { reviewWork } from './review.js';
 import { allSecrets, allSecretValues, cacheDir, prepareSandbox, stepDirs, type SandboxDeps } from './sandboxing.js';
-import { guarded as guardedBody } from './guard.js';
+import { guarded as guardedBody, permanent } from './guard.js';
 import { sendStatusUpdate } from './status.js';
 import { holdForPreview } from '../previews/index.js';
 import { createPreviewActivities } from './previews.js';
@@ -71,10 +71,6 @@ export interface CommandPhaseInput {
 
 function artifactPrefix(run: Pick<CodingRunInput, 'tenantId' | 'runId'>): string {
   return `runs/${run.tenantId}/${run.runId}/`;
-}
-
-function permanent(type: string, message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type, message, nonRetryable: true });
 }
 
 /** Builds the activities with their real dependencies (git, processes, the API, the artifact store). */

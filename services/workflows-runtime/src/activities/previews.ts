@@ -6,7 +6,7 @@ import { Code, ConnectError } from '@ameide/sdk';
 import type { CodingRunInput, PreviewResult } from '@ameide/temporal';
 import { killCommandCgroups } from '../guardrails/cgroups.js';
 import { Redactor } from '../guardrails/redact.js';
-import { previewCgroup, startLocalPreview, stopLocalPreview, transcriptKey, type PreviewDeps } from '../previews/local.js';
+import { previewCgroup, recordStopped, startLocalPreview, stopLocalPreview, transcriptKey, type PreviewDeps } from '../previews/local.js';
 import { parsePreviewUrls } from '../previews/urls.js';
 import { guarded as guardedBody, HEARTBEAT_MS } from './guard.js';
 import { allSecretValues } from './sandboxing.js';
@@ -158,6 +158,11 @@ export function createPreviewActivities(deps: PreviewDeps) {
      * worker's listener, removes or unmounts the run's workspace as its report asked, removes its
      * state, and records it stopped (a preview the service does not know is fine).
      */
+    /** Drops a preview's routes when the worker that held it could not stop it (its host is gone). */
+    async markPreviewStopped(input: { runId: string; reason: string }): Promise<void> {
+      await recordStopped(deps.api, input.runId, input.reason);
+    },
+
     async stopPreview(input: StopPreviewInput): Promise<void> {
       const ctx = Context.current();
       const beat = setInterval(() => ctx.heartbeat('stopping'), HEARTBEAT_MS);

@@ -1,21 +1,18 @@
 import { create } from '@bufbuild/protobuf';
 import { ApplicationFailure } from '@temporalio/common';
-import { RecordPreviewRequestSchema, RecordPullRequestRequestSchema } from '@ameide/contracts';
+import { RecordPullRequestRequestSchema } from '@ameide/contracts';
 import { Code, ConnectError, type WorkflowServiceClient } from '@ameide/sdk';
 import { DEFAULT_PULL_REQUEST, type CodingRunInput, type PullRequestResult, type RunSummaryResult } from '@ameide/temporal';
 import { ForgeError, repositoryFromUrl, upsertPullRequest } from '../forges/index.js';
 import { renderPullRequestBody, pullRequestTitle, type PhaseLine } from './pull-request-body.js';
 import { secretValue, type SandboxDeps } from './sandboxing.js';
 import { normaliseRepoUrl } from './workspace.js';
+import { permanent } from './guard.js';
 
 export interface PullRequestDeps extends Pick<SandboxDeps, 'secrets'> {
   api: WorkflowServiceClient;
   /** The forges' fetch (tests point it elsewhere); the global one by default. */
   fetch?: typeof fetch;
-}
-
-function permanent(type: string, message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type, message, nonRetryable: true });
 }
 
 /** A forge's failure as Temporal should see it: rate limits and 5xx retried (after the wait the forge asked for), the rest final. */
@@ -115,16 +112,6 @@ export function createPullRequestActivities(deps: PullRequestDeps) {
         title,
         durationMs: Date.now() - started,
       };
-    },
-
-    /** Drops a preview's routes when the worker that held it could not stop it (its host is gone). */
-    async markPreviewStopped(input: { runId: string; reason: string }): Promise<void> {
-      try {
-        await deps.api.recordPreview(create(RecordPreviewRequestSchema, { runId: input.runId, state: 'stopped', reason: input.reason }));
-      } catch (err) {
-        if (ConnectError.from(err).code === Code.NotFound) return;
-        throw apiFailure(err, 'the service did not take the stopped preview');
-      }
     },
   };
 }

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import { underPrefix, type SandboxPolicy } from '@ameide/config';
 import type { CodingRunInput, SecretPhase } from '@ameide/temporal';
 import { egressProxyEnv } from '../guardrails/egress.js';
@@ -16,6 +15,7 @@ import {
   type SandboxSpec,
 } from '../guardrails/sandbox.js';
 import { safeSegment, type RunPaths } from './workspace.js';
+import { permanent } from './guard.js';
 
 /** What the sandbox glue needs from the worker. */
 export interface SandboxDeps {
@@ -59,10 +59,6 @@ const CACHE_ENV: Record<string, Record<string, string>> = {
   pip: { PIP_CACHE_DIR: 'pip' },
   go: { GOMODCACHE: 'go/mod', GOCACHE: 'go/build' },
 };
-
-function permanent(type: string, message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type, message, nonRetryable: true });
-}
 
 /** A step's own directories: HOME and TMPDIR in the sandbox's area, passwd/group in the worker's. */
 export function stepDirs(paths: RunPaths, step: SandboxStep) {
