@@ -52,6 +52,24 @@ export interface ServiceConfig {
    */
   gitDir: string;
   home: string;
+  /**
+   * The key that signs attestations: AMEIDE_SIGNING_KEY (an ed25519 private key, PEM) or
+   * AMEIDE_SIGNING_KEY_FILE; with neither, a development key kept in `<home>/signing/` (created on
+   * first use) and every attestation it signs is marked development.
+   */
+  signing: { keyPem?: string; keyFile?: string; devKeyDir: string };
+  /** Notifications: e-mail over SMTP (none without AMEIDE_SMTP_URL) and webhook deliveries. */
+  notifications: {
+    smtpUrl?: string;
+    mailFrom: string;
+    /** Attempts of a webhook or e-mail delivery before it is dead-lettered. */
+    maxAttempts: number;
+    /** Backoff of delivery retries: the first wait, doubled each attempt up to the cap. */
+    retryInitialMs: number;
+    retryMaxMs: number;
+    /** Links in messages point here (the platform UI or the API). */
+    publicUrl: string;
+  };
 }
 
 /** Where the service keeps its git cache when AMEIDE_SERVICE_GIT_DIR is unset: a directory of this user's under the OS temp dir. */
@@ -135,6 +153,14 @@ const schema = z
     AMEIDE_API_REQUEST_TIMEOUT_SECONDS: z.coerce.number().positive().max(3600).default(60),
     AMEIDE_API_IDLE_TIMEOUT_SECONDS: z.coerce.number().positive().max(86400).default(120),
     AMEIDE_SERVICE_GIT_DIR: z.string().optional(),
+    AMEIDE_SIGNING_KEY: z.string().includes('PRIVATE KEY', { message: 'must be a PEM private key (ed25519)' }).optional(),
+    AMEIDE_SIGNING_KEY_FILE: z.string().optional(),
+    AMEIDE_SMTP_URL: url(['smtp:', 'smtps:']).optional(),
+    AMEIDE_MAIL_FROM: z.string().email().default('ameide@localhost'),
+    AMEIDE_NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
+    AMEIDE_NOTIFY_RETRY_INITIAL_SECONDS: z.coerce.number().positive().max(3600).default(2),
+    AMEIDE_NOTIFY_RETRY_MAX_SECONDS: z.coerce.number().positive().max(86400).default(300),
+    AMEIDE_PUBLIC_URL: url(['http:', 'https:']).optional(),
   })
   .extend(temporalSchema.shape)
   .extend(policySchema.shape)
@@ -145,6 +171,10 @@ const schema = z
   .refine((e) => e.AMEIDE_API_REQUEST_TIMEOUT_SECONDS >= e.AMEIDE_API_HEADERS_TIMEOUT_SECONDS, {
     path: ['AMEIDE_API_REQUEST_TIMEOUT_SECONDS'],
     message: 'must not be less than AMEIDE_API_HEADERS_TIMEOUT_SECONDS (a request includes its headers)',
+  })
+  .refine((e) => !(e.AMEIDE_SIGNING_KEY && e.AMEIDE_SIGNING_KEY_FILE), {
+    path: ['AMEIDE_SIGNING_KEY'],
+    message: 'set either AMEIDE_SIGNING_KEY or AMEIDE_SIGNING_KEY_FILE, not both',
   })
   .refine((e) => e.AMEIDE_JWT_SECRET || e.AMEIDE_JWT_PUBLIC_KEY || e.AMEIDE_API_KEYS.length > 0, {
     path: ['AMEIDE_API_KEYS'],
@@ -177,5 +207,18 @@ export function loadServiceConfig(env: Env = processEnv()): ServiceConfig {
     },
     gitDir: e.AMEIDE_SERVICE_GIT_DIR ? resolve(e.AMEIDE_SERVICE_GIT_DIR) : defaultServiceGitDir(),
     home: ameideHome(env),
+    signing: {
+      keyPem: e.AMEIDE_SIGNING_KEY,
+      keyFile: e.AMEIDE_SIGNING_KEY_FILE ? resolve(e.AMEIDE_SIGNING_KEY_FILE) : undefined,
+      devKeyDir: join(ameideHome(env), 'signing'),
+    },
+    notifications: {
+      smtpUrl: e.AMEIDE_SMTP_URL,
+      mailFrom: e.AMEIDE_MAIL_FROM,
+      maxAttempts: e.AMEIDE_NOTIFY_MAX_ATTEMPTS,
+      retryInitialMs: e.AMEIDE_NOTIFY_RETRY_INITIAL_SECONDS * 1000,
+      retryMaxMs: e.AMEIDE_NOTIFY_RETRY_MAX_SECONDS * 1000,
+      publicUrl: (e.AMEIDE_PUBLIC_URL ?? `http://${e.AMEIDE_API_HOST}:${e.AMEIDE_API_PORT}`).replace(/\/$/, ''),
+    },
   };
 }
