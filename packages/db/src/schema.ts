@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import type { DefinitionSpecJson, PlanSpecJson, RunSummaryJson, PhaseResultJson, StatusUpdateJson, MethodologyContextJson } from '@ameide/contracts';
 
@@ -58,6 +59,8 @@ export interface RunState {
   phases: PhaseResultJson[];
   summary?: RunSummaryJson;
   error?: string;
+  /** The Definition of Done checklist (governance.v1.DoneEvaluation JSON), once evaluated after the run. */
+  done?: { profile?: string; met?: boolean; rules?: { rule?: string; passed?: boolean; detail?: string }[]; evaluateTime?: string };
 }
 
 /** Runs: one execution of a plan version. */
@@ -238,4 +241,202 @@ export const previews = pgTable(
     stopReason: text('stop_reason').notNull().default(''),
   },
   (t) => [index('previews_alias_idx').on(t.tenantId, t.workItemId, t.state, t.liveAt)],
+);
+
+/**
+ * What must follow an event of a run (`finished`: evidence, attestations, DoD, impediment,
+ * notifications; `preview_live`: notifications): a transactional outbox written in the same
+ * transaction as the event, drained by starting the event's Temporal workflow (`started_at`).
+ */
+export const runFollowups = pgTable(
+  'run_followups',
+  {
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    event: text('event').notNull(),
+    tenantId: text('tenant_id').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+  },
+  (t) => [
+    primaryKey({ columns: [t.runId, t.event] }),
+    index('run_followups_pending_idx')
+      .on(t.createdAt)
+      .where(sql`${t.startedAt} is null`),
+  ],
+);
+
+/** Evidence: one checksummed file of a run (governance.v1.Evidence), unique by name per run. */
+export const evidence = pgTable(
+  'evidence',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: text('tenant_id').notNull(),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    kind: text('kind').notNull(),
+    name: text('name').notNull(),
+    uri: text('uri').notNull(),
+    sha256: text('sha256').notNull(),
+    sizeBytes: bigint('size_bytes', { mode: 'number' }).notNull(),
+    mediaType: text('media_type').notNull(),
+    /** governance.v1.Provenance JSON. */
+    provenance: jsonb('provenance').$type<Record<string, unknown>>().notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('evidence_run_name_uq').on(t.runId, t.name)],
+);
+
+/** Signed attestations of a run (DSSE envelopes), one per predicate type. */
+export const attestations = pgTable(
+  'attestations',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: text('tenant_id').notNull(),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    predicateType: text('predicate_type').notNull(),
+    subjects: jsonb('subjects').$type<{ name: string; sha256: string }[]>().notNull(),
+    artifacts: jsonb('artifacts').$type<{ kind: string; id: string }[]>().notNull(),
+    keyId: text('key_id').notNull(),
+    development: boolean('development').notNull(),
+    envelope: jsonb('envelope').$type<{ payloadType: string; payload: string; signatures: { keyid: string; sig: string }[] }>().notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('attestations_run_predicate_uq').on(t.runId, t.predicateType)],
+);
+
+/** Nodes of the methodology graph: work items, timeboxes, goals, artifacts (increment, ...), evidence, attestations. */
+export const elements = pgTable(
+  'elements',
+  {
+    tenantId: text('tenant_id').notNull(),
+    kind: text('kind').notNull(),
+    id: text('id').notNull(),
+    attributes: jsonb('attributes').$type<Record<string, unknown>>().notNull().default({}),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.kind, t.id] })],
+);
+
+/** Edges of the methodology graph, e.g. evidence `attached_to` an increment. */
+export const relationships = pgTable(
+  'relationships',
+  {
+    tenantId: text('tenant_id').notNull(),
+    fromKind: text('from_kind').notNull(),
+    fromId: text('from_id').notNull(),
+    kind: text('kind').notNull(),
+    toKind: text('to_kind').notNull(),
+    toId: text('to_id').notNull(),
+    attributes: jsonb('attributes').$type<Record<string, unknown>>().notNull().default({}),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.fromKind, t.fromId, t.kind, t.toKind, t.toId] }),
+    index('relationships_to_idx').on(t.tenantId, t.toKind, t.toId, t.kind),
+  ],
+);
+
+/** Impediments automation raised: one per cause (`cause_key`, unique per tenant). */
+export const impediments = pgTable(
+  'impediments',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: text('tenant_id').notNull(),
+    /** What makes it one impediment, e.g. `run:<runId>`: a repeated raise finds the first. */
+    causeKey: text('cause_key').notNull(),
+    cause: text('cause').notNull(),
+    reason: text('reason').notNull(),
+    phase: text('phase').notNull().default(''),
+    runId: uuid('run_id').references(() => runs.id, { onDelete: 'set null' }),
+    workItemId: text('work_item_id').notNull().default(''),
+    timeboxIds: jsonb('timebox_ids').$type<string[]>().notNull().default([]),
+    goalIds: jsonb('goal_ids').$type<string[]>().notNull().default([]),
+    handoffUri: text('handoff_uri').notNull().default(''),
+    /** open, resolved or reassigned_to_agent. */
+    state: text('state').notNull().default('open'),
+    assignee: text('assignee').notNull().default(''),
+    resolution: text('resolution').notNull().default(''),
+    rerunId: uuid('rerun_id'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('impediments_cause_uq').on(t.tenantId, t.causeKey),
+    index('impediments_tenant_state_idx').on(t.tenantId, t.state, t.createdAt),
+    index('impediments_work_item_idx').on(t.tenantId, t.workItemId),
+  ],
+);
+
+/** Who wants which notifications where: per person, channel and address, for a work item or all ("*"). */
+export const subscriptions = pgTable(
+  'subscriptions',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: text('tenant_id').notNull(),
+    person: text('person').notNull(),
+    /** in_app, webhook or email. */
+    channel: text('channel').notNull(),
+    address: text('address').notNull().default(''),
+    workItemId: text('work_item_id').notNull().default('*'),
+    /** The webhook's HMAC secret. */
+    secret: text('secret').notNull().default(''),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('subscriptions_uq').on(t.tenantId, t.person, t.channel, t.address, t.workItemId)],
+);
+
+/** The notification center: one row per person and event of a run (`dedupe_key` makes it once). */
+export const notifications = pgTable(
+  'notifications',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: text('tenant_id').notNull(),
+    person: text('person').notNull(),
+    event: text('event').notNull(),
+    runId: uuid('run_id'),
+    workItemId: text('work_item_id').notNull().default(''),
+    /** `<runId>:<event>:<person>`. */
+    dedupeKey: text('dedupe_key').notNull(),
+    subject: text('subject').notNull(),
+    body: text('body').notNull(),
+    /** The NotificationContent it was rendered from (webhook payloads are made from it). */
+    content: jsonb('content').$type<Record<string, unknown>>().notNull(),
+    read: boolean('read').notNull().default(false),
+    /** Ordered for WatchNotifications (resume after the last seen). */
+    seq: bigserial('seq', { mode: 'number' }).notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('notifications_dedupe_uq').on(t.tenantId, t.dedupeKey), index('notifications_person_idx').on(t.tenantId, t.person, t.seq)],
+);
+
+/** Webhook and e-mail deliveries of notifications: one per notification and subscription. */
+export const notificationDeliveries = pgTable(
+  'notification_deliveries',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tenantId: text('tenant_id').notNull(),
+    notificationId: uuid('notification_id')
+      .notNull()
+      .references(() => notifications.id, { onDelete: 'cascade' }),
+    subscriptionId: uuid('subscription_id').notNull(),
+    channel: text('channel').notNull(),
+    address: text('address').notNull(),
+    /** pending, delivered, failed (retrying) or dead_lettered. */
+    state: text('state').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: text('last_error').notNull().default(''),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    deliveredAt: timestamp('delivered_at', { withTimezone: true }),
+    /** From the notification's creation to its delivery. */
+    latencyMs: integer('latency_ms'),
+  },
+  (t) => [
+    uniqueIndex('notification_deliveries_uq').on(t.notificationId, t.subscriptionId),
+    index('notification_deliveries_state_idx').on(t.tenantId, t.state, t.createdAt),
+  ],
 );

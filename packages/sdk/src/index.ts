@@ -1,6 +1,6 @@
 import { createClient, type Client, type Interceptor, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
-import { backlogV1, WorkflowService } from '@ameide/contracts';
+import { backlogV1, governanceV1, WorkflowService } from '@ameide/contracts';
 
 export type WorkflowServiceClient = Client<typeof WorkflowService>;
 
@@ -41,4 +41,11 @@ export type BacklogServiceClient = Client<typeof backlogV1.BacklogService>;
 /** A typed BacklogService client (work items and methodology profiles), on the same port. */
 export function createBacklogServiceClient(opts: ClientOptions): BacklogServiceClient {
   return createClient(backlogV1.BacklogService, createWorkflowTransport(opts));
+}
+
+export type GovernanceServiceClient = Client<typeof governanceV1.GovernanceService>;
+
+/** A typed GovernanceService client (evidence, attestations, impediments, notifications), on the same port. */
+export function createGovernanceServiceClient(opts: ClientOptions): GovernanceServiceClient {
+  return createClient(governanceV1.GovernanceService, createWorkflowTransport(opts));
 }

@@ -3,3 +3,4 @@ export * from './types.js';
 export * from './names.js';
 export * from './guardrails.js';
 export * from './delivery.js';
+export * from './followups.js';

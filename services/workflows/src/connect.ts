@@ -1,11 +1,19 @@
 import type { ConnectRouter } from '@connectrpc/connect';
 import type { SandboxPolicy } from '@ameide/config';
-import { backlogV1, WorkflowService } from '@ameide/contracts';
+import { EventEmitter } from 'node:events';
+import { create } from '@bufbuild/protobuf';
+import type { ServiceConfig } from '@ameide/config';
+import { backlogV1, governanceV1, StartWorkflowRunRequestSchema, WorkflowService } from '@ameide/contracts';
 import { DefinitionRepository, PlanRepository, PreviewRepository, PullRequestRepository, RunRepository, type Db } from '@ameide/db';
 import type { ApprovalHandlers } from './handlers/approvals.js';
 import type { BacklogHandlers } from './handlers/backlog.js';
 import { DefinitionHandlers } from './handlers/definitions.js';
 import { DiffHandlers } from './handlers/diff.js';
+import { evidenceRoutes } from './handlers/evidence.js';
+import { impedimentRoutes } from './handlers/impediments.js';
+import { notificationRoutes } from './handlers/notifications.js';
+import type { GovernanceDeps } from './governance/deps.js';
+import type { SigningKeys } from './governance/signing.js';
 import { PlanHandlers, Planner } from './handlers/plans.js';
 import { PreviewHandlers } from './handlers/previews.js';
 import { PullRequestHandlers } from './handlers/pull-requests.js';
@@ -33,9 +41,29 @@ export interface RouteDeps {
   previews: { hosts: PreviewHosts; routes?: PreviewRouteTable };
   /** The service's git cache, where GetRunDiff reads runs' changes (AMEIDE_SERVICE_GIT_DIR). */
   gitDir: string;
+  /** Notification settings (defaults: no e-mail). */
+  notifications?: ServiceConfig['notifications'];
+  /** The keys attestations are signed with (GetSigningKeys). */
+  signing?: SigningKeys;
+  /** In-process events shared with the follow-up activities (e.g. new notifications). */
+  events?: EventEmitter;
 }
 
-/** Registers WorkflowService and BacklogService, and gRPC server reflection for them, on a Connect router. */
+/** Notification settings when the caller gives none: in-app and webhooks, no e-mail. */
+const DEFAULT_NOTIFICATIONS: ServiceConfig['notifications'] = {
+  mailFrom: 'ameide@localhost',
+  maxAttempts: 8,
+  retryInitialMs: 2000,
+  retryMaxMs: 300_000,
+  publicUrl: 'http://127.0.0.1:8080',
+};
+
+/** What the governance handlers and activities need, from the route deps and the run handlers. */
+export function governanceDeps(deps: RouteDeps, startRun: GovernanceDeps['startRun']): GovernanceDeps {
+  return { db: deps.db, startRun, notifications: deps.notifications ?? DEFAULT_NOTIFICATIONS, events: deps.events ?? new EventEmitter().setMaxListeners(0) };
+}
+
+/** Registers WorkflowService, BacklogService and GovernanceService, and gRPC server reflection for them, on a Connect router. */
 export function routes(deps: RouteDeps) {
   const definitions = new DefinitionRepository(deps.db);
   const plans = new PlanRepository(deps.db);
@@ -46,6 +74,7 @@ export function routes(deps: RouteDeps) {
   const r = new RunHandlers(planner, plans, runs, deps.launcher, deps.notifier ?? new RunNotifier(), deps.policy, new RunLanes(runs, plans, deps.launcher));
   const diff = new DiffHandlers(runs, plans, new RunDiffs({ dir: deps.gitDir }));
   const pr = new PullRequestHandlers(new PullRequestRepository(deps.db), runs);
+  const gov = governanceDeps(deps, async (tenantId, req) => (await r.start(tenantId, create(StartWorkflowRunRequestSchema, req))).run!);
   const pv = new PreviewHandlers(new PreviewRepository(deps.db), runs, plans, deps.launcher, deps.previews.hosts, deps.previews.routes);
   return (router: ConnectRouter) => {
     router.service(WorkflowService, {
@@ -81,6 +110,7 @@ export function routes(deps: RouteDeps) {
       getProfile: b.getProfile,
       listProfiles: b.listProfiles,
     });
-    registerReflection(router, [WorkflowService, backlogV1.BacklogService]);
+    router.service(governanceV1.GovernanceService, { ...evidenceRoutes(gov, deps.signing), ...impedimentRoutes(gov), ...notificationRoutes(gov) });
+    registerReflection(router, [WorkflowService, backlogV1.BacklogService, governanceV1.GovernanceService]);
   };
 }

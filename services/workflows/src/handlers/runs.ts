@@ -79,66 +79,67 @@ export class RunHandlers {
     return row;
   }
 
-  startWorkflowRun = (req: StartWorkflowRunRequest, ctx: HandlerContext) =>
-    handle(async () => {
-      const { tenantId } = principalOf(ctx);
-      // A repeated call (its answer was lost, say) gets the run the first call made.
-      const earlier = req.requestId ? await this.runs.getByRequestId(tenantId, req.requestId) : undefined;
-      if (earlier) return create(StartWorkflowRunResponseSchema, { run: runToProto(earlier, { queuedBehind: await this.queuedBehind(earlier) }) });
-      let plan;
-      if (req.planId) {
-        plan = isUuid(req.planId) ? await this.plans.get(tenantId, req.planId) : undefined;
-        if (!plan) throw new NotFoundError('plan', req.planId);
-      } else {
-        if (!req.definition) throw new InvalidFieldError('plan_id', 'set plan_id, or definition to plan and run in one call');
-        plan = await this.planner.createPlan(tenantId, req);
-      }
-      // A plan made before the operator tightened the policy does not run outside it.
-      checkSandboxPolicy(fromJson(DefinitionSpecSchema, (plan.spec.repo ?? {}) as JsonObject, { ignoreUnknownFields: true }), this.policy, 'plan.spec.repo');
-      const runId = randomUUID();
-      const workflowId = workflowIdForRun(runId);
-      const input = codingRunInput(runId, plan);
-      const m = plan.spec.methodology ?? {};
-      // The run joins its branch's lane; it executes now only if no earlier run of the branch is unfinished.
-      let inserted;
-      try {
-        inserted = await this.runs.insertInLane({
-          id: runId,
-          tenantId,
-          planId: plan.id,
-          planVersion: plan.version,
-          definitionId: plan.definitionId,
-          workflowId,
-          status: 'RUN_STATUS_QUEUED',
-          phase: 'PHASE_UNSPECIFIED',
-          spec: {
-            definitionName: plan.spec.definitionName ?? '',
-            methodology: m,
-            workItemIds: m.workItemIds ?? [],
-            trigger: plan.spec.trigger === 'TRIGGER_AUTO' ? 'TRIGGER_AUTO' : 'TRIGGER_MANUAL',
-          },
-          state: { phases: [] },
-          annotations: req.annotations,
-          branchKey: laneOf(input).branchKey,
-          requestId: req.requestId || null,
-        });
-      } catch (err) {
-        // The same key, sent twice at once: the other call made the run.
-        const other = req.requestId && isUniqueViolation(err) ? await this.runs.getByRequestId(tenantId, req.requestId) : undefined;
-        if (other) return create(StartWorkflowRunResponseSchema, { run: runToProto(other, { queuedBehind: await this.queuedBehind(other) }) });
-        throw err;
-      }
-      const { row, head } = inserted;
-      if (head.id !== runId) return create(StartWorkflowRunResponseSchema, { run: runToProto(row, { queuedBehind: head.id }) });
-      try {
-        await this.launcher.startRun(workflowId, input);
-      } catch (err) {
-        // Temporal is away or slow: the run is stored and stays QUEUED; the reconciler starts its
-        // workflow once Temporal answers (every AMEIDE_RECONCILE_SECONDS). The call did its part.
-        console.warn(`run ${runId} stays queued until Temporal answers: ${(err as Error).message}`);
-      }
-      return create(StartWorkflowRunResponseSchema, { run: runToProto(row) });
-    });
+  startWorkflowRun = (req: StartWorkflowRunRequest, ctx: HandlerContext) => handle(() => this.start(principalOf(ctx).tenantId, req));
+
+  /** StartWorkflowRun for a tenant (also used by the service itself, e.g. to rerun a run an impediment hands back to the agent). */
+  start = async (tenantId: string, req: StartWorkflowRunRequest) => {
+    // A repeated call (its answer was lost, say) gets the run the first call made.
+    const earlier = req.requestId ? await this.runs.getByRequestId(tenantId, req.requestId) : undefined;
+    if (earlier) return create(StartWorkflowRunResponseSchema, { run: runToProto(earlier, { queuedBehind: await this.queuedBehind(earlier) }) });
+    let plan;
+    if (req.planId) {
+      plan = isUuid(req.planId) ? await this.plans.get(tenantId, req.planId) : undefined;
+      if (!plan) throw new NotFoundError('plan', req.planId);
+    } else {
+      if (!req.definition) throw new InvalidFieldError('plan_id', 'set plan_id, or definition to plan and run in one call');
+      plan = await this.planner.createPlan(tenantId, req);
+    }
+    // A plan made before the operator tightened the policy does not run outside it.
+    checkSandboxPolicy(fromJson(DefinitionSpecSchema, (plan.spec.repo ?? {}) as JsonObject, { ignoreUnknownFields: true }), this.policy, 'plan.spec.repo');
+    const runId = randomUUID();
+    const workflowId = workflowIdForRun(runId);
+    const input = codingRunInput(runId, plan);
+    const m = plan.spec.methodology ?? {};
+    // The run joins its branch's lane; it executes now only if no earlier run of the branch is unfinished.
+    let inserted;
+    try {
+      inserted = await this.runs.insertInLane({
+        id: runId,
+        tenantId,
+        planId: plan.id,
+        planVersion: plan.version,
+        definitionId: plan.definitionId,
+        workflowId,
+        status: 'RUN_STATUS_QUEUED',
+        phase: 'PHASE_UNSPECIFIED',
+        spec: {
+          definitionName: plan.spec.definitionName ?? '',
+          methodology: m,
+          workItemIds: m.workItemIds ?? [],
+          trigger: plan.spec.trigger === 'TRIGGER_AUTO' ? 'TRIGGER_AUTO' : 'TRIGGER_MANUAL',
+        },
+        state: { phases: [] },
+        annotations: req.annotations,
+        branchKey: laneOf(input).branchKey,
+        requestId: req.requestId || null,
+      });
+    } catch (err) {
+      // The same key, sent twice at once: the other call made the run.
+      const other = req.requestId && isUniqueViolation(err) ? await this.runs.getByRequestId(tenantId, req.requestId) : undefined;
+      if (other) return create(StartWorkflowRunResponseSchema, { run: runToProto(other, { queuedBehind: await this.queuedBehind(other) }) });
+      throw err;
+    }
+    const { row, head } = inserted;
+    if (head.id !== runId) return create(StartWorkflowRunResponseSchema, { run: runToProto(row, { queuedBehind: head.id }) });
+    try {
+      await this.launcher.startRun(workflowId, input);
+    } catch (err) {
+      // Temporal is away or slow: the run is stored and stays QUEUED; the reconciler starts its
+      // workflow once Temporal answers (every AMEIDE_RECONCILE_SECONDS). The call did its part.
+      console.warn(`run ${runId} stays queued until Temporal answers: ${(err as Error).message}`);
+    }
+    return create(StartWorkflowRunResponseSchema, { run: runToProto(row) });
+  };
 
   /** The run a QUEUED run waits for (the head of its lane), when it waits for one. */
   private async queuedBehind(row: RunRow): Promise<string | undefined> {
