@@ -14,3 +14,4 @@ export { PullRequestRepository, type PullRequestReport, type PullRequestRow } fr
 export { PreviewRepository, type LivePreview, type PreviewRow, type StoppedPreview } from './previews.js';
 export { isUniqueViolation, RunRepository, type RunRow, type NewRunRow, type RunProgress, type StatusUpdateRow } from './runs.js';
 export type { RunSpec, RunState, Annotations } from './schema.js';
+export { ImpedimentRepository, type ImpedimentRow, type ImpedimentStateName, type NewImpediment } from './impediments.js';

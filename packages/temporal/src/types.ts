@@ -96,6 +96,18 @@ export interface CodingRunInput {
   workItems: WorkItemInput[];
   methodology: MethodologyContextInput;
   trigger: 'manual' | 'auto';
+  /** A rerun an impediment handed back to the agent: the attempt before it, which its prompt names. */
+  previousAttempt?: PreviousAttempt;
+}
+
+/** The run a rerun retries: why it stopped and where its handoff bundle is. */
+export interface PreviousAttempt {
+  runId: string;
+  reason: string;
+  /** The handoff bundle (`ameide runs handoff <runId>` restores its branch); empty when none was stored. */
+  handoffUri: string;
+  /** What the person who handed it back added, if anything. */
+  note?: string;
 }
 
 export interface RunSummaryResult {

@@ -225,4 +225,15 @@ export const LIMITS: Record<string, FieldLimit> = {
   [`${BACKLOG}.Rule.min`]: { max: 100 },
   [`${BACKLOG}.EvidenceTarget.artifact`]: { bytes: 64 },
   [`${BACKLOG}.EvidenceTarget.from`]: { bytes: 64 },
+  // Impediments (ameide.governance.v1)
+  ['ameide.governance.v1.ListImpedimentsRequest.work_item_id']: ID,
+  ['ameide.governance.v1.ListImpedimentsRequest.run_id']: ID,
+  ['ameide.governance.v1.ListImpedimentsRequest.assignee']: ID,
+  ['ameide.governance.v1.ListImpedimentsRequest.page_size']: PAGE_SIZE,
+  ['ameide.governance.v1.GetImpedimentRequest.id']: ID,
+  ['ameide.governance.v1.ResolveImpedimentRequest.id']: ID,
+  ['ameide.governance.v1.ResolveImpedimentRequest.resolution']: { bytes: 4 * KiB },
+  ['ameide.governance.v1.ReassignImpedimentRequest.id']: ID,
+  ['ameide.governance.v1.ReassignImpedimentRequest.assignee']: ID,
+  ['ameide.governance.v1.ReassignImpedimentRequest.note']: { bytes: 4 * KiB },
 };

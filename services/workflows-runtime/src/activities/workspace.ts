@@ -141,7 +141,31 @@ export function renderPrompt(input: CodingRunInput, branch: string): string {
   if (m.goalIds.length) lines.push(`- Goals: ${m.goalIds.join(', ')}`);
   if (m.timeboxIds.length) lines.push(`- Timeboxes: ${m.timeboxIds.join(', ')}`);
   lines.push('');
+  const p = input.previousAttempt;
+  if (p) {
+    lines.push(
+      '## Previous attempt',
+      '',
+      `This run retries run ${p.runId}, which did not finish the work:`,
+      '',
+      ...quote(p.reason || 'no reason was recorded'),
+      '',
+    );
+    lines.push(`The checkout starts from what earlier runs pushed to ${branch} (or the default branch); work the previous attempt did not push is not in it.`);
+    if (p.handoffUri) lines.push(`That work is in its handoff bundle, ${p.handoffUri}: \`ameide runs handoff ${p.runId}\` restores its branch and notes.`);
+    else lines.push('No handoff bundle of it was stored.');
+    lines.push('');
+    if (p.note) lines.push('Note from the person who handed it back:', '', ...quote(p.note), '');
+  }
   return lines.join('\n');
+}
+
+/** Text as a Markdown block quote. */
+function quote(text: string): string[] {
+  return text
+    .trim()
+    .split('\n')
+    .map((l) => (l ? `> ${l}` : '>'));
 }
 
 export async function writePrompt(paths: RunPaths, input: CodingRunInput, branch: string): Promise<void> {

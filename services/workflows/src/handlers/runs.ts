@@ -98,7 +98,7 @@ export class RunHandlers {
     checkSandboxPolicy(fromJson(DefinitionSpecSchema, (plan.spec.repo ?? {}) as JsonObject, { ignoreUnknownFields: true }), this.policy, 'plan.spec.repo');
     const runId = randomUUID();
     const workflowId = workflowIdForRun(runId);
-    const input = codingRunInput(runId, plan);
+    const input = codingRunInput(runId, plan, req.annotations);
     const m = plan.spec.methodology ?? {};
     // The run joins its branch's lane; it executes now only if no earlier run of the branch is unfinished.
     let inserted;

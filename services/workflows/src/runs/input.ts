@@ -1,9 +1,13 @@
 import type { PlanSpecJson } from '@ameide/contracts';
-import type { PlanRow } from '@ameide/db';
-import { resolveGuardrails, resolvePreview, resolvePullRequest, type CodingRunInput, type CommandPhase } from '@ameide/temporal';
+import type { Annotations, PlanRow } from '@ameide/db';
+import { resolveGuardrails, resolvePreview, resolvePullRequest, type CodingRunInput, type CommandPhase, type PreviousAttempt } from '@ameide/temporal';
+import { RERUN_HANDOFF_REASON, RERUN_HANDOFF_URI, RERUN_NOTE, RERUN_OF } from '../impediments/cause.js';
 
-/** Turns a stored plan into the plain workflow input (protobuf stops at the API edge). */
-export function codingRunInput(runId: string, plan: PlanRow): CodingRunInput {
+/**
+ * Turns a stored plan into the plain workflow input (protobuf stops at the API edge). The run's
+ * annotations say whether it reruns an attempt an impediment handed back to the agent.
+ */
+export function codingRunInput(runId: string, plan: PlanRow, annotations: Annotations = {}): CodingRunInput {
   const s: PlanSpecJson = plan.spec;
   const repo = s.repo ?? {};
   const m = s.methodology ?? {};
@@ -48,5 +52,15 @@ export function codingRunInput(runId: string, plan: PlanRow): CodingRunInput {
       elementIds: m.elementIds ?? [],
     },
     trigger: s.trigger === 'TRIGGER_AUTO' ? 'auto' : 'manual',
+    ...previousAttempt(annotations),
   };
+}
+
+/** The attempt a rerun retries, from the annotations ReassignImpediment gave it. */
+function previousAttempt(a: Annotations): { previousAttempt?: PreviousAttempt } {
+  const runId = a[RERUN_OF];
+  if (!runId) return {};
+  const p: PreviousAttempt = { runId, reason: a[RERUN_HANDOFF_REASON] ?? '', handoffUri: a[RERUN_HANDOFF_URI] ?? '' };
+  if (a[RERUN_NOTE]) p.note = a[RERUN_NOTE];
+  return { previousAttempt: p };
 }

@@ -40,7 +40,7 @@ export class RunLanes {
       await this.runs.setProgress(run.id, { status: 'RUN_STATUS_FAILED', finishedAt: new Date(), state: { ...run.state, error: 'its plan no longer exists' } });
       return undefined;
     }
-    return this.launcher.startRun(run.workflowId, codingRunInput(run.id, plan));
+    return this.launcher.startRun(run.workflowId, codingRunInput(run.id, plan, run.annotations));
   }
 
   /** Whether `run` may execute now: it has no lane, or it is its lane's head. */
