@@ -11,6 +11,19 @@ export {
   type WorkItemRow,
 } from './backlog.js';
 export { PullRequestRepository, type PullRequestReport, type PullRequestRow } from './pull-requests.js';
+export {
+  FINAL_DELIVERY_STATES,
+  LATE_COMMIT_MS,
+  NotificationRepository,
+  type ChannelCounts,
+  type DeliveryListRow,
+  type DeliveryWork,
+  type NewDelivery,
+  type NewNotification,
+  type NotificationDeliveryRow,
+  type NotificationRow,
+  type SubscriptionRow,
+} from './notifications.js';
 export { PreviewRepository, type LivePreview, type PreviewRow, type StoppedPreview } from './previews.js';
 export { isUniqueViolation, RunRepository, type RunRow, type NewRunRow, type RunProgress, type StatusUpdateRow } from './runs.js';
 export type { RunSpec, RunState, Annotations } from './schema.js';
