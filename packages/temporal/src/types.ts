@@ -129,6 +129,36 @@ export interface RunSummaryResult {
   previewAliasUrl?: string;
   pullRequest?: PullRequestRef;
   testReport?: TestReportResult;
+  /** The files the run left in the artifact store, with the digests of their stored bytes (set by the report phase). */
+  evidence?: EvidenceFileResult[];
+  /** Who ran the run, and with which tools (set by the report phase). */
+  provenance?: RunProvenanceResult;
+}
+
+/** What an evidence file is: the service registers each as an evidence row of its kind. */
+export type EvidenceKind = 'report' | 'transcript' | 'diff' | 'test_report' | 'pull_request' | 'preview_check' | 'handoff_bundle';
+
+/** One file of a run's evidence, as stored: its digest and size are of the exact bytes in the artifact store. */
+export interface EvidenceFileResult {
+  kind: EvidenceKind;
+  /** Its key below the run's artifact prefix (e.g. `transcripts/test.log`): unique per run. */
+  name: string;
+  uri: string;
+  /** Hex SHA-256 of the stored bytes. */
+  sha256: string;
+  sizeBytes: number;
+  mediaType: string;
+}
+
+/** What the worker says about how it ran a run. */
+export interface RunProvenanceResult {
+  /** The Temporal worker's identity. */
+  workerIdentity: string;
+  workerVersion: string;
+  /** The Temporal run id of the run's workflow. */
+  temporalRunId: string;
+  /** e.g. `git`, `node`, `bubblewrap`, `agent_command` (redacted). */
+  toolVersions: Record<string, string>;
 }
 
 /** What the test phase's JUnit reports or TAP output say. */

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, bundleWorkflowCode, makeTelemetryFilterString, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { OpenTelemetryActivityInboundInterceptor, makeWorkflowExporter } from '@temporalio/interceptors-opentelemetry';
@@ -85,6 +86,8 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
   }
   const api = createWorkflowServiceClient({ baseUrl: cfg.apiUrl, token: cfg.serviceToken });
   const stopQueue = previewStopQueue(cfg.temporal.taskQueue, cfg.workspaceDir);
+  // Temporal's own default identity, set explicitly so that the runs' provenance can name it.
+  const identity = `${process.pid}@${hostname()}`;
   const deps = {
     api,
     artifacts: openArtifactStore(cfg),
@@ -102,6 +105,7 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     previewHost: cfg.previewHost,
     previewGraceSeconds: cfg.previewGraceSeconds,
     previewStopQueue: stopQueue,
+    workerIdentity: identity,
   };
   const activities = createActivities(deps);
   // Previews a worker process that is gone left on this workspace: stopped, never re-adopted.
@@ -118,6 +122,7 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     connection,
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.temporal.taskQueue,
+    identity,
     workflowBundle: await workflowBundle(Boolean(exporter)),
     activities,
     // Cancellation reaches an activity on its next heartbeat: keep that within about a second.
@@ -136,6 +141,7 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     connection,
     namespace: cfg.temporal.namespace,
     taskQueue: stopQueue,
+    identity,
     activities: { stopPreview: createPreviewActivities(deps).stopPreview },
     maxHeartbeatThrottleInterval: '1s',
     defaultHeartbeatThrottleInterval: '1s',

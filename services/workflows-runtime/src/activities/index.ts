@@ -8,13 +8,18 @@ import {
   workBranchName,
   type CodingRunInput,
   type CommandPhaseResult,
+  type EvidenceFileResult,
   type PhaseName,
   type PreparedWorkspace,
   type TestReportResult,
   type PublishResult,
+  type RunProvenanceResult,
   type StatusUpdateInput,
 } from '@ameide/temporal';
 import type { ArtifactStore } from '../artifacts.js';
+import { EVIDENCE_NAMES, evidenceFile, gatherEvidence, MEDIA_TYPES, type EvidenceInput } from '../evidence/files.js';
+import { runProvenance } from '../evidence/provenance.js';
+import { findBubblewrap } from '../guardrails/sandbox.js';
 import { killCommandCgroups } from '../guardrails/cgroups.js';
 import { Redactor } from '../guardrails/redact.js';
 import { CHECKOUT_SCRIPT, EXPORT_SCRIPT, exchangeEnv, HEAD_REF, ImportRefused, importExport, RESTORE_SCRIPT, SNAPSHOT_SCRIPT } from './exchange.js';
@@ -53,6 +58,8 @@ export interface ActivityDeps
   artifacts: ArtifactStore;
   /** This worker's own task queue for stopping the previews it holds (previewStopQueue). */
   previewStopQueue: string;
+  /** The Temporal worker's identity, for the runs' provenance. */
+  workerIdentity?: string;
 }
 
 export interface CommandPhaseInput {
@@ -339,7 +346,7 @@ export function createActivities(deps: ActivityDeps) {
       lastOutput: string;
       /** Date of the WIP commit, chosen by the workflow (the same in every attempt). */
       commitTime?: string;
-    }): Promise<{ uri: string; sha256: string }> =>
+    }): Promise<{ uri: string; sha256: string; size: number }> =>
       guarded(input.run, async (redactor, step) => {
         const { run } = input;
         const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
@@ -380,11 +387,47 @@ export function createActivities(deps: ActivityDeps) {
           workDir: paths.runDir,
           redactBytes: (b) => redactor.redactBuffer(b),
         });
-        return { uri: stored.uri, sha256: stored.sha256 };
+        return { uri: stored.uri, sha256: stored.sha256, size: stored.size };
       }),
 
     /**
-     * Stores the run report beside the transcripts and returns where they are. The workspace goes
+     * Stores the run's evidence files beside its transcripts (the diff of what was pushed, the test
+     * report, the pull request, the preview check; see evidence/files.ts) and lists every evidence
+     * file of the run but the report, with the digests of their stored bytes; says who ran the run
+     * and with which tools. Runs before writeReport: the diff is made in the run's import repository.
+     */
+    writeEvidence: (input: EvidenceInput): Promise<{ evidence: EvidenceFileResult[]; provenance: RunProvenanceResult }> =>
+      guarded(input.run, async (redactor, step) => {
+        const { run } = input;
+        const ctx = Context.current();
+        const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
+        const limits = gitLimits();
+        const evidence = await gatherEvidence(
+          {
+            artifacts: deps.artifacts,
+            prefix: artifactPrefix(run),
+            redactor,
+            signal: ctx.cancellationSignal,
+            step,
+            // The worker's own repository of the run, never the sandbox's checkout.
+            diff: (base, head) =>
+              workerGit(paths.importRepo, undefined, limits).raw(['diff', '-M', '--no-color', '--no-ext-diff', '--no-textconv', base, head, '--']),
+          },
+          input,
+        );
+        step('provenance');
+        const provenance = await runProvenance({
+          workerIdentity: deps.workerIdentity ?? '',
+          temporalRunId: ctx.info.workflowExecution?.runId ?? '',
+          agentCommand: redactor.redact(run.repo.agentCommand),
+          bubblewrap: run.repo.guardrails.sandbox === 'bubblewrap' ? findBubblewrap(deps.commandPath) : undefined,
+        });
+        return { evidence, provenance };
+      }),
+
+    /**
+     * Stores the run report beside the transcripts and returns where they are, and the report's
+     * evidence entry (its digest: the report cannot list its own). The workspace goes
      * when nobody needs it any more (the run completed, or its work is in a handoff bundle);
      * otherwise it is kept until the TTL prunes it. The tenant's caches are trimmed to their quota.
      */
@@ -392,12 +435,12 @@ export function createActivities(deps: ActivityDeps) {
       run: CodingRunInput;
       report: Record<string, unknown>;
       removeWorktree: boolean;
-    }): Promise<{ transcriptsUri: string; reportUri: string }> =>
+    }): Promise<{ transcriptsUri: string; reportUri: string; evidence: EvidenceFileResult }> =>
       guarded(
         input.run,
         async (redactor) => {
           const prefix = artifactPrefix(input.run);
-          const stored = await deps.artifacts.put(`${prefix}report.json`, JSON.stringify(redactor.redactDeep(input.report), null, 2) + '\n');
+          const stored = await deps.artifacts.put(`${prefix}${EVIDENCE_NAMES.report}`, JSON.stringify(redactor.redactDeep(input.report), null, 2) + '\n');
           const { run } = input;
           // Off the run's critical path: the run is done once its report is stored.
           // A workspace kept for a person keeps its disk image (box.img) but releases the mount.
@@ -410,7 +453,11 @@ export function createActivities(deps: ActivityDeps) {
             }
             await enforceCacheQuota(cacheDir(deps.workspaceDir, run.tenantId), deps.cacheQuotaMb * 1024 * 1024);
           })().catch(() => undefined);
-          return { transcriptsUri: deps.artifacts.uri(`${prefix}transcripts/`), reportUri: stored.uri };
+          return {
+            transcriptsUri: deps.artifacts.uri(`${prefix}transcripts/`),
+            reportUri: stored.uri,
+            evidence: evidenceFile('report', EVIDENCE_NAMES.report, stored, MEDIA_TYPES.json),
+          };
         },
         { heartbeat: false },
       ),

@@ -40,6 +40,20 @@ export function toStatusUpdateJson(u: StatusUpdateInput): StatusUpdateJson {
       previewAliasUrl: s.previewAliasUrl,
       pullRequest: s.pullRequest,
       testReport: s.testReport && { ...s.testReport, durationMs: String(Math.max(0, Math.round(s.testReport.durationMs))) },
+      evidence: s.evidence?.map((e) => ({
+        kind: e.kind,
+        name: e.name,
+        uri: e.uri,
+        sha256: e.sha256,
+        sizeBytes: String(Math.max(0, Math.round(e.sizeBytes))),
+        mediaType: e.mediaType,
+      })),
+      provenance: s.provenance && {
+        workerIdentity: s.provenance.workerIdentity,
+        workerVersion: s.provenance.workerVersion,
+        temporalRunId: s.provenance.temporalRunId,
+        toolVersions: s.provenance.toolVersions,
+      },
     },
     time: u.time,
   });

@@ -17,6 +17,7 @@ import {
   SA,
   type CodingRunInput,
   type CodingRunResult,
+  type EvidenceFileResult,
   type PhaseName,
   type RunStatusName,
   type RunSummaryResult,
@@ -66,7 +67,10 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     }
     sender = undefined;
   };
+  // What the preview phase said of its preview (its health check): the report phase's preview check.
+  let previewLive: Record<string, string> | undefined;
   const post = (u: StatusPost) => {
+    if (u.kind === 'preview_live') previewLive = u.attributes;
     outbox.push({ ...u, runId: input.runId, sequence: ++sequence, time: new Date().toISOString() });
     sender ??= send();
   };
@@ -121,6 +125,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   let failure: { phase: PhaseName; message: string; lastOutput?: string } | undefined;
 
   let handoffError: string | undefined;
+  let handoffSizeBytes: number | undefined;
   /** Bundles what the run did for a person to continue; a failure to bundle only loses the bundle (and says why in the report phase). */
   const handOff = async (phase: PhaseName, reason: string, lastOutput: string): Promise<void> => {
     if (!ctx.workspace) return;
@@ -138,16 +143,46 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       });
       summary.handoffUri = h.uri;
       summary.handoffSha256 = h.sha256;
+      handoffSizeBytes = h.size;
     } catch (err) {
       if (isCancellation(err)) throw err;
       handoffError = errorMessage(err);
     }
+  };
+  let evidenceError: string | undefined;
+  /**
+   * Stores the run's evidence files (the diff, the test report, …) and lists them with the
+   * transcripts and the handoff bundle, by their digests, into the summary, with the run's
+   * provenance; the report (stored next) adds its own. A failure loses only the evidence, and the
+   * report phase says why.
+   */
+  const writeEvidence = async (): Promise<void> => {
+    try {
+      const e = await activities.git.writeEvidence({
+        run: input,
+        summary,
+        phases: ctx.phases.filter((p) => p.state !== 'skipped').map((p) => p.phase),
+        handoffSizeBytes,
+        previewLive,
+      });
+      summary.evidence = e.evidence;
+      summary.provenance = e.provenance;
+      evidenceError = undefined;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      evidenceError = errorMessage(err);
+    }
+  };
+  /** The report's own entry goes first in the evidence list. */
+  const addReport = ({ evidence }: { evidence?: EvidenceFileResult }) => {
+    if (evidence) summary.evidence = [evidence, ...(summary.evidence ?? []).filter((e) => e.name !== evidence.name)];
   };
   // Whatever phase a cancellation hits, the service learns that the run ended; then Temporal does too.
   const reportCancelled = async (cancellation: unknown): Promise<never> => {
     await CancellationScope.nonCancellable(async () => {
       record(current, { state: 'cancelled', message: 'run cancelled' });
       await handOff(current, 'the run was cancelled', '');
+      await writeEvidence();
       const report = await activities.local
         .writeReport({
           run: input,
@@ -155,7 +190,10 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
           removeWorktree: Boolean(summary.handoffUri),
         })
         .catch(() => undefined);
-      if (report) summary.transcriptsUri = report.transcriptsUri;
+      if (report) {
+        summary.transcriptsUri = report.transcriptsUri;
+        addReport(report);
+      }
       markSearch('cancelled', current);
       post({ kind: 'run_finished', runStatus: 'cancelled', phase: current, message: `cancelled during ${current}`, summary });
       await delivered();
@@ -191,18 +229,26 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   }
   const status: RunStatusName = !failure ? 'completed' : summary.handoffUri ? 'handed_off' : 'failed';
   try {
+    await writeEvidence();
+  } catch (err) {
+    // writeEvidence passes on only a cancellation.
+    return reportCancelled(err);
+  }
+  try {
     const report = await activities.local.writeReport({
       run: input,
       report: { runId: input.runId, status, failure, summary, phases: ctx.phases },
       removeWorktree: !failure || Boolean(summary.handoffUri),
     });
     summary.transcriptsUri = report.transcriptsUri;
+    addReport(report);
     const handoff = summary.handoffUri
       ? `\nhandoff bundle at ${summary.handoffUri} (sha256 ${summary.handoffSha256})`
       : handoffError
         ? `\nno handoff bundle: ${handoffError}`
         : '';
-    finished('report', { state: 'succeeded', outputTail: `report at ${report.reportUri}${handoff}` });
+    const evidence = evidenceError ? `\nno evidence files: ${evidenceError}` : '';
+    finished('report', { state: 'succeeded', outputTail: `report at ${report.reportUri}${handoff}${evidence}` });
   } catch (err) {
     if (isCancellation(err)) return reportCancelled(err);
     finished('report', { state: 'failed', message: errorMessage(err) });

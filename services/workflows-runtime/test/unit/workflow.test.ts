@@ -22,6 +22,7 @@ import {
   workflowIdForRun,
   type CodingRunInput,
   type CodingRunResult,
+  type EvidenceFileResult,
   type GuardrailSettings,
   type PhaseName,
   type PreviewSettings,
@@ -49,6 +50,7 @@ const STUBBED = [
   'runCommandPhase',
   'publishBranch',
   'createHandoff',
+  'writeEvidence',
   'writeReport',
   'openPullRequest',
   'markPreviewStopped',
@@ -74,6 +76,24 @@ const calls: Call[] = [];
 /** Status updates the service accepted, in the order it got them. */
 const delivered: StatusUpdateInput[] = [];
 let overrides: Partial<Stubbed> = {};
+
+/** What the evidence stub says of who ran a run. */
+const provenanceOf = (runId: string) => ({
+  workerIdentity: '4242@worker-1',
+  workerVersion: '0.1.0',
+  temporalRunId: `temporal-${runId}`,
+  toolVersions: { git: '2.43.0', node: 'v22.0.0', agent_command: 'codex exec "$(cat $AMEIDE_PROMPT)"' },
+});
+
+/** An evidence entry as the stubs list it. */
+const evidenceEntry = (runId: string, kind: EvidenceFileResult['kind'], name: string, mediaType: string, sizeBytes = 100): EvidenceFileResult => ({
+  kind,
+  name,
+  uri: `s3://artifacts/runs/acme/${runId}/${name}`,
+  sha256: kind.length.toString(16).repeat(64),
+  sizeBytes,
+  mediaType,
+});
 
 const runIdOf = (input: unknown): string => {
   const i = input as { runId?: string; run?: { runId: string } };
@@ -101,12 +121,38 @@ const defaults: Stubbed = {
     return { headCommit: 'b'.repeat(40), filesChanged: 2, insertions: 10, deletions: 1, pushed: true, durationMs: 80, outputTail: 'pushed ameide/calc-1' };
   },
   async createHandoff(input) {
-    return { uri: `s3://artifacts/runs/acme/${input.run.runId}/handoff.tar.gz`, sha256: 'f'.repeat(64) };
+    return { uri: `s3://artifacts/runs/acme/${input.run.runId}/handoff.tar.gz`, sha256: 'f'.repeat(64), size: 4096 };
+  },
+  async writeEvidence(input) {
+    const { runId } = input.run;
+    const s = input.summary;
+    const evidence = [
+      ...input.phases
+        .filter((p) => ['install', 'agent', 'test', 'preview'].includes(p))
+        .map((p) => evidenceEntry(runId, 'transcript', `transcripts/${p}.log`, 'text/plain')),
+      ...(s.pushed ? [evidenceEntry(runId, 'diff', 'diff.patch', 'text/x-diff')] : []),
+      ...(s.pullRequest ? [evidenceEntry(runId, 'pull_request', 'pull-request.json', 'application/json')] : []),
+      ...(s.previewUrl ? [evidenceEntry(runId, 'preview_check', 'preview-check.json', 'application/json')] : []),
+      ...(s.handoffUri
+        ? [
+            {
+              kind: 'handoff_bundle' as const,
+              name: 'handoff.tar.gz',
+              uri: s.handoffUri,
+              sha256: s.handoffSha256 ?? '',
+              sizeBytes: input.handoffSizeBytes ?? -1,
+              mediaType: 'application/gzip',
+            },
+          ]
+        : []),
+    ];
+    return { evidence, provenance: provenanceOf(runId) };
   },
   async writeReport(input) {
     return {
       transcriptsUri: `s3://artifacts/runs/acme/${input.run.runId}/transcripts/`,
       reportUri: `s3://artifacts/runs/acme/${input.run.runId}/report.json`,
+      evidence: evidenceEntry(input.run.runId, 'report', 'report.json', 'application/json', 512),
     };
   },
   async openPullRequest() {
@@ -704,6 +750,133 @@ describe('codingAgentRun: cancellation', { timeout: 15_000 }, () => {
   });
 });
 
+describe('codingAgentRun: evidence and provenance', { timeout: 15_000 }, () => {
+  const order = (runId: string) =>
+    calls.filter((c) => c.runId === runId && ['writeEvidence', 'writeReport', 'createHandoff'].includes(c.name)).map((c) => c.name);
+
+  it('a completed run: run_finished lists the report, then the evidence the activity stored, with the provenance', async () => {
+    const input = runInput();
+    const o = await run(input);
+    expect(o.result?.status).toBe('completed');
+    // Evidence first (its diff needs the import repository that the report's clean-up removes), then the report.
+    expect(order(input.runId)).toEqual(['writeEvidence', 'writeReport']);
+    const [ev] = callsOf(input.runId, 'writeEvidence');
+    expect(ev!.input.phases).toEqual(['prepare', 'install', 'agent', 'test', 'publish', 'pull_request']);
+    expect(ev!.input.summary).toMatchObject({ pushed: true, headCommit: 'b'.repeat(40), pullRequest: { number: 7 } });
+    const id = input.runId;
+    const end = runFinished(id);
+    expect(end.summary?.evidence).toEqual([
+      evidenceEntry(id, 'report', 'report.json', 'application/json', 512),
+      evidenceEntry(id, 'transcript', 'transcripts/install.log', 'text/plain'),
+      evidenceEntry(id, 'transcript', 'transcripts/agent.log', 'text/plain'),
+      evidenceEntry(id, 'transcript', 'transcripts/test.log', 'text/plain'),
+      evidenceEntry(id, 'diff', 'diff.patch', 'text/x-diff'),
+      evidenceEntry(id, 'pull_request', 'pull-request.json', 'application/json'),
+    ]);
+    expect(end.summary?.provenance).toEqual(provenanceOf(id));
+    expect(o.result?.summary?.provenance).toEqual(provenanceOf(id));
+    // The report carries the rest of the evidence and the provenance (it cannot carry its own digest).
+    const [report] = callsOf(id, 'writeReport');
+    const reported = (report!.input.report as { summary: { evidence: EvidenceFileResult[]; provenance: unknown } }).summary;
+    expect(reported.evidence.map((e) => e.name)).toEqual([
+      'transcripts/install.log',
+      'transcripts/agent.log',
+      'transcripts/test.log',
+      'diff.patch',
+      'pull-request.json',
+    ]);
+    expect(reported.provenance).toEqual(provenanceOf(id));
+  });
+
+  it('a run with a preview: the preview check gets what preview_live said of its health', async () => {
+    const input = runInput({ repo: { preview: LOCAL_PREVIEW } });
+    await run(input);
+    const [ev] = callsOf(input.runId, 'writeEvidence');
+    expect(ev!.input.previewLive).toMatchObject({ url: `https://${input.runId}.preview.example`, health: '200 OK from /health after 1.2s' });
+    expect(runFinished(input.runId).summary?.evidence?.map((e) => e.kind)).toEqual([
+      'report',
+      'transcript',
+      'transcript',
+      'transcript',
+      'transcript',
+      'diff',
+      'pull_request',
+      'preview_check',
+    ]);
+    expect(ev!.input.phases).toContain('preview');
+  });
+
+  it('a run handed off: the handoff bundle is listed with the size createHandoff returned, nothing was pushed so no diff', async () => {
+    stub({ runCommandPhase: async (i) => ({ ...(await defaults.runCommandPhase(i)), exitCode: i.phase === 'test' ? 1 : 0 }) });
+    const input = runInput();
+    const o = await run(input);
+    expect(runFailure(o).status).toBe('handed_off');
+    expect(order(input.runId)).toEqual(['createHandoff', 'writeEvidence', 'writeReport']);
+    const id = input.runId;
+    const end = runFinished(id);
+    expect(end.summary?.evidence).toEqual([
+      evidenceEntry(id, 'report', 'report.json', 'application/json', 512),
+      evidenceEntry(id, 'transcript', 'transcripts/install.log', 'text/plain'),
+      evidenceEntry(id, 'transcript', 'transcripts/agent.log', 'text/plain'),
+      evidenceEntry(id, 'transcript', 'transcripts/test.log', 'text/plain'),
+      {
+        kind: 'handoff_bundle',
+        name: 'handoff.tar.gz',
+        uri: `s3://artifacts/runs/acme/${id}/handoff.tar.gz`,
+        sha256: 'f'.repeat(64),
+        sizeBytes: 4096,
+        mediaType: 'application/gzip',
+      },
+    ]);
+    expect(end.summary?.provenance).toEqual(provenanceOf(id));
+    const details = (o.failure!.cause as ApplicationFailure).details?.[0] as { summary: { provenance: unknown } };
+    expect(details.summary.provenance).toEqual(provenanceOf(id));
+  });
+
+  it('a cancelled run: the cancelled phase, its transcript and the bundle are in the evidence of run_finished', async () => {
+    const g = gate();
+    stub({ runCommandPhase: (i) => (i.phase === 'test' ? untilCancelled(g.enter) : defaults.runCommandPhase(i)) });
+    const input = runInput();
+    const handle = await startRun(input);
+    await g.entered;
+    await handle.cancel();
+    const o = await outcomeOf(handle);
+    expect(o.failure?.cause).toBeInstanceOf(CancelledFailure);
+    expect(order(input.runId)).toEqual(['createHandoff', 'writeEvidence', 'writeReport']);
+    const [ev] = callsOf(input.runId, 'writeEvidence');
+    expect(ev!.input.phases).toEqual(['prepare', 'install', 'agent', 'test']);
+    const end = runFinished(input.runId);
+    expect(end).toMatchObject({ runStatus: 'cancelled', phase: 'test' });
+    expect(end.summary?.evidence?.map((e) => [e.kind, e.name])).toEqual([
+      ['report', 'report.json'],
+      ['transcript', 'transcripts/install.log'],
+      ['transcript', 'transcripts/agent.log'],
+      ['transcript', 'transcripts/test.log'],
+      ['handoff_bundle', 'handoff.tar.gz'],
+    ]);
+    expect(end.summary?.evidence?.at(-1)?.sizeBytes).toBe(4096);
+    expect(end.summary?.provenance).toEqual(provenanceOf(input.runId));
+  });
+
+  it('evidence that cannot be stored is lost alone: the run completes, lists its report, and the report phase says why', async () => {
+    stub({
+      writeEvidence: async () => {
+        throw ApplicationFailure.nonRetryable('the artifact store is read-only', 'StoreRefused');
+      },
+    });
+    const input = runInput();
+    const o = await run(input);
+    expect(o.result?.status).toBe('completed');
+    const end = runFinished(input.runId);
+    expect(end.summary?.evidence).toEqual([evidenceEntry(input.runId, 'report', 'report.json', 'application/json', 512)]);
+    expect(end.summary?.provenance).toBeUndefined();
+    expect(phaseFinished(input.runId, 'report')).toMatchObject({ phaseState: 'succeeded' });
+    expect(phaseFinished(input.runId, 'report').outputTail).toBe(
+      `report at s3://artifacts/runs/acme/${input.runId}/report.json\nno evidence files: the artifact store is read-only`,
+    );
+  });
+});
+
 describe('codingAgentRun: the run budget', { timeout: 15_000 }, () => {
   /** Prepare's first attempt fails and asks to be retried after `delay`: the run's clock moves on meanwhile. */
   const slowPrepare = (delay: string): Partial<Stubbed> => ({
@@ -941,5 +1114,23 @@ describe('last: tests after which the test server skips no more time', { timeout
     expect(runFinished(input.runId)).toMatchObject({ runStatus: 'cancelled', phase: 'report' });
     expect(callsOf(input.runId, 'createHandoff')).toHaveLength(2);
     expect(runFinished(input.runId).summary?.handoffUri).toBeTruthy();
+  });
+
+  it('cancelled while the report phase stores the evidence: it is stored once more, and run_finished lists it', async () => {
+    const g = gate();
+    stub({
+      writeEvidence: (i) => (callsOf(i.run.runId, 'writeEvidence').length === 1 ? untilCancelled(g.enter) : defaults.writeEvidence(i)),
+    });
+    const input = runInput();
+    const handle = await startRun(input);
+    await g.entered;
+    await handle.cancel();
+    const o = await outcomeOf(handle);
+    expect(o.failure?.cause).toBeInstanceOf(CancelledFailure);
+    const end = runFinished(input.runId);
+    expect(end).toMatchObject({ runStatus: 'cancelled', phase: 'report' });
+    expect(callsOf(input.runId, 'writeEvidence')).toHaveLength(2);
+    expect(end.summary?.evidence?.map((e) => e.kind)).toEqual(['report', 'transcript', 'transcript', 'transcript', 'diff', 'pull_request', 'handoff_bundle']);
+    expect(end.summary?.provenance).toEqual(provenanceOf(input.runId));
   });
 });
