@@ -8,7 +8,7 @@ export class UsageError extends Error {
   readonly expected = true;
 }
 
-const BOOLEAN_FLAGS = new Set(['json', 'watch', 'help', 'ready', 'not-ready', 'stat']);
+const BOOLEAN_FLAGS = new Set(['json', 'watch', 'help', 'ready', 'not-ready', 'stat', 'unread', 'all']);
 
 export function parseArgs(argv: string[]): Args {
   const positionals: string[] = [];

@@ -15,6 +15,7 @@ import {
   PhaseSchema,
   PhaseStateSchema,
   RunSchema,
+  RunStatus,
   RunStatusSchema,
   StatusUpdateKindSchema,
   StatusUpdateSchema,
@@ -24,7 +25,6 @@ import {
   type Run,
   type RunExecution,
   ExecutionState,
-  type RunStatus,
   type StatusUpdate,
   backlogV1,
 } from '@ameide/contracts';
@@ -82,8 +82,20 @@ export function formatRun(r: Run): string {
     if (s.previewUrl) lines.push(`preview     ${s.previewUrl}${s.previewAliasUrl ? `   (work item: ${s.previewAliasUrl})` : ''}`);
     if (s.pullRequest) lines.push(`pull req.   ${formatPullRequestRef(s.pullRequest)}`);
     if (s.handoffUri) lines.push(`handoff     ${s.handoffUri} (sha256 ${s.handoffSha256}) — ameide runs handoff ${r.id}`);
+    if (s.evidence.length) lines.push(`evidence    ${s.evidence.length} files, signed — ameide evidence verify ${r.id}`);
   }
+  lines.push(...formatDone(r));
   return lines.join('\n');
+}
+
+/** The run's Definition of Done checklist: one line per rule, ✓ or ✗ with why; "pending" until its follow-up evaluated it. */
+export function formatDone(r: Run): string[] {
+  const d = r.done;
+  if (!d) return r.endTime ? ['done        Definition of Done not evaluated yet'] : [];
+  const out = [`done        Definition of Done ${d.met ? 'met' : 'NOT met'}${d.profile ? ` (${d.profile})` : ''}`];
+  for (const rule of d.rules) out.push(`            ${rule.passed ? '✓' : '✗'} ${rule.rule.padEnd(20)} ${rule.detail}`);
+  if (r.status === RunStatus.COMPLETED && !d.met) out.push('            the run completed its phases but is not done: an impediment was raised');
+  return out;
 }
 
 const ago = (t: Timestamp | undefined) => (t ? `${Math.max(0, Math.round((Date.now() - timestampDate(t).getTime()) / 1000))}s ago` : 'never');

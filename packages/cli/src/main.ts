@@ -1,7 +1,10 @@
 import { loadCliConfig, runMain } from '@ameide/config';
-import { ConnectError, createBacklogServiceClient, createWorkflowServiceClient } from '@ameide/sdk';
+import { ConnectError, createBacklogServiceClient, createGovernanceServiceClient, createWorkflowServiceClient } from '@ameide/sdk';
 import { parseArgs, UsageError } from './args.js';
 import { definitionsCommand, plansCommand, profilesCommand, runsCommand, workitemsCommand, type Output } from './commands.js';
+import { evidenceCommand } from './evidence.js';
+import { impedimentsCommand } from './impediments.js';
+import { notificationsCommand } from './notifications.js';
 import { previewsCommand } from './previews.js';
 import { prsCommand } from './prs.js';
 
@@ -28,6 +31,21 @@ const USAGE = `usage: ameide <command>
   workitems get <id>                    show a work item, each Definition of Ready rule, its plan and run   [--json]
   profiles apply -f <profile.yaml>      create or update a methodology profile
   profiles list|get <name>              show profiles (built-in: scrum, safe, togaf)   [--json]
+  evidence list <run> | --work-item id | --timebox id | --goal id | --artifact kind:id   checksummed evidence and signed attestations   [--json]
+  evidence download <run> [--dir d]     the run's evidence files (digests checked) and attestation envelopes
+  evidence verify <run> [--public-key pem] [--dir d]   check every digest and signature; exit 1 naming what failed   [--json]
+  impediments list [--state open|resolved|reassigned] [--work-item id]   what automation could not finish   [--json]
+  impediments get <id>                  reason, phase, run, work item, timeboxes, handoff link and restore command   [--json]
+  impediments resolve <id> --resolution "…"   close it, saying what was done
+  impediments reassign <id> --to <person|agent> [--note …]   to a person, or back to the agent (queues one rerun; prints its id)
+  notifications list [--person p] [--unread]   the notification center (yours, or p's), newest first, and the unread count   [--json]
+  notifications read <id>…|--all [--person p]   mark notifications read
+  notifications watch [--person p]      print notifications, then each new one as it arrives   [--json]
+  notifications subscribe --channel webhook|email|in_app [--address url|e-mail] [--secret s] [--work-item id|*] [--person p]   run notifications of a work item (default: every item)
+  notifications subscriptions [--person p] [--work-item id]   list subscriptions   [--json]
+  notifications unsubscribe <id>        delete a subscription
+  notifications deliveries [--state pending|delivered|failed|dead_lettered] [--channel webhook|email] [--run id]   webhook and e-mail deliveries   [--json]
+  notifications stats                   deliveries per channel: counts, latency p50/p95/p99   [--json]
 settings: AMEIDE_API_URL, AMEIDE_TOKEN (default: the stack started by \`make up\`)`;
 
 /** Runs one CLI invocation and returns its exit code. */
@@ -46,6 +64,12 @@ export async function cli(argv: string[], o: Output = { out: (l) => console.log(
     if (group === 'plans') return await plansCommand(api, sub ?? '', args, o);
     if (group === 'prs') return await prsCommand(api, sub ?? '', args, o);
     if (group === 'previews') return await previewsCommand(api, sub ?? '', args, o);
+    const governance = new Map([
+      ['evidence', evidenceCommand],
+      ['impediments', impedimentsCommand],
+      ['notifications', notificationsCommand],
+    ]).get(group);
+    if (governance) return await governance(createGovernanceServiceClient({ baseUrl: cfg.apiUrl, token: cfg.token }), sub ?? '', args, o);
     if (group === 'workitems' || group === 'profiles') {
       const backlog = createBacklogServiceClient({ baseUrl: cfg.apiUrl, token: cfg.token });
       return await (group === 'workitems' ? workitemsCommand : profilesCommand)(backlog, sub ?? '', args, o);

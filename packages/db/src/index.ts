@@ -25,6 +25,16 @@ export {
   type SubscriptionRow,
 } from './notifications.js';
 export { PreviewRepository, type LivePreview, type PreviewRow, type StoppedPreview } from './previews.js';
-export { isUniqueViolation, RunRepository, type RunRow, type NewRunRow, type RunProgress, type StatusUpdateRow } from './runs.js';
+export { isUniqueViolation, RunRepository, type FollowupRow, type RunRow, type NewRunRow, type RunProgress, type StatusUpdateRow } from './runs.js';
 export type { RunSpec, RunState, Annotations } from './schema.js';
+export {
+  ATTACHED_TO,
+  GovernanceRepository,
+  type AttestationRow,
+  type EvidenceRow,
+  type GraphEdge,
+  type GraphNode,
+  type NewAttestationRow,
+  type NewEvidenceRow,
+} from './governance.js';
 export { ImpedimentRepository, type ImpedimentRow, type ImpedimentStateName, type NewImpediment } from './impediments.js';

@@ -1,7 +1,7 @@
-import { and, asc, desc, eq, gte, inArray, like, lt, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, isNull, like, lt, sql } from 'drizzle-orm';
 import type { StatusUpdateJson } from '@ameide/contracts';
 import type { Db } from './client.js';
-import { runs, statusUpdates, type RunState } from './schema.js';
+import { runFollowups, runs, statusUpdates, type RunState } from './schema.js';
 
 export type RunRow = typeof runs.$inferSelect;
 export type NewRunRow = typeof runs.$inferInsert;
@@ -102,17 +102,46 @@ export class RunRepository {
 
   /** Ends a run that has not finished yet; returns undefined (and changes nothing) when it already has. */
   async finishIfUnfinished(id: string, progress: Partial<RunProgress>): Promise<RunRow | undefined> {
-    const rows = await this.db
-      .update(runs)
-      .set(progress)
-      .where(and(eq(runs.id, id), inArray(runs.status, UNFINISHED_STATUSES)))
-      .returning();
-    return rows[0];
+    return this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(runs)
+        .set(progress)
+        .where(and(eq(runs.id, id), inArray(runs.status, UNFINISHED_STATUSES)))
+        .returning();
+      if (row && isTerminalStatus(row.status)) await addFollowup(tx, row, 'finished');
+      return row;
+    });
   }
 
+  /** Changes a run's progress; a change that ends the run queues its follow-up in the same transaction. */
   async setProgress(id: string, progress: Partial<RunProgress>): Promise<RunRow | undefined> {
-    const rows = await this.db.update(runs).set(progress).where(eq(runs.id, id)).returning();
-    return rows[0];
+    return this.db.transaction(async (tx) => {
+      const [before] = await tx.select({ status: runs.status }).from(runs).where(eq(runs.id, id)).for('update');
+      const [row] = await tx.update(runs).set(progress).where(eq(runs.id, id)).returning();
+      if (row && before && isTerminalStatus(row.status) && !isTerminalStatus(before.status)) await addFollowup(tx, row, 'finished');
+      return row;
+    });
+  }
+
+  /** Follow-ups whose workflow has not been started yet (oldest first), of any tenant. */
+  async pendingFollowups(limit: number): Promise<FollowupRow[]> {
+    return this.db.select().from(runFollowups).where(isNull(runFollowups.startedAt)).orderBy(asc(runFollowups.createdAt)).limit(limit);
+  }
+
+  /** Records that a follow-up's workflow exists (started now, or found started). */
+  async followupStarted(runId: string, event: string): Promise<void> {
+    await this.db
+      .update(runFollowups)
+      .set({ startedAt: new Date() })
+      .where(and(eq(runFollowups.runId, runId), eq(runFollowups.event, event)));
+  }
+
+  /** Stores a run's Definition of Done checklist in its state (the run has finished: nothing else writes it). */
+  async setDone(id: string, done: NonNullable<RunState['done']>): Promise<void> {
+    await this.db
+      .update(runs)
+      .set({ state: sql`jsonb_set(${runs.state}, '{done}', ${JSON.stringify(done)}::jsonb)` })
+      .where(eq(runs.id, id));
   }
 
   /**
@@ -124,7 +153,7 @@ export class RunRepository {
     sequence: number,
     update: StatusUpdateJson,
     fold: (row: RunRow) => RunProgress,
-  ): Promise<{ duplicate: boolean; run?: RunRow }> {
+  ): Promise<{ duplicate: boolean; run?: RunRow; followups?: string[] }> {
     return this.db.transaction(async (tx) => {
       const inserted = await tx
         .insert(statusUpdates)
@@ -139,7 +168,12 @@ export class RunRepository {
         .set({ ...next, lastSequence: sql`greatest(${runs.lastSequence}, ${sequence})` })
         .where(eq(runs.id, run.id))
         .returning();
-      return { duplicate: false, run: row };
+      // What must follow (evidence, notifications, …) is queued with the event itself: it cannot be lost.
+      const followups: string[] = [];
+      if (isTerminalStatus(next.status) && !isTerminalStatus(current!.status)) followups.push('finished');
+      if (update.kind === 'STATUS_UPDATE_KIND_PREVIEW_LIVE') followups.push('preview_live');
+      for (const event of followups) await addFollowup(tx, row!, event);
+      return { duplicate: false, run: row, followups };
     });
   }
 
@@ -162,6 +196,17 @@ export function isUniqueViolation(err: unknown): boolean {
 
 /** Statuses of a run that has not finished: it holds its lane. */
 export const UNFINISHED_STATUSES = ['RUN_STATUS_QUEUED', 'RUN_STATUS_RUNNING'];
+
+export type FollowupRow = typeof runFollowups.$inferSelect;
+
+function isTerminalStatus(status: string): boolean {
+  return status !== '' && !UNFINISHED_STATUSES.includes(status);
+}
+
+/** Queues a follow-up of a run's event, once (the key is run + event). */
+async function addFollowup(tx: Tx, run: Pick<RunRow, 'id' | 'tenantId'>, event: string): Promise<void> {
+  await tx.insert(runFollowups).values({ runId: run.id, tenantId: run.tenantId, event }).onConflictDoNothing();
+}
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 

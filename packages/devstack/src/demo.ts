@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { stackDir, type StackConfig } from '@ameide/config';
 import { cli, formatRun, watchRun } from '@ameide/cli';
-import { RunStatus } from '@ameide/contracts';
+import { RunStatus, type Run } from '@ameide/contracts';
 import { createWorkflowServiceClient } from '@ameide/sdk';
 import { createOrigin } from './git-fixtures.js';
 import { startStack, stopOnSignals } from './stack.js';
@@ -49,6 +49,16 @@ export function sampleDefinition(originDir: string, name = 'sample-calculator') 
       guardrails: { readOnlyPaths: [dirname(SCRIPTED_AGENT)] },
     },
   };
+}
+
+/** The run once its follow-up stored the Definition of Done (at most a minute after the run ended). */
+async function afterFollowup(api: ReturnType<typeof createWorkflowServiceClient>, id: string): Promise<Run> {
+  const until = Date.now() + 60_000;
+  for (;;) {
+    const run = (await api.getWorkflowRun({ id })).run!;
+    if (run.done || Date.now() > until) return run;
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /**
@@ -98,7 +108,8 @@ export async function runDemo(cfg: StackConfig): Promise<number> {
     const runId = started.run!.id;
     log(`\nrun ${runId} started; following it live:`);
     await Promise.race([watchRun(api, runId, 0n, false, { out: log }), gaveUp]);
-    const run = (await api.getWorkflowRun({ id: runId })).run!;
+    // What follows the run (evidence, attestations, the Definition of Done) takes a moment more.
+    const run = await Promise.race([afterFollowup(api, runId), gaveUp]);
     log('\n' + formatRun(run));
     const url = run.summary?.previewAliasUrl || run.summary?.previewUrl;
     if (url && stack.previewPort) {
@@ -108,7 +119,9 @@ export async function runDemo(cfg: StackConfig): Promise<number> {
     }
     log('\n$ ameide prs list');
     await cli(['prs', 'list']);
-    return run.status === RunStatus.COMPLETED ? 0 : 1;
+    log(`\n$ ameide evidence verify ${runId}`);
+    const verified = await cli(['evidence', 'verify', runId]);
+    return run.status === RunStatus.COMPLETED && verified === 0 ? 0 : 1;
   } finally {
     log('\nstopping the stack…');
     await stack.stop();

@@ -1,7 +1,9 @@
 /**
  * The workflows the worker runs (bundled into Temporal's deterministic sandbox): the coding-agent
- * run (workflow/run.ts, walking the phases of workflow/pipeline.ts) and a run's preview lifetime
- * (workflow/preview-workflow.ts).
+ * run (workflow/run.ts, walking the phases of workflow/pipeline.ts), a run's preview lifetime
+ * (workflow/preview-workflow.ts) and what follows a run's events (workflow/followup.ts, whose
+ * activities the workflow service serves).
  */
 export { codingAgentRun, workItemChanged, workItemChanges } from './workflow/run.js';
 export { previewLost, previewSuperseded, runPreview } from './workflow/preview-workflow.js';
+export { runFollowup } from './workflow/followup.js';

@@ -10,6 +10,7 @@ import {
   WorkItemRepository,
   type Database,
 } from '@ameide/db';
+import { EventEmitter } from 'node:events';
 import { BacklogAutomation } from './backlog/automation.js';
 import { WEBHOOK_PATH, workItemWebhook } from './backlog/webhook.js';
 import { ApprovalHandlers } from './handlers/approvals.js';
@@ -20,6 +21,10 @@ import { PreviewHosts } from './previews/hosts.js';
 import { startPreviewRouter, type PreviewRouter } from './previews/router.js';
 import { PreviewRouteTable } from './previews/table.js';
 import { startApiServer, type ApiServer } from './server.js';
+import { createFollowupActivities } from './governance/activities.js';
+import { Followups } from './governance/followups.js';
+import { SigningKeys } from './governance/signing.js';
+import { startFollowupWorker, type FollowupWorker } from './governance/worker.js';
 import { RunReconciler } from './runs/reconciler.js';
 import { TemporalFacade } from './temporal/facade.js';
 
@@ -35,6 +40,8 @@ export interface WorkflowServiceApp {
 
 /** Connects to Postgres (applying migrations) and Temporal, then serves the API. */
 export async function startWorkflowService(cfg: ServiceConfig): Promise<WorkflowServiceApp> {
+  // A signing key that cannot be used stops the service before anything else.
+  const signing = SigningKeys.load(cfg.signing);
   const database = await openDatabase(cfg.databaseUrl);
   let temporal: TemporalFacade;
   try {
@@ -49,16 +56,22 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
   // Local previews' URLs, and the router that serves them (AMEIDE_PREVIEW_PORT; 0: none).
   const previewHosts = new PreviewHosts(cfg.preview.domain, cfg.preview.urlPort);
   const previewRoutes = cfg.preview.port ? new PreviewRouteTable(new PreviewRepository(db)) : undefined;
+  const followups = new Followups(new RunRepository(db), temporal, { taskQueue: cfg.temporal.taskQueue, notifications: cfg.notifications });
+  const api = routes({
+    db,
+    launcher: temporal,
+    policy: cfg.policy,
+    backlog,
+    approvals: new ApprovalHandlers(new PlanRepository(db), automation),
+    gitDir: cfg.gitDir,
+    previews: { hosts: previewHosts, routes: previewRoutes },
+    notifications: cfg.notifications,
+    signing,
+    events: new EventEmitter().setMaxListeners(0),
+    followups,
+  });
   const server = await startApiServer({
-    routes: routes({
-      db,
-      launcher: temporal,
-      policy: cfg.policy,
-      backlog,
-      approvals: new ApprovalHandlers(new PlanRepository(db), automation),
-      gitDir: cfg.gitDir,
-      previews: { hosts: previewHosts, routes: previewRoutes },
-    }),
+    routes: api,
     http: {
       [WEBHOOK_PATH]: workItemWebhook({
         secrets: cfg.webhookSecrets,
@@ -89,10 +102,23 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
         throw err;
       })
     : undefined;
-  const reconciler = new RunReconciler(new RunRepository(db), new PlanRepository(db), temporal, cfg.reconcileSeconds * 1000, {
-    items: new WorkItemRepository(db),
-    automation,
-  });
+  // What follows runs (evidence, attestations, DoD, impediments, notifications) runs here: this process owns Postgres.
+  let followupWorker: FollowupWorker;
+  try {
+    followupWorker = await startFollowupWorker(cfg.temporal, createFollowupActivities(api.governance, signing));
+  } catch (err) {
+    await Promise.all([server.close(), preview?.close()]);
+    await Promise.all([database.close(), temporal.close()]);
+    throw err;
+  }
+  const reconciler = new RunReconciler(
+    new RunRepository(db),
+    new PlanRepository(db),
+    temporal,
+    cfg.reconcileSeconds * 1000,
+    { items: new WorkItemRepository(db), automation },
+    followups,
+  );
   reconciler.start(cfg.reconcileSeconds * 1000);
   return {
     server,
@@ -101,6 +127,7 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
     preview,
     async stop() {
       await reconciler.stop();
+      await followupWorker.stop();
       await Promise.all([server.close(), preview?.close()]);
       await Promise.all([database.close(), temporal.close()]);
     },

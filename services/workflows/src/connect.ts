@@ -13,6 +13,7 @@ import { evidenceRoutes } from './handlers/evidence.js';
 import { impedimentRoutes } from './handlers/impediments.js';
 import { notificationRoutes } from './handlers/notifications.js';
 import type { GovernanceDeps } from './governance/deps.js';
+import type { Followups } from './governance/followups.js';
 import type { SigningKeys } from './governance/signing.js';
 import { PlanHandlers, Planner } from './handlers/plans.js';
 import { PreviewHandlers } from './handlers/previews.js';
@@ -47,6 +48,8 @@ export interface RouteDeps {
   signing?: SigningKeys;
   /** In-process events shared with the follow-up activities (e.g. new notifications). */
   events?: EventEmitter;
+  /** Starts what follows runs' events (evidence, notifications, …). */
+  followups?: Followups;
 }
 
 /** Notification settings when the caller gives none: in-app and webhooks, no e-mail. */
@@ -71,12 +74,21 @@ export function routes(deps: RouteDeps) {
   const planner = new Planner(definitions, plans);
   const d = new DefinitionHandlers(definitions, deps.policy);
   const p = new PlanHandlers(planner, plans);
-  const r = new RunHandlers(planner, plans, runs, deps.launcher, deps.notifier ?? new RunNotifier(), deps.policy, new RunLanes(runs, plans, deps.launcher));
+  const r = new RunHandlers(
+    planner,
+    plans,
+    runs,
+    deps.launcher,
+    deps.notifier ?? new RunNotifier(),
+    deps.policy,
+    new RunLanes(runs, plans, deps.launcher),
+    deps.followups,
+  );
   const diff = new DiffHandlers(runs, plans, new RunDiffs({ dir: deps.gitDir }));
   const pr = new PullRequestHandlers(new PullRequestRepository(deps.db), runs);
   const gov = governanceDeps(deps, async (tenantId, req) => (await r.start(tenantId, create(StartWorkflowRunRequestSchema, req))).run!);
   const pv = new PreviewHandlers(new PreviewRepository(deps.db), runs, plans, deps.launcher, deps.previews.hosts, deps.previews.routes);
-  return (router: ConnectRouter) => {
+  const register = (router: ConnectRouter) => {
     router.service(WorkflowService, {
       createDefinition: d.createDefinition,
       applyDefinition: d.applyDefinition,
@@ -113,4 +125,6 @@ export function routes(deps: RouteDeps) {
     router.service(governanceV1.GovernanceService, { ...evidenceRoutes(gov, deps.signing), ...impedimentRoutes(gov), ...notificationRoutes(gov) });
     registerReflection(router, [WorkflowService, backlogV1.BacklogService, governanceV1.GovernanceService]);
   };
+  // The governance deps are shared with the follow-up activities this process serves.
+  return Object.assign(register, { governance: gov });
 }

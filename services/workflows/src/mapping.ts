@@ -73,6 +73,7 @@ export function runToProto(row: RunRow, extra: { queuedBehind?: string; executio
     branch: branchOfLane(row.branchKey) || row.state.summary?.branch,
     queuedBehindRunId: extra.queuedBehind,
     readyTime: iso(row.readyAt),
+    done: row.state.done,
   };
   const run = fromJson(RunSchema, compactJson(json) as JsonObject, { ignoreUnknownFields: true });
   run.execution = extra.execution;

@@ -33,13 +33,23 @@ const READY_RULES: Record<string, ReadyRuleKind> = {
   element: { count: (w) => w.elementIds.length, noun: ['architecture element', 'architecture elements'] },
 };
 
-/** DoD rules, evaluated on a run's evidence (not here); listed so that profiles are validated. */
-const DONE_RULES = new Set(['tests_passed', 'preview_live', 'pull_request_opened', 'evidence_attached', 'no_policy_violation']);
+/** DoD rules, evaluated on a finished run and its evidence (governance/evidence.ts `evaluateDone`); listed so that profiles are validated. */
+const DONE_RULES = new Set([
+  'run_completed',
+  'tests_passed',
+  'preview_live',
+  'pull_request_opened',
+  'evidence_attached',
+  'no_policy_violation',
+  'budget_not_exceeded',
+]);
 const EVIDENCE_FROM = new Set(['timebox', 'goal', 'element']);
 
 const rule = (kind: string, min = 0) => create(backlogV1.RuleSchema, { kind, min });
 const target = (artifact: string, from: string) => create(backlogV1.EvidenceTargetSchema, { artifact, from });
-const DONE = ['tests_passed', 'no_policy_violation', 'evidence_attached'].map((k) => rule(k));
+/** The built-in profiles' DoD (and that of a run without profile); `run_completed` always comes first. */
+export const DEFAULT_DONE_RULES = ['tests_passed', 'no_policy_violation', 'budget_not_exceeded', 'evidence_attached'];
+const DONE = DEFAULT_DONE_RULES.map((k) => rule(k));
 
 /** The built-in profiles: data, like a tenant's own. */
 export const BUILT_IN_PROFILES: Readonly<Record<string, ProfileSpec>> = {

@@ -30,6 +30,7 @@ import { codingRunInput } from '../runs/input.js';
 import { laneOf, type RunLanes } from '../runs/lanes.js';
 import { executionToProto, observeRun } from '../runs/observe.js';
 import type { RunNotifier } from '../runs/notifier.js';
+import type { Followups } from '../governance/followups.js';
 import type { RunLauncher } from '../temporal/facade.js';
 import { checkSandboxPolicy, isUuid, pageSize, requireId } from '../validation.js';
 import { handle, principalOf, requireWorkerFor } from './context.js';
@@ -65,11 +66,14 @@ export class RunHandlers {
     private readonly notifier: RunNotifier,
     private readonly policy: SandboxPolicy,
     private readonly lanes: RunLanes,
+    /** Starts what follows a run's end and its preview going live (the reconciler retries what this misses). */
+    private readonly followups?: Followups,
   ) {}
 
   /** After a run finished: the next run of its branch may start (the reconciler retries on failure). */
   private async runFinished(row: RunRow): Promise<void> {
     this.notifier.publish(row.id);
+    await this.followups?.startQuietly(row, 'finished');
     await this.lanes.advance(row).catch((err: Error) => console.warn(`could not start the next run of ${row.branchKey?.replace('\n', ' ')}: ${err.message}`));
   }
 
@@ -213,6 +217,7 @@ export class RunHandlers {
       requireWorkerFor(ctx, run.tenantId, 'record status updates');
       const json = statusUpdateToJson(u);
       const result = await this.runs.recordStatusUpdate(run, Number(u.sequence), json, (row) => foldStatusUpdate(row, json));
+      if (result.followups?.includes('preview_live')) await this.followups?.startQuietly(run, 'preview_live');
       if (result.run && isTerminal(result.run.status) && !isTerminal(run.status)) await this.runFinished(result.run);
       else if (!result.duplicate) this.notifier.publish(run.id);
       return create(RecordStatusUpdateResponseSchema, { duplicate: result.duplicate });

@@ -39,8 +39,12 @@ export async function observeRun(
 
 /** The workflow's summary in the API's JSON form (64-bit numbers as strings). */
 function summaryJson(s: RunSummaryResult): RunSummaryJson {
-  const { testReport, ...rest } = s;
-  return { ...rest, testReport: testReport && { ...testReport, durationMs: String(Math.round(testReport.durationMs)) } };
+  const { testReport, evidence, ...rest } = s;
+  return {
+    ...rest,
+    testReport: testReport && { ...testReport, durationMs: String(Math.round(testReport.durationMs)) },
+    evidence: evidence?.map((e) => ({ ...e, sizeBytes: String(e.sizeBytes) })),
+  };
 }
 
 const STATES: Record<ExecutionInfo['state'], ExecutionState> = {

@@ -1,5 +1,6 @@
 import type { PlanRepository, RunRepository, RunRow, WorkItemRepository } from '@ameide/db';
 import type { BacklogAutomation } from '../backlog/automation.js';
+import type { Followups } from '../governance/followups.js';
 import type { RunLauncher } from '../temporal/facade.js';
 import { RunLanes } from './lanes.js';
 import { observeRun } from './observe.js';
@@ -29,6 +30,8 @@ export class RunReconciler {
     private readonly graceMs: number,
     /** Work items whose triggering revision still lacks its plan and run (the service stopped half-way). */
     private readonly backlog?: { items: WorkItemRepository; automation: BacklogAutomation },
+    /** Follow-ups (evidence, notifications, …) whose workflow a stopped service or an unreachable Temporal left unstarted. */
+    private readonly followups?: Followups,
   ) {
     this.lanes = new RunLanes(runs, plans, launcher);
   }
@@ -66,8 +69,11 @@ export class RunReconciler {
     for (let offset = 0; ;) {
       const page = await this.runs.listStale('RUN_STATUS_RUNNING', before, PAGE, offset);
       for (const run of page) if (!(await this.settle(run))) offset++;
-      if (page.length < PAGE) return started;
+      if (page.length < PAGE) break;
     }
+    // Runs that ended (also those settled just now) whose follow-up has not started.
+    await this.followups?.drain(PAGE);
+    return started;
   }
 
   /** Settles a run from its workflow if that has closed; returns whether it did. */

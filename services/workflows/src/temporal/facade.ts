@@ -4,6 +4,9 @@ import { ApplicationFailure, CancelledFailure, optionalTsToDate, TerminatedFailu
 import type { TemporalConfig } from '@ameide/config';
 import {
   CODING_AGENT_RUN_WORKFLOW,
+  followupWorkflowId,
+  RUN_FOLLOWUP_WORKFLOW,
+  type FollowupInput,
   PREVIEW_LOST_SIGNAL,
   PREVIEW_SUPERSEDED_SIGNAL,
   previewWorkflowId,
@@ -93,6 +96,29 @@ export class TemporalFacade {
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
       throw new UnavailableError(`could not start the run on Temporal: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Starts the follow-up workflow of a run's event (`finalize-<runId>`, `announce-preview-<runId>`)
+   * on the workers' task queue. Exactly once: a follow-up that exists, running or closed, is left as
+   * it is (Temporal refuses a second start of the id).
+   */
+  async startFollowup(input: FollowupInput): Promise<void> {
+    try {
+      await this.connection.withDeadline(Date.now() + START_TIMEOUT_MS, () =>
+        this.client.workflow.start(RUN_FOLLOWUP_WORKFLOW, {
+          taskQueue: this.taskQueue,
+          workflowId: followupWorkflowId(input.runId, input.event),
+          args: [input],
+          workflowIdConflictPolicy: 'FAIL',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          typedSearchAttributes: [{ key: SA.tenantId, value: input.tenantId }],
+        }),
+      );
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return;
+      throw new UnavailableError(`could not start the follow-up of run ${input.runId} on Temporal: ${(err as Error).message}`);
     }
   }
 
@@ -189,7 +215,7 @@ export class TemporalFacade {
 /** What the handlers need from Temporal; tests of pure handler logic can use the real facade. */
 export type RunLauncher = Pick<
   TemporalFacade,
-  'startRun' | 'cancelRun' | 'inspectRun' | 'signalWorkItemChange' | 'signalPreviewSuperseded' | 'signalPreviewLost'
+  'startRun' | 'cancelRun' | 'inspectRun' | 'signalWorkItemChange' | 'signalPreviewSuperseded' | 'signalPreviewLost' | 'startFollowup'
 >;
 
 /** Who executes an open workflow (see RunExecution in the API). */

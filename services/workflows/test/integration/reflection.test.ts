@@ -83,7 +83,12 @@ describe('gRPC server reflection', () => {
       return r.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b).name);
     };
     // The defining file with its imports; later on the same stream, imports already sent are skipped.
-    expect(files(0)).toEqual(['ameide/workflows/v1/workflows.proto', 'google/protobuf/duration.proto', 'google/protobuf/timestamp.proto']);
+    expect(files(0)).toEqual([
+      'ameide/workflows/v1/workflows.proto',
+      'google/protobuf/duration.proto',
+      'google/protobuf/timestamp.proto',
+      'ameide/governance/v1/governance.proto',
+    ]);
     expect(files(1)).toEqual(['ameide/workflows/v1/workflows.proto']);
     expect(files(2)).toEqual(['google/protobuf/timestamp.proto']);
     const errors = responses.slice(3).map((r) => (r.messageResponse.case === 'errorResponse' ? r.messageResponse.value.errorCode : undefined));

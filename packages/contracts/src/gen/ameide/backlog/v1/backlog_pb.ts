@@ -775,8 +775,9 @@ export const ListWorkItemsResponseSchema: GenMessage<ListWorkItemsResponse, {jso
 /**
  * Rule is one declarative check. Kinds of DoR rules: acceptance_criteria, context_link, description,
  * definition (resolvable), timebox, goal, element; `min` is the least number of entries (default 1).
- * Kinds of DoD rules (evaluated on a run's evidence): tests_passed, preview_live, pull_request_opened,
- * evidence_attached, no_policy_violation.
+ * Kinds of DoD rules (evaluated when a run finished, on its summary and evidence): run_completed (always
+ * checked first), tests_passed, preview_live, pull_request_opened, evidence_attached, no_policy_violation,
+ * budget_not_exceeded.
  *
  * @generated from message ameide.backlog.v1.Rule
  */
@@ -795,8 +796,9 @@ export type Rule = Message<"ameide.backlog.v1.Rule"> & {
 /**
  * Rule is one declarative check. Kinds of DoR rules: acceptance_criteria, context_link, description,
  * definition (resolvable), timebox, goal, element; `min` is the least number of entries (default 1).
- * Kinds of DoD rules (evaluated on a run's evidence): tests_passed, preview_live, pull_request_opened,
- * evidence_attached, no_policy_violation.
+ * Kinds of DoD rules (evaluated when a run finished, on its summary and evidence): run_completed (always
+ * checked first), tests_passed, preview_live, pull_request_opened, evidence_attached, no_policy_violation,
+ * budget_not_exceeded.
  *
  * @generated from message ameide.backlog.v1.Rule
  */
