@@ -4,7 +4,7 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { describe, expect, inject, it } from 'vitest';
 import { ApprovalState, backlogV1, RunStatus, Trigger } from '@ameide/contracts';
 import { loadServiceConfig } from '@ameide/config';
-import { createBacklogServiceClient, type BacklogServiceClient } from '@ameide/sdk';
+import { createBacklogServiceClient, createGovernanceServiceClient, type BacklogServiceClient } from '@ameide/sdk';
 import { openDatabase } from '@ameide/db';
 import { signDelivery, WEBHOOK_PATH } from '../../services/workflows/src/backlog/webhook.js';
 import { startWorkflowService } from '../../services/workflows/src/index.js';
@@ -140,6 +140,18 @@ describe('from backlog to run', () => {
     expect([ready.readiness!.met, ready.triggeredRevision]).toEqual([true, 2n]);
     await watchAll(h.acme, ready.runId);
     expect((await h.acme.getWorkflowRun({ id: ready.runId })).run!.status).toBe(RunStatus.COMPLETED);
+
+    // Promoted, then broken: a newer revision without acceptance criteria needs a person. One
+    // impediment for that promotion, however many broken revisions follow.
+    const gov = createGovernanceServiceClient({ baseUrl: h.apiUrl, token: h.tokens.acme });
+    await deliver(h.apiUrl, revision('DOR-1', 3, { acceptanceCriteria: [] }));
+    await deliver(h.apiUrl, revision('DOR-1', 4, { acceptanceCriteria: [], description: '' }));
+    const raised = (await gov.listImpediments({ workItemId: 'DOR-1' })).impediments.filter((i) => i.cause === 'dor_broken');
+    expect(raised).toHaveLength(1);
+    expect(raised[0]).toMatchObject({ runId: ready.runId, timeboxIds: ['sprint-7'], goalIds: ['sprint-7-goal'] });
+    expect(raised[0]!.reason).toBe(
+      'work item DOR-1 revision 3 no longer meets its Definition of Ready (acceptance_criteria: 0 acceptance criteria, needs at least 1)',
+    );
   });
 
   it('duplicate and out-of-order deliveries, also to two service processes at once, make one plan version and one run', async () => {

@@ -2,6 +2,7 @@ import type { ServiceConfig } from '@ameide/config';
 import {
   DefinitionRepository,
   DeliveryRepository,
+  ImpedimentRepository,
   openDatabase,
   PlanRepository,
   PreviewRepository,
@@ -52,7 +53,13 @@ export async function startWorkflowService(cfg: ServiceConfig): Promise<Workflow
   }
   const db = database.db;
   const automation = new BacklogAutomation(db, temporal);
-  const backlog = new BacklogHandlers(new WorkItemRepository(db), new ProfileRepository(db), new DefinitionRepository(db), automation);
+  const backlog = new BacklogHandlers(
+    new WorkItemRepository(db),
+    new ProfileRepository(db),
+    new DefinitionRepository(db),
+    automation,
+    new ImpedimentRepository(db),
+  );
   // Local previews' URLs, and the router that serves them (AMEIDE_PREVIEW_PORT; 0: none).
   const previewHosts = new PreviewHosts(cfg.preview.domain, cfg.preview.urlPort);
   const previewRoutes = cfg.preview.port ? new PreviewRouteTable(new PreviewRepository(db)) : undefined;

@@ -2,7 +2,7 @@ import { create, fromJson, toJson, type JsonObject } from '@bufbuild/protobuf';
 import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { HandlerContext } from '@connectrpc/connect';
 import { backlogV1, MethodologyContextSchema } from '@ameide/contracts';
-import type { DefinitionRepository, ProfileRepository, ProfileRow, WorkItemRepository, WorkItemRow } from '@ameide/db';
+import type { DefinitionRepository, ImpedimentRepository, ProfileRepository, ProfileRow, WorkItemRepository, WorkItemRow } from '@ameide/db';
 import type { BacklogAutomation } from '../backlog/automation.js';
 import { BUILT_IN_PROFILES, evaluateReadiness, normaliseProfile, triggers } from '../backlog/profiles.js';
 import { InvalidFieldError, NotFoundError } from '../errors.js';
@@ -28,6 +28,8 @@ export class BacklogHandlers {
     private readonly profiles: ProfileRepository,
     private readonly definitions: DefinitionRepository,
     private readonly automation: BacklogAutomation,
+    /** Where a Definition of Ready that broke after promotion is raised (none: not raised). */
+    private readonly impediments?: ImpedimentRepository,
   ) {}
 
   private async profile(tenantId: string, name: string): Promise<ResolvedProfile | undefined> {
@@ -91,6 +93,23 @@ export class BacklogHandlers {
           state: row.state,
           previousState: before.state,
           time: new Date().toISOString(),
+        });
+      }
+      // Automation promoted the item (planned and ran it) on a revision that met its DoR; a newer
+      // revision that no longer does needs a person: one impediment per promotion (its run).
+      if (before?.runId && before.ready && !met && spec.state !== WorkItemState.DONE && spec.state !== WorkItemState.REMOVED) {
+        const failing = rules.filter((r) => !r.passed).map((r) => `${r.rule}: ${r.detail}`);
+        await this.impediments?.raise({
+          tenantId,
+          causeKey: `dor:${req.id}:${before.runId}`,
+          cause: 'dor_broken',
+          reason: `work item ${req.id} revision ${revision} no longer meets its Definition of Ready (${failing.join('; ')})`,
+          phase: '',
+          runId: before.runId,
+          workItemId: req.id,
+          timeboxIds: spec.timeboxIds,
+          goalIds: spec.goalIds,
+          handoffUri: '',
         });
       }
       try {

@@ -831,7 +831,8 @@ export type Impediment = Message<"ameide.governance.v1.Impediment"> & {
   tenantId: string;
 
   /**
-   * run_failed, run_handed_off, policy_violation, budget_exceeded or dod_failed.
+   * run_failed, run_handed_off, policy_violation, budget_exceeded, dod_failed, or dor_broken (a work item
+   * automation ran no longer meets its Definition of Ready).
    *
    * @generated from field: string cause = 3;
    */
@@ -928,7 +929,8 @@ export type ImpedimentJson = {
   tenantId?: string;
 
   /**
-   * run_failed, run_handed_off, policy_violation, budget_exceeded or dod_failed.
+   * run_failed, run_handed_off, policy_violation, budget_exceeded, dod_failed, or dor_broken (a work item
+   * automation ran no longer meets its Definition of Ready).
    *
    * @generated from field: string cause = 3;
    */
