@@ -1,9 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { createRequire } from 'node:module';
-import type net from 'node:net';
-import type { Readable } from 'node:stream';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backlogV1, RunStatus } from '@ameide/contracts';
@@ -15,6 +12,7 @@ import { messageIdOf } from '../../services/workflows/src/notifications/activiti
 import { verifyWebhookSignature } from '../../services/workflows/src/notifications/webhook.js';
 import { chaosOrigin, startChaosStack, type ChaosStack } from '../support/chaos-stack.js';
 import { applySample } from '../support/harness.js';
+import { startSmtpServer } from '../../services/workflows/test/support/servers.js';
 
 /**
  * What follows a finished run (evidence, attestations, the Definition of Done, the impediment, the
@@ -43,25 +41,6 @@ async function until<T>(what: string, ok: () => T | Promise<T>, ms = 120_000, ev
 
 // --- a real SMTP server ----------------------------------------------------------------------------
 
-// smtp-server and mailparser are test dependencies of the workflow service: loaded from there.
-const fromService = createRequire(new URL('../../services/workflows/package.json', import.meta.url));
-interface SmtpServer {
-  server: net.Server;
-  listen(port: number, host: string, done: () => void): void;
-  close(done: () => void): void;
-}
-const { SMTPServer } = fromService('smtp-server') as {
-  SMTPServer: new (o: {
-    authOptional: boolean;
-    disabledCommands: string[];
-    logger: boolean;
-    onData(stream: Readable, session: unknown, done: (err?: Error) => void): void;
-  }) => SmtpServer;
-};
-const { simpleParser } = fromService('mailparser') as {
-  simpleParser(source: Readable): Promise<{ messageId?: string; subject?: string; headers: Map<string, unknown> }>;
-};
-
 /** One message the SMTP server accepted (every DATA, so a message sent twice is here twice). */
 interface Mail {
   messageId: string;
@@ -70,30 +49,21 @@ interface Mail {
   subject: string;
 }
 
+/** The real SMTP server of the workflow service's tests; what it received, as the fields the checks read. */
 async function startSmtp(): Promise<{ url: string; received: Mail[]; close(): Promise<void> }> {
-  const received: Mail[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    onData(stream, _session, done) {
-      simpleParser(stream).then(
-        (m) => {
-          received.push({
-            messageId: m.messageId ?? '',
-            deliveryId: String(m.headers.get('x-ameide-delivery') ?? ''),
-            event: String(m.headers.get('x-ameide-event') ?? ''),
-            subject: m.subject ?? '',
-          });
-          done();
-        },
-        (err: Error) => done(err),
-      );
+  const smtp = await startSmtpServer();
+  return {
+    url: smtp.url,
+    get received(): Mail[] {
+      return smtp.received.map((m) => ({
+        messageId: m.messageId ?? '',
+        deliveryId: String(m.headers.get('x-ameide-delivery') ?? ''),
+        event: String(m.headers.get('x-ameide-event') ?? ''),
+        subject: m.subject ?? '',
+      }));
     },
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.server.address() as net.AddressInfo;
-  return { url: `smtp://127.0.0.1:${port}`, received, close: () => new Promise<void>((r) => server.close(() => r())) };
+    close: smtp.close,
+  };
 }
 
 // --- webhook receivers the test controls ---------------------------------------------------------

@@ -19,13 +19,14 @@ function failureMessage(err: unknown): string {
 export async function runFollowup(input: FollowupInput): Promise<FollowupResult> {
   const steps = proxyActivities<FollowupActivities>({
     taskQueue: input.activityQueue,
-    startToCloseTimeout: '2 minutes',
+    // Database work of a few queries: a service that died mid-step has it retried on another within this.
+    startToCloseTimeout: '30 seconds',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
   });
   const delivery = proxyActivities<Pick<FollowupActivities, 'deliverNotification'>>({
     taskQueue: input.activityQueue,
     // One attempt: a webhook answers or times out within 10 s, an SMTP server within 30 s.
-    startToCloseTimeout: '1 minute',
+    startToCloseTimeout: '45 seconds',
     retry: {
       maximumAttempts: input.delivery.maxAttempts,
       initialInterval: input.delivery.initialIntervalMs,

@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
-import { simpleParser, type ParsedMail } from 'mailparser';
-import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { NotificationContent } from '../../src/notifications/content.js';
 import { createMailer } from '../../src/notifications/email.js';
 import { DeliveryError } from '../../src/notifications/errors.js';
 import { renderEmail, webhookPayload } from '../../src/notifications/render.js';
 import { deliverWebhook, verifyWebhookSignature } from '../../src/notifications/webhook.js';
+import { closedPort, startSmtpServer } from '../support/servers.js';
 
 /** A run whose preview went live. */
 const content: NotificationContent = {
@@ -40,45 +39,12 @@ async function failure(p: Promise<unknown>): Promise<DeliveryError> {
   throw new Error('expected the delivery to fail');
 }
 
-/** A port nothing listens on (bound once, then released). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const close of cleanups.splice(0).reverse()) await close();
 });
 
 describe('e-mail over SMTP', () => {
-  /** A real SMTP server on a free port; the messages it accepted, parsed. */
-  async function startSmtp(handlers: Pick<SMTPServerOptions, 'onRcptTo'> = {}): Promise<{ url: string; received: ParsedMail[] }> {
-    const received: ParsedMail[] = [];
-    const server = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS', 'AUTH'],
-      logger: false,
-      ...handlers,
-      onData(stream, _session, callback) {
-        simpleParser(stream).then(
-          (mail) => {
-            received.push(mail);
-            callback();
-          },
-          (err: Error) => callback(err),
-        );
-      },
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const { port } = server.server.address() as net.AddressInfo;
-    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-    return { url: `smtp://127.0.0.1:${port}`, received };
-  }
-
   /** An SMTP error reply (what smtp-server sends for an error with a responseCode). */
   const reply = (responseCode: number, message: string) => Object.assign(new Error(message), { responseCode });
 
@@ -89,7 +55,8 @@ describe('e-mail over SMTP', () => {
   }
 
   it('delivers a rendered e-mail with its subject, text and HTML parts and our Message-ID', async () => {
-    const smtp = await startSmtp();
+    const smtp = await startSmtpServer();
+    cleanups.push(smtp.close);
     const deliveryId = randomUUID();
     const rendered = renderEmail(content);
     const sent = await mailer(smtp.url).send({
@@ -116,7 +83,8 @@ describe('e-mail over SMTP', () => {
   });
 
   it('sends a retry with the same Message-ID', async () => {
-    const smtp = await startSmtp();
+    const smtp = await startSmtpServer();
+    cleanups.push(smtp.close);
     const m = mailer(smtp.url);
     const message = { to: 'dev@example.test', ...renderEmail(content), messageId: '<retry-1@ameide>' };
     await m.send(message);
@@ -125,7 +93,8 @@ describe('e-mail over SMTP', () => {
   });
 
   it('fails permanently when the server refuses the recipient (550)', async () => {
-    const smtp = await startSmtp({ onRcptTo: (_address, _session, callback) => callback(reply(550, 'No such user here')) });
+    const smtp = await startSmtpServer({ onRcptTo: (_address, _session, callback) => callback(reply(550, 'No such user here')) });
+    cleanups.push(smtp.close);
     const err = await failure(mailer(smtp.url).send({ to: 'nobody@example.test', ...renderEmail(content), messageId: '<p-1@ameide>' }));
     expect(err.retryable).toBe(false);
     expect(err.message).toContain('550');
@@ -134,7 +103,8 @@ describe('e-mail over SMTP', () => {
   });
 
   it('fails retryably when the server defers (451)', async () => {
-    const smtp = await startSmtp({ onRcptTo: (_address, _session, callback) => callback(reply(451, 'Greylisted, try again later')) });
+    const smtp = await startSmtpServer({ onRcptTo: (_address, _session, callback) => callback(reply(451, 'Greylisted, try again later')) });
+    cleanups.push(smtp.close);
     const err = await failure(mailer(smtp.url).send({ to: 'dev@example.test', ...renderEmail(content), messageId: '<t-1@ameide>' }));
     expect(err.retryable).toBe(true);
     expect(err.message).toContain('451');

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
-import net from 'node:net';
-import { simpleParser, type ParsedMail } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { toJson } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
@@ -21,6 +19,7 @@ import { notificationRoutes } from '../../src/handlers/notifications.js';
 import { messageIdOf, notificationActivities } from '../../src/notifications/activities.js';
 import { verifyWebhookSignature } from '../../src/notifications/webhook.js';
 import { startApiServer, type ApiServer } from '../../src/server.js';
+import { closedPort, startSmtpServer } from '../support/servers.js';
 
 const SECRET = 'whsec_0123456789abcdef';
 const PUBLIC_URL = 'https://ameide.test';
@@ -72,37 +71,6 @@ async function startReceiver(): Promise<{ base: string; received: Hook[]; close(
   };
 }
 
-/** A real SMTP server on a free port; the messages it accepted, parsed. */
-async function startSmtp(): Promise<{ url: string; received: ParsedMail[]; close(): Promise<void> }> {
-  const received: ParsedMail[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    onData(stream, _session, callback) {
-      simpleParser(stream).then(
-        (mail) => {
-          received.push(mail);
-          callback();
-        },
-        (err: Error) => callback(err),
-      );
-    },
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.server.address() as net.AddressInfo;
-  return { url: `smtp://127.0.0.1:${port}`, received, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
-
-/** A port nothing listens on (bound once, then released). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
 /** The failure `p` rejects with. */
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {
@@ -119,7 +87,7 @@ describe('notifications: the follow-up activities and the notification center', 
   let database: Database;
   let server: ApiServer;
   let hook: Awaited<ReturnType<typeof startReceiver>>;
-  let smtp: Awaited<ReturnType<typeof startSmtp>>;
+  let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
   let deps: GovernanceDeps;
   let acts: ReturnType<typeof notificationActivities>;
   let api: Record<keyof typeof PEOPLE, GovernanceServiceClient>;
@@ -130,7 +98,7 @@ describe('notifications: the follow-up activities and the notification center', 
   beforeAll(async () => {
     const url = await createDatabase(inject('postgresUrl'), `notify_${randomUUID().slice(0, 8)}`);
     database = await openDatabase(url);
-    [hook, smtp] = await Promise.all([startReceiver(), startSmtp()]);
+    [hook, smtp] = await Promise.all([startReceiver(), startSmtpServer()]);
     downUrl = `http://127.0.0.1:${await closedPort()}/hook`;
     deps = {
       db: database.db,
