@@ -31,8 +31,11 @@ async function finishedRun(runs: RunRepository, runId: string): Promise<RunRow> 
   return run;
 }
 
-/** The methodology nodes a run's evidence attaches to: its work items, timeboxes, goals and the profile's artifacts. */
-export async function methodologyNodes(profiles: ProfileRepository, run: RunRow): Promise<{ nodes: GraphNode[]; artifacts: GraphNode[] }> {
+/**
+ * The methodology nodes a run's evidence attaches to: its work items, timeboxes, goals and the
+ * profile's artifacts, and the edges tying each artifact to the timebox, goal or element it belongs to.
+ */
+export async function methodologyNodes(profiles: ProfileRepository, run: RunRow): Promise<{ nodes: GraphNode[]; artifacts: GraphNode[]; partOf: GraphEdge[] }> {
   const m = run.spec.methodology ?? {};
   const ids = { timebox: m.timeboxIds ?? [], goal: m.goalIds ?? [], element: m.elementIds ?? [] };
   const nodes: GraphNode[] = [
@@ -43,10 +46,15 @@ export async function methodologyNodes(profiles: ProfileRepository, run: RunRow)
   ];
   const profile = await profileSpec(profiles, run.tenantId, m.profile ?? '');
   // The profile's artifact of each timebox / goal / element, e.g. the sprint's Increment.
+  const partOf: GraphEdge[] = [];
   const artifacts = (profile?.evidenceTargets ?? []).flatMap((t) =>
-    (ids[t.from as keyof typeof ids] ?? []).map((id) => ({ kind: t.artifact, id, attributes: { [t.from]: id, profile: m.profile } })),
+    (ids[t.from as keyof typeof ids] ?? []).map((id) => {
+      const artifact = { kind: t.artifact, id, attributes: { [t.from]: id, profile: m.profile } };
+      partOf.push({ from: artifact, kind: 'part_of', to: { kind: t.from, id } });
+      return artifact;
+    }),
   );
-  return { nodes, artifacts };
+  return { nodes, artifacts, partOf };
 }
 
 /** A tenant's own profile of that name, else the built-in one; undefined when there is none. */
@@ -107,12 +115,12 @@ export function evidenceActivities(
           provenance,
         })),
       );
-      const { nodes, artifacts } = await methodologyNodes(profiles, run);
+      const { nodes, artifacts, partOf } = await methodologyNodes(profiles, run);
       const runNode = { kind: 'run', id: run.id, attributes: { definition: run.spec.definitionName, status: short(run.status) } };
       await gov.link(run.tenantId, [
         ...nodes.filter((n) => n.kind === 'work_item').map((to) => ({ from: runNode, kind: 'implements', to })),
         // The artifact belongs to its timebox / goal (the sprint's Increment is the sprint's).
-        ...artifacts.map((a) => ({ from: a, kind: 'part_of', to: nodes.find((n) => Object.values(a.attributes ?? {}).includes(n.id)) ?? runNode })),
+        ...partOf,
         ...rows.flatMap((e) => attach({ kind: 'evidence', id: e.id, attributes: { kind: e.kind, name: e.name } }, run, nodes, artifacts)),
       ]);
       return { evidence: rows.length };
