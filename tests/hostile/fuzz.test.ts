@@ -318,6 +318,8 @@ function baseRequests(ids: { planId: string; runId: string }): Record<string, Js
       repository: 'acme/app',
     },
     GetRunDiff: { id: ids.runId, pageSize: 10, pageToken: 'ZDE6MDowMDAwMDAwMDAwMDAwMDAw', statOnly: false },
+    RecordRunOutput: { runId: randomUUID(), phase: 'PHASE_AGENT', offset: '0', data: 'fuzz\n' },
+    StreamRunOutput: { runId: randomUUID(), phase: 'PHASE_AGENT', follow: false, tailLines: 10 },
     RecordStatusUpdate: {
       update: {
         runId: randomUUID(),

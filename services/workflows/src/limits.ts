@@ -203,6 +203,12 @@ export const LIMITS: Record<string, FieldLimit> = {
   [`${V1}.RecordPreviewRequest.url`]: { bytes: 4 * KiB },
   [`${V1}.RecordPreviewRequest.alias_url`]: { bytes: 4 * KiB },
   [`${V1}.RecordPreviewRequest.reason`]: { bytes: 4 * KiB },
+  // Run output: the worker's chunks (at most 64 KiB each), and what readers ask for
+  [`${V1}.RecordRunOutputRequest.run_id`]: ID,
+  [`${V1}.RecordRunOutputRequest.offset`]: { min: 0, max: 1024 * GiB },
+  [`${V1}.RecordRunOutputRequest.data`]: { bytes: 256 * KiB },
+  [`${V1}.StreamRunOutputRequest.run_id`]: ID,
+  [`${V1}.StreamRunOutputRequest.tail_lines`]: { max: 100_000 },
   // What JSON (and so the database) can hold: 0001-01-01 to 9999-12-31.
   ['google.protobuf.Timestamp.seconds']: { min: -62135596800, max: 253402300799 },
   ['google.protobuf.Timestamp.nanos']: { min: 0, max: 999_999_999 },
