@@ -1,5 +1,6 @@
 import type { CommandPhase } from '@ameide/temporal';
 import { workspaceOf, type PhaseUnit, type RunContext } from '../context.js';
+import { failureHint } from '../hints.js';
 
 const COMMAND_OF: Record<CommandPhase, (ctx: RunContext) => string> = {
   install: (ctx) => ctx.input.repo.installCommand,
@@ -53,7 +54,9 @@ export function commandPhase(phase: Extract<CommandPhase, 'install' | 'agent' | 
         ctx.summary.budgetExceeded = 'phase_timeout';
         message = `${phase} command exceeded the ${ctx.input.repo.phaseTimeoutSeconds}s phase budget`;
       } else if (r.exitCode !== 0) {
-        message = `${phase} command failed with exit code ${r.exitCode}`;
+        // A command the sandbox lacks, or the network in an offline phase: say what to change in the definition.
+        const hint = failureHint({ phase, exitCode: r.exitCode, outputTail: r.outputTail, guardrails: ctx.input.repo.guardrails });
+        message = `${phase} command failed with exit code ${r.exitCode}${hint ? `: ${hint}` : ''}`;
       }
       return { state: message ? 'failed' : 'succeeded', exitCode: r.exitCode, durationMs: r.durationMs, outputTail: r.outputTail, message };
     },
