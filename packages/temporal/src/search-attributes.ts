@@ -13,6 +13,8 @@ export const SA = {
    */
   elementIds: defineSearchAttributeKey('AmeideElementIds', SearchAttributeType.TEXT),
   definitionId: defineSearchAttributeKey('AmeideDefinitionId', SearchAttributeType.KEYWORD),
+  /** The definition's name as the plan snapshot has it (readable where the id is not). */
+  definitionName: defineSearchAttributeKey('AmeideDefinitionName', SearchAttributeType.KEYWORD),
   trigger: defineSearchAttributeKey('AmeideTrigger', SearchAttributeType.KEYWORD),
   /** The methodology profile of the run's work (scrum, safe, togaf, a tenant's own), when it has one. */
   profile: defineSearchAttributeKey('AmeideProfile', SearchAttributeType.KEYWORD),
@@ -28,6 +30,7 @@ export const SEARCH_ATTRIBUTE_REGISTRATIONS: ReadonlyArray<readonly [string, 'Ke
   ['AmeideGoalIds', 'KeywordList'],
   ['AmeideElementIds', 'Text'],
   ['AmeideDefinitionId', 'Keyword'],
+  ['AmeideDefinitionName', 'Keyword'],
   ['AmeideTrigger', 'Keyword'],
   ['AmeideProfile', 'Keyword'],
   ['AmeideRunStatus', 'Keyword'],

@@ -20,10 +20,13 @@ it('registers every Ameide search attribute within the SQL visibility limits', (
       'AmeideGoalIds',
       'AmeideElementIds',
       'AmeideDefinitionId',
+      'AmeideDefinitionName',
       'AmeideTrigger',
       'AmeideRunStatus',
       'AmeideRunPhase',
     ]),
   );
   expect(SEARCH_ATTRIBUTE_REGISTRATIONS.filter(([, t]) => t === 'KeywordList').length).toBeLessThanOrEqual(3);
+  // SQL visibility has ten Keyword columns for custom search attributes.
+  expect(SEARCH_ATTRIBUTE_REGISTRATIONS.filter(([, t]) => t === 'Keyword').length).toBeLessThanOrEqual(10);
 });

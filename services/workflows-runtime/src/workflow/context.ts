@@ -53,7 +53,8 @@ export interface RunContext {
   commandsRun: number;
   /** Queues a status update; the outbox delivers them in order. */
   post(update: StatusPost): void;
-  readonly activities: RunActivities;
+  /** The activities, summarised with the phase that runs (set before each phase). */
+  activities: RunActivities;
 }
 
 /** The prepared workspace; a phase after prepare may rely on it. */
@@ -64,23 +65,31 @@ export function workspaceOf(ctx: RunContext): Workspace {
 
 export type RunActivities = ReturnType<typeof runActivities>;
 
-/** The activities of one run, each with the timeouts and retries that fit its work. */
-export function runActivities(input: CodingRunInput) {
+/**
+ * The activities of one run, each with the timeouts and retries that fit its work. `summary` (the
+ * phase they run for, e.g. `agent phase`) is the activities' user metadata: the Web UI shows it
+ * beside each activity of the run's history.
+ */
+export function runActivities(input: CodingRunInput, summary?: string) {
   const phaseMs = input.repo.phaseTimeoutSeconds * 1000;
+  const s = summary ? { summary } : {};
   return {
     // Status updates are retried until the service takes them, however long it is away (backoff
     // capped at 30 s); only a permanent rejection ends the retries. A regular activity, so a long
     // outage holds no workflow task open: the run's own phases go on meanwhile.
     status: proxyActivities<Activities>({
+      ...s,
       startToCloseTimeout: '15s',
       retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
     }),
     // Writing the report is short and local to the worker: a local activity spares a server round trip.
     local: proxyLocalActivities<Activities>({
+      ...s,
       startToCloseTimeout: '2m',
       retry: { initialInterval: '1s', maximumAttempts: 3 },
     }),
     commands: proxyActivities<Activities>({
+      ...s,
       startToCloseTimeout: phaseMs + 60_000,
       heartbeatTimeout: '30s',
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -90,6 +99,7 @@ export function runActivities(input: CodingRunInput) {
     // the heartbeat, every few seconds, tells a live worker from a dead one; each git command on the
     // worker is bounded by its AMEIDE_GIT_TIMEOUT_SECONDS (at most 2 h).
     git: proxyActivities<Activities>({
+      ...s,
       startToCloseTimeout: '6h',
       heartbeatTimeout: '30s',
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -97,6 +107,7 @@ export function runActivities(input: CodingRunInput) {
     }),
     // A preview builds and waits for its health check: the phase budget, plus the ready timeout.
     preview: proxyActivities<Activities>({
+      ...s,
       startToCloseTimeout: phaseMs + (input.repo.preview?.readyTimeoutSeconds ?? 0) * 1000 + 60_000,
       heartbeatTimeout: '30s',
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -105,6 +116,7 @@ export function runActivities(input: CodingRunInput) {
     // Forges answer rate limits with a time to wait (the activity passes it on as the next retry's
     // delay); other transient failures back off up to a minute.
     forge: proxyActivities<Activities>({
+      ...s,
       startToCloseTimeout: '2m',
       retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
     }),

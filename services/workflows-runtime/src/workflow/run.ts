@@ -11,6 +11,7 @@ import {
   isCancellation,
   log,
   setHandler,
+  upsertMemo,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import {
@@ -47,6 +48,8 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   });
   setHandler(workItemChanges, () => changes);
   const activities = runActivities(input);
+  // The report phase's activities (also when a cancelled run reports), named so in the Web UI.
+  const reporting = runActivities(input, 'report phase');
 
   let sequence = 0;
   // Status updates leave through an outbox, one at a time and in order: the run never waits for their
@@ -58,7 +61,8 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     while (outbox.length) {
       const update = outbox[0]!;
       try {
-        await CancellationScope.nonCancellable(() => activities.status.recordStatus(update));
+        const summary = `status update ${update.sequence}: ${update.kind}${update.phase ? ` ${update.phase}` : ''}`;
+        await CancellationScope.nonCancellable(() => activities.status.recordStatus.executeWithOptions({ summary }, [update]));
       } catch (err) {
         // Transient failures are retried without limit: only a permanent rejection gets here.
         log.warn(`status update ${update.sequence} of run ${input.runId} was refused: ${errorMessage(err)}`);
@@ -91,6 +95,14 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     transcriptsUri: '',
     pushed: false,
     sandbox: input.repo.guardrails.sandbox,
+  };
+  /**
+   * The run's end, also in the memo: the Web UI shows a handed-off run and a failed one both as
+   * "Failed" (each ends with a RunFailed failure), and the memo (on the run's page) tells them apart.
+   */
+  const markEnd = (status: RunStatusName, phase: PhaseName | 'done') => {
+    markSearch(status, phase);
+    upsertMemo({ runStatus: status, ...(summary.handoffUri ? { handoffUri: summary.handoffUri } : {}) });
   };
   const ctx: RunContext = {
     input,
@@ -131,7 +143,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     if (!ctx.workspace) return;
     const { worktreePath, branch, baseCommit } = ctx.workspace;
     try {
-      const h = await activities.git.createHandoff({
+      const h = await reporting.git.createHandoff({
         run: input,
         worktreePath,
         branch,
@@ -158,7 +170,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
    */
   const writeEvidence = async (): Promise<void> => {
     try {
-      const e = await activities.git.writeEvidence({
+      const e = await reporting.git.writeEvidence({
         run: input,
         summary,
         phases: ctx.phases.filter((p) => p.state !== 'skipped').map((p) => p.phase),
@@ -183,7 +195,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
       record(current, { state: 'cancelled', message: 'run cancelled' });
       await handOff(current, 'the run was cancelled', '');
       await writeEvidence();
-      const report = await activities.local
+      const report = await reporting.local
         .writeReport({
           run: input,
           report: { runId: input.runId, status: 'cancelled', failure: { phase: current, message: 'run cancelled' }, summary, phases: ctx.phases },
@@ -194,7 +206,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
         summary.transcriptsUri = report.transcriptsUri;
         addReport(report);
       }
-      markSearch('cancelled', current);
+      markEnd('cancelled', current);
       post({ kind: 'run_finished', runStatus: 'cancelled', phase: current, message: `cancelled during ${current}`, summary });
       await delivered();
     });
@@ -207,6 +219,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     for (const phase of PIPELINE) {
       if (phase.applies && !phase.applies(ctx)) continue;
       const decided = phase.before?.(ctx);
+      ctx.activities = runActivities(input, `${phase.name} phase`);
       const outcome = decided ?? (started(phase.name), await phase.run(ctx));
       record(phase.name, outcome);
       if (outcome.state === 'failed') {
@@ -235,7 +248,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     return reportCancelled(err);
   }
   try {
-    const report = await activities.local.writeReport({
+    const report = await reporting.local.writeReport({
       run: input,
       report: { runId: input.runId, status, failure, summary, phases: ctx.phases },
       removeWorktree: !failure || Boolean(summary.handoffUri),
@@ -253,7 +266,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     if (isCancellation(err)) return reportCancelled(err);
     finished('report', { state: 'failed', message: errorMessage(err) });
   }
-  markSearch(status, failure ? failure.phase : 'done');
+  markEnd(status, failure ? failure.phase : 'done');
   const message = failure ? `${failure.phase} phase failed: ${failure.message}` : undefined;
   post({ kind: 'run_finished', runStatus: status, phase: failure?.phase, message, summary });
   await delivered();

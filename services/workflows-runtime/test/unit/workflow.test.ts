@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, makeTelemetryFilterString, Runtime, Worker } from '@temporalio/worker';
 import {
@@ -1069,6 +1069,54 @@ describe('codingAgentRun: status delivery', { timeout: 15_000 }, () => {
     expect(updates.map((u) => u.sequence)).toEqual([1, 2, 3, ...Array.from({ length: 13 }, (_, i) => i + 5)]);
     expect(updates.at(-1)).toMatchObject({ kind: 'run_finished', runStatus: 'completed' });
     expect(callsOf(input.runId, 'recordStatus').filter((c) => (c.input as StatusUpdateInput).sequence === 4)).toHaveLength(1);
+  });
+});
+
+describe('codingAgentRun: what the Web UI shows', { timeout: 15_000 }, () => {
+  /** The summaries (user metadata) of the activities the run scheduled, as `activity: summary`. */
+  async function activitySummaries(handle: WorkflowHandle): Promise<string[]> {
+    const { events } = await handle.fetchHistory();
+    return (events ?? []).flatMap((e) => {
+      const a = e.activityTaskScheduledEventAttributes;
+      if (!a) return [];
+      const summary = e.userMetadata?.summary ? defaultPayloadConverter.fromPayload<string>(e.userMetadata.summary) : '';
+      return [`${a.activityType?.name}: ${summary}`];
+    });
+  }
+
+  it("names each activity with its phase, and a handed-off run's memo says so", async () => {
+    stub({
+      runCommandPhase: async (i) => ({
+        exitCode: i.phase === 'test' ? 3 : 0,
+        durationMs: 5,
+        outputTail: '',
+        transcriptUri: '',
+        timedOut: false,
+        truncated: false,
+        skipped: false,
+      }),
+    });
+    const input = runInput();
+    const handle = await startRun(input);
+    expect(runFailure(await outcomeOf(handle)).status).toBe('handed_off');
+    const summaries = await activitySummaries(handle);
+    expect(summaries.filter((s) => !s.startsWith('recordStatus'))).toEqual([
+      'prepareWorkspace: prepare phase',
+      'runCommandPhase: install phase',
+      'runCommandPhase: agent phase',
+      'runCommandPhase: test phase',
+      'createHandoff: report phase',
+      'writeEvidence: report phase',
+    ]);
+    expect(summaries).toContain('recordStatus: status update 1: run_started');
+    expect(summaries).toContain('recordStatus: status update 6: phase_started agent');
+    expect((await handle.describe()).memo).toEqual({ runStatus: 'handed_off', handoffUri: `s3://artifacts/runs/acme/${input.runId}/handoff.tar.gz` });
+  });
+
+  it("a completed run's memo says completed", async () => {
+    const handle = await startRun(runInput());
+    expect((await outcomeOf(handle)).result?.status).toBe('completed');
+    expect((await handle.describe()).memo).toEqual({ runStatus: 'completed' });
   });
 });
 

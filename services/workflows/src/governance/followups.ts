@@ -18,20 +18,25 @@ export class Followups {
   ) {}
 
   /** Starts the follow-up of one event; a failure leaves it pending for the reconciler. */
-  async start(run: { id: string; tenantId: string }, event: FollowupEvent): Promise<void> {
+  async start(run: { id: string; tenantId: string; spec?: { workItemIds?: string[] } }, event: FollowupEvent): Promise<void> {
     const n = this.settings.notifications;
-    await this.launcher.startFollowup({
-      runId: run.id,
-      tenantId: run.tenantId,
-      event,
-      activityQueue: followupTaskQueue(this.settings.taskQueue),
-      delivery: { maxAttempts: n.maxAttempts, initialIntervalMs: n.retryInitialMs, maximumIntervalMs: n.retryMaxMs },
-    });
+    // The run's work items name the follow-up in the Web UI (read when the caller has only the id).
+    const spec = run.spec ?? (await this.runs.get(run.tenantId, run.id))?.spec;
+    await this.launcher.startFollowup(
+      {
+        runId: run.id,
+        tenantId: run.tenantId,
+        event,
+        activityQueue: followupTaskQueue(this.settings.taskQueue),
+        delivery: { maxAttempts: n.maxAttempts, initialIntervalMs: n.retryInitialMs, maximumIntervalMs: n.retryMaxMs },
+      },
+      spec?.workItemIds ?? [],
+    );
     await this.runs.followupStarted(run.id, event);
   }
 
   /** `start`, logging instead of throwing: the reconciler retries. */
-  async startQuietly(run: { id: string; tenantId: string }, event: FollowupEvent): Promise<void> {
+  async startQuietly(run: { id: string; tenantId: string; spec?: { workItemIds?: string[] } }, event: FollowupEvent): Promise<void> {
     await this.start(run, event).catch((err: Error) => console.warn(`the ${event} follow-up of run ${run.id} waits for the reconciler: ${err.message}`));
   }
 

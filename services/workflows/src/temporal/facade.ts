@@ -19,6 +19,7 @@ import {
   type WorkItemChange,
 } from '@ameide/temporal';
 import { UnavailableError } from '../errors.js';
+import { followupMetadata, runMetadata } from './metadata.js';
 
 /** How long starting a workflow may take before the caller is answered (the run then waits for the reconciler). */
 const START_TIMEOUT_MS = 5000;
@@ -54,7 +55,8 @@ export class TemporalFacade {
   }
 
   /**
-   * Starts `coding-run-<runId>` with the methodology context as memo and typed search attributes.
+   * Starts `coding-run-<runId>` with the methodology context as memo, typed search attributes and
+   * user metadata (the Web UI's summary: work item, definition, trigger).
    * Idempotent: a workflow that already exists for the run is left as it is (returns false).
    */
   async startRun(workflowId: string, input: CodingRunInput): Promise<boolean> {
@@ -62,6 +64,7 @@ export class TemporalFacade {
     const attrs: SearchAttributePair[] = [
       { key: SA.tenantId, value: input.tenantId },
       { key: SA.definitionId, value: input.definitionId },
+      ...(input.definitionName ? [{ key: SA.definitionName, value: input.definitionName }] : []),
       { key: SA.trigger, value: input.trigger },
       ...(m.profile ? [{ key: SA.profile, value: m.profile }] : []),
       { key: SA.runStatus, value: 'queued' },
@@ -90,6 +93,7 @@ export class TemporalFacade {
             workItems: input.workItems.map((w) => ({ id: w.id, title: w.title })),
           },
           typedSearchAttributes: attrs,
+          ...runMetadata(input),
         }),
       );
       return true;
@@ -102,9 +106,9 @@ export class TemporalFacade {
   /**
    * Starts the follow-up workflow of a run's event (`finalize-<runId>`, `announce-preview-<runId>`)
    * on the workers' task queue. Exactly once: a follow-up that exists, running or closed, is left as
-   * it is (Temporal refuses a second start of the id).
+   * it is (Temporal refuses a second start of the id). `workItemIds` (the run's) go into its summary.
    */
-  async startFollowup(input: FollowupInput): Promise<void> {
+  async startFollowup(input: FollowupInput, workItemIds: readonly string[] = []): Promise<void> {
     try {
       await this.connection.withDeadline(Date.now() + START_TIMEOUT_MS, () =>
         this.client.workflow.start(RUN_FOLLOWUP_WORKFLOW, {
@@ -114,6 +118,7 @@ export class TemporalFacade {
           workflowIdConflictPolicy: 'FAIL',
           workflowIdReusePolicy: 'REJECT_DUPLICATE',
           typedSearchAttributes: [{ key: SA.tenantId, value: input.tenantId }],
+          ...followupMetadata(input, workItemIds),
         }),
       );
     } catch (err) {
