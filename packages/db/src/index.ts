@@ -25,7 +25,16 @@ export {
   type SubscriptionRow,
 } from './notifications.js';
 export { PreviewRepository, type LivePreview, type PreviewRow, type StoppedPreview } from './previews.js';
-export { isUniqueViolation, RunRepository, type FollowupRow, type RunRow, type NewRunRow, type RunProgress, type StatusUpdateRow } from './runs.js';
+export {
+  isUniqueViolation,
+  RunRepository,
+  type FollowupRow,
+  type RunListKey,
+  type RunRow,
+  type NewRunRow,
+  type RunProgress,
+  type StatusUpdateRow,
+} from './runs.js';
 export type { RunSpec, RunState, Annotations } from './schema.js';
 export {
   ATTACHED_TO,

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gte, inArray, isNull, like, lt, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gte, inArray, isNull, like, lt, sql } from 'drizzle-orm';
 import type { StatusUpdateJson } from '@ameide/contracts';
 import type { Db } from './client.js';
 import { runFollowups, runs, statusUpdates, type RunState } from './schema.js';
@@ -6,6 +6,12 @@ import { runFollowups, runs, statusUpdates, type RunState } from './schema.js';
 export type RunRow = typeof runs.$inferSelect;
 export type NewRunRow = typeof runs.$inferInsert;
 export type StatusUpdateRow = typeof statusUpdates.$inferSelect;
+
+/** Where a run stands in the list order: its creation time (ISO 8601 to the microsecond, UTC) and id. */
+export interface RunListKey {
+  createdAt: string;
+  id: string;
+}
 
 /** Fields of a run that folding a status update may change. */
 export type RunProgress = Pick<RunRow, 'status' | 'phase' | 'state' | 'startedAt' | 'finishedAt'>;
@@ -75,18 +81,28 @@ export class RunRepository {
     return rows[0];
   }
 
-  /** Lists runs; the work item filter uses JSONB containment on the spec (GIN index). */
-  async list(tenantId: string, f: { statuses: string[]; workItemId?: string; definitionId?: string; limit: number }): Promise<RunRow[]> {
+  /**
+   * Lists runs, newest first (`created_at` desc, then `id` desc: a stable order), from after `after`
+   * (the key of the last run of the previous page) when given. Each row carries its key
+   * (`listKey`: `created_at` to the microsecond, and the id). The work item filter uses JSONB
+   * containment on the spec (GIN index).
+   */
+  async list(
+    tenantId: string,
+    f: { statuses: string[]; workItemId?: string; definitionId?: string; limit: number; after?: RunListKey },
+  ): Promise<Array<RunRow & { listKey: RunListKey }>> {
     const where = [eq(runs.tenantId, tenantId)];
     if (f.statuses.length) where.push(inArray(runs.status, f.statuses));
     if (f.definitionId) where.push(eq(runs.definitionId, f.definitionId));
     if (f.workItemId) where.push(sql`${runs.spec} @> ${JSON.stringify({ workItemIds: [f.workItemId] })}::jsonb`);
-    return this.db
-      .select()
+    if (f.after) where.push(sql`(${runs.createdAt}, ${runs.id}) < (${f.after.createdAt}::timestamptz, ${f.after.id}::uuid)`);
+    const rows = await this.db
+      .select({ ...getTableColumns(runs), keyTime: sql<string>`to_char(${runs.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` })
       .from(runs)
       .where(and(...where))
-      .orderBy(desc(runs.createdAt))
+      .orderBy(desc(runs.createdAt), desc(runs.id))
       .limit(f.limit);
+    return rows.map(({ keyTime, ...row }) => ({ ...row, listKey: { createdAt: keyTime, id: row.id } }));
   }
 
   /** Runs of any tenant still in `status` that were created before `before`, oldest first, a page at a time. */

@@ -128,6 +128,7 @@ export const LIMITS: Record<string, FieldLimit> = {
   [`${V1}.ListWorkflowRunsRequest.work_item_id`]: ID,
   [`${V1}.ListWorkflowRunsRequest.definition`]: ID,
   [`${V1}.ListWorkflowRunsRequest.page_size`]: PAGE_SIZE,
+  [`${V1}.ListWorkflowRunsRequest.page_token`]: ID,
   [`${V1}.CancelWorkflowRunRequest.id`]: ID,
   [`${V1}.CancelWorkflowRunRequest.reason`]: { bytes: 4 * KiB },
   [`${V1}.WatchWorkflowRunRequest.id`]: ID,

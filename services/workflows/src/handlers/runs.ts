@@ -29,6 +29,7 @@ import { foldStatusUpdate, isTerminal } from '../runs/fold.js';
 import { codingRunInput } from '../runs/input.js';
 import { laneOf, type RunLanes } from '../runs/lanes.js';
 import { executionToProto, observeRun } from '../runs/observe.js';
+import { decodeRunPageToken, encodeRunPageToken } from '../runs/page-token.js';
 import type { RunNotifier } from '../runs/notifier.js';
 import type { Followups } from '../governance/followups.js';
 import type { RunLauncher } from '../temporal/facade.js';
@@ -179,13 +180,17 @@ export class RunHandlers {
         if (s === RunStatus.UNSPECIFIED) throw new InvalidFieldError(`statuses[${i}]`, 'must be a run status');
         return runStatusJsonName(s);
       });
-      const rows = await this.runs.list(tenantId, {
-        statuses,
-        workItemId: req.workItemId || undefined,
-        definitionId,
-        limit: pageSize(req.pageSize),
+      const filter = { tenantId, statuses, workItemId: req.workItemId || undefined, definitionId };
+      const after = req.pageToken ? decodeRunPageToken(req.pageToken, filter) : undefined;
+      const size = pageSize(req.pageSize);
+      // One more than the page: whether there is a next page.
+      const rows = await this.runs.list(tenantId, { ...filter, limit: size + 1, after });
+      const page = rows.slice(0, size);
+      const last = page.at(-1);
+      return create(ListWorkflowRunsResponseSchema, {
+        runs: page.map((r) => runToProto(r)),
+        nextPageToken: rows.length > size && last ? encodeRunPageToken(last.listKey, filter) : '',
       });
-      return create(ListWorkflowRunsResponseSchema, { runs: rows.map((r) => runToProto(r)) });
     });
 
   cancelWorkflowRun = (req: CancelWorkflowRunRequest, ctx: HandlerContext) =>
