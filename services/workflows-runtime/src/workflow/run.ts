@@ -10,6 +10,7 @@ import {
   defineSignal,
   isCancellation,
   log,
+  setCurrentDetails,
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
@@ -97,12 +98,15 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     sandbox: input.repo.guardrails.sandbox,
   };
   /**
-   * The run's end, also in the memo: the Web UI shows a handed-off run and a failed one both as
-   * "Failed" (each ends with a RunFailed failure), and the memo (on the run's page) tells them apart.
+   * The run's end, also in the memo and the current details: the Web UI shows a handed-off run and a
+   * failed one both as "Failed" (each ends with a RunFailed failure); its page tells them apart.
    */
-  const markEnd = (status: RunStatusName, phase: PhaseName | 'done') => {
+  const markEnd = (status: RunStatusName, phase: PhaseName | 'done', message?: string) => {
     markSearch(status, phase);
     upsertMemo({ runStatus: status, ...(summary.handoffUri ? { handoffUri: summary.handoffUri } : {}) });
+    const said = status === 'handed_off' ? 'handed off' : status;
+    const bundle = summary.handoffUri ? `\n\nhandoff bundle: ${summary.handoffUri}` : '';
+    setCurrentDetails(`**${said}**${message ? `: ${message}` : ''}${bundle}`);
   };
   const ctx: RunContext = {
     input,
@@ -117,6 +121,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   let current: PhaseName = 'prepare';
   const started = (phase: PhaseName) => {
     current = phase;
+    setCurrentDetails(`running: **${phase}** phase`);
     markSearch('running', phase);
     post({ kind: 'phase_started', phase, phaseState: 'running' });
   };
@@ -206,7 +211,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
         summary.transcriptsUri = report.transcriptsUri;
         addReport(report);
       }
-      markEnd('cancelled', current);
+      markEnd('cancelled', current, `during the ${current} phase`);
       post({ kind: 'run_finished', runStatus: 'cancelled', phase: current, message: `cancelled during ${current}`, summary });
       await delivered();
     });
@@ -266,8 +271,8 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     if (isCancellation(err)) return reportCancelled(err);
     finished('report', { state: 'failed', message: errorMessage(err) });
   }
-  markEnd(status, failure ? failure.phase : 'done');
   const message = failure ? `${failure.phase} phase failed: ${failure.message}` : undefined;
+  markEnd(status, failure ? failure.phase : 'done', message);
   post({ kind: 'run_finished', runStatus: status, phase: failure?.phase, message, summary });
   await delivered();
   if (failure) {

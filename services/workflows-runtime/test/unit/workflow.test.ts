@@ -1111,6 +1111,10 @@ describe('codingAgentRun: what the Web UI shows', { timeout: 15_000 }, () => {
     expect(summaries).toContain('recordStatus: status update 1: run_started');
     expect(summaries).toContain('recordStatus: status update 6: phase_started agent');
     expect((await handle.describe()).memo).toEqual({ runStatus: 'handed_off', handoffUri: `s3://artifacts/runs/acme/${input.runId}/handoff.tar.gz` });
+    const { currentDetails } = await handle.query<{ currentDetails: string }>('__temporal_workflow_metadata');
+    expect(currentDetails).toBe(
+      `**handed off**: test phase failed: test command failed with exit code 3\n\nhandoff bundle: s3://artifacts/runs/acme/${input.runId}/handoff.tar.gz`,
+    );
   });
 
   it("a completed run's memo says completed", async () => {
