@@ -19,9 +19,10 @@ export interface CommandFailure {
  * in step): the system's directories read-only, and the checkout.
  */
 export const SANDBOX_VIEW = {
+  usr: '/usr',
+  /** Symlinks into /usr. */
+  usrAliases: ['/bin', '/sbin', '/lib'],
   system: ['/usr', '/opt'],
-  /** /bin, /sbin and /lib are symlinks into /usr. */
-  systemAliases: ['/bin', '/sbin', '/lib'],
   checkout: '/sandbox/workspace',
 } as const;
 
@@ -63,8 +64,8 @@ export function commandNotFoundHint(f: CommandFailure): string | undefined {
   }
   const extra = f.guardrails.readOnlyPaths.length ? quoteList(f.guardrails.readOnlyPaths) : 'none';
   return (
-    `${name}: command not found in the sandbox. A sandboxed command sees only ${quoteList(SANDBOX_VIEW.system)} ` +
-    `(also as ${quoteList(SANDBOX_VIEW.systemAliases)}), read-only, the checkout at ${SANDBOX_VIEW.checkout}, ` +
+    `${name}: command not found in the sandbox. A sandboxed command sees only the system's ${SANDBOX_VIEW.usr} ` +
+    `(also as ${quoteList(SANDBOX_VIEW.usrAliases)}) and ${quoteList(SANDBOX_VIEW.system.filter((d) => d !== SANDBOX_VIEW.usr))}, read-only, the checkout at ${SANDBOX_VIEW.checkout}, ` +
     `and the definition's guardrails.readOnlyPaths (${extra}), whose bin/ directories come first on PATH. ` +
     `To use a tool installed elsewhere on the worker, add its directory to guardrails.readOnlyPaths in the definition ` +
     `(it must lie under one of the operator's AMEIDE_SANDBOX_READ_ONLY_PATHS), or install it into the checkout ` +

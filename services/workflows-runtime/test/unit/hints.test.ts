@@ -39,7 +39,7 @@ describe('a command the sandbox does not have', () => {
       failure({ exitCode: 127, outputTail: 'starting\n/bin/sh: 1: nonexistent-tool: not found\n', guardrails: { readOnlyPaths: ['/opt/agents'] } }),
     )!;
     expect(hint).toMatch(/^nonexistent-tool: command not found in the sandbox\./);
-    expect(hint).toContain('/usr, /opt');
+    expect(hint).toContain("the system's /usr (also as /bin, /sbin, /lib) and /opt, read-only");
     expect(hint).toContain(`the checkout at ${SANDBOX_MOUNTS.worktree}`);
     expect(hint).toContain("the definition's guardrails.readOnlyPaths (/opt/agents)");
     expect(hint).toContain('add its directory to guardrails.readOnlyPaths in the definition');
@@ -76,7 +76,7 @@ describe('a command the sandbox does not have', () => {
     );
     const argv = args.join(' ');
     for (const dir of SANDBOX_VIEW.system) expect(argv).toContain(`--ro-bind-try ${dir} ${dir}`);
-    for (const alias of SANDBOX_VIEW.systemAliases) expect(argv).toContain(`--symlink usr${alias} ${alias}`);
+    for (const alias of SANDBOX_VIEW.usrAliases) expect(argv).toContain(`--symlink usr${alias} ${alias}`);
     expect(SANDBOX_VIEW.checkout).toBe(SANDBOX_MOUNTS.worktree);
   });
 });
