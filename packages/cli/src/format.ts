@@ -128,7 +128,8 @@ export function formatStatusUpdate(u: StatusUpdate): string {
     case 'phase_finished': {
       const exit = u.exitCode !== undefined ? ` exit ${u.exitCode}` : '';
       const line = `${head}${phaseName(u.phase)} ${phaseStateName(u.phaseState)} in ${seconds(u.durationMs)}${exit}${u.message ? ` — ${u.message}` : ''}`;
-      return u.phaseState === PhaseState.FAILED && u.outputTail ? `${line}\n${indent(u.outputTail.trimEnd().split('\n').slice(-15).join('\n'))}` : line;
+      // The whole tail: the worker keeps its last lines (AMEIDE_OUTPUT_TAIL_LINES), enough to show the failing assertion.
+      return u.phaseState === PhaseState.FAILED && u.outputTail ? `${line}\n${indent(u.outputTail.trimEnd())}` : line;
     }
     case 'run_finished':
       return `${head}run ${statusName(u.runStatus)}${u.message ? ` — ${u.message}` : ''}`;

@@ -5,3 +5,4 @@ export { readWorkItemFile, readProfileFile, parseWorkItemState } from './backlog
 export { watchRun, type Output } from './commands.js';
 export { restoreHandoff, fetchArtifact, type RestoreHandoffOptions, type RestoredHandoff, type FetchArtifactOptions } from './handoff.js';
 export { createS3Loader } from './s3.js';
+export { latestOutputLines, parsePhase, runsLogs } from './logs.js';

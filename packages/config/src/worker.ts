@@ -51,6 +51,8 @@ export interface WorkerConfig {
   previewGraceSeconds: number;
   /** The address the preview router reaches this worker's forwarded preview ports on (they listen there). */
   previewHost: string;
+  /** Lines of a command's output a phase's status update carries (`output_tail`, within its byte limit). */
+  outputTailLines: number;
   home: string;
 }
 
@@ -115,6 +117,7 @@ const schema = z
       .string()
       .refine((s) => /^[A-Za-z0-9.:-]+$/.test(s) && !['0.0.0.0', '::', '[::]'].includes(s), 'must be an address of this worker, e.g. 127.0.0.1 or 10.0.0.5')
       .default('127.0.0.1'),
+    AMEIDE_OUTPUT_TAIL_LINES: z.coerce.number().int().min(1).max(1000).default(40),
   })
   .extend(policySchema.shape)
   .extend(temporalSchema.shape)
@@ -157,6 +160,7 @@ export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
     egressExtraNetworks: commaList(e.AMEIDE_EGRESS_EXTRA_NETWORKS),
     previewGraceSeconds: e.AMEIDE_PREVIEW_GRACE_SECONDS,
     previewHost: e.AMEIDE_PREVIEW_HOST,
+    outputTailLines: e.AMEIDE_OUTPUT_TAIL_LINES,
     secrets: Object.fromEntries(
       Object.entries(env)
         .filter(([k, v]) => k.startsWith(SECRET_PREFIX) && v)

@@ -59,6 +59,13 @@ describe('worker configuration', () => {
     expect(() => loadWorkerConfig({ ...base, AMEIDE_PREVIEW_GRACE_SECONDS: '-1' })).toThrow(/AMEIDE_PREVIEW_GRACE_SECONDS/);
   });
 
+  it('reads how many lines of a command output a status update carries', () => {
+    const base = { AMEIDE_SERVICE_TOKEN: 'x'.repeat(20) };
+    expect(loadWorkerConfig(base).outputTailLines).toBe(40);
+    expect(loadWorkerConfig({ ...base, AMEIDE_OUTPUT_TAIL_LINES: '100' }).outputTailLines).toBe(100);
+    expect(() => loadWorkerConfig({ ...base, AMEIDE_OUTPUT_TAIL_LINES: '0' })).toThrow(/AMEIDE_OUTPUT_TAIL_LINES/);
+  });
+
   it('never defaults the workspace into a dot-directory, and keeps an explicit one as given', () => {
     const dotted = loadWorkerConfig({ AMEIDE_SERVICE_TOKEN: 'x'.repeat(20), AMEIDE_HOME: '/srv/app/.ameide' }).workspaceDir;
     expect(dotted).toMatch(/^\/var\/tmp\/ameide-[0-9a-f]{12}\/workspaces$/);

@@ -25,6 +25,7 @@ export {
   type SubscriptionRow,
 } from './notifications.js';
 export { PreviewRepository, type LivePreview, type PreviewRow, type StoppedPreview } from './previews.js';
+export { RUN_OUTPUT_KEEP_BYTES, RunOutputRepository, type NewRunOutput, type RunOutputQuery, type RunOutputRow } from './output.js';
 export {
   isUniqueViolation,
   RunRepository,

@@ -440,3 +440,25 @@ export const notificationDeliveries = pgTable(
     index('notification_deliveries_state_idx').on(t.tenantId, t.state, t.createdAt),
   ],
 );
+
+/**
+ * The newest output of runs' command phases, as the worker sends it while they run (RecordRunOutput):
+ * chunks of the phase's redacted transcript by their byte offset in it, so a resent chunk is stored
+ * once. Only the newest part of each phase is kept (`RUN_OUTPUT_KEEP_BYTES`, output.ts); the whole
+ * transcript is in the artifact store.
+ */
+export const runOutput = pgTable(
+  'run_output',
+  {
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    /** The Phase JSON name (`PHASE_AGENT`). */
+    phase: text('phase').notNull(),
+    offset: bigint('offset', { mode: 'number' }).notNull(),
+    tenantId: text('tenant_id').notNull(),
+    data: text('data').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.phase, t.offset] })],
+);

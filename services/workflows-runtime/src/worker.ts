@@ -104,6 +104,7 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     egressExtraNetworks: cfg.egressExtraNetworks,
     previewHost: cfg.previewHost,
     previewGraceSeconds: cfg.previewGraceSeconds,
+    outputTailLines: cfg.outputTailLines,
     previewStopQueue: stopQueue,
     workerIdentity: identity,
   };

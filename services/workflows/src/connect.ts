@@ -12,6 +12,7 @@ import { DiffHandlers } from './handlers/diff.js';
 import { evidenceRoutes } from './handlers/evidence.js';
 import { impedimentRoutes } from './handlers/impediments.js';
 import { notificationRoutes } from './handlers/notifications.js';
+import { outputRoutes } from './handlers/output.js';
 import type { GovernanceDeps } from './governance/deps.js';
 import type { Followups } from './governance/followups.js';
 import type { SigningKeys } from './governance/signing.js';
@@ -112,6 +113,7 @@ export function routes(deps: RouteDeps) {
       recordPullRequest: pr.recordPullRequest,
       getPullRequest: pr.getPullRequest,
       listPullRequests: pr.listPullRequests,
+      ...outputRoutes(deps.db, runs),
     });
     const b = deps.backlog;
     router.service(backlogV1.BacklogService, {

@@ -1,17 +1,21 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { StreamRedactor, type Redactor } from '../guardrails/redact.js';
 import type { CommandCgroup } from '../guardrails/cgroups.js';
 import { sandboxArgv, type SandboxSpec } from '../guardrails/sandbox.js';
 
-/** Keeps the last `limit` bytes of a stream of chunks. */
+/** Keeps the last `limit` bytes of a stream of chunks (and of those, when `maxLines` is given, the last `maxLines` lines). */
 export class OutputTail {
   private chunks: Buffer[] = [];
   private size = 0;
   total = 0;
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly maxLines?: number,
+  ) {}
 
   push(chunk: Buffer): void {
     this.total += chunk.length;
@@ -24,8 +28,27 @@ export class OutputTail {
     const all = Buffer.concat(this.chunks);
     const cut = all.length > this.limit ? all.subarray(all.length - this.limit) : all;
     // Text for status updates: invalid UTF-8 becomes U+FFFD and NUL becomes ␀ (the transcript keeps the bytes).
-    return (all.length > this.limit || this.total > all.length ? '…' : '') + cut.toString('utf8').replace(/\0/g, '\u2400');
+    let text = cut.toString('utf8').replace(/\0/g, '\u2400');
+    let more = all.length > this.limit || this.total > all.length;
+    if (this.maxLines !== undefined) {
+      // A final newline ends the last line rather than starting another.
+      const lines = text.split('\n');
+      const n = text.endsWith('\n') ? lines.length - 1 : lines.length;
+      if (n > this.maxLines) {
+        text = lines.slice(n - this.maxLines).join('\n');
+        more = true;
+      }
+    }
+    return (more ? '…' : '') + text;
   }
+}
+
+/**
+ * Lets others write notes into a running command's transcript (the egress proxy's log): while the
+ * command runs, `write` is set and appends to the transcript in order with the command's output.
+ */
+export interface TranscriptNotes {
+  write?: (text: string) => void;
 }
 
 export interface CommandSpec {
@@ -35,6 +58,15 @@ export interface CommandSpec {
   timeoutMs: number;
   transcriptPath: string;
   tailBytes?: number;
+  /** The tail keeps at most this many lines (of its `tailBytes`); default: no line limit. */
+  tailLines?: number;
+  /**
+   * Called with every chunk written to the transcript (already redacted), in order, with its byte
+   * offset in the transcript file: the bytes at that offset are exactly these.
+   */
+  onOutput?: (chunk: Buffer, offset: number) => void;
+  /** Set up to write notes into the transcript while the command runs (see TranscriptNotes). */
+  notes?: TranscriptNotes;
   /** Aborting kills the whole process group. */
   signal?: AbortSignal;
   /** Called about once a second while the command runs. */
@@ -75,15 +107,41 @@ export const TIMEOUT_EXIT_CODE = 124;
  */
 export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   const started = Date.now();
-  const transcript = createWriteStream(spec.transcriptPath, { flags: 'a' });
+  // A retried attempt appends to the transcript of earlier ones: offsets continue after them.
+  let offset = spec.onOutput
+    ? await stat(spec.transcriptPath).then(
+        (s) => s.size,
+        () => 0,
+      )
+    : 0;
+  const file = createWriteStream(spec.transcriptPath, { flags: 'a' });
+  /** Everything goes to the transcript through here, so that `onOutput` sees exactly its bytes. */
+  const transcript = {
+    write(data: Buffer | string): void {
+      const b = typeof data === 'string' ? Buffer.from(data) : data;
+      if (b.length === 0) return;
+      file.write(b);
+      try {
+        spec.onOutput?.(b, offset);
+      } catch {
+        /* whoever follows the output never stops the command */
+      }
+      offset += b.length;
+    },
+    end(data: string): void {
+      transcript.write(data);
+      file.end();
+    },
+  };
   transcript.write(`$ ${spec.redactor ? spec.redactor.redact(spec.command) : spec.command}\n`);
-  const tail = new OutputTail(spec.tailBytes ?? 4000);
+  if (spec.notes) spec.notes.write = (text) => transcript.write(text);
+  const tail = new OutputTail(spec.tailBytes ?? 4000, spec.tailLines);
   // A sandboxed command starts as root only long enough to join its cgroups, then drops to the
   // sandbox user (see sandboxArgv); its working directory is set inside the sandbox.
-  const { file, args } = spec.sandbox
+  const argv = spec.sandbox
     ? sandboxArgv({ ...spec.sandbox, cgroupProcs: spec.cgroup?.procs }, spec.command, spec.prelude)
     : { file: '/bin/sh', args: ['-c', spec.command] };
-  const child = spawn(file, args, {
+  const child = spawn(argv.file, argv.args, {
     cwd: spec.sandbox?.kind === 'bubblewrap' ? '/' : spec.cwd,
     env: spec.env,
     detached: true,
@@ -160,8 +218,9 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
       : '';
   if (truncated) tail.push(Buffer.from(`\n[ameide] output truncated: ${outputBytes} bytes, the transcript keeps the first ${budget}\n`));
   if (note) tail.push(Buffer.from(note));
+  if (spec.notes) spec.notes.write = undefined;
   transcript.end(`${note}[exit ${exitCode}${sig ? ` signal ${sig}` : ''}]\n`);
-  await once(transcript, 'close');
+  await once(file, 'close');
   return {
     exitCode,
     signal: sig ?? undefined,

@@ -29,6 +29,7 @@ import { enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnd
 import { reviewWork } from './review.js';
 import { allSecrets, allSecretValues, cacheDir, prepareSandbox, stepDirs, type SandboxDeps } from './sandboxing.js';
 import { guarded as guardedBody, permanent } from './guard.js';
+import { runOutputSender } from './output.js';
 import { sendStatusUpdate } from './status.js';
 import { holdForPreview } from '../previews/index.js';
 import { createPreviewActivities } from './previews.js';
@@ -53,7 +54,8 @@ export interface ActivityDeps
       | 'egressExtraNetworks'
       | 'previewHost'
       | 'previewGraceSeconds'
-    > {
+    >,
+    Partial<Pick<WorkerConfig, 'outputTailLines'>> {
   api: WorkflowServiceClient;
   artifacts: ArtifactStore;
   /** This worker's own task queue for stopping the previews it holds (previewStopQueue). */
@@ -249,6 +251,9 @@ export function createActivities(deps: ActivityDeps) {
         const retry = ctx.info.attempt > 1;
         const timeoutMs = input.runDeadline === undefined ? input.timeoutMs : Math.max(1000, Math.min(input.timeoutMs, input.runDeadline - Date.now()));
         if (retry) await killCommandCgroups(`-${run.runId}-${phase}-`);
+        // The service shows the output while the command runs (`ameide runs logs`): sent on the side,
+        // never holding the command up; the transcript stored below stays the whole record.
+        const live = runOutputSender(deps.api, run, phase);
         const result = await runStep(run, paths, phase, input.command, {
           // In the phase's own sandbox, before its command: the first attempt records the checkout,
           // a retry puts it back as it was.
@@ -258,8 +263,15 @@ export function createActivities(deps: ActivityDeps) {
           transcript: transcriptPath,
           signal: ctx.cancellationSignal,
           onProgress: (bytes) => ctx.heartbeat({ phase, bytes }),
+          onOutput: (chunk, offset) => live.push(chunk, offset),
+        }).catch((err: unknown) => {
+          void live.close(0);
+          throw err;
         });
+        // The last output goes out before the phase's end is reported (while the transcript is stored; 3 s at most).
+        const sent = live.close(3000);
         const stored = await deps.artifacts.put(`${artifactPrefix(run)}transcripts/${phase}.log`, await readFile(transcriptPath));
+        await sent;
         if (result.aborted) throw new CancelledFailure(`${phase} command killed: run cancelled`);
         const testReport = phase === 'test' ? await testReportOf(run, paths, transcriptPath, redactor) : undefined;
         return {

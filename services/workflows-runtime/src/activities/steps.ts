@@ -8,16 +8,18 @@ import { createCommandCgroup, type CommandCgroup } from '../guardrails/cgroups.j
 import { publicUnicastOr, startEgressProxy, type EgressProxy } from '../guardrails/egress.js';
 import type { Redactor } from '../guardrails/redact.js';
 import type { SandboxEgress } from '../guardrails/sandbox.js';
-import { runCommand } from './exec.js';
+import { runCommand, type TranscriptNotes } from './exec.js';
 import { remountRunDisk } from './lifecycle.js';
 import { freshStepDirs, isCommandStep, stepExecution, type SandboxDeps, type SandboxStep } from './sandboxing.js';
 import { mirrorPath, type RunPaths } from './workspace.js';
 
 /** What running a step needs from the worker. */
-export type StepDeps = SandboxDeps & Pick<WorkerConfig, 'runCpus' | 'egressExtraNetworks'>;
+export type StepDeps = SandboxDeps & Pick<WorkerConfig, 'runCpus' | 'egressExtraNetworks'> & Partial<Pick<WorkerConfig, 'outputTailLines'>>;
 
 /** Output bytes of a command that status updates carry. */
 export const STATUS_TAIL_BYTES = 4000;
+/** Lines of those bytes they carry when the worker's settings do not say (AMEIDE_OUTPUT_TAIL_LINES). */
+export const STATUS_TAIL_LINES = 40;
 /** Port of the egress forwarder inside an online sandbox. */
 const EGRESS_PORT = 3128;
 const FORWARDER = fileURLToPath(new URL('../guardrails/egress-forwarder.pl', import.meta.url));
@@ -40,6 +42,8 @@ export function createStepRunner(deps: StepDeps) {
       extraEnv?: Record<string, string>;
       signal?: AbortSignal;
       onProgress?: (bytes: number) => void;
+      /** Every chunk written to the step's transcript (redacted), with its offset in it (see CommandSpec.onOutput). */
+      onOutput?: (chunk: Buffer, offset: number) => void;
       prelude?: string;
       /** Whether the step goes online through the egress proxy; default: the phase's `guardrails.network` setting. */
       online?: boolean;
@@ -52,6 +56,8 @@ export function createStepRunner(deps: StepDeps) {
     let egress: SandboxEgress | undefined;
     let socketDir: string | undefined;
     let cgroup: CommandCgroup | undefined;
+    // The proxy's log goes into the transcript in order with the command's output while it runs.
+    const notes: TranscriptNotes = {};
     try {
       if (online && run.repo.guardrails.sandbox === 'bubblewrap') {
         // A short path of its own: UNIX socket paths are limited to 107 bytes.
@@ -63,7 +69,11 @@ export function createStepRunner(deps: StepDeps) {
           // The plan's list, held again to the operator's (the plan may predate a change of it).
           allowedHosts: hosts.filter((h) => egressPatternAllowed(h, deps.policy.egressAllowedHosts)),
           addressAllowed: deps.egressExtraNetworks.length ? publicUnicastOr(deps.egressExtraNetworks) : undefined,
-          log: (line) => void appendFile(opts.transcript, `[ameide] ${opts.redactor.redact(line)}\n`).catch(() => undefined),
+          log: (line) => {
+            const text = `[ameide] ${opts.redactor.redact(line)}\n`;
+            if (notes.write) notes.write(text);
+            else void appendFile(opts.transcript, text).catch(() => undefined);
+          },
         });
         egress = { socketDir, port: EGRESS_PORT, forwarder: FORWARDER };
       }
@@ -88,8 +98,11 @@ export function createStepRunner(deps: StepDeps) {
         maxOutputBytes: run.repo.guardrails.budgets.maxOutputBytes,
         transcriptPath: opts.transcript,
         tailBytes: STATUS_TAIL_BYTES,
+        tailLines: deps.outputTailLines ?? STATUS_TAIL_LINES,
         signal: opts.signal,
         onProgress: opts.onProgress,
+        onOutput: opts.onOutput,
+        notes,
         prelude: opts.prelude,
       });
     } finally {

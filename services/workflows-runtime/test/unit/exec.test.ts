@@ -69,6 +69,38 @@ describe('command execution', () => {
     expect(t.toString()).toBe('…defgh');
     expect(t.total).toBe(8);
   });
+
+  it('OutputTail keeps the last lines of its bytes when told how many', () => {
+    const t = new OutputTail(4000, 3);
+    t.push(Buffer.from('one\ntwo\n'));
+    t.push(Buffer.from('three\nfour\n'));
+    expect(t.toString()).toBe('…two\nthree\nfour\n');
+    const open = new OutputTail(4000, 2);
+    open.push(Buffer.from('a\nb\nc'));
+    expect(open.toString()).toBe('…b\nc');
+    const few = new OutputTail(4000, 40);
+    few.push(Buffer.from('a\nb\n'));
+    expect(few.toString()).toBe('a\nb\n');
+  });
+
+  it('hands every byte it writes to the transcript to onOutput, at its offset, also when a retry appends', async () => {
+    const transcriptPath = join(dir, 'live.log');
+    const seen = new Map<number, Buffer>();
+    const onOutput = (chunk: Buffer, offset: number) => seen.set(offset, Buffer.from(chunk));
+    const command = 'printf "a\\000b\\n"; seq 1 3000; printf "\\377 end"';
+    await runCommand({ command, cwd: dir, env, timeoutMs: 10_000, transcriptPath, onOutput });
+    // A second attempt appends: its offsets continue after the first's bytes. Its output is cut by the budget.
+    await runCommand({ command: 'seq 1 5000', cwd: dir, env, timeoutMs: 10_000, transcriptPath, onOutput, maxOutputBytes: 1000 });
+    const file = readFileSync(transcriptPath);
+    let at = 0;
+    for (const [offset, chunk] of [...seen].sort((a, b) => a[0] - b[0])) {
+      expect(offset).toBe(at);
+      expect(file.subarray(offset, offset + chunk.length).equals(chunk)).toBe(true);
+      at += chunk.length;
+    }
+    expect(at).toBe(file.length);
+    expect(file.toString('latin1')).toContain('output truncated');
+  });
 });
 
 it('renders the agent prompt from the work item', () => {

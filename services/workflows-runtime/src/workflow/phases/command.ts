@@ -58,6 +58,8 @@ export function commandPhase(phase: Extract<CommandPhase, 'install' | 'agent' | 
         const hint = failureHint({ phase, exitCode: r.exitCode, outputTail: r.outputTail, guardrails: ctx.input.repo.guardrails });
         message = `${phase} command failed with exit code ${r.exitCode}${hint ? `: ${hint}` : ''}`;
       }
+      // The status update carries the output's last lines; the whole of it is in the phase's transcript.
+      if (message && r.transcriptUri) message += ` (full output: ${r.transcriptUri})`;
       return { state: message ? 'failed' : 'succeeded', exitCode: r.exitCode, durationMs: r.durationMs, outputTail: r.outputTail, message };
     },
   };
