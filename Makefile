@@ -12,7 +12,7 @@ TEMPORAL_TEST_SERVER := $(TOOLS)/venv/bin/temporal-test-server
 SECURESYSTEMSLIB_VERSION := 1.6.0
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
 
-.PHONY: demo test up down bench tools deps gen check-gen typecheck lint clean
+.PHONY: demo test up down bench tools deps gen check-gen typecheck lint clean install-cli
 
 demo: deps tools
 	pnpm stack demo
@@ -30,6 +30,15 @@ bench: deps tools
 	pnpm exec tsx bench/run.ts
 
 deps: node_modules/.modules.yaml
+
+# The `ameide` CLI as one bundled file that needs only Node (packages/cli/dist/ameide.mjs), copied to
+# $(PREFIX)/bin/ameide: `make install-cli`, or `make install-cli PREFIX=~/.local` without root.
+PREFIX ?= /usr/local
+install-cli: deps
+	node packages/cli/build.mjs
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 packages/cli/dist/ameide.mjs $(DESTDIR)$(PREFIX)/bin/ameide
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/ameide $$(node packages/cli/dist/ameide.mjs --version)"
 
 $(PNPM):
 	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error pnpm@$(PNPM_VERSION)

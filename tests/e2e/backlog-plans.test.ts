@@ -97,13 +97,14 @@ describe('plan versions', () => {
     expect(reversed.changes).toEqual([
       {
         path: 'spec.work_items[0].acceptance_criteria[1]',
-        kind: 'CHANGE_KIND_CHANGED',
+        kind: 'changed',
         oldValue: '"multiply(-2, 3) returns -6"',
         newValue: '"multiply(0, 5) returns 0"',
       },
     ]);
     const listed = await ameide(h, 'plans', 'list', '--work-item', 'PLAN-1');
     expect(listed.out.split('\n')).toEqual([
+      expect.stringMatching(/^ID +VERSION +DEFINITION +WORK ITEM +TRIGGER +CREATED$/),
       expect.stringMatching(new RegExp(`^${v2.id}  v2 +sample +PLAN-1 revision 2 +auto `)),
       expect.stringMatching(new RegExp(`^${v1.id}  v1 +sample +PLAN-1 revision 1 +auto `)),
     ]);

@@ -32,7 +32,7 @@ it('applies a definition file, runs and watches a run to completion, and prints 
 
   const runs = JSON.parse((await ameide('runs', 'list', '--work-item', 'CALC-9', '--json')).stdout);
   expect(runs).toHaveLength(1);
-  expect(runs[0].status).toBe('RUN_STATUS_COMPLETED');
+  expect(runs[0].status).toBe('completed');
   const got = await ameide('runs', 'get', runs[0].id);
   expect(got.stdout).toMatch(/status\s+completed/);
   expect(got.stdout).toMatch(/tests\s+passed \(exit 0\)/);
@@ -86,8 +86,8 @@ it('exits 1 from watch when the run did not complete, and prints one clear line 
     stderr: 'error: cannot read definition file /nonexistent.yaml',
   });
   expect(await ameide('runs', 'list', '--status', 'sleeping')).toMatchObject({
-    status: 1,
-    stderr: 'error: --status sleeping: use queued, running, completed, failed or cancelled',
+    status: 2,
+    stderr: 'error: --status sleeping: use queued, running, completed, failed, cancelled, handed_off',
   });
 });
 
@@ -140,7 +140,7 @@ it('applies a profile and a work item file, shows each Definition of Ready rule,
   expect(JSON.parse((await ameide('workitems', 'get', 'CLI-1', '--json')).stdout).readiness.rules).toHaveLength(3);
 
   const notReady = await ameide('workitems', 'list', '--not-ready');
-  expect(notReady.stdout).toMatch(/^CLI-1\s+r3\s+ready\s+cli-kanban\s+ready no\s+run -$/m);
+  expect(notReady.stdout).toMatch(/^CLI-1\s+r3\s+ready\s+cli-kanban\s+no\s+-\s+Add a multiply function$/m);
   expect((await ameide('workitems', 'list', '--ready')).stdout).not.toContain('CLI-1');
   expect((await ameide('workitems', 'list', '--state', 'backlog')).stdout).toBe('no work items\n');
 
@@ -148,7 +148,7 @@ it('applies a profile and a work item file, shows each Definition of Ready rule,
   expect(names).toEqual(expect.arrayContaining(['scrum', 'safe', 'togaf', 'cli-kanban']));
   expect((await ameide('profiles', 'list')).stdout).toMatch(/^scrum\s+built-in/m);
   expect(await ameide('workitems', 'remove', 'CLI-1')).toMatchObject({
-    status: 1,
+    status: 2,
     stderr: 'error: unknown command "workitems remove"; use apply, list or get',
   });
   expect(await ameide('workitems', 'list', '--state', 'sleeping')).toMatchObject({

@@ -8,8 +8,7 @@ import { git } from '@ameide/devstack';
 import { Code, ConnectError, createGovernanceServiceClient, type GovernanceServiceClient } from '@ameide/sdk';
 import type { GovernanceDeps } from '../../services/workflows/src/governance/deps.js';
 import { impedimentActivities } from '../../services/workflows/src/impediments/activities.js';
-import { parseArgs } from '../../packages/cli/src/args.js';
-import { impedimentsCommand } from '../../packages/cli/src/impediments.js';
+import { cli as ameide } from '../../packages/cli/src/main.js';
 import { applySample, MULTIPLY, runCli, useHarnessWithOrigin, watchAll, type Harness } from '../support/harness.js';
 
 const { ImpedimentState } = governanceV1;
@@ -49,7 +48,7 @@ describe('impediments', () => {
 
   const cli = async (...argv: string[]) => {
     const lines: string[] = [];
-    const code = await impedimentsCommand(gov, argv[1]!, parseArgs(argv), { out: (l) => lines.push(l) });
+    const code = await ameide(argv, { out: (l) => lines.push(l) }, { clients: { governance: gov } });
     return { code, out: lines.join('\n') };
   };
 
@@ -112,10 +111,10 @@ describe('impediments', () => {
     expect(got.out).toContain('timeboxes   sprint-9');
     expect(got.out).toContain(`handoff     ${handedOff.summary!.handoffUri}`);
     expect(got.out).toContain(`restore     ameide runs handoff ${handedOff.id}`);
-    expect(JSON.parse((await cli('impediments', 'get', impedimentId, '--json')).out)).toMatchObject({ id: impedimentId, state: 'IMPEDIMENT_STATE_OPEN' });
+    expect(JSON.parse((await cli('impediments', 'get', impedimentId, '--json')).out)).toMatchObject({ id: impedimentId, state: 'open' });
 
     const listed = await cli('impediments', 'list', '--state', 'open', '--work-item', 'IMP-1');
-    expect(listed.out.split('\n')).toHaveLength(1);
+    expect(listed.out.split('\n')).toHaveLength(2); // the header and the impediment
     expect(listed.out).toContain(impedimentId);
     expect(listed.out).toContain('run_handed_off');
     expect((await cli('impediments', 'list', '--state', 'resolved', '--work-item', 'IMP-1')).out).toBe('no impediments');

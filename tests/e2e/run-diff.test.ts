@@ -6,8 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStatus, RunStatus, type FileDiff, type GetRunDiffResponse, type Run } from '@ameide/contracts';
 import { createOrigin } from '@ameide/devstack';
 import { Code, ConnectError } from '@ameide/sdk';
-import { parseArgs } from '../../packages/cli/src/args.js';
-import { runsCommand } from '../../packages/cli/src/commands.js';
+import { cli } from '../../packages/cli/src/main.js';
 import { applySample, startHarness, watchAll, type Harness } from '../support/harness.js';
 
 /** The code and message a call fails with. */
@@ -278,7 +277,7 @@ describe('GetRunDiff and `ameide runs diff`: a run’s change, read from the bra
   it('`ameide runs diff --stat` prints git’s stat lines and summary; without it, the patches', async () => {
     const lines: string[] = [];
     const o = { out: (l: string) => void lines.push(...l.split('\n')) };
-    expect(await runsCommand(h.acme, 'diff', parseArgs(['runs', 'diff', run1.id, '--stat']), o)).toBe(0);
+    expect(await cli(['runs', 'diff', run1.id, '--stat'], o, { clients: { workflows: h.acme } })).toBe(0);
     const { baseCommit: base, headCommit: head } = run1.summary!;
     const git = gitRaw(clone, 'diff', '--stat', '-M', base, head).trimEnd().split('\n');
     // Every line is git's, word for word, but for binary files (git adds their sizes, which the API does not carry).
@@ -291,15 +290,15 @@ describe('GetRunDiff and `ameide runs diff`: a run’s change, read from the bra
     expect(git.find((l) => l.startsWith(' assets/icon.bin '))).toMatch(/^ assets\/icon\.bin +\| Bin 0 -> 5 bytes$/);
 
     const patch: string[] = [];
-    expect(await runsCommand(h.acme, 'diff', parseArgs(['runs', 'diff', run1.id]), { out: (l) => void patch.push(l) })).toBe(0);
+    expect(await cli(['runs', 'diff', run1.id], { out: (l) => void patch.push(l) }, { clients: { workflows: h.acme }, term: { color: false } })).toBe(0);
     // Not a terminal: no colour.
     expect(patch.join('\n') + '\n').toBe(gitRaw(clone, 'diff', '-M', base, head));
 
     const json: string[] = [];
-    expect(await runsCommand(h.acme, 'diff', parseArgs(['runs', 'diff', run1.id, '--stat', '--json']), { out: (l) => void json.push(l) })).toBe(0);
+    expect(await cli(['runs', 'diff', run1.id, '--stat', '--json'], { out: (l) => void json.push(l) }, { clients: { workflows: h.acme } })).toBe(0);
     const parsed = JSON.parse(json.join('\n')) as { files: Array<{ path: string; status: string; patch?: string }>; filesChanged: number; source: string };
     expect(parsed).toMatchObject({ filesChanged: 8, source: 'branch' });
-    expect(parsed.files.find((f) => f.path === 'lib/helpers.js')).toMatchObject({ status: 'FILE_STATUS_RENAMED', oldPath: 'lib/util.js' });
+    expect(parsed.files.find((f) => f.path === 'lib/helpers.js')).toMatchObject({ status: 'renamed', oldPath: 'lib/util.js' });
     expect(parsed.files.every((f) => f.patch === undefined)).toBe(true);
   });
 });

@@ -1,13 +1,7 @@
-import { create, toJson } from '@bufbuild/protobuf';
-import { cliColor } from '@ameide/config';
+import { create } from '@bufbuild/protobuf';
 import { GetRunDiffResponseSchema, type FileDiff, type GetRunDiffResponse } from '@ameide/contracts';
 import type { WorkflowServiceClient } from '@ameide/sdk';
-import { has, positional, type Args } from './args.js';
-
-/** Where the command writes (the CLI's `Output`). */
-interface Output {
-  out(line: string): void;
-}
+import { emit, protoJson, type Format, type Output } from './output.js';
 
 /** Every page of a run's diff, as one response (all files, no next page). */
 export async function readRunDiff(api: WorkflowServiceClient, id: string, statOnly: boolean): Promise<GetRunDiffResponse> {
@@ -23,27 +17,31 @@ export async function readRunDiff(api: WorkflowServiceClient, id: string, statOn
 }
 
 /**
- * `ameide runs diff <run> [--stat] [--json]`: the run's change (base..head of the branch it pushed).
- * Prints the unified diff (coloured on a terminal unless NO_COLOR is set), or with `--stat` one line
- * per file and the totals as `git diff --stat` does, or with `--json` the response in proto JSON.
+ * `ameide runs diff <run> [--stat] [-o json|yaml]`: the run's change (base..head of the branch it pushed).
+ * Prints the unified diff (coloured when `color`: on a terminal unless NO_COLOR is set), or with `--stat`
+ * one line per file and the totals as `git diff --stat` does (fitted to `columns`, default 80), or the
+ * response as JSON or YAML.
  */
-export async function runsDiff(api: WorkflowServiceClient, args: Args, o: Output, opts: { color?: boolean } = {}): Promise<number> {
-  const id = positional(args, 2, 'run id');
-  const stat = has(args, 'stat');
-  const diff = await readRunDiff(api, id, stat);
-  if (has(args, 'json')) {
-    o.out(JSON.stringify(toJson(GetRunDiffResponseSchema, diff), null, 2));
+export async function runsDiff(
+  api: WorkflowServiceClient,
+  id: string,
+  opts: { stat: boolean; format: Format },
+  o: Output,
+  term: { color: boolean; columns?: number },
+): Promise<number> {
+  const diff = await readRunDiff(api, id, opts.stat);
+  if (opts.format === 'json' || opts.format === 'yaml') {
+    emit(o, opts.format, protoJson(GetRunDiffResponseSchema, diff), () => '');
     return 0;
   }
-  const color = opts.color ?? cliColor(process.stdout.isTTY === true);
-  if (stat) {
-    for (const line of formatDiffStat(diff)) o.out(line);
+  if (opts.stat) {
+    for (const line of formatDiffStat(diff, term.columns ?? 80)) o.out(line);
     return 0;
   }
   if (!diff.files.length) o.out('no changes');
   for (const f of diff.files) {
     const text = f.patch.replace(/\n$/, '');
-    if (text) o.out(color ? colorPatch(text) : text);
+    if (text) o.out(term.color ? colorPatch(text) : text);
   }
   return 0;
 }

@@ -2,13 +2,15 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { toJson } from '@bufbuild/protobuf';
 import { AttestationError, verifyEnvelope, type DsseEnvelope, type TrustedKey } from '@ameide/attest';
 import { loadS3Settings } from '@ameide/config';
 import { governanceV1 } from '@ameide/contracts';
 import type { GovernanceServiceClient } from '@ameide/sdk';
-import { flag, has, positional, UsageError, type Args } from './args.js';
-import type { Output } from './commands.js';
+import type { Command } from 'commander';
+import { commandLineError, examples, UsageError } from './args.js';
+import { act, withLimit, withOutput, type OutputOptions } from './commands.js';
+import type { Ctx } from './context.js';
+import { emit, formatOf, protoJson, table } from './output.js';
 import { fetchArtifact } from './handoff.js';
 import { createS3Loader } from './s3.js';
 
@@ -31,21 +33,26 @@ function inside(dir: string, name: string): string {
   return target;
 }
 
-/** What ListEvidence selects: a run (positional) or one of the flags. */
-function selector(args: Args): governanceV1.ListEvidenceRequest | Record<string, unknown> {
-  const artifact = flag(args, 'artifact');
-  if (artifact) {
-    const [kind, ...id] = artifact.split(':');
-    if (!kind || !id.length) throw new UsageError('--artifact needs <kind>:<id>, e.g. increment:S1');
+interface SelectorOptions {
+  workItem?: string;
+  timebox?: string;
+  goal?: string;
+  artifact?: string;
+}
+
+/** What ListEvidence selects: a run (the argument) or one of the flags, exactly one. */
+function selector(run: string | undefined, opts: SelectorOptions): governanceV1.ListEvidenceRequest | Record<string, unknown> {
+  const given = [run, opts.workItem, opts.timebox, opts.goal, opts.artifact].filter((x) => x !== undefined).length;
+  if (given !== 1) throw commandLineError('evidence list needs one of: a run id, --work-item, --timebox, --goal, --artifact kind:id');
+  if (opts.artifact) {
+    const [kind, ...id] = opts.artifact.split(':');
+    if (!kind || !id.length) throw commandLineError('--artifact needs <kind>:<id>, e.g. increment:S1');
     return { artifact: { kind, id: id.join(':') } };
   }
-  const workItemId = flag(args, 'work-item');
-  if (workItemId) return { workItemId };
-  const timeboxId = flag(args, 'timebox');
-  if (timeboxId) return { timeboxId };
-  const goalId = flag(args, 'goal');
-  if (goalId) return { goalId };
-  return { runId: positional(args, 2, 'run id (or --work-item, --timebox, --goal, --artifact kind:id)') };
+  if (opts.workItem) return { workItemId: opts.workItem };
+  if (opts.timebox) return { timeboxId: opts.timebox };
+  if (opts.goal) return { goalId: opts.goal };
+  return { runId: run };
 }
 
 /** Downloads a run's evidence into `dir` (each file checked against its digest) and writes its attestations' envelopes. */
@@ -84,11 +91,10 @@ function envelopeJson(a: Attestation): DsseEnvelope {
 }
 
 /** The keys to trust: a public key file given with --public-key, else the service's published keys. */
-async function trustedKeys(api: GovernanceServiceClient, args: Args): Promise<{ keys: TrustedKey[]; development: boolean }> {
-  const file = flag(args, 'public-key');
+async function trustedKeys(api: GovernanceServiceClient, file: string | undefined): Promise<{ keys: TrustedKey[]; development: boolean }> {
   if (file) {
     const { keyIdOf } = await import('@ameide/attest');
-    const pem = await readFile(resolve(file), 'utf8').catch((err: Error) => {
+    const pem = await readFile(file, 'utf8').catch((err: Error) => {
       throw new UsageError(`cannot read --public-key ${file}: ${err.message}`);
     });
     return { keys: [{ keyid: keyIdOf(pem), publicKeyPem: pem }], development: false };
@@ -98,42 +104,94 @@ async function trustedKeys(api: GovernanceServiceClient, args: Args): Promise<{ 
 }
 
 /** `ameide evidence list|download|verify`: a run's checksummed evidence and its signed attestations. */
-export async function evidenceCommand(api: GovernanceServiceClient, sub: string, args: Args, o: Output): Promise<number> {
-  const json = has(args, 'json');
-  switch (sub) {
-    case 'list': {
-      const res = await api.listEvidence(selector(args));
-      if (json) {
-        o.out(JSON.stringify(toJson(governanceV1.ListEvidenceResponseSchema, res), null, 2));
-        return 0;
-      }
-      const lines = res.evidence.map(
-        (e) => `${e.kind.padEnd(15)} ${e.name.padEnd(28)} ${size(e.sizeBytes).padStart(10)}  sha256:${e.sha256.slice(0, 16)}  run ${e.runId.slice(0, 8)}`,
-      );
-      const atts = res.attestations.map(
-        (a) =>
-          `attestation ${predicateName(a.predicateType).padEnd(16)} ${a.subjects.length} subjects  key ${a.keyId.slice(0, 16)}${a.development ? ' (development key)' : ''}  run ${a.runId.slice(0, 8)}${a.artifacts.length ? `  → ${a.artifacts.map((x) => `${x.kind} ${x.id}`).join(', ')}` : ''}`,
-      );
-      o.out([...lines, ...atts].join('\n') || 'no evidence');
+export function registerEvidence(program: Command, ctx: Ctx): void {
+  const evidence = program.command('evidence').description("runs' checksummed evidence files and signed in-toto attestations");
+  examples(evidence, 'ameide evidence verify 3f2a9c1e', 'ameide evidence list --artifact increment:SPRINT-7');
+
+  examples(
+    withLimit(
+      withOutput(
+        evidence
+          .command('list')
+          .description('list evidence and attestations of a run, or of everything a work item, timebox, goal or methodology artifact collected')
+          .argument('[run]', 'run id')
+          .option('--work-item <id>', "a work item's evidence")
+          .option('--timebox <id>', "a timebox's (sprint, PI) evidence")
+          .option('--goal <id>', "a goal's evidence")
+          .option('--artifact <kind:id>', 'what is attached to a methodology artifact, e.g. increment:SPRINT-7'),
+      ),
+    ),
+    'ameide evidence list 3f2a9c1e',
+    'ameide evidence list --artifact increment:SPRINT-7 -o yaml',
+  ).action(
+    act(ctx, async (run: string | undefined, opts: OutputOptions & SelectorOptions & { limit?: number }) => {
+      const res = await ctx.governance().listEvidence({ ...selector(run, opts), pageSize: opts.limit ?? 0 });
+      emit(ctx.o, formatOf(opts), protoJson(governanceV1.ListEvidenceResponseSchema, res), () => {
+        const files = table(
+          ctx.term,
+          [{ header: 'kind' }, { header: 'name', shrink: true }, { header: 'size', right: true }, { header: 'sha256' }, { header: 'run' }],
+          res.evidence.map((e) => [e.kind, e.name, size(e.sizeBytes), e.sha256.slice(0, 16), e.runId.slice(0, 8)]),
+          'no evidence',
+        );
+        const atts = res.attestations.length
+          ? table(
+              ctx.term,
+              [{ header: 'attestation' }, { header: 'subjects', right: true }, { header: 'key' }, { header: 'run' }, { header: 'attached to', shrink: true }],
+              res.attestations.map((a) => [
+                predicateName(a.predicateType),
+                String(a.subjects.length),
+                `${a.keyId.slice(0, 16)}${a.development ? ' (development key)' : ''}`,
+                a.runId.slice(0, 8),
+                a.artifacts.map((x) => `${x.kind} ${x.id}`).join(', ') || '-',
+              ]),
+              '',
+            )
+          : '';
+        return atts ? `${files}\n\n${atts}` : files;
+      });
       return 0;
-    }
-    case 'download': {
-      const runId = positional(args, 2, 'run id');
-      const res = await api.listEvidence({ runId });
-      const dir = resolve(flag(args, 'dir') ?? `./evidence-${runId.slice(0, 8)}`);
+    }),
+  );
+
+  examples(
+    evidence
+      .command('download')
+      .description("download a run's evidence files (each checked against its digest) and its attestation envelopes")
+      .argument('<run>', 'run id')
+      .option('--dir <path>', 'where to put them (default ./evidence-<run id, 8 characters>)'),
+    'ameide evidence download 3f2a9c1e --dir ./evidence',
+  ).action(
+    act(ctx, async (runId: string, opts: { dir?: string }) => {
+      const res = await ctx.governance().listEvidence({ runId });
+      const dir = resolve(ctx.cwd, opts.dir ?? `./evidence-${runId.slice(0, 8)}`);
       const { problems } = await download(res.evidence, res.attestations, dir);
-      for (const p of problems) o.out(`✗ ${p}`);
-      o.out(`${res.evidence.length} evidence files and ${res.attestations.length} attestations in ${dir}`);
+      for (const p of problems) ctx.o.out(`✗ ${p}`);
+      ctx.o.out(`${res.evidence.length} evidence files and ${res.attestations.length} attestations in ${dir}`);
       return problems.length ? 1 : 0;
-    }
-    case 'verify': {
-      const runId = positional(args, 2, 'run id');
+    }),
+  );
+
+  examples(
+    withOutput(
+      evidence
+        .command('verify')
+        .description("check every evidence file's digest and every attestation's signature and subjects; exit 1 naming what failed")
+        .argument('<run>', 'run id')
+        .option('--public-key <pem>', "trust only this public key file (default: the service's published signing keys)")
+        .option('--dir <path>', 'keep the downloaded files here (default: a temporary directory)'),
+      ['json', 'yaml'],
+    ),
+    'ameide evidence verify 3f2a9c1e',
+    'ameide evidence verify 3f2a9c1e --public-key signing.pub.pem',
+  ).action(
+    act(ctx, async (runId: string, opts: OutputOptions & { publicKey?: string; dir?: string }) => {
+      const format = formatOf(opts);
+      const api = ctx.governance();
       const res = await api.listEvidence({ runId });
-      const given = flag(args, 'dir');
-      const dir = given ? resolve(given) : await mkdtemp(join(tmpdir(), 'ameide-evidence-'));
+      const dir = opts.dir ? resolve(ctx.cwd, opts.dir) : await mkdtemp(join(tmpdir(), 'ameide-evidence-'));
       try {
         const { files, problems } = await download(res.evidence, res.attestations, dir);
-        const { keys, development } = await trustedKeys(api, args);
+        const { keys, development } = await trustedKeys(api, opts.publicKey && resolve(ctx.cwd, opts.publicKey));
         const lines: string[] = [];
         for (const e of res.evidence) if (files.has(e.name) && !problems.some((p) => p.startsWith(`${e.name}:`))) lines.push(`✓ ${e.kind} ${e.name} sha256 ok`);
         const digests = res.evidence
@@ -160,24 +218,16 @@ export async function evidenceCommand(api: GovernanceServiceClient, sub: string,
             problems.push(`${what}: ${err.message}`);
           }
         }
-        if (json) o.out(JSON.stringify({ runId, verified: problems.length === 0, development, checked: lines, problems }, null, 2));
-        else {
-          for (const l of lines) o.out(l);
-          for (const p of problems) o.out(`✗ ${p}`);
-          o.out(
-            problems.length
-              ? `verification FAILED: ${problems.length} problem${problems.length === 1 ? '' : 's'}`
-              : `verified: ${res.evidence.length} evidence files, ${res.attestations.length} attestations${development ? ' (signed with the development key)' : ''}`,
-          );
-        }
+        const verdict = problems.length
+          ? `verification FAILED: ${problems.length} problem${problems.length === 1 ? '' : 's'}`
+          : `verified: ${res.evidence.length} evidence files, ${res.attestations.length} attestations${development ? ' (signed with the development key)' : ''}`;
+        emit(ctx.o, format, { runId, verified: problems.length === 0, development, checked: lines, problems }, () =>
+          [...lines, ...problems.map((p) => `✗ ${p}`), verdict].join('\n'),
+        );
         return problems.length ? 1 : 0;
       } finally {
-        if (!given) await rm(dir, { recursive: true, force: true });
+        if (!opts.dir) await rm(dir, { recursive: true, force: true });
       }
-    }
-    default:
-      throw new UsageError(
-        'usage: ameide evidence list <run>|--work-item id|--timebox id|--goal id|--artifact kind:id | download <run> [--dir d] | verify <run> [--public-key pem]',
-      );
-  }
+    }),
+  );
 }

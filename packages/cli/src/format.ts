@@ -1,4 +1,3 @@
-import { toJson } from '@bufbuild/protobuf';
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import {
   ApprovalState,
@@ -28,6 +27,7 @@ import {
   type StatusUpdate,
   backlogV1,
 } from '@ameide/contracts';
+import { protoJson } from './output.js';
 
 const enumName = (schema: { values: Array<{ number: number; name: string }> }, prefix: string, v: number) =>
   (schema.values.find((x) => x.number === v)?.name ?? String(v)).replace(prefix, '').toLowerCase();
@@ -42,9 +42,9 @@ export function seconds(ms: bigint | number): string {
 
 const time = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : '-');
 
-export const runJson = (r: Run) => toJson(RunSchema, r);
-export const definitionJson = (d: Definition) => toJson(DefinitionSchema, d);
-export const statusUpdateJson = (u: StatusUpdate) => toJson(StatusUpdateSchema, u);
+export const runJson = (r: Run) => protoJson(RunSchema, r);
+export const definitionJson = (d: Definition) => protoJson(DefinitionSchema, d);
+export const statusUpdateJson = (u: StatusUpdate) => protoJson(StatusUpdateSchema, u);
 
 /** A run as people read it: status, each phase with duration and exit code, branch, diff, tests. */
 export function formatRun(r: Run): string {
@@ -155,8 +155,8 @@ function indent(s: string): string {
 }
 
 export const workItemStateName = (s: backlogV1.WorkItemState) => enumName(backlogV1.WorkItemStateSchema, 'WORK_ITEM_STATE_', s);
-export const workItemJson = (w: backlogV1.WorkItem) => toJson(backlogV1.WorkItemSchema, w);
-export const profileJson = (p: backlogV1.Profile) => toJson(backlogV1.ProfileSchema, p);
+export const workItemJson = (w: backlogV1.WorkItem) => protoJson(backlogV1.WorkItemSchema, w);
+export const profileJson = (p: backlogV1.Profile) => protoJson(backlogV1.ProfileSchema, p);
 
 /** One Definition of Ready rule per line, e.g. "  ✗ goal  0 goals, needs at least 1". */
 export function formatReadinessRules(r: backlogV1.Readiness | undefined): string[] {
@@ -209,8 +209,8 @@ export function formatProfile(p: backlogV1.Profile): string {
   ].join('\n');
 }
 
-export const planJson = (p: Plan) => toJson(PlanSchema, p);
-export const planDiffJson = (d: DiffPlansResponse) => toJson(DiffPlansResponseSchema, d);
+export const planJson = (p: Plan) => protoJson(PlanSchema, p);
+export const planDiffJson = (d: DiffPlansResponse) => protoJson(DiffPlansResponseSchema, d);
 export const triggerName = (t: Trigger) => enumName(TriggerSchema, 'TRIGGER_', t);
 
 /** The backlog work item and revision a plan was made for (`-` for a manual plan). */

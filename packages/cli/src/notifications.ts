@@ -1,12 +1,10 @@
-import { toJson } from '@bufbuild/protobuf';
-import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { Option, type Command } from 'commander';
 import { governanceV1 } from '@ameide/contracts';
 import { Code, ConnectError, type GovernanceServiceClient } from '@ameide/sdk';
-import { flag, has, positional, UsageError, type Args } from './args.js';
-import type { Output } from './commands.js';
-
-const when = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString().replace('T', ' ').slice(0, 19) : '-');
-const toJsonText = (value: unknown) => JSON.stringify(value, null, 2);
+import { commandLineError, examples } from './args.js';
+import { act, withLimit, withOutput, type OutputOptions } from './commands.js';
+import type { Ctx } from './context.js';
+import { emit, formatOf, protoJson, when, type Output } from './output.js';
 
 /** How long `watch` keeps reconnecting while the service is unreachable. */
 const RECONNECT_FOR_MS = 10 * 60_000;
@@ -76,7 +74,7 @@ async function watchNotifications(api: GovernanceServiceClient, person: string, 
         const n = res.notification;
         if (!n || seen.has(n.id)) continue;
         seen.add(n.id);
-        o.out(json ? JSON.stringify(toJson(governanceV1.NotificationSchema, n)) : formatNotification(n));
+        o.out(json ? JSON.stringify(protoJson(governanceV1.NotificationSchema, n)) : formatNotification(n));
       }
       return 0;
     } catch (err) {
@@ -94,69 +92,159 @@ async function watchNotifications(api: GovernanceServiceClient, person: string, 
  * (the notification center, a signed webhook, e-mail), webhook and e-mail deliveries (dead letters
  * too), and per-channel delivery stats.
  */
-export async function notificationsCommand(api: GovernanceServiceClient, sub: string, args: Args, o: Output, signal?: AbortSignal): Promise<number> {
-  const json = has(args, 'json');
-  const person = flag(args, 'person') ?? '';
-  switch (sub) {
-    case 'list': {
-      const unreadOnly = has(args, 'unread') && flag(args, 'unread') !== 'false';
-      const res = await api.listNotifications({ person, unreadOnly });
-      if (json) o.out(toJsonText(toJson(governanceV1.ListNotificationsResponseSchema, res, { alwaysEmitImplicit: true })));
-      else {
+export function registerNotifications(program: Command, ctx: Ctx): void {
+  const notifications = program
+    .command('notifications')
+    .description("the notification center, subscriptions to work items' runs (in-app, signed webhooks, e-mail), deliveries and their stats");
+  examples(
+    notifications,
+    'ameide notifications list --unread',
+    'ameide notifications subscribe --channel webhook --address https://hooks.example.com/ameide --secret "$SECRET" --work-item PROJ-12',
+  );
+  const person = (cmd: Command) => cmd.option('--person <person>', "someone else's (default: yours)");
+
+  examples(
+    withLimit(
+      withOutput(
+        person(notifications.command('list').description('the notification center, newest first, and the unread count').option('--unread', 'only unread ones')),
+      ),
+    ),
+    'ameide notifications list --unread',
+  ).action(
+    act(ctx, async (opts: OutputOptions & { person?: string; unread?: boolean; limit?: number }) => {
+      const res = await ctx.governance().listNotifications({ person: opts.person ?? '', unreadOnly: opts.unread === true, pageSize: opts.limit ?? 0 });
+      emit(ctx.o, formatOf(opts), protoJson(governanceV1.ListNotificationsResponseSchema, res, { alwaysEmitImplicit: true }), () => {
         const lines = res.notifications.map(formatNotification);
-        o.out([...(lines.length ? lines : ['no notifications']), `${res.unread} unread`].join('\n'));
+        return [...(lines.length ? lines : ['no notifications']), `${res.unread} unread`].join('\n');
+      });
+      return 0;
+    }),
+  );
+
+  examples(
+    person(notifications.command('read').description('mark notifications read').argument('[ids...]', 'notification ids').option('--all', 'every notification')),
+    'ameide notifications read --all',
+    'ameide notifications read 5d0c… 91aa…',
+  ).action(
+    act(ctx, async (ids: string[], opts: { person?: string; all?: boolean }) => {
+      if (opts.all === ids.length > 0) throw commandLineError('notifications read needs notification ids or --all');
+      const res = await ctx.governance().markNotificationsRead({ person: opts.person ?? '', ids });
+      ctx.o.out(`marked ${res.marked} notification${res.marked === 1n ? '' : 's'} read`);
+      return 0;
+    }),
+  );
+
+  examples(
+    withOutput(person(notifications.command('watch').description('print notifications, then each new one as it arrives, until interrupted')), ['json']),
+    'ameide notifications watch -o json   # JSON lines',
+  ).action(
+    act(ctx, async (opts: OutputOptions & { person?: string }) => {
+      try {
+        return await watchNotifications(ctx.governance(), opts.person ?? '', formatOf(opts) === 'json', ctx.o, ctx.signal);
+      } catch (err) {
+        if (ctx.signal?.aborted) return 130;
+        throw err;
       }
-      return 0;
-    }
-    case 'read': {
-      const ids = args.positionals.slice(2);
-      const all = has(args, 'all') && flag(args, 'all') !== 'false';
-      if (all === ids.length > 0) throw new UsageError('notifications read needs notification ids or --all');
-      const res = await api.markNotificationsRead({ person, ids });
-      o.out(`marked ${res.marked} notification${res.marked === 1n ? '' : 's'} read`);
-      return 0;
-    }
-    case 'watch':
-      return watchNotifications(api, person, json, o, signal);
-    case 'subscribe': {
-      const channel = flag(args, 'channel');
-      if (!channel) throw new UsageError('notifications subscribe needs --channel webhook|email|in_app');
-      const res = await api.putSubscription({
-        person,
-        channel,
-        address: flag(args, 'address') ?? '',
-        secret: flag(args, 'secret') ?? '',
-        workItemId: flag(args, 'work-item') ?? '*',
+    }),
+  );
+
+  examples(
+    withOutput(
+      person(
+        notifications
+          .command('subscribe')
+          .description("subscribe to a work item's run notifications (default: every work item's) on a channel")
+          .addOption(new Option('--channel <channel>', 'where notifications go').choices(['webhook', 'email', 'in_app']).makeOptionMandatory())
+          .option('--address <url|e-mail>', "the webhook's URL or the e-mail address")
+          .option('--secret <secret>', 'webhook signing secret (deliveries carry an HMAC signature)')
+          .option('--work-item <id>', 'the work item, or * for every one', '*'),
+      ),
+      ['json', 'yaml'],
+    ),
+    'ameide notifications subscribe --channel email --address alice@example.com --work-item PROJ-12',
+    'ameide notifications subscribe --channel webhook --address https://hooks.example.com/ameide --secret "$SECRET"',
+  ).action(
+    act(ctx, async (opts: OutputOptions & { person?: string; channel: string; address?: string; secret?: string; workItem: string }) => {
+      const res = await ctx.governance().putSubscription({
+        person: opts.person ?? '',
+        channel: opts.channel,
+        address: opts.address ?? '',
+        secret: opts.secret ?? '',
+        workItemId: opts.workItem,
       });
       const s = res.subscription!;
-      o.out(json ? toJsonText(toJson(governanceV1.SubscriptionSchema, s)) : `subscribed: ${formatSubscription(s)}`);
+      emit(ctx.o, formatOf(opts), protoJson(governanceV1.SubscriptionSchema, s), () => `subscribed: ${formatSubscription(s)}`);
       return 0;
-    }
-    case 'subscriptions': {
-      const res = await api.listSubscriptions({ person, workItemId: flag(args, 'work-item') ?? '' });
-      if (json) o.out(toJsonText(res.subscriptions.map((s) => toJson(governanceV1.SubscriptionSchema, s))));
-      else o.out(res.subscriptions.length ? res.subscriptions.map(formatSubscription).join('\n') : 'no subscriptions');
+    }),
+  );
+
+  examples(
+    withOutput(person(notifications.command('subscriptions').description('list subscriptions').option('--work-item <id>', "only this work item's"))),
+    'ameide notifications subscriptions --work-item PROJ-12',
+  ).action(
+    act(ctx, async (opts: OutputOptions & { person?: string; workItem?: string }) => {
+      const res = await ctx.governance().listSubscriptions({ person: opts.person ?? '', workItemId: opts.workItem ?? '' });
+      emit(
+        ctx.o,
+        formatOf(opts),
+        res.subscriptions.map((s) => protoJson(governanceV1.SubscriptionSchema, s)),
+        () => (res.subscriptions.length ? res.subscriptions.map(formatSubscription).join('\n') : 'no subscriptions'),
+      );
       return 0;
-    }
-    case 'unsubscribe': {
-      const id = positional(args, 2, 'subscription id (notifications subscriptions lists them)');
-      await api.deleteSubscription({ id });
-      o.out(`unsubscribed ${id}`);
+    }),
+  );
+
+  examples(
+    notifications.command('unsubscribe').description('delete a subscription').argument('<id>', 'subscription id (notifications subscriptions lists them)'),
+    'ameide notifications unsubscribe 2b6f…',
+  ).action(
+    act(ctx, async (id: string) => {
+      await ctx.governance().deleteSubscription({ id });
+      ctx.o.out(`unsubscribed ${id}`);
       return 0;
-    }
-    case 'deliveries': {
-      const res = await api.listDeliveries({ state: flag(args, 'state') ?? '', channel: flag(args, 'channel') ?? '', runId: flag(args, 'run') ?? '' });
-      if (json) o.out(toJsonText(res.deliveries.map((d) => toJson(governanceV1.DeliverySchema, d))));
-      else o.out(res.deliveries.length ? res.deliveries.map(formatDelivery).join('\n') : 'no deliveries');
+    }),
+  );
+
+  examples(
+    withLimit(
+      withOutput(
+        notifications
+          .command('deliveries')
+          .description('webhook and e-mail deliveries: state, attempts, channel, event, run, address, last error')
+          .addOption(new Option('--state <state>', 'only deliveries in this state').choices(['pending', 'delivered', 'failed', 'dead_lettered']))
+          .addOption(new Option('--channel <channel>', 'only this channel').choices(['webhook', 'email']))
+          .option('--run <id>', "only this run's deliveries"),
+      ),
+    ),
+    'ameide notifications deliveries --state dead_lettered',
+  ).action(
+    act(ctx, async (opts: OutputOptions & { state?: string; channel?: string; run?: string; limit?: number }) => {
+      const res = await ctx
+        .governance()
+        .listDeliveries({ state: opts.state ?? '', channel: opts.channel ?? '', runId: opts.run ?? '', pageSize: opts.limit ?? 0 });
+      emit(
+        ctx.o,
+        formatOf(opts),
+        res.deliveries.map((d) => protoJson(governanceV1.DeliverySchema, d)),
+        () => (res.deliveries.length ? res.deliveries.map(formatDelivery).join('\n') : 'no deliveries'),
+      );
       return 0;
-    }
-    case 'stats': {
-      const res = await api.getNotificationStats({});
-      if (json) o.out(toJsonText(res.channels.map((c) => toJson(governanceV1.ChannelStatsSchema, c, { alwaysEmitImplicit: true }))));
-      else o.out(formatStats(res.channels));
+    }),
+  );
+
+  examples(
+    withOutput(notifications.command('stats').description('deliveries per channel: counts and latency p50/p95/p99')),
+    'ameide notifications stats',
+  ).action(
+    act(ctx, async (opts: OutputOptions) => {
+      const res = await ctx.governance().getNotificationStats({});
+      emit(
+        ctx.o,
+        formatOf(opts),
+        res.channels.map((c) => protoJson(governanceV1.ChannelStatsSchema, c, { alwaysEmitImplicit: true })),
+        () => formatStats(res.channels),
+      );
       return 0;
-    }
-    default:
-      throw new UsageError('notifications needs list, read, watch, subscribe, subscriptions, unsubscribe, deliveries or stats');
-  }
+    }),
+  );
 }

@@ -1,16 +1,9 @@
-import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { toJson } from '@bufbuild/protobuf';
+import { Option, type Command } from 'commander';
 import { PullRequestSchema, type PullRequest } from '@ameide/contracts';
-import type { WorkflowServiceClient } from '@ameide/sdk';
-import { flag, has, positional, UsageError, type Args } from './args.js';
-import type { Output } from './commands.js';
-
-const when = (p: PullRequest) => (p.updateTime ? timestampDate(p.updateTime).toISOString().replace('T', ' ').slice(0, 19) : '-');
-
-/** One pull request per line: number, state, provider, work item, branch, revisions, title. */
-function formatLine(p: PullRequest): string {
-  return `#${String(p.number).padEnd(5)} ${p.state.padEnd(7)} ${p.provider.padEnd(7)} ${(p.workItemId || '-').padEnd(12)} ${p.headBranch}  (${p.revisions} run${p.revisions === 1 ? '' : 's'}, ${when(p)})  ${p.title}`;
-}
+import { examples } from './args.js';
+import { act, withLimit, withOutput, type OutputOptions } from './commands.js';
+import type { Ctx } from './context.js';
+import { ago, emit, formatOf, protoJson, statusColour, table, type Column } from './output.js';
 
 function formatPullRequest(p: PullRequest): string {
   return [
@@ -28,29 +21,77 @@ function formatPullRequest(p: PullRequest): string {
 }
 
 /** `ameide prs list|get`: the one pull request of each work branch, as every rerun left it. */
-export async function prsCommand(api: WorkflowServiceClient, sub: string, args: Args, o: Output): Promise<number> {
-  const json = has(args, 'json');
-  switch (sub) {
-    case 'list': {
-      const res = await api.listPullRequests({ workItemId: flag(args, 'work-item') ?? '', state: flag(args, 'state') ?? '' });
-      if (json)
-        o.out(
-          JSON.stringify(
-            res.pullRequests.map((p) => toJson(PullRequestSchema, p)),
-            null,
-            2,
+export function registerPrs(program: Command, ctx: Ctx): void {
+  const prs = program.command('prs').description('pull requests: one per work branch, updated by every rerun');
+  examples(prs, 'ameide prs list --state open', 'ameide prs get "#3"');
+
+  examples(
+    withLimit(
+      withOutput(
+        prs
+          .command('list')
+          .description('list pull requests: number, state, provider, work item, branch, runs, last update, title')
+          .option('--work-item <id>', "only this work item's pull request")
+          .addOption(new Option('--state <state>', 'only pull requests in this state').choices(['open', 'draft', 'closed', 'merged'])),
+      ),
+    ),
+    'ameide prs list --work-item PROJ-12',
+  ).action(
+    act(ctx, async (opts: OutputOptions & { workItem?: string; state?: string; limit?: number }) => {
+      const res = await ctx.workflows().listPullRequests({ workItemId: opts.workItem ?? '', state: opts.state ?? '', pageSize: opts.limit ?? 0 });
+      const cols = (wide: boolean): Column[] => [
+        { header: 'number' },
+        { header: 'state', colour: statusColour },
+        { header: 'provider' },
+        { header: 'work item' },
+        { header: 'branch' },
+        { header: 'runs', right: true },
+        { header: 'updated' },
+        { header: 'title', shrink: !wide },
+        ...(wide ? [{ header: 'url' }] : []),
+      ];
+      const row = (p: PullRequest, wide: boolean) => [
+        `#${p.number}`,
+        p.state,
+        p.provider,
+        p.workItemId || '-',
+        p.headBranch,
+        String(p.revisions),
+        ago(p.updateTime),
+        p.title,
+        ...(wide ? [p.url || '-'] : []),
+      ];
+      emit(
+        ctx.o,
+        formatOf(opts),
+        res.pullRequests.map((p) => protoJson(PullRequestSchema, p)),
+        () =>
+          table(
+            ctx.term,
+            cols(false),
+            res.pullRequests.map((p) => row(p, false)),
+            'no pull requests',
           ),
-        );
-      else o.out(res.pullRequests.length ? res.pullRequests.map(formatLine).join('\n') : 'no pull requests');
+        () =>
+          table(
+            ctx.term,
+            cols(true),
+            res.pullRequests.map((p) => row(p, true)),
+            'no pull requests',
+          ),
+      );
       return 0;
-    }
-    case 'get': {
-      const id = positional(args, 2, 'prs get needs a pull request id or #number');
-      const res = await api.getPullRequest({ id });
-      o.out(json ? JSON.stringify(toJson(PullRequestSchema, res.pullRequest!), null, 2) : formatPullRequest(res.pullRequest!));
+    }),
+  );
+
+  examples(
+    withOutput(prs.command('get').description('show a pull request with its description').argument('<pr>', 'pull request id or #number'), ['json', 'yaml']),
+    'ameide prs get "#3"',
+  ).action(
+    act(ctx, async (id: string, opts: OutputOptions) => {
+      const res = await ctx.workflows().getPullRequest({ id });
+      emit(ctx.o, formatOf(opts), protoJson(PullRequestSchema, res.pullRequest!), () => formatPullRequest(res.pullRequest!));
       return 0;
-    }
-    default:
-      throw new UsageError('prs needs list or get');
-  }
+    }),
+  );
 }

@@ -1,4 +1,3 @@
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { ArtifactS3Config } from '@ameide/config';
 import { UsageError } from './args.js';
 
@@ -8,6 +7,8 @@ import { UsageError } from './args.js';
  */
 export function createS3Loader(settings: ArtifactS3Config): (bucket: string, key: string) => Promise<Buffer> {
   return async (bucket, key) => {
+    // Loaded when first needed: the AWS SDK is large, and most commands never touch S3.
+    const { GetObjectCommand, S3Client } = await import('@aws-sdk/client-s3');
     const client = new S3Client({
       endpoint: settings.endpoint,
       region: settings.region,

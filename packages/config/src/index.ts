@@ -2,7 +2,20 @@ export { ConfigError } from './errors.js';
 export { ameideHome, childEnv, defaultWorkspaceDir, processEnv, toolEnv, type Env } from './env.js';
 export { loadServiceConfig, type ApiKey, type ServiceConfig } from './service.js';
 export { loadS3Settings, loadWorkerConfig, type ArtifactS3Config, type WorkerConfig } from './worker.js';
-export { cliColor, loadCliConfig, stackInfoPath, type CliConfig } from './cli.js';
+export {
+  cliColor,
+  cliColumns,
+  cliConfigPath,
+  cliWorkingDir,
+  findStackInfo,
+  loadCliConfig,
+  readCliContexts,
+  stackInfoPath,
+  writeCliContexts,
+  type CliConfig,
+  type CliContext,
+  type CliContexts,
+} from './cli.js';
 export { loadTelemetryConfig, type TelemetryConfig } from './telemetry.js';
 export type { TemporalConfig } from './temporal.js';
 export { runMain } from './main.js';

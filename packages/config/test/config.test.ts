@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadCliConfig, loadServiceConfig, loadWorkerConfig } from '../src/index.js';
+import { ConfigError, loadServiceConfig, loadWorkerConfig } from '../src/index.js';
 
 const service = { DATABASE_URL: 'postgres://u:p@db:5432/ameide', AMEIDE_API_KEYS: 'k1:acme,k2:system:service' };
 
@@ -72,13 +72,6 @@ describe('worker configuration', () => {
     // One place per home: two homes never share it.
     expect(loadWorkerConfig({ AMEIDE_SERVICE_TOKEN: 'x'.repeat(20), AMEIDE_HOME: '/srv/other/.ameide' }).workspaceDir).not.toBe(dotted);
     expect(loadWorkerConfig({ AMEIDE_SERVICE_TOKEN: 'x'.repeat(20), AMEIDE_WORKSPACE_DIR: '/data/.ws' }).workspaceDir).toBe('/data/.ws');
-  });
-});
-
-describe('CLI configuration', () => {
-  it('asks for a token when there is neither a setting nor a running stack', () => {
-    expect(() => loadCliConfig({ AMEIDE_HOME: '/nonexistent' })).toThrow('Invalid setting AMEIDE_TOKEN: not set (run `make up` or export a bearer token)');
-    expect(loadCliConfig({ AMEIDE_TOKEN: 't', AMEIDE_HOME: '/nonexistent' })).toEqual({ apiUrl: 'http://127.0.0.1:8080', token: 't' });
   });
 });
 

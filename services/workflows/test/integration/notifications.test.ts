@@ -11,8 +11,7 @@ import { governanceV1 } from '@ameide/contracts';
 import { DefinitionRepository, openDatabase, PlanRepository, RunRepository, type Database, type RunState } from '@ameide/db';
 import { createDatabase } from '@ameide/devstack';
 import { createBearerInterceptor, type GovernanceServiceClient } from '@ameide/sdk';
-import { notificationsCommand } from '../../../../packages/cli/src/notifications.js';
-import { parseArgs } from '../../../../packages/cli/src/args.js';
+import { cli } from '../../../../packages/cli/src/main.js';
 import type { Principal } from '../../src/auth.js';
 import type { GovernanceDeps } from '../../src/governance/deps.js';
 import { notificationRoutes } from '../../src/handlers/notifications.js';
@@ -534,7 +533,7 @@ describe('notifications: the follow-up activities and the notification center', 
   it('serves the CLI: lists, stats as a table, dead letters, subscribe', async () => {
     const out: string[] = [];
     const o = { out: (l: string) => out.push(l) };
-    const run = (argv: string) => notificationsCommand(api.alice, argv.split(' ')[1]!, parseArgs(argv.split(' ')), o);
+    const run = (argv: string) => cli(argv.split(' '), o, { clients: { governance: api.alice } });
 
     await run('notifications stats');
     const table = out.pop()!.split('\n');
@@ -551,7 +550,7 @@ describe('notifications: the follow-up activities and the notification center', 
 
     await run('notifications subscribe --channel webhook --address https://hooks.example.com/a --secret 0123456789abcdef0 --work-item PBI-9');
     expect(out.pop()).toMatch(/^subscribed: [0-9a-f-]{36} {2}alice +webhook PBI-9 +https:\/\/hooks\.example\.com\/a {2}\(signed\)$/);
-    await run('notifications read --all=true');
+    await run('notifications read --all');
     expect(out.pop()).toMatch(/^marked \d+ notifications? read$/);
     expect((await api.alice.listNotifications({})).unread).toBe(0n);
   });
