@@ -63,6 +63,33 @@ describe('secrets never leave through the change or re-encoded output', () => {
     expect(await secretLeaks(h, 'acme', h.acme, f, ACME_SECRET, origin)).toEqual([]);
   });
 
+  it('never sends a secret a command prints in the output it streams while running (RecordRunOutput): whole, in halves a second apart, or encoded', async () => {
+    const agent = [
+      'echo "plain $DEPLOY_TOKEN"',
+      // The first half waits more than a second (the worker sends at most once a second) for the second.
+      'printf %s "$DEPLOY_TOKEN" | head -c 8',
+      'sleep 1.5',
+      'printf "%s\\n" "$DEPLOY_TOKEN" | tail -c +9',
+      'printf %s "$DEPLOY_TOKEN" | base64',
+      'printf %s "$DEPLOY_TOKEN" | xxd',
+      'sleep 1.5',
+      'node "$AGENT_SCRIPT"',
+    ].join('; ');
+    const f = await applyAndRun(h.acme, origin, 'streamed-output', { agentCommand: agent, secrets: AGENT_SECRET }, item('CALC-66'));
+    const chunks: string[] = [];
+    for await (const res of h.acme.streamRunOutput({ runId: f.run.id, phase: Phase.AGENT })) if (!res.phaseFinished) chunks.push(res.data);
+    expect(chunks.length, 'the agent phase streamed its output').toBeGreaterThan(0);
+    const all = chunks.join('');
+    expect(all).toContain('plain [REDACTED]');
+    const leaks: string[] = [];
+    for (const [where, text] of [...chunks.map((c, i) => [`chunk #${i}`, c] as const), ['all chunks', all] as const]) {
+      for (const v of decodedViews(Buffer.from(text, 'utf8'))) if (v.text.includes(ACME_SECRET)) leaks.push(`${where}: readable ${v.how}`);
+      if (text.includes(ACME_SECRET.slice(0, 8))) leaks.push(`${where}: the secret's first half`);
+    }
+    expect(leaks).toEqual([]);
+    expect(await secretLeaks(h, 'acme', h.acme, f, ACME_SECRET, origin)).toEqual([]);
+  });
+
   it('redacts a secret printed through base64 (wrapped), xxd, base32 and UTF-16', async () => {
     const cmd = [
       'echo "==b64=="',

@@ -292,6 +292,11 @@ export async function secretLeaks(h: Harness, tenant: string, client: WorkflowSe
   const art = artifactDir(h, tenant, f.run.id);
   if (existsSync(art)) for (const p of walk(art)) if (!p.endsWith('.tar.gz')) found.push(...leaksIn(`artifact ${relative(art, p)}`, readFileSync(p), secret));
   if (f.run.summary?.handoffUri) for (const t of handoffTexts(f.run.summary.handoffUri, origin)) found.push(...leaksIn(t.where, t.text, secret));
+  // What the worker sent of the commands' output while they ran (RecordRunOutput), as the service keeps it.
+  const output: string[] = [];
+  for await (const res of client.streamRunOutput({ runId: f.run.id })) output.push(res.data);
+  found.push(...leaksIn('run output (StreamRunOutput)', output.join(''), secret));
+  output.forEach((data, i) => found.push(...leaksIn(`run output chunk #${i}`, data, secret)));
   const history = temporalHistory(f.run.workflowId);
   found.push(...leaksIn('temporal history', history.raw, secret));
   history.payloads.forEach((p, i) => found.push(...leaksIn(`temporal payload #${i}`, p, secret)));

@@ -129,6 +129,14 @@ export class OutputHandlers {
           ),
         );
       for (const row of rows) {
+        // Phases run one after another: output of a later phase means the earlier ones have ended,
+        // also when their end has not been reported yet.
+        for (const p of PHASE_ORDER) {
+          if (p === row.phase) break;
+          if (after[p] === undefined || finishedSent.has(p)) continue;
+          finishedSent.add(p);
+          yield create(StreamRunOutputResponseSchema, { phase: phaseOf(p), phaseFinished: true, time: timestampFromDate(phaseEnd(run, p) ?? row.createdAt) });
+        }
         const firstOfPhase = after[row.phase] === undefined;
         after[row.phase] = Math.max(after[row.phase] ?? -1, row.offset);
         yield create(StreamRunOutputResponseSchema, {
