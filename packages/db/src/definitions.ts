@@ -1,6 +1,7 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { DefinitionSpecJson } from '@ameide/contracts';
 import type { Db } from './client.js';
+import { idsWithPrefix } from './ids.js';
 import { definitions, type Annotations } from './schema.js';
 
 export type DefinitionRow = typeof definitions.$inferSelect;
@@ -15,6 +16,11 @@ export function isUuid(s: string): boolean {
 /** Definitions of one tenant. Every query is scoped by tenant id. */
 export class DefinitionRepository {
   constructor(private readonly db: Db) {}
+
+  /** Ids of the tenant's definitions that begin with `prefix` (a short id), at most `limit`. */
+  idsWithPrefix(tenantId: string, prefix: string, limit: number): Promise<string[]> {
+    return idsWithPrefix(this.db, 'definition', tenantId, prefix, limit);
+  }
 
   async insert(tenantId: string, name: string, spec: DefinitionSpecJson, annotations: Annotations): Promise<DefinitionRow | undefined> {
     const rows = await this.db.insert(definitions).values({ tenantId, name, spec, annotations }).onConflictDoNothing().returning();

@@ -1,5 +1,6 @@
 export { openDatabase, DatabaseUnavailableError, type Database, type Db } from './client.js';
 export { DefinitionRepository, isUuid, type DefinitionRow } from './definitions.js';
+export { idsWithPrefix, isIdPrefix, type IdKind } from './ids.js';
 export { PlanRepository, type PlanRow } from './plans.js';
 export {
   DeliveryRepository,

@@ -1,6 +1,7 @@
 import { and, desc, eq, sql } from 'drizzle-orm';
 import type { PlanSpecJson } from '@ameide/contracts';
 import type { Db } from './client.js';
+import { idsWithPrefix } from './ids.js';
 import { plans, type Annotations } from './schema.js';
 
 export type PlanRow = typeof plans.$inferSelect;
@@ -8,6 +9,11 @@ export type PlanRow = typeof plans.$inferSelect;
 /** Plans of one tenant. */
 export class PlanRepository {
   constructor(private readonly db: Db) {}
+
+  /** Ids of the tenant's plans that begin with `prefix` (a short id), at most `limit`. */
+  idsWithPrefix(tenantId: string, prefix: string, limit: number): Promise<string[]> {
+    return idsWithPrefix(this.db, 'plan', tenantId, prefix, limit);
+  }
 
   /** Inserts a plan; one made for a work item revision carries it, and gets the item's next version. */
   async insert(

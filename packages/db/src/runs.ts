@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, getTableColumns, gte, inArray, isNull, like, lt, sql } from 'drizzle-orm';
 import type { StatusUpdateJson } from '@ameide/contracts';
 import type { Db } from './client.js';
+import { idsWithPrefix } from './ids.js';
 import { runFollowups, runs, statusUpdates, type RunState } from './schema.js';
 
 export type RunRow = typeof runs.$inferSelect;
@@ -19,6 +20,11 @@ export type RunProgress = Pick<RunRow, 'status' | 'phase' | 'state' | 'startedAt
 /** Runs and their status updates. */
 export class RunRepository {
   constructor(private readonly db: Db) {}
+
+  /** Ids of the tenant's runs that begin with `prefix` (a short id), at most `limit`. */
+  idsWithPrefix(tenantId: string, prefix: string, limit: number): Promise<string[]> {
+    return idsWithPrefix(this.db, 'run', tenantId, prefix, limit);
+  }
 
   async insert(row: NewRunRow): Promise<RunRow> {
     const rows = await this.db.insert(runs).values(row).returning();

@@ -5,6 +5,7 @@ import { egressPatternAllowed, isHostPattern, underPrefix, type SandboxPolicy } 
 import { Phase, type DefinitionSpec, type MethodologyContext, type WorkItem } from '@ameide/contracts';
 import { InvalidFieldError } from './errors.js';
 import { DEFAULT_LIMIT, DEFAULT_PAGE_SIZE, LIMITS, MAX_PAGE_SIZE, MAX_PHASE_TIMEOUT_SECONDS, type FieldLimit } from './limits.js';
+import { isIdPrefix, isUuid } from '@ameide/db';
 export { isUuid } from '@ameide/db';
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -20,6 +21,52 @@ export function requireName(field: string, name: string): string {
 export function requireId(field: string, id: string): string {
   if (!id) throw new InvalidFieldError(field, 'must not be empty');
   return id;
+}
+
+/** The fewest hex digits a short id must give. */
+export const MIN_ID_PREFIX = 6;
+/** Candidates an ambiguous short id lists. */
+const MAX_CANDIDATES = 10;
+
+/** What resolves short ids: a repository of runs, plans or definitions. */
+export interface IdsByPrefix {
+  idsWithPrefix(tenantId: string, prefix: string, limit: number): Promise<string[]>;
+}
+
+/**
+ * The one place an id field of the API is resolved: a full id (a UUID) is the id; any other value
+ * that begins like one with at least MIN_ID_PREFIX hex digits (a short id, as `ameide runs list`
+ * prints them) is the one id of the tenant's runs, plans or definitions (`kind`, for messages) that
+ * begins with it. Undefined when it names nothing (the caller answers NOT_FOUND, as for an unknown
+ * id); an InvalidFieldError naming `field` when it is too short or begins more than one id, then
+ * listing (some of) them.
+ */
+export async function resolveId(
+  ids: IdsByPrefix,
+  kind: string,
+  tenantId: string,
+  field: string,
+  id: string,
+  /** A value that may also be a name (definitions): too short a prefix is then only an unknown name. */
+  orName = false,
+): Promise<string | undefined> {
+  requireId(field, id);
+  if (isUuid(id)) return id;
+  const prefix = id.toLowerCase();
+  if (!isIdPrefix(prefix)) return undefined;
+  if (prefix.replace(/-/g, '').length < MIN_ID_PREFIX) {
+    if (orName) return undefined;
+    throw new InvalidFieldError(field, `"${id}" is too short: give the ${kind} id, or at least its first ${MIN_ID_PREFIX} characters`);
+  }
+  const found = await ids.idsWithPrefix(tenantId, prefix, MAX_CANDIDATES + 1);
+  if (found.length <= 1) return found[0];
+  const shown = found.slice(0, MAX_CANDIDATES);
+  // As many characters as tell the candidates apart (at least 8).
+  let n = 8;
+  while (n < 36 && new Set(shown.map((c) => c.slice(0, n))).size < shown.length) n++;
+  const many = found.length > MAX_CANDIDATES ? `more than ${MAX_CANDIDATES}` : String(found.length);
+  const list = shown.map((c) => `${c.slice(0, n)}…`).join(', ') + (found.length > MAX_CANDIDATES ? ', …' : '');
+  throw new InvalidFieldError(field, `"${id}" matches ${many} ${kind}s: ${list}; give more characters`);
 }
 
 /** Validates a definition spec and fills defaults; throws InvalidFieldError naming the field. */

@@ -14,10 +14,11 @@ import {
 } from '@ameide/contracts';
 import type { SandboxPolicy } from '@ameide/config';
 import type { DefinitionRepository } from '@ameide/db';
-import { AlreadyExistsError, NotFoundError } from '../errors.js';
+import { AlreadyExistsError } from '../errors.js';
 import { definitionToProto } from '../mapping.js';
-import { normaliseDefinitionSpec, pageSize, requireId, requireName } from '../validation.js';
+import { normaliseDefinitionSpec, pageSize, requireName } from '../validation.js';
 import { handle, principalOf } from './context.js';
+import { findDefinition } from './plans.js';
 
 function specJson(req: { spec?: CreateDefinitionRequest['spec'] }, policy: SandboxPolicy): DefinitionSpecJson {
   const spec = normaliseDefinitionSpec(req.spec, policy);
@@ -49,8 +50,7 @@ export class DefinitionHandlers {
   getDefinition = (req: GetDefinitionRequest, ctx: HandlerContext) =>
     handle(async () => {
       const { tenantId } = principalOf(ctx);
-      const row = await this.definitions.get(tenantId, requireId('id_or_name', req.idOrName));
-      if (!row) throw new NotFoundError('definition', req.idOrName);
+      const row = await findDefinition(this.definitions, tenantId, 'id_or_name', req.idOrName);
       return create(GetDefinitionResponseSchema, { definition: definitionToProto(row) });
     });
 

@@ -6,7 +6,7 @@ import type { PlanRepository, RunRepository, RunRow } from '@ameide/db';
 import { FailedPreconditionError, InvalidFieldError, NotFoundError } from '../errors.js';
 import { isTerminal } from '../runs/fold.js';
 import type { RunChange, RunDiffs } from '../runs/diff.js';
-import { isUuid, pageSize, requireId } from '../validation.js';
+import { pageSize, resolveId } from '../validation.js';
 import { handle, principalOf } from './context.js';
 
 /** `running` for `RUN_STATUS_RUNNING`. */
@@ -42,7 +42,8 @@ export class DiffHandlers {
   getRunDiff = (req: GetRunDiffRequest, ctx: HandlerContext) =>
     handle(async () => {
       const { tenantId } = principalOf(ctx);
-      const row = isUuid(requireId('id', req.id)) ? await this.runs.get(tenantId, req.id) : undefined;
+      const id = await resolveId(this.runs, 'run', tenantId, 'id', req.id);
+      const row = id ? await this.runs.get(tenantId, id) : undefined;
       if (!row) throw new NotFoundError('run', req.id);
       const size = pageSize(req.pageSize);
       const change = await this.changeOf(row);

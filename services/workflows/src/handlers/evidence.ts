@@ -6,7 +6,7 @@ import { GovernanceRepository, RunRepository, type AttestationRow, type Evidence
 import { InvalidFieldError, NotFoundError } from '../errors.js';
 import type { GovernanceDeps, GovernanceRoutes } from '../governance/deps.js';
 import type { SigningKeys } from '../governance/signing.js';
-import { isUuid, pageSize, requireId } from '../validation.js';
+import { pageSize, requireId, resolveId } from '../validation.js';
 import { handle, principalOf } from './context.js';
 
 export function evidenceToProto(e: EvidenceRow): governanceV1.Evidence {
@@ -58,7 +58,8 @@ export function evidenceRoutes(deps: GovernanceDeps, signing?: SigningKeys): Gov
         ].filter(Boolean);
         if (selectors.length !== 1) throw new InvalidFieldError('run_id', 'set exactly one of run_id, work_item_id, timebox_id, goal_id or artifact');
         if (req.runId) {
-          const run = isUuid(requireId('run_id', req.runId)) ? await runs.get(tenantId, req.runId) : undefined;
+          const runId = await resolveId(runs, 'run', tenantId, 'run_id', req.runId);
+          const run = runId ? await runs.get(tenantId, runId) : undefined;
           if (!run) throw new NotFoundError('run', req.runId);
           const [evidence, attestations] = await Promise.all([gov.evidenceOfRun(run.id), gov.attestationsOfRun(run.id)]);
           return create(governanceV1.ListEvidenceResponseSchema, {

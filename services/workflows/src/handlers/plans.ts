@@ -23,7 +23,7 @@ import {
 import type { Annotations, DefinitionRepository, DefinitionRow, PlanRepository, PlanRow } from '@ameide/db';
 import { InvalidFieldError, NotFoundError } from '../errors.js';
 import { planToProto } from '../mapping.js';
-import { isUuid, pageSize, requireId, validateMethodology, validateWorkItems } from '../validation.js';
+import { isUuid, pageSize, requireId, resolveId, validateMethodology, validateWorkItems } from '../validation.js';
 import { handle, principalOf } from './context.js';
 
 /** What a plan is made from. */
@@ -42,10 +42,8 @@ export class Planner {
     private readonly plans: PlanRepository,
   ) {}
 
-  async resolveDefinition(tenantId: string, idOrName: string, field = 'definition'): Promise<DefinitionRow> {
-    const row = await this.definitions.get(tenantId, requireId(field, idOrName));
-    if (!row) throw new NotFoundError('definition', idOrName);
-    return row;
+  resolveDefinition(tenantId: string, idOrName: string, field = 'definition'): Promise<DefinitionRow> {
+    return findDefinition(this.definitions, tenantId, field, idOrName);
   }
 
   /** Creates a plan; one for a backlog work item revision records it (and takes the item's next plan version). */
@@ -73,6 +71,17 @@ export class Planner {
   }
 }
 
+/** The tenant's definition a field names: by name, by id, or by a short id (a unique prefix of its id); NotFound otherwise. */
+export async function findDefinition(definitions: DefinitionRepository, tenantId: string, field: string, idOrName: string): Promise<DefinitionRow> {
+  let row = await definitions.get(tenantId, requireId(field, idOrName));
+  if (!row && !isUuid(idOrName)) {
+    const id = await resolveId(definitions, 'definition', tenantId, field, idOrName, true);
+    row = id ? await definitions.get(tenantId, id) : undefined;
+  }
+  if (!row) throw new NotFoundError('definition', idOrName);
+  return row;
+}
+
 /** Plan RPCs. */
 export class PlanHandlers {
   constructor(
@@ -90,9 +99,7 @@ export class PlanHandlers {
   getPlan = (req: GetPlanRequest, ctx: HandlerContext) =>
     handle(async () => {
       const { tenantId } = principalOf(ctx);
-      const row = isUuid(requireId('id', req.id)) ? await this.plans.get(tenantId, req.id) : undefined;
-      if (!row) throw new NotFoundError('plan', req.id);
-      return create(GetPlanResponseSchema, { plan: planToProto(row) });
+      return create(GetPlanResponseSchema, { plan: planToProto(await this.planById(tenantId, 'id', req.id)) });
     });
 
   listPlans = (req: ListPlansRequest, ctx: HandlerContext) =>
@@ -139,8 +146,10 @@ export class PlanHandlers {
       });
     });
 
+  /** The tenant's plan a field names: its id or a short id (a unique prefix). */
   private async planById(tenantId: string, field: string, id: string): Promise<PlanRow> {
-    const row = isUuid(requireId(field, id)) ? await this.plans.get(tenantId, id) : undefined;
+    const full = await resolveId(this.plans, 'plan', tenantId, field, id);
+    const row = full ? await this.plans.get(tenantId, full) : undefined;
     if (!row) throw new NotFoundError('plan', id);
     return row;
   }

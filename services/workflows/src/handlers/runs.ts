@@ -33,7 +33,7 @@ import { decodeRunPageToken, encodeRunPageToken } from '../runs/page-token.js';
 import type { RunNotifier } from '../runs/notifier.js';
 import type { Followups } from '../governance/followups.js';
 import type { RunLauncher } from '../temporal/facade.js';
-import { checkSandboxPolicy, isUuid, pageSize, requireId } from '../validation.js';
+import { checkSandboxPolicy, isUuid, pageSize, requireId, resolveId } from '../validation.js';
 import { handle, principalOf, requireWorkerFor } from './context.js';
 import type { Planner } from './plans.js';
 
@@ -78,8 +78,10 @@ export class RunHandlers {
     await this.lanes.advance(row).catch((err: Error) => console.warn(`could not start the next run of ${row.branchKey?.replace('\n', ' ')}: ${err.message}`));
   }
 
+  /** The tenant's run an `id` field names: its id or a short id (a unique prefix). */
   private async runOf(tenantId: string, id: string): Promise<RunRow> {
-    const row = isUuid(requireId('id', id)) ? await this.runs.get(tenantId, id) : undefined;
+    const full = await resolveId(this.runs, 'run', tenantId, 'id', id);
+    const row = full ? await this.runs.get(tenantId, full) : undefined;
     if (!row) throw new NotFoundError('run', id);
     return row;
   }
@@ -93,7 +95,8 @@ export class RunHandlers {
     if (earlier) return create(StartWorkflowRunResponseSchema, { run: runToProto(earlier, { queuedBehind: await this.queuedBehind(earlier) }) });
     let plan;
     if (req.planId) {
-      plan = isUuid(req.planId) ? await this.plans.get(tenantId, req.planId) : undefined;
+      const planId = await resolveId(this.plans, 'plan', tenantId, 'plan_id', req.planId);
+      plan = planId ? await this.plans.get(tenantId, planId) : undefined;
       if (!plan) throw new NotFoundError('plan', req.planId);
     } else {
       if (!req.definition) throw new InvalidFieldError('plan_id', 'set plan_id, or definition to plan and run in one call');
