@@ -182,3 +182,34 @@ export function cliColumns(ttyColumns: number | undefined, env: Env = processEnv
 export function cliColor(isTty: boolean, env: Env = processEnv()): boolean {
   return isTty && !env.NO_COLOR;
 }
+
+/** Where the CLI links a run's workflow in the Temporal Web UI (`ameide runs open`). */
+export interface CliTemporalUi {
+  /** The Web UI's base URL, without a trailing slash. */
+  uiUrl: string;
+  namespace: string;
+}
+
+const temporalUiSchema = z.object({
+  AMEIDE_TEMPORAL_UI_URL: url(['http:', 'https:']).optional(),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+});
+
+/**
+ * The Temporal Web UI of the CLI: AMEIDE_TEMPORAL_UI_URL, else the one the `make up` stack records
+ * (`temporalUiUrl` in its stack.json), else http://127.0.0.1:8233 (the dev server's and compose's
+ * port); the namespace runs live in is TEMPORAL_NAMESPACE (default `default`), as for the service.
+ */
+export function loadCliTemporalUi(env: Env = processEnv()): CliTemporalUi {
+  const e = parseEnv(temporalUiSchema, env);
+  let uiUrl = e.AMEIDE_TEMPORAL_UI_URL;
+  const info = stackInfoPath(env);
+  if (!uiUrl && existsSync(info)) {
+    try {
+      uiUrl = (JSON.parse(readFileSync(info, 'utf8')) as { temporalUiUrl?: string }).temporalUiUrl;
+    } catch {
+      uiUrl = undefined;
+    }
+  }
+  return { uiUrl: (uiUrl ?? 'http://127.0.0.1:8233').replace(/\/+$/, ''), namespace: e.TEMPORAL_NAMESPACE };
+}

@@ -16,6 +16,7 @@ export {
   type CliContext,
   type CliContexts,
 } from './cli.js';
+export { loadCliTemporalUi, type CliTemporalUi } from './cli.js';
 export { loadTelemetryConfig, type TelemetryConfig } from './telemetry.js';
 export type { TemporalConfig } from './temporal.js';
 export { runMain } from './main.js';
