@@ -197,14 +197,14 @@ const temporalUiSchema = z.object({
 
 /**
  * The Temporal Web UI of the CLI: AMEIDE_TEMPORAL_UI_URL, else the one the `make up` stack records
- * (`temporalUiUrl` in its stack.json), else http://127.0.0.1:8233 (the dev server's and compose's
+ * (`temporalUiUrl` in its stack.json, found as loadCliConfig finds it), else http://127.0.0.1:8233 (the dev server's and compose's
  * port); the namespace runs live in is TEMPORAL_NAMESPACE (default `default`), as for the service.
  */
 export function loadCliTemporalUi(env: Env = processEnv()): CliTemporalUi {
   const e = parseEnv(temporalUiSchema, env);
   let uiUrl = e.AMEIDE_TEMPORAL_UI_URL;
-  const info = stackInfoPath(env);
-  if (!uiUrl && existsSync(info)) {
+  const info = uiUrl ? undefined : findStackInfo(env);
+  if (info) {
     try {
       uiUrl = (JSON.parse(readFileSync(info, 'utf8')) as { temporalUiUrl?: string }).temporalUiUrl;
     } catch {
