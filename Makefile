@@ -75,6 +75,12 @@ tools:
 			apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux e2fsprogs mount >/dev/null; \
 		else echo "the sandbox tools are missing: install them (e.g. apt-get install bubblewrap util-linux e2fsprogs)"; exit 1; fi; \
 	fi
+	@# Chromium, for the Temporal Web UI test (tests/e2e/temporal-ui.test.ts, driven by playwright-core).
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium is missing: install it (e.g. apt-get install chromium); the Temporal Web UI test skips without it"; fi; \
+	fi
 
 gen: deps
 	pnpm gen
