@@ -105,9 +105,12 @@ describe('previews of real runs, behind the preview router', () => {
     // The CLI lists both: the first stopped, the rerun's live and aliased.
     const listed = (await runCli(h, 'previews', 'list', '--work-item', 'CALC-1')).stdout;
     const lines = listed.trim().split('\n');
-    expect(lines).toHaveLength(2);
-    expect(lines.find((l) => l.startsWith(first.run.id.slice(0, 8)))).toMatch(/CALC-1\s+local\s+stopped \(expired, /);
-    expect(lines.find((l) => l.startsWith(second.run.id.slice(0, 8)))).toContain(`alias ${alias}`);
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^RUN +WORK ITEM +PROVIDER +STATE +SINCE \/ WHY +URL +ALIAS$/);
+    expect(lines.find((l) => l.startsWith(first.run.id.slice(0, 8)))).toMatch(/CALC-1\s+local\s+stopped\s+expired, \d+[smhd] ago\s/);
+    const live = lines.find((l) => l.startsWith(second.run.id.slice(0, 8)));
+    expect(live).toMatch(/\slive\s+since \d+[smhd] ago\s/);
+    expect(live!.endsWith(` ${alias}`)).toBe(true);
   });
 
   it("registers a deployed preview at the URLs its commands print; the router sends the run's host there", async () => {

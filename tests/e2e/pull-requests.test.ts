@@ -60,7 +60,7 @@ describe('pull requests with the git provider: one per work branch, updated by e
     // The CLI lists and shows them.
     const list = await ameide('prs', 'list');
     expect(list.status).toBe(0);
-    expect(list.stdout).toMatch(/#1\s+open\s+git\s+CALC-1\s+ameide\/calc-1\s+\(2 runs/);
+    expect(list.stdout).toMatch(/^#1\s+open\s+git\s+CALC-1\s+ameide\/calc-1\s+2\s+\d+[smhd] ago\s/m);
     const shown = await ameide('prs', 'get', '#1');
     expect(shown.stdout).toContain('pull request #1 (git) open');
     expect(shown.stdout).toContain('- [ ] multiply(6, 7) returns 42');

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,8 @@ declare module 'vitest' {
     temporalCli: string;
     temporalUiUrl: string;
     scratchDir: string;
+    /** The bundled `ameide` CLI (packages/cli/build.mjs), built once for the run. */
+    ameideCli: string;
   }
 }
 
@@ -44,6 +46,10 @@ export default async function setup(project: TestProject) {
   project.provide('temporalCli', cli);
   project.provide('temporalUiUrl', temporal.uiUrl);
   project.provide('scratchDir', scratch);
+  // The CLI as users install it (make install-cli): one bundled file. runCli runs it.
+  const ameideCli = join(scratch, 'ameide');
+  execFileSync(process.execPath, [join(import.meta.dirname, '../../packages/cli/build.mjs'), ameideCli], { stdio: 'inherit' });
+  project.provide('ameideCli', ameideCli);
   return async () => {
     await temporal.stop();
     await pg.stop();

@@ -211,14 +211,15 @@ export async function applySample(
 export const COMPLETED_RUN_UPDATES = 17;
 
 /**
- * Runs the `ameide` CLI as a user would (a process of its own, as tenant acme of `h`). Asynchronous on
- * purpose: the service under test runs in this process and must keep answering.
+ * Runs the `ameide` CLI as a user would: the bundled binary (built once by the global setup), a process
+ * of its own, as tenant acme of `h`. Asynchronous on purpose: the service under test runs in this
+ * process and must keep answering.
  */
 export function runCli(h: Pick<Harness, 'apiUrl' | 'tokens'>, ...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
     const child = execFile(
-      process.execPath,
-      ['--import', 'tsx', 'packages/cli/src/main.ts', ...args],
+      inject('ameideCli'),
+      args,
       { cwd: REPO_ROOT, env: { PATH: process.env.PATH!, HOME: process.env.HOME!, AMEIDE_API_URL: h.apiUrl, AMEIDE_TOKEN: h.tokens.acme }, timeout: 120_000 },
       (_err, stdout, stderr) => done({ status: child.exitCode, stdout, stderr: stderr.trim() }),
     );

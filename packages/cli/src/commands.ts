@@ -13,7 +13,6 @@ import {
   RunSchema,
   RunStatus,
   RunStatusSchema,
-  StatusUpdateKind,
   StatusUpdateSchema,
   WorkItemSchema,
   type Definition,
@@ -49,6 +48,9 @@ import {
   workItemStateName,
 } from './format.js';
 import { fetchArtifact, restoreHandoff } from './handoff.js';
+import { LiveOutput, type WatchHooks } from './live.js';
+import { runsLogs } from './logs.js';
+import { runsOpen } from './open.js';
 import { ago, duration, emit, formatOf, note, statusColour, table, when, type Format, type Output } from './output.js';
 import { createS3Loader } from './s3.js';
 
@@ -213,12 +215,6 @@ export function refused(err: unknown): boolean {
   return false;
 }
 
-/** Extra things `watchRun` does besides printing the updates. */
-export interface WatchOptions {
-  /** Called after each printed update (e.g. to redraw live output lines), and with `undefined` at the end. */
-  onUpdate?: (update: { phase: Phase; running: boolean } | undefined) => void;
-}
-
 /**
  * Follows a run to its end, printing each update once. When the service restarts or is briefly
  * unreachable, it reconnects (with backoff, for up to ten minutes) and resumes after the last update
@@ -231,7 +227,7 @@ export async function watchRun(
   json: boolean,
   o: Output,
   signal?: AbortSignal,
-  opts: WatchOptions = {},
+  hooks?: WatchHooks,
 ): Promise<number> {
   let next = from;
   let failingSince: number | undefined;
@@ -240,15 +236,18 @@ export async function watchRun(
       for await (const res of api.watchWorkflowRun({ id, fromSequence: next }, { signal })) {
         failingSince = undefined;
         if (!res.update) continue;
+        hooks?.before();
         o.out(json ? JSON.stringify(statusUpdateJson(res.update)) : formatStatusUpdate(res.update));
         next = res.update.sequence + 1n;
-        opts.onUpdate?.({ phase: res.update.phase, running: res.update.kind === StatusUpdateKind.PHASE_STARTED });
+        hooks?.after(res.update);
       }
-      opts.onUpdate?.(undefined);
+      hooks?.stop();
       const run = (await api.getWorkflowRun({ id }, { signal })).run!;
       return run.status === RunStatus.COMPLETED ? 0 : 1;
     } catch (err) {
-      if (!transient(err) || signal?.aborted) throw err;
+      hooks?.stop();
+      // A refused connection before anything arrived: no API there; say so rather than retrying for minutes.
+      if (!transient(err) || signal?.aborted || (next === from && failingSince === undefined && refused(err))) throw err;
       const since = (failingSince ??= Date.now());
       if (Date.now() - since > RECONNECT_FOR_MS) throw err;
       await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** Math.floor((Date.now() - since) / 2000))));
@@ -256,10 +255,14 @@ export async function watchRun(
   }
 }
 
-/** `watchRun` for the commands: on Ctrl-C it says the run goes on and how to follow it again (exit 130). */
+/**
+ * `watchRun` for the commands: on a terminal (text output) it also shows the running command's latest
+ * output lines; on Ctrl-C it says the run goes on and how to follow it again (exit 130).
+ */
 async function follow(ctx: Ctx, id: string, from: bigint, json: boolean): Promise<number> {
+  const api = ctx.workflows();
   try {
-    return await watchRun(ctx.workflows(), id, from, json, ctx.o, ctx.signal);
+    return await watchRun(api, id, from, json, ctx.o, ctx.signal, ctx.term.interactive && !json ? new LiveOutput(api, id, ctx.o, ctx.term) : undefined);
   } catch (err) {
     if (!ctx.signal?.aborted) throw err;
     note(ctx.o, `\nstopped watching; run ${id} continues: follow it with \`ameide runs watch ${id}\` (stop it with \`ameide runs cancel ${id}\`)`);
@@ -394,93 +397,100 @@ export function registerRuns(program: Command, ctx: Ctx): Command {
           .addOption(repeatable('--status <status>', `only runs in this status: ${RUN_STATUSES.join(', ')} (repeatable, or comma-separated)`))
           .option('--failed', 'only runs that failed: failed and handed_off (a handed-off run failed and left a handoff bundle)')
           .option('--work-item <id>', 'only runs of this work item')
-          .option('--definition <name>', 'only runs of this definition (name or id)'),
+          .option('--definition <name>', 'only runs of this definition (name or id)')
+          .option('--page-token <token>', 'the next page: the token the previous list printed'),
       ),
     ),
     'ameide runs list',
     'ameide runs list --failed --definition my-repo',
     'ameide runs list --status running,queued -o json',
   ).action(
-    act(ctx, async (opts: OutputOptions & { status?: string[]; failed?: boolean; workItem?: string; definition?: string; limit?: number }) => {
-      const format = formatOf(opts);
-      const statuses = new Set((opts.status ?? []).flatMap(parseStatuses));
-      if (opts.failed) for (const s of [RunStatus.FAILED, RunStatus.HANDED_OFF]) statuses.add(s);
-      else if (statuses.has(RunStatus.FAILED) && !statuses.has(RunStatus.HANDED_OFF))
-        note(ctx.o, 'hint: handed-off runs failed too (their handoff bundle holds the work): --failed selects failed and handed_off');
-      const api = ctx.workflows();
-      const res = await api.listWorkflowRuns({
-        statuses: [...statuses],
-        workItemId: opts.workItem ?? '',
-        definition: opts.definition ?? '',
-        pageSize: opts.limit ?? 0,
-      });
-      if (format === 'json' || format === 'yaml') {
-        emit(ctx.o, format, res.runs.map(runJson), () => '');
+    act(
+      ctx,
+      async (opts: OutputOptions & { status?: string[]; failed?: boolean; workItem?: string; definition?: string; limit?: number; pageToken?: string }) => {
+        const format = formatOf(opts);
+        const statuses = new Set((opts.status ?? []).flatMap(parseStatuses));
+        if (opts.failed) for (const s of [RunStatus.FAILED, RunStatus.HANDED_OFF]) statuses.add(s);
+        else if (statuses.has(RunStatus.FAILED) && !statuses.has(RunStatus.HANDED_OFF))
+          note(ctx.o, 'hint: handed-off runs failed too (their handoff bundle holds the work): --failed selects failed and handed_off');
+        const api = ctx.workflows();
+        const res = await api.listWorkflowRuns({
+          statuses: [...statuses],
+          workItemId: opts.workItem ?? '',
+          definition: opts.definition ?? '',
+          pageSize: opts.limit ?? 0,
+          pageToken: opts.pageToken ?? '',
+        });
+        // On stderr, so that what stdout carries (a JSON array too) stays as it is.
+        if (res.nextPageToken) note(ctx.o, `more runs: the next page is --page-token ${res.nextPageToken}`);
+        if (format === 'json' || format === 'yaml') {
+          emit(ctx.o, format, res.runs.map(runJson), () => '');
+          return 0;
+        }
+        const titles = await runTitles(api, res.runs);
+        const now = new Date();
+        const status = { header: 'status', colour: statusColour };
+        const items = (r: Run) => r.methodology?.workItemIds.join(',') || '-';
+        const started = (r: Run) => ago(r.startTime ?? r.createTime, now);
+        if (format === 'wide')
+          ctx.o.out(
+            table(
+              ctx.term,
+              [
+                { header: 'id' },
+                status,
+                { header: 'phase' },
+                { header: 'definition' },
+                { header: 'plan' },
+                { header: 'work item' },
+                { header: 'branch' },
+                { header: 'title' },
+                { header: 'started' },
+                { header: 'duration', right: true },
+              ],
+              res.runs.map((r) => [
+                r.id,
+                statusName(r.status),
+                r.endTime ? '-' : phaseText(r),
+                r.definitionName,
+                `${r.planId.slice(0, 8)} v${r.planVersion}`,
+                items(r),
+                r.branch || '-',
+                titles.get(r.planId) ?? '-',
+                started(r),
+                runDuration(r, now),
+              ]),
+              'no runs',
+            ),
+          );
+        else
+          ctx.o.out(
+            table(
+              ctx.term,
+              [
+                { header: 'id' },
+                status,
+                { header: 'definition' },
+                { header: 'work item' },
+                { header: 'title', shrink: true },
+                { header: 'started' },
+                { header: 'duration', right: true },
+              ],
+              res.runs.map((r) => [
+                r.id.slice(0, 8),
+                statusName(r.status),
+                r.definitionName,
+                items(r),
+                titles.get(r.planId) ?? '-',
+                started(r),
+                runDuration(r, now),
+              ]),
+              'no runs',
+            ),
+          );
         return 0;
-      }
-      const titles = await runTitles(api, res.runs);
-      const now = new Date();
-      const status = { header: 'status', colour: statusColour };
-      const items = (r: Run) => r.methodology?.workItemIds.join(',') || '-';
-      const started = (r: Run) => ago(r.startTime ?? r.createTime, now);
-      if (format === 'wide')
-        ctx.o.out(
-          table(
-            ctx.term,
-            [
-              { header: 'id' },
-              status,
-              { header: 'phase' },
-              { header: 'definition' },
-              { header: 'plan' },
-              { header: 'work item' },
-              { header: 'branch' },
-              { header: 'title' },
-              { header: 'started' },
-              { header: 'duration', right: true },
-            ],
-            res.runs.map((r) => [
-              r.id,
-              statusName(r.status),
-              r.endTime ? '-' : phaseText(r),
-              r.definitionName,
-              `${r.planId.slice(0, 8)} v${r.planVersion}`,
-              items(r),
-              r.branch || '-',
-              titles.get(r.planId) ?? '-',
-              started(r),
-              runDuration(r, now),
-            ]),
-            'no runs',
-          ),
-        );
-      else
-        ctx.o.out(
-          table(
-            ctx.term,
-            [
-              { header: 'id' },
-              status,
-              { header: 'definition' },
-              { header: 'work item' },
-              { header: 'title', shrink: true },
-              { header: 'started' },
-              { header: 'duration', right: true },
-            ],
-            res.runs.map((r) => [
-              r.id.slice(0, 8),
-              statusName(r.status),
-              r.definitionName,
-              items(r),
-              titles.get(r.planId) ?? '-',
-              started(r),
-              runDuration(r, now),
-            ]),
-            'no runs',
-          ),
-        );
-      return 0;
-    }),
+      },
+    ),
   );
 
   examples(
@@ -520,6 +530,36 @@ export function registerRuns(program: Command, ctx: Ctx): Command {
       return follow(ctx, id, BigInt(opts.from ?? '0'), formatOf(opts) === 'json');
     }),
   );
+
+  examples(
+    runs
+      .command('logs')
+      .description("print what the run's commands (install, agent, test) printed, as the service keeps it (the newest part of each phase); -f follows it live")
+      .argument('<run>', 'run id')
+      .option('--phase <phase>', 'only this phase: install, agent or test')
+      .option('-f, --follow', 'keep printing new output until the run (or the phase) has finished'),
+    'ameide runs logs 3f2a9c1e --phase agent',
+    'ameide runs logs 3f2a9c1e -f',
+  ).action(
+    act(ctx, async (id: string, opts: { phase?: string; follow?: boolean }) => {
+      try {
+        return await runsLogs(ctx.workflows(), id, { phase: opts.phase, follow: opts.follow === true }, ctx.o, ctx.signal);
+      } catch (err) {
+        if (!ctx.signal?.aborted) throw err;
+        note(ctx.o, `\nstopped following; run ${id} continues: \`ameide runs watch ${id}\` follows its status`);
+        return 130;
+      }
+    }),
+  );
+
+  examples(
+    runs
+      .command('open')
+      .description("print the Temporal Web UI page of the run's workflow (AMEIDE_TEMPORAL_UI_URL, else the make up stack's)")
+      .argument('<run>', 'run id'),
+    'ameide runs open 3f2a9c',
+    'xdg-open "$(ameide runs open 3f2a9c)"',
+  ).action(act(ctx, (id: string) => runsOpen(ctx.workflows(), id, ctx.o)));
 
   examples(
     withOutput(

@@ -160,9 +160,9 @@ function commanderError(cmd: Command, err: CommanderError): Error {
 
 const ROOT_HELP = `
 Settings (first found wins):
-  AMEIDE_API_URL, AMEIDE_TOKEN   the API and its bearer token
-  --context, AMEIDE_CONTEXT      a context saved by \`ameide login\` (default: the current one, \`ameide context use\`)
-  the \`make up\` stack          found from the working directory upwards (.ameide/stack/stack.json)
+  AMEIDE_API_URL, AMEIDE_TOKEN  the API and its bearer token
+  --context, AMEIDE_CONTEXT     a context saved by \`ameide login\` (default: the current one, \`ameide context use\`)
+  the \`make up\` stack         found from the working directory upwards (.ameide/stack/stack.json)
   Contexts are kept in $XDG_CONFIG_HOME/ameide/config.yaml (default ~/.config/ameide/config.yaml).
 
 Output: -o json|yaml|wide on every read command (--json = -o json). JSON and YAML name enum values as

@@ -1,7 +1,7 @@
 import { toJson, type DescEnum, type DescMessage, type JsonObject, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { stringify } from 'yaml';
-import { UsageError } from './args.js';
+import { commandLineError } from './args.js';
 
 /** Where commands write; tests capture it. `err` (default: stderr) takes hints and notes that are not the command's output. */
 export interface Output {
@@ -21,7 +21,7 @@ export type Format = 'text' | 'wide' | 'json' | 'yaml';
 
 /** `-o json|yaml|wide` and its alias `--json`, as one format. */
 export function formatOf(opts: { output?: string; json?: boolean }): Format {
-  if (opts.json && opts.output && opts.output !== 'json') throw new UsageError(`--json and -o ${opts.output}: use one of them`);
+  if (opts.json && opts.output && opts.output !== 'json') throw commandLineError(`--json and -o ${opts.output}: use one of them`);
   if (opts.json) return 'json';
   return (opts.output as Format | undefined) ?? 'text';
 }

@@ -133,7 +133,7 @@ function printInfo(info: StackInfo, state: string): void {
   work item webhook              ${info.apiUrl}/webhooks/work-items (secret ${info.webhookSecret ?? '-'}; see docs/backlog.md)
   previews                       ${info.previewPort ? `http://<run-id8 or work item>.${info.tenantId}.preview.localhost:${info.previewPort}/` : '(no preview router: AMEIDE_PREVIEW_PORT=0)'}
   logs                           ${info.logs}
-try:  pnpm ameide definitions list        (uses this stack's URL and token)
+try:  ameide definitions list             (uses this stack's URL and token; make install-cli installs ameide, pnpm ameide runs it in the repository)
 state: pnpm stack status
 stop: make down`);
 }
