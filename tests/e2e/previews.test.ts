@@ -108,9 +108,9 @@ describe('previews of real runs, behind the preview router', () => {
     expect(lines).toHaveLength(3);
     expect(lines[0]).toMatch(/^RUN +WORK ITEM +PROVIDER +STATE +SINCE \/ WHY +URL +ALIAS$/);
     expect(lines.find((l) => l.startsWith(first.run.id.slice(0, 8)))).toMatch(/CALC-1\s+local\s+stopped\s+expired, \d+[smhd] ago\s/);
-    const live = lines.find((l) => l.startsWith(second.run.id.slice(0, 8)));
-    expect(live).toMatch(/\slive\s+since \d+[smhd] ago\s/);
-    expect(live!.endsWith(` ${alias}`)).toBe(true);
+    const newest = lines.find((l) => l.startsWith(second.run.id.slice(0, 8)));
+    expect(newest).toMatch(/\slive\s+since \d+[smhd] ago\s/);
+    expect(newest!.endsWith(` ${alias}`)).toBe(true);
   });
 
   it("registers a deployed preview at the URLs its commands print; the router sends the run's host there", async () => {
