@@ -163,6 +163,24 @@ function printTable(hand: Sample[], sys: Sample[]): void {
   }
 }
 
+/** The `ameide` CLI's start-up: `ameide --version`, median of 10, the bundle (make install-cli) and the sources through tsx. */
+function cliStartup(): void {
+  const bundle = join(mkdtempSync(join(tmpdir(), 'ameide-bench-cli-')), 'ameide');
+  spawnSync(process.execPath, ['packages/cli/build.mjs', bundle], { stdio: 'inherit' });
+  const time = (cmd: string, args: string[]) =>
+    median(
+      Array.from({ length: 10 }, () => {
+        const t = performance.now();
+        spawnSync(cmd, args);
+        return performance.now() - t;
+      }),
+    );
+  const bundled = time(bundle, ['--version']);
+  const tsx = time(process.execPath, ['--import', 'tsx', 'packages/cli/src/bin.ts', '--version']);
+  console.log(`\nameide --version, median of 10: bundled ${bundled.toFixed(0)} ms, through tsx ${tsx.toFixed(0)} ms`);
+  rmSync(join(bundle, '..'), { recursive: true, force: true });
+}
+
 async function main(): Promise<number> {
   const cfg = loadStackConfig();
   console.log(`starting the stack… (N=${N}, warm-up ${WARMUP})`);
@@ -206,6 +224,7 @@ async function main(): Promise<number> {
       sys.filter((s) => s.ok),
     );
     if (failed) console.log(`\n${failed} run(s) did not complete; the table covers completed runs only`);
+    cliStartup();
     return failed ? 1 : 0;
   } finally {
     await stack.stop();

@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import type { Format } from './output.js';
 
 /** A mistake in what the user asked: printed as one line. Exit 2 for command-line errors, 1 for the rest (a file that cannot be read). */
 export class UsageError extends Error {
@@ -57,6 +58,32 @@ export function wholeNumber(flag: string, min: number, max: number, what = 'a wh
 export function examples(cmd: Command, ...lines: string[]): Command {
   return cmd.addHelpText('after', `\nExamples:\n${lines.map((l) => (l.startsWith('#') ? `  ${l}` : `  $ ${l}`)).join('\n')}`);
 }
+
+/** Options every read command takes. */
+export interface OutputOptions {
+  output?: string;
+  json?: boolean;
+}
+
+/** `-o json|yaml|wide` and `--json` (same as -o json). */
+export function withOutput(cmd: Command, formats: Format[] = ['json', 'yaml', 'wide']): Command {
+  return cmd
+    .addOption(new Option('-o, --output <format>', 'output format instead of text (JSON and YAML name enum values as the text does)').choices(formats))
+    .option('--json', 'same as -o json');
+}
+
+/** `--limit n`: at most n items (the request's page size). */
+export function withLimit(cmd: Command): Command {
+  return cmd.option('--limit <n>', 'list at most n items', wholeNumber('--limit', 1, 1000));
+}
+
+/** A command group (`runs`, `plans`, …): its help lists its subcommands; without one it prints that help and exits 2. */
+export function group(parent: Command, name: string, description: string): Command {
+  return parent.command(name).description(description);
+}
+
+/** Every run status as `--status` takes it (RunStatus without its prefix, in lower case; a unit test holds it to the contracts). */
+export const RUN_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'handed_off'];
 
 /** Positionals and --flags split by hand (repeatable flags collect into arrays). */
 export interface Args {

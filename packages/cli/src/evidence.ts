@@ -6,9 +6,8 @@ import { AttestationError, verifyEnvelope, type DsseEnvelope, type TrustedKey } 
 import { loadS3Settings } from '@ameide/config';
 import { governanceV1 } from '@ameide/contracts';
 import type { GovernanceServiceClient } from '@ameide/sdk';
-import type { Command } from 'commander';
-import { commandLineError, examples, UsageError } from './args.js';
-import { act, withLimit, withOutput, type OutputOptions } from './commands.js';
+import { commandLineError, UsageError } from './args.js';
+import type { OutputOptions } from './args.js';
 import type { Ctx } from './context.js';
 import { emit, formatOf, protoJson, table } from './output.js';
 import { fetchArtifact } from './handoff.js';
@@ -33,7 +32,7 @@ function inside(dir: string, name: string): string {
   return target;
 }
 
-interface SelectorOptions {
+export interface SelectorOptions {
   workItem?: string;
   timebox?: string;
   goal?: string;
@@ -103,131 +102,85 @@ async function trustedKeys(api: GovernanceServiceClient, file: string | undefine
   return { keys: res.keys.map((k) => ({ keyid: k.keyId, publicKeyPem: k.publicKeyPem })), development: res.keys.some((k) => k.development) };
 }
 
-/** `ameide evidence list|download|verify`: a run's checksummed evidence and its signed attestations. */
-export function registerEvidence(program: Command, ctx: Ctx): void {
-  const evidence = program.command('evidence').description("runs' checksummed evidence files and signed in-toto attestations");
-  examples(evidence, 'ameide evidence verify 3f2a9c1e', 'ameide evidence list --artifact increment:SPRINT-7');
-
-  examples(
-    withLimit(
-      withOutput(
-        evidence
-          .command('list')
-          .description('list evidence and attestations of a run, or of everything a work item, timebox, goal or methodology artifact collected')
-          .argument('[run]', 'run id')
-          .option('--work-item <id>', "a work item's evidence")
-          .option('--timebox <id>', "a timebox's (sprint, PI) evidence")
-          .option('--goal <id>', "a goal's evidence")
-          .option('--artifact <kind:id>', 'what is attached to a methodology artifact, e.g. increment:SPRINT-7'),
-      ),
-    ),
-    'ameide evidence list 3f2a9c1e',
-    'ameide evidence list --artifact increment:SPRINT-7 -o yaml',
-  ).action(
-    act(ctx, async (run: string | undefined, opts: OutputOptions & SelectorOptions & { limit?: number }) => {
-      const res = await ctx.governance().listEvidence({ ...selector(run, opts), pageSize: opts.limit ?? 0 });
-      emit(ctx.o, formatOf(opts), protoJson(governanceV1.ListEvidenceResponseSchema, res), () => {
-        const files = table(
+export async function evidenceList(ctx: Ctx, run: string | undefined, opts: OutputOptions & SelectorOptions & { limit?: number }): Promise<number> {
+  const res = await ctx.governance().listEvidence({ ...selector(run, opts), pageSize: opts.limit ?? 0 });
+  emit(ctx.o, formatOf(opts), protoJson(governanceV1.ListEvidenceResponseSchema, res), () => {
+    const files = table(
+      ctx.term,
+      [{ header: 'kind' }, { header: 'name', shrink: true }, { header: 'size', right: true }, { header: 'sha256' }, { header: 'run' }],
+      res.evidence.map((e) => [e.kind, e.name, size(e.sizeBytes), e.sha256.slice(0, 16), e.runId.slice(0, 8)]),
+      'no evidence',
+    );
+    const atts = res.attestations.length
+      ? table(
           ctx.term,
-          [{ header: 'kind' }, { header: 'name', shrink: true }, { header: 'size', right: true }, { header: 'sha256' }, { header: 'run' }],
-          res.evidence.map((e) => [e.kind, e.name, size(e.sizeBytes), e.sha256.slice(0, 16), e.runId.slice(0, 8)]),
-          'no evidence',
-        );
-        const atts = res.attestations.length
-          ? table(
-              ctx.term,
-              [{ header: 'attestation' }, { header: 'subjects', right: true }, { header: 'key' }, { header: 'run' }, { header: 'attached to', shrink: true }],
-              res.attestations.map((a) => [
-                predicateName(a.predicateType),
-                String(a.subjects.length),
-                `${a.keyId.slice(0, 16)}${a.development ? ' (development key)' : ''}`,
-                a.runId.slice(0, 8),
-                a.artifacts.map((x) => `${x.kind} ${x.id}`).join(', ') || '-',
-              ]),
-              '',
-            )
-          : '';
-        return atts ? `${files}\n\n${atts}` : files;
-      });
-      return 0;
-    }),
-  );
+          [{ header: 'attestation' }, { header: 'subjects', right: true }, { header: 'key' }, { header: 'run' }, { header: 'attached to', shrink: true }],
+          res.attestations.map((a) => [
+            predicateName(a.predicateType),
+            String(a.subjects.length),
+            `${a.keyId.slice(0, 16)}${a.development ? ' (development key)' : ''}`,
+            a.runId.slice(0, 8),
+            a.artifacts.map((x) => `${x.kind} ${x.id}`).join(', ') || '-',
+          ]),
+          '',
+        )
+      : '';
+    return atts ? `${files}\n\n${atts}` : files;
+  });
+  return 0;
+}
 
-  examples(
-    evidence
-      .command('download')
-      .description("download a run's evidence files (each checked against its digest) and its attestation envelopes")
-      .argument('<run>', 'run id')
-      .option('--dir <path>', 'where to put them (default ./evidence-<run id, 8 characters>)'),
-    'ameide evidence download 3f2a9c1e --dir ./evidence',
-  ).action(
-    act(ctx, async (runId: string, opts: { dir?: string }) => {
-      const res = await ctx.governance().listEvidence({ runId });
-      const dir = resolve(ctx.cwd, opts.dir ?? `./evidence-${runId.slice(0, 8)}`);
-      const { problems } = await download(res.evidence, res.attestations, dir);
-      for (const p of problems) ctx.o.out(`✗ ${p}`);
-      ctx.o.out(`${res.evidence.length} evidence files and ${res.attestations.length} attestations in ${dir}`);
-      return problems.length ? 1 : 0;
-    }),
-  );
+export async function evidenceDownload(ctx: Ctx, runId: string, opts: { dir?: string }): Promise<number> {
+  const res = await ctx.governance().listEvidence({ runId });
+  const dir = resolve(ctx.cwd, opts.dir ?? `./evidence-${runId.slice(0, 8)}`);
+  const { problems } = await download(res.evidence, res.attestations, dir);
+  for (const p of problems) ctx.o.out(`✗ ${p}`);
+  ctx.o.out(`${res.evidence.length} evidence files and ${res.attestations.length} attestations in ${dir}`);
+  return problems.length ? 1 : 0;
+}
 
-  examples(
-    withOutput(
-      evidence
-        .command('verify')
-        .description("check every evidence file's digest and every attestation's signature and subjects; exit 1 naming what failed")
-        .argument('<run>', 'run id')
-        .option('--public-key <pem>', "trust only this public key file (default: the service's published signing keys)")
-        .option('--dir <path>', 'keep the downloaded files here (default: a temporary directory)'),
-      ['json', 'yaml'],
-    ),
-    'ameide evidence verify 3f2a9c1e',
-    'ameide evidence verify 3f2a9c1e --public-key signing.pub.pem',
-  ).action(
-    act(ctx, async (runId: string, opts: OutputOptions & { publicKey?: string; dir?: string }) => {
-      const format = formatOf(opts);
-      const api = ctx.governance();
-      const res = await api.listEvidence({ runId });
-      const dir = opts.dir ? resolve(ctx.cwd, opts.dir) : await mkdtemp(join(tmpdir(), 'ameide-evidence-'));
+export async function evidenceVerify(ctx: Ctx, runId: string, opts: OutputOptions & { publicKey?: string; dir?: string }): Promise<number> {
+  const format = formatOf(opts);
+  const api = ctx.governance();
+  const res = await api.listEvidence({ runId });
+  const dir = opts.dir ? resolve(ctx.cwd, opts.dir) : await mkdtemp(join(tmpdir(), 'ameide-evidence-'));
+  try {
+    const { files, problems } = await download(res.evidence, res.attestations, dir);
+    const { keys, development } = await trustedKeys(api, opts.publicKey && resolve(ctx.cwd, opts.publicKey));
+    const lines: string[] = [];
+    for (const e of res.evidence) if (files.has(e.name) && !problems.some((p) => p.startsWith(`${e.name}:`))) lines.push(`✓ ${e.kind} ${e.name} sha256 ok`);
+    const digests = res.evidence
+      .filter((e) => files.has(e.name))
+      .map((e) => ({ name: e.name, sha256: createHash('sha256').update(files.get(e.name)!).digest('hex') }));
+    if (!res.attestations.length) problems.push('the run has no attestations');
+    for (const a of res.attestations) {
+      const what = `attestation ${predicateName(a.predicateType)}`;
       try {
-        const { files, problems } = await download(res.evidence, res.attestations, dir);
-        const { keys, development } = await trustedKeys(api, opts.publicKey && resolve(ctx.cwd, opts.publicKey));
-        const lines: string[] = [];
-        for (const e of res.evidence) if (files.has(e.name) && !problems.some((p) => p.startsWith(`${e.name}:`))) lines.push(`✓ ${e.kind} ${e.name} sha256 ok`);
-        const digests = res.evidence
-          .filter((e) => files.has(e.name))
-          .map((e) => ({ name: e.name, sha256: createHash('sha256').update(files.get(e.name)!).digest('hex') }));
-        if (!res.attestations.length) problems.push('the run has no attestations');
-        for (const a of res.attestations) {
-          const what = `attestation ${predicateName(a.predicateType)}`;
-          try {
-            const st = verifyEnvelope(envelopeJson(a), keys);
-            if (st.predicateType !== a.predicateType) throw new AttestationError(`its statement's predicateType is ${st.predicateType}`);
-            // Every subject the signed statement names must be a downloaded file with that digest.
-            const mismatch = st.subject.flatMap((sub) => {
-              const file = digests.find((d) => d.name === sub.name);
-              if (!file) return [`subject ${sub.name} is not among the run's evidence`];
-              return file.sha256 === sub.digest.sha256
-                ? []
-                : [`subject ${sub.name}: the file's sha256 ${file.sha256} differs from the signed ${sub.digest.sha256}`];
-            });
-            if (mismatch.length) problems.push(...mismatch.map((m) => `${what}: ${m}`));
-            else lines.push(`✓ ${what}: signature by ${a.keyId.slice(0, 16)} valid, ${st.subject.length} subjects match`);
-          } catch (err) {
-            if (!(err instanceof AttestationError)) throw err;
-            problems.push(`${what}: ${err.message}`);
-          }
-        }
-        const verdict = problems.length
-          ? `verification FAILED: ${problems.length} problem${problems.length === 1 ? '' : 's'}`
-          : `verified: ${res.evidence.length} evidence files, ${res.attestations.length} attestations${development ? ' (signed with the development key)' : ''}`;
-        emit(ctx.o, format, { runId, verified: problems.length === 0, development, checked: lines, problems }, () =>
-          [...lines, ...problems.map((p) => `✗ ${p}`), verdict].join('\n'),
-        );
-        return problems.length ? 1 : 0;
-      } finally {
-        if (!opts.dir) await rm(dir, { recursive: true, force: true });
+        const st = verifyEnvelope(envelopeJson(a), keys);
+        if (st.predicateType !== a.predicateType) throw new AttestationError(`its statement's predicateType is ${st.predicateType}`);
+        // Every subject the signed statement names must be a downloaded file with that digest.
+        const mismatch = st.subject.flatMap((sub) => {
+          const file = digests.find((d) => d.name === sub.name);
+          if (!file) return [`subject ${sub.name} is not among the run's evidence`];
+          return file.sha256 === sub.digest.sha256
+            ? []
+            : [`subject ${sub.name}: the file's sha256 ${file.sha256} differs from the signed ${sub.digest.sha256}`];
+        });
+        if (mismatch.length) problems.push(...mismatch.map((m) => `${what}: ${m}`));
+        else lines.push(`✓ ${what}: signature by ${a.keyId.slice(0, 16)} valid, ${st.subject.length} subjects match`);
+      } catch (err) {
+        if (!(err instanceof AttestationError)) throw err;
+        problems.push(`${what}: ${err.message}`);
       }
-    }),
-  );
+    }
+    const verdict = problems.length
+      ? `verification FAILED: ${problems.length} problem${problems.length === 1 ? '' : 's'}`
+      : `verified: ${res.evidence.length} evidence files, ${res.attestations.length} attestations${development ? ' (signed with the development key)' : ''}`;
+    emit(ctx.o, format, { runId, verified: problems.length === 0, development, checked: lines, problems }, () =>
+      [...lines, ...problems.map((p) => `✗ ${p}`), verdict].join('\n'),
+    );
+    return problems.length ? 1 : 0;
+  } finally {
+    if (!opts.dir) await rm(dir, { recursive: true, force: true });
+  }
 }

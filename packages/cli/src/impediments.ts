@@ -1,7 +1,6 @@
-import type { Command } from 'commander';
 import { governanceV1 } from '@ameide/contracts';
-import { commandLineError, examples } from './args.js';
-import { act, withLimit, withOutput, type OutputOptions } from './commands.js';
+import { commandLineError } from './args.js';
+import type { OutputOptions } from './args.js';
 import type { Ctx } from './context.js';
 import { ago, emit, formatOf, protoJson, statusColour, table, when } from './output.js';
 
@@ -49,139 +48,82 @@ function formatImpediment(i: Impediment): string {
 
 const asJson = (i: Impediment) => protoJson(ImpedimentSchema, i);
 
-/** `ameide impediments list|get|resolve|reassign`: what automation could not finish, and who takes it on. */
-export function registerImpediments(program: Command, ctx: Ctx): void {
-  const impediments = program
-    .command('impediments')
-    .description('what automation could not finish (policy, budget, handoff, failure, unmet Definition of Done), and who takes it on');
-  examples(impediments, 'ameide impediments list', 'ameide impediments reassign 7e1f… --to agent --note "the flaky test is fixed on main"');
-
-  examples(
-    withLimit(
-      withOutput(
-        impediments
-          .command('list')
-          .description('list impediments, newest first: id, state, cause, work item, run, assignee, raised, reason')
-          .option('--state <state>', 'only open, resolved or reassigned (to the agent) impediments')
-          .option('--work-item <id>', "only this work item's impediments")
-          .option('--run <id>', "only this run's impediments")
-          .option('--assignee <person>', 'only impediments assigned to this person'),
+export async function impedimentsList(
+  ctx: Ctx,
+  opts: OutputOptions & { state?: string; workItem?: string; run?: string; assignee?: string; limit?: number },
+): Promise<number> {
+  const s = opts.state;
+  if (s !== undefined && STATES[s] === undefined) throw commandLineError(`--state must be open, resolved or reassigned, not "${s}"`);
+  const res = await ctx.governance().listImpediments({
+    state: s ? STATES[s] : ImpedimentState.UNSPECIFIED,
+    workItemId: opts.workItem ?? '',
+    runId: opts.run ?? '',
+    assignee: opts.assignee ?? '',
+    pageSize: opts.limit ?? 0,
+  });
+  const row = (i: Impediment, wide: boolean) => [
+    i.id,
+    stateName(i.state),
+    i.cause,
+    i.workItemId || '-',
+    (wide ? i.runId : i.runId.slice(0, 8)) || '-',
+    i.assignee || '-',
+    wide ? when(i.createTime) : ago(i.createTime),
+    firstLine(i.reason),
+  ];
+  const cols = (wide: boolean) => [
+    { header: 'id' },
+    { header: 'state', colour: statusColour },
+    { header: 'cause' },
+    { header: 'work item' },
+    { header: 'run' },
+    { header: 'assignee' },
+    { header: 'raised' },
+    { header: 'reason', shrink: !wide },
+  ];
+  emit(
+    ctx.o,
+    formatOf(opts),
+    res.impediments.map(asJson),
+    () =>
+      table(
+        ctx.term,
+        cols(false),
+        res.impediments.map((i) => row(i, false)),
+        'no impediments',
       ),
-    ),
-    'ameide impediments list --state open --work-item PROJ-12',
-  ).action(
-    act(ctx, async (opts: OutputOptions & { state?: string; workItem?: string; run?: string; assignee?: string; limit?: number }) => {
-      const s = opts.state;
-      if (s !== undefined && STATES[s] === undefined) throw commandLineError(`--state must be open, resolved or reassigned, not "${s}"`);
-      const res = await ctx.governance().listImpediments({
-        state: s ? STATES[s] : ImpedimentState.UNSPECIFIED,
-        workItemId: opts.workItem ?? '',
-        runId: opts.run ?? '',
-        assignee: opts.assignee ?? '',
-        pageSize: opts.limit ?? 0,
-      });
-      const row = (i: Impediment, wide: boolean) => [
-        i.id,
-        stateName(i.state),
-        i.cause,
-        i.workItemId || '-',
-        (wide ? i.runId : i.runId.slice(0, 8)) || '-',
-        i.assignee || '-',
-        wide ? when(i.createTime) : ago(i.createTime),
-        firstLine(i.reason),
-      ];
-      const cols = (wide: boolean) => [
-        { header: 'id' },
-        { header: 'state', colour: statusColour },
-        { header: 'cause' },
-        { header: 'work item' },
-        { header: 'run' },
-        { header: 'assignee' },
-        { header: 'raised' },
-        { header: 'reason', shrink: !wide },
-      ];
-      emit(
-        ctx.o,
-        formatOf(opts),
-        res.impediments.map(asJson),
-        () =>
-          table(
-            ctx.term,
-            cols(false),
-            res.impediments.map((i) => row(i, false)),
-            'no impediments',
-          ),
-        () =>
-          table(
-            ctx.term,
-            cols(true),
-            res.impediments.map((i) => row(i, true)),
-            'no impediments',
-          ),
-      );
-      return 0;
-    }),
+    () =>
+      table(
+        ctx.term,
+        cols(true),
+        res.impediments.map((i) => row(i, true)),
+        'no impediments',
+      ),
   );
+  return 0;
+}
 
-  examples(
-    withOutput(
-      impediments
-        .command('get')
-        .description('show an impediment: reason, phase, run, work item, timeboxes, handoff and the restore command')
-        .argument('<id>', 'impediment id'),
-      ['json', 'yaml'],
-    ),
-    'ameide impediments get 7e1f0a2b-…',
-  ).action(
-    act(ctx, async (id: string, opts: OutputOptions) => {
-      const { impediment } = await ctx.governance().getImpediment({ id });
-      emit(ctx.o, formatOf(opts), asJson(impediment!), () => formatImpediment(impediment!));
-      return 0;
-    }),
-  );
+export async function impedimentsGet(ctx: Ctx, id: string, opts: OutputOptions): Promise<number> {
+  const { impediment } = await ctx.governance().getImpediment({ id });
+  emit(ctx.o, formatOf(opts), asJson(impediment!), () => formatImpediment(impediment!));
+  return 0;
+}
 
-  examples(
-    withOutput(
-      impediments
-        .command('resolve')
-        .description('close an impediment, saying what was done')
-        .argument('<id>', 'impediment id')
-        .requiredOption('--resolution <text>', 'what was done about it'),
-      ['json', 'yaml'],
-    ),
-    'ameide impediments resolve 7e1f0a2b-… --resolution "moved the workflow change to a reviewed PR"',
-  ).action(
-    act(ctx, async (id: string, opts: OutputOptions & { resolution: string }) => {
-      if (!opts.resolution.trim()) throw commandLineError('impediments resolve needs --resolution "what was done"');
-      const { impediment } = await ctx.governance().resolveImpediment({ id, resolution: opts.resolution });
-      emit(ctx.o, formatOf(opts), asJson(impediment!), () => `resolved impediment ${impediment!.id}: ${impediment!.resolution}`);
-      return 0;
-    }),
-  );
+export async function impedimentsResolve(ctx: Ctx, id: string, opts: OutputOptions & { resolution: string }): Promise<number> {
+  if (!opts.resolution.trim()) throw commandLineError('impediments resolve needs --resolution "what was done"');
+  const { impediment } = await ctx.governance().resolveImpediment({ id, resolution: opts.resolution });
+  emit(ctx.o, formatOf(opts), asJson(impediment!), () => `resolved impediment ${impediment!.id}: ${impediment!.resolution}`);
+  return 0;
+}
 
-  examples(
-    withOutput(
-      impediments
-        .command('reassign')
-        .description('assign an impediment to a person, or hand it back to the agent (queues one rerun that is told about the previous attempt; prints its id)')
-        .argument('<id>', 'impediment id')
-        .requiredOption('--to <person|agent>', 'a person, or "agent"')
-        .option('--note <text>', 'for the person or the agent'),
-      ['json', 'yaml'],
-    ),
-    'ameide impediments reassign 7e1f0a2b-… --to agent --note "the flaky test is fixed on main"',
-    'ameide impediments reassign 7e1f0a2b-… --to alice',
-  ).action(
-    act(ctx, async (id: string, opts: OutputOptions & { to: string; note?: string }) => {
-      if (!opts.to.trim()) throw commandLineError('impediments reassign needs --to <person|agent>');
-      const { impediment } = await ctx.governance().reassignImpediment({ id, assignee: opts.to, note: opts.note ?? '' });
-      const i = impediment!;
-      emit(ctx.o, formatOf(opts), asJson(i), () =>
-        i.state === ImpedimentState.REASSIGNED_TO_AGENT
-          ? `impediment ${i.id} handed back to the agent: rerun ${i.rerunId} of run ${i.runId}\nfollow it with: ameide runs watch ${i.rerunId}`
-          : `impediment ${i.id} assigned to ${i.assignee}`,
-      );
-      return 0;
-    }),
+export async function impedimentsReassign(ctx: Ctx, id: string, opts: OutputOptions & { to: string; note?: string }): Promise<number> {
+  if (!opts.to.trim()) throw commandLineError('impediments reassign needs --to <person|agent>');
+  const { impediment } = await ctx.governance().reassignImpediment({ id, assignee: opts.to, note: opts.note ?? '' });
+  const i = impediment!;
+  emit(ctx.o, formatOf(opts), asJson(i), () =>
+    i.state === ImpedimentState.REASSIGNED_TO_AGENT
+      ? `impediment ${i.id} handed back to the agent: rerun ${i.rerunId} of run ${i.runId}\nfollow it with: ameide runs watch ${i.rerunId}`
+      : `impediment ${i.id} assigned to ${i.assignee}`,
   );
+  return 0;
 }

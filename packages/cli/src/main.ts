@@ -1,18 +1,23 @@
 import { Command, type CommanderError } from 'commander';
-import { cliColor, cliColumns, cliWorkingDir, loadCliConfig, processEnv, type CliConfig } from '@ameide/config';
-import { Code, ConnectError, createBacklogServiceClient, createGovernanceServiceClient, createWorkflowServiceClient } from '@ameide/sdk';
 import pkg from '../package.json' with { type: 'json' };
 import { commandLineError, examples, refuseRepeats } from './args.js';
-import { refused, registerDefinitions, registerPlans, registerProfiles, registerRuns, registerWorkItems } from './commands.js';
 import { registerCompletion } from './completion.js';
 import type { Clients, Ctx } from './context.js';
-import { registerEvidence } from './evidence.js';
-import { registerImpediments } from './impediments.js';
-import { registerContexts } from './login.js';
-import { registerNotifications } from './notifications.js';
+import { apiError } from './errors.js';
 import type { Output, Terminal } from './output.js';
-import { registerPreviews } from './previews.js';
-import { registerPrs } from './prs.js';
+import {
+  registerContexts,
+  registerDefinitions,
+  registerEvidence,
+  registerImpediments,
+  registerNotifications,
+  registerPlans,
+  registerPreviews,
+  registerProfiles,
+  registerPrs,
+  registerRuns,
+  registerWorkItems,
+} from './tree.js';
 
 /** The CLI's version (its package's). */
 export const VERSION = pkg.version;
@@ -30,6 +35,10 @@ export interface CliOptions {
 
 const defaultOutput: Output = { out: (l) => console.log(l), err: (l) => console.error(l) };
 
+const notReady = (): never => {
+  throw new Error('the CLI context is not ready');
+};
+
 /**
  * Runs one CLI invocation and returns its exit code: 0, 1 when the command failed (a run that did not
  * complete, evidence that did not verify), 2 after printing help for a command given without its
@@ -37,26 +46,22 @@ const defaultOutput: Output = { out: (l) => console.log(l), err: (l) => console.
  * mistakes, 1 otherwise): the binary prints them as `error: …`.
  */
 export async function cli(argv: string[], o: Output = defaultOutput, opts: CliOptions = {}): Promise<number> {
-  const env = processEnv();
-  const stdout = process.stdout;
-  let cfg: CliConfig | undefined;
   const program = new Command('ameide');
-  const config = () => (cfg ??= loadCliConfig(env, { context: program.opts<{ context?: string }>().context, cwd: opts.cwd ?? process.cwd() }));
-  const api = { baseUrl: () => config().apiUrl, token: () => config().token };
-  const clients: Partial<Clients> = { ...opts.clients };
+  let ready: Promise<void> | undefined;
   const ctx: Ctx = {
     o,
-    term: {
-      color: opts.term?.color ?? cliColor(stdout.isTTY === true, env),
-      columns: opts.term && 'columns' in opts.term ? opts.term.columns : cliColumns(stdout.isTTY ? stdout.columns : undefined, env),
-      interactive: opts.term?.interactive ?? stdout.isTTY === true,
-    },
-    cwd: opts.cwd ?? cliWorkingDir(env),
+    term: { color: false, interactive: false },
+    cwd: opts.cwd ?? process.cwd(),
     signal: opts.signal,
     exitCode: 0,
-    workflows: () => (clients.workflows ??= createWorkflowServiceClient({ baseUrl: api.baseUrl(), token: api.token() })),
-    governance: () => (clients.governance ??= createGovernanceServiceClient({ baseUrl: api.baseUrl(), token: api.token() })),
-    backlog: () => (clients.backlog ??= createBacklogServiceClient({ baseUrl: api.baseUrl(), token: api.token() })),
+    workflows: notReady,
+    governance: notReady,
+    backlog: notReady,
+    ready: () =>
+      (ready ??= import('./runtime.js').then((rt) => {
+        ctx.context = program.opts<{ context?: string }>().context;
+        rt.prepare(ctx, opts);
+      })),
   };
   buildProgram(program, ctx);
   try {
@@ -64,8 +69,7 @@ export async function cli(argv: string[], o: Output = defaultOutput, opts: CliOp
     return ctx.exitCode;
   } catch (err) {
     if (err instanceof HelpShown) return err.exitCode;
-    if (err instanceof ConnectError) throw apiError(err, cfg);
-    throw err;
+    throw apiError(err, ctx.api);
   }
 }
 
@@ -76,43 +80,13 @@ class HelpShown extends Error {
   }
 }
 
-/** A failed API call as one line, with what to do when the API is not there or did not accept the token. */
-function apiError(err: ConnectError, cfg: CliConfig | undefined): Error {
-  const where = cfg?.apiUrl ?? 'the API';
-  let message: string;
-  if (err.code === Code.Unavailable && refused(err)) message = `no API at ${where}: start one with \`make up\` or set AMEIDE_API_URL`;
-  else if (err.code === Code.Unauthenticated) {
-    const fix = !cfg
-      ? 'check the token'
-      : cfg.tokenSource === 'AMEIDE_TOKEN'
-        ? 'fix AMEIDE_TOKEN'
-        : cfg.tokenSource.startsWith('context ')
-          ? `log in again: ameide login --context ${cfg.tokenSource.slice('context '.length)} --api-url ${cfg.apiUrl} --with-token`
-          : 'the `make up` stack issued a new token: restart it with `make up`, or set AMEIDE_TOKEN';
-    message = `${where} did not accept the token from ${cfg?.tokenSource ?? 'the settings'} (${err.rawMessage}): ${fix}`;
-  } else message = `${err.rawMessage} (${codeName(err)})`;
-  return Object.assign(new Error(message), { expected: true, exitCode: 1 });
-}
-
-function codeName(err: ConnectError): string {
-  const names: Record<number, string> = {
-    3: 'invalid argument',
-    5: 'not found',
-    6: 'already exists',
-    7: 'permission denied',
-    9: 'failed precondition',
-    14: 'unavailable',
-    16: 'unauthenticated',
-  };
-  return names[err.code] ?? `code ${err.code}`;
-}
-
 /** `ameide runs list` for a command: its path from the root. */
 const pathOf = (cmd: Command): string => (cmd.parent ? `${pathOf(cmd.parent)} ${cmd.name()}` : cmd.name());
 
 /** A commander error as the CLI says it: one line naming the flag or command, exit 2. */
 function commanderError(cmd: Command, err: CommanderError): Error {
   const path = pathOf(cmd);
+  const sub = path.replace(/^ameide ?/, '');
   const bare = err.message.replace(/^error: /, '');
   switch (err.code) {
     case 'commander.helpDisplayed':
@@ -124,11 +98,11 @@ function commanderError(cmd: Command, err: CommanderError): Error {
       const name = /'([^']*)'/.exec(bare)?.[1] ?? '';
       const subs = cmd.commands.map((c) => c.name());
       const list = subs.length > 1 ? `${subs.slice(0, -1).join(', ')} or ${subs.at(-1)}` : subs.join('');
-      return commandLineError(`unknown command "${cmd.parent ? `${path.replace(/^ameide /, '')} ` : ''}${name}"; use ${list}`);
+      return commandLineError(`unknown command "${sub ? `${sub} ` : ''}${name}"; use ${list}`);
     }
     case 'commander.missingMandatoryOptionValue': {
       const flag = /option '([^']*)'/.exec(bare)?.[1];
-      return commandLineError(flag ? `${path.replace(/^ameide /, '')} needs ${flag}` : bare);
+      return commandLineError(flag ? `${sub} needs ${flag}` : bare);
     }
     case 'commander.optionMissingArgument': {
       const flag = /option '([^']*)'/.exec(bare)?.[1];
@@ -143,16 +117,16 @@ function commanderError(cmd: Command, err: CommanderError): Error {
     }
     case 'commander.missingArgument': {
       const arg = /argument '([^']*)'/.exec(bare)?.[1];
-      return commandLineError(arg ? `${path.replace(/^ameide /, '')} needs <${arg}>` : bare);
+      return commandLineError(arg ? `${sub} needs <${arg}>` : bare);
     }
     case 'commander.invalidArgument': {
       const m = /option '([^' ,]*)(?:, ([^' ]*))?[^']*' argument '(.*)' is invalid\. Allowed choices are (.*)\.$/.exec(bare);
       if (m) return commandLineError(`${m[2] ?? m[1]} ${m[3]}: use ${m[4]}`);
       const a = /argument value '(.*)' is invalid for argument '(.*)'\. Allowed choices are (.*)\.$/.exec(bare);
-      return commandLineError(a ? `${path.replace(/^ameide /, '')} ${a[1]}: use ${a[3]}` : bare);
+      return commandLineError(a ? `${sub} ${a[1]}: use ${a[3]}` : bare);
     }
     case 'commander.unknownOption':
-      return commandLineError(`${bare} (ameide ${path.replace(/^ameide ?/, '')}${path === 'ameide' ? '' : ' '}--help lists the flags)`);
+      return commandLineError(`${bare} (ameide ${sub ? `${sub} ` : ''}--help lists the flags)`);
     default:
       return commandLineError(bare);
   }

@@ -1,8 +1,7 @@
-import { Option, type Command } from 'commander';
 import { governanceV1 } from '@ameide/contracts';
 import { Code, ConnectError, type GovernanceServiceClient } from '@ameide/sdk';
-import { commandLineError, examples } from './args.js';
-import { act, withLimit, withOutput, type OutputOptions } from './commands.js';
+import { commandLineError } from './args.js';
+import type { OutputOptions } from './args.js';
 import type { Ctx } from './context.js';
 import { emit, formatOf, protoJson, when, type Output } from './output.js';
 
@@ -86,165 +85,85 @@ async function watchNotifications(api: GovernanceServiceClient, person: string, 
   }
 }
 
-/**
- * `ameide notifications list|read|watch|subscribe|subscriptions|unsubscribe|deliveries|stats`: the
- * notification center (the caller's, or `--person`'s), subscriptions to work items' runs on a channel
- * (the notification center, a signed webhook, e-mail), webhook and e-mail deliveries (dead letters
- * too), and per-channel delivery stats.
- */
-export function registerNotifications(program: Command, ctx: Ctx): void {
-  const notifications = program
-    .command('notifications')
-    .description("the notification center, subscriptions to work items' runs (in-app, signed webhooks, e-mail), deliveries and their stats");
-  examples(
-    notifications,
-    'ameide notifications list --unread',
-    'ameide notifications subscribe --channel webhook --address https://hooks.example.com/ameide --secret "$SECRET" --work-item PROJ-12',
-  );
-  const person = (cmd: Command) => cmd.option('--person <person>', "someone else's (default: yours)");
+export async function notificationsList(ctx: Ctx, opts: OutputOptions & { person?: string; unread?: boolean; limit?: number }): Promise<number> {
+  const res = await ctx.governance().listNotifications({ person: opts.person ?? '', unreadOnly: opts.unread === true, pageSize: opts.limit ?? 0 });
+  emit(ctx.o, formatOf(opts), protoJson(governanceV1.ListNotificationsResponseSchema, res, { alwaysEmitImplicit: true }), () => {
+    const lines = res.notifications.map(formatNotification);
+    return [...(lines.length ? lines : ['no notifications']), `${res.unread} unread`].join('\n');
+  });
+  return 0;
+}
 
-  examples(
-    withLimit(
-      withOutput(
-        person(notifications.command('list').description('the notification center, newest first, and the unread count').option('--unread', 'only unread ones')),
-      ),
-    ),
-    'ameide notifications list --unread',
-  ).action(
-    act(ctx, async (opts: OutputOptions & { person?: string; unread?: boolean; limit?: number }) => {
-      const res = await ctx.governance().listNotifications({ person: opts.person ?? '', unreadOnly: opts.unread === true, pageSize: opts.limit ?? 0 });
-      emit(ctx.o, formatOf(opts), protoJson(governanceV1.ListNotificationsResponseSchema, res, { alwaysEmitImplicit: true }), () => {
-        const lines = res.notifications.map(formatNotification);
-        return [...(lines.length ? lines : ['no notifications']), `${res.unread} unread`].join('\n');
-      });
-      return 0;
-    }),
-  );
+export async function notificationsRead(ctx: Ctx, ids: string[], opts: { person?: string; all?: boolean }): Promise<number> {
+  if (opts.all === ids.length > 0) throw commandLineError('notifications read needs notification ids or --all');
+  const res = await ctx.governance().markNotificationsRead({ person: opts.person ?? '', ids });
+  ctx.o.out(`marked ${res.marked} notification${res.marked === 1n ? '' : 's'} read`);
+  return 0;
+}
 
-  examples(
-    person(notifications.command('read').description('mark notifications read').argument('[ids...]', 'notification ids').option('--all', 'every notification')),
-    'ameide notifications read --all',
-    'ameide notifications read 5d0c… 91aa…',
-  ).action(
-    act(ctx, async (ids: string[], opts: { person?: string; all?: boolean }) => {
-      if (opts.all === ids.length > 0) throw commandLineError('notifications read needs notification ids or --all');
-      const res = await ctx.governance().markNotificationsRead({ person: opts.person ?? '', ids });
-      ctx.o.out(`marked ${res.marked} notification${res.marked === 1n ? '' : 's'} read`);
-      return 0;
-    }),
-  );
+export async function notificationsWatch(ctx: Ctx, opts: OutputOptions & { person?: string }): Promise<number> {
+  try {
+    return await watchNotifications(ctx.governance(), opts.person ?? '', formatOf(opts) === 'json', ctx.o, ctx.signal);
+  } catch (err) {
+    if (ctx.signal?.aborted) return 130;
+    throw err;
+  }
+}
 
-  examples(
-    withOutput(person(notifications.command('watch').description('print notifications, then each new one as it arrives, until interrupted')), ['json']),
-    'ameide notifications watch -o json   # JSON lines',
-  ).action(
-    act(ctx, async (opts: OutputOptions & { person?: string }) => {
-      try {
-        return await watchNotifications(ctx.governance(), opts.person ?? '', formatOf(opts) === 'json', ctx.o, ctx.signal);
-      } catch (err) {
-        if (ctx.signal?.aborted) return 130;
-        throw err;
-      }
-    }),
-  );
+export async function notificationsSubscribe(
+  ctx: Ctx,
+  opts: OutputOptions & { person?: string; channel: string; address?: string; secret?: string; workItem: string },
+): Promise<number> {
+  const res = await ctx.governance().putSubscription({
+    person: opts.person ?? '',
+    channel: opts.channel,
+    address: opts.address ?? '',
+    secret: opts.secret ?? '',
+    workItemId: opts.workItem,
+  });
+  const s = res.subscription!;
+  emit(ctx.o, formatOf(opts), protoJson(governanceV1.SubscriptionSchema, s), () => `subscribed: ${formatSubscription(s)}`);
+  return 0;
+}
 
-  examples(
-    withOutput(
-      person(
-        notifications
-          .command('subscribe')
-          .description("subscribe to a work item's run notifications (default: every work item's) on a channel")
-          .addOption(new Option('--channel <channel>', 'where notifications go').choices(['webhook', 'email', 'in_app']).makeOptionMandatory())
-          .option('--address <url|e-mail>', "the webhook's URL or the e-mail address")
-          .option('--secret <secret>', 'webhook signing secret (deliveries carry an HMAC signature)')
-          .option('--work-item <id>', 'the work item, or * for every one', '*'),
-      ),
-      ['json', 'yaml'],
-    ),
-    'ameide notifications subscribe --channel email --address alice@example.com --work-item PROJ-12',
-    'ameide notifications subscribe --channel webhook --address https://hooks.example.com/ameide --secret "$SECRET"',
-  ).action(
-    act(ctx, async (opts: OutputOptions & { person?: string; channel: string; address?: string; secret?: string; workItem: string }) => {
-      const res = await ctx.governance().putSubscription({
-        person: opts.person ?? '',
-        channel: opts.channel,
-        address: opts.address ?? '',
-        secret: opts.secret ?? '',
-        workItemId: opts.workItem,
-      });
-      const s = res.subscription!;
-      emit(ctx.o, formatOf(opts), protoJson(governanceV1.SubscriptionSchema, s), () => `subscribed: ${formatSubscription(s)}`);
-      return 0;
-    }),
+export async function notificationsSubscriptions(ctx: Ctx, opts: OutputOptions & { person?: string; workItem?: string }): Promise<number> {
+  const res = await ctx.governance().listSubscriptions({ person: opts.person ?? '', workItemId: opts.workItem ?? '' });
+  emit(
+    ctx.o,
+    formatOf(opts),
+    res.subscriptions.map((s) => protoJson(governanceV1.SubscriptionSchema, s)),
+    () => (res.subscriptions.length ? res.subscriptions.map(formatSubscription).join('\n') : 'no subscriptions'),
   );
+  return 0;
+}
 
-  examples(
-    withOutput(person(notifications.command('subscriptions').description('list subscriptions').option('--work-item <id>', "only this work item's"))),
-    'ameide notifications subscriptions --work-item PROJ-12',
-  ).action(
-    act(ctx, async (opts: OutputOptions & { person?: string; workItem?: string }) => {
-      const res = await ctx.governance().listSubscriptions({ person: opts.person ?? '', workItemId: opts.workItem ?? '' });
-      emit(
-        ctx.o,
-        formatOf(opts),
-        res.subscriptions.map((s) => protoJson(governanceV1.SubscriptionSchema, s)),
-        () => (res.subscriptions.length ? res.subscriptions.map(formatSubscription).join('\n') : 'no subscriptions'),
-      );
-      return 0;
-    }),
-  );
+export async function notificationsUnsubscribe(ctx: Ctx, id: string): Promise<number> {
+  await ctx.governance().deleteSubscription({ id });
+  ctx.o.out(`unsubscribed ${id}`);
+  return 0;
+}
 
-  examples(
-    notifications.command('unsubscribe').description('delete a subscription').argument('<id>', 'subscription id (notifications subscriptions lists them)'),
-    'ameide notifications unsubscribe 2b6f…',
-  ).action(
-    act(ctx, async (id: string) => {
-      await ctx.governance().deleteSubscription({ id });
-      ctx.o.out(`unsubscribed ${id}`);
-      return 0;
-    }),
+export async function notificationsDeliveries(
+  ctx: Ctx,
+  opts: OutputOptions & { state?: string; channel?: string; run?: string; limit?: number },
+): Promise<number> {
+  const res = await ctx.governance().listDeliveries({ state: opts.state ?? '', channel: opts.channel ?? '', runId: opts.run ?? '', pageSize: opts.limit ?? 0 });
+  emit(
+    ctx.o,
+    formatOf(opts),
+    res.deliveries.map((d) => protoJson(governanceV1.DeliverySchema, d)),
+    () => (res.deliveries.length ? res.deliveries.map(formatDelivery).join('\n') : 'no deliveries'),
   );
+  return 0;
+}
 
-  examples(
-    withLimit(
-      withOutput(
-        notifications
-          .command('deliveries')
-          .description('webhook and e-mail deliveries: state, attempts, channel, event, run, address, last error')
-          .addOption(new Option('--state <state>', 'only deliveries in this state').choices(['pending', 'delivered', 'failed', 'dead_lettered']))
-          .addOption(new Option('--channel <channel>', 'only this channel').choices(['webhook', 'email']))
-          .option('--run <id>', "only this run's deliveries"),
-      ),
-    ),
-    'ameide notifications deliveries --state dead_lettered',
-  ).action(
-    act(ctx, async (opts: OutputOptions & { state?: string; channel?: string; run?: string; limit?: number }) => {
-      const res = await ctx
-        .governance()
-        .listDeliveries({ state: opts.state ?? '', channel: opts.channel ?? '', runId: opts.run ?? '', pageSize: opts.limit ?? 0 });
-      emit(
-        ctx.o,
-        formatOf(opts),
-        res.deliveries.map((d) => protoJson(governanceV1.DeliverySchema, d)),
-        () => (res.deliveries.length ? res.deliveries.map(formatDelivery).join('\n') : 'no deliveries'),
-      );
-      return 0;
-    }),
+export async function notificationsStats(ctx: Ctx, opts: OutputOptions): Promise<number> {
+  const res = await ctx.governance().getNotificationStats({});
+  emit(
+    ctx.o,
+    formatOf(opts),
+    res.channels.map((c) => protoJson(governanceV1.ChannelStatsSchema, c, { alwaysEmitImplicit: true })),
+    () => formatStats(res.channels),
   );
-
-  examples(
-    withOutput(notifications.command('stats').description('deliveries per channel: counts and latency p50/p95/p99')),
-    'ameide notifications stats',
-  ).action(
-    act(ctx, async (opts: OutputOptions) => {
-      const res = await ctx.governance().getNotificationStats({});
-      emit(
-        ctx.o,
-        formatOf(opts),
-        res.channels.map((c) => protoJson(governanceV1.ChannelStatsSchema, c, { alwaysEmitImplicit: true })),
-        () => formatStats(res.channels),
-      );
-      return 0;
-    }),
-  );
+  return 0;
 }

@@ -16,10 +16,13 @@ import {
   PlanSchema,
   RunSchema,
   RunStatus,
+  RunStatusSchema,
   WorkflowService,
   type ApplyDefinitionRequest,
   type ListWorkflowRunsRequest,
 } from '@ameide/contracts';
+import { RUN_STATUSES } from '../src/args.js';
+import { statusName } from '../src/format.js';
 import { buildProgram } from '../src/main.js';
 import type { Ctx } from '../src/context.js';
 import { buildBinary, runBinary } from './support/binary.js';
@@ -171,6 +174,10 @@ describe('the bundled binary', { timeout: 60_000 }, () => {
     const yaml = parseYaml((await ameide(['runs', 'list', '-o', 'yaml'])).stdout) as Array<{ id: string; status: string; startTime: string }>;
     expect(yaml).toEqual(json);
     expect((await ameide(['runs', 'list', '-o', 'wide'])).stdout).toMatch(/^ID +STATUS +PHASE +DEFINITION +PLAN +WORK ITEM +BRANCH +TITLE/);
+  });
+
+  it('takes every run status the API has', () => {
+    expect(RUN_STATUSES).toEqual(RunStatusSchema.values.filter((v) => v.number !== 0).map((v) => statusName(v.number)));
   });
 
   it('filters by every status, --failed selecting failed and handed_off, and hints that handed-off runs failed too', async () => {
