@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +17,9 @@ import {
   RunSchema,
   RunStatus,
   RunStatusSchema,
+  StatusUpdateKind,
+  StatusUpdateSchema,
+  Phase,
   WorkflowService,
   type ApplyDefinitionRequest,
   type ListWorkflowRunsRequest,
@@ -66,6 +69,15 @@ function fakeService(token: string) {
       },
       listDefinitions() {
         return { definitions: [] };
+      },
+      async *watchWorkflowRun(req, context) {
+        yield { update: create(StatusUpdateSchema, { runId: req.id, sequence: 1n, kind: StatusUpdateKind.RUN_STARTED }) };
+        yield { update: create(StatusUpdateSchema, { runId: req.id, sequence: 2n, kind: StatusUpdateKind.PHASE_STARTED, phase: Phase.AGENT }) };
+        // The agent runs until the client goes away.
+        await new Promise((r) => context.signal.addEventListener('abort', r));
+      },
+      async *streamRunOutput(req) {
+        if (req.phase === Phase.AGENT) yield { phase: Phase.AGENT, offset: 0n, data: 'thinking about multiply\nwriting src/calc.js\n' };
       },
       applyDefinition(req) {
         asked.applied.push(req);
@@ -205,6 +217,33 @@ describe('the bundled binary', { timeout: 60_000 }, () => {
       (await runBinary('script', ['-qec', `env ${env} AMEIDE_API_URL=${api} AMEIDE_TOKEN=good ${bin} runs list`, '/dev/null'], { stdin: 'ignore' })).stdout;
     expect(await onTty('TERM=xterm')).toContain('\x1b[32mcompleted\x1b[0m');
     expect(await onTty('TERM=xterm NO_COLOR=1')).not.toContain('\x1b[');
+  });
+
+  it('stops watching on Ctrl-C, saying the run continues and how to follow it; on a terminal it shows the running command', async () => {
+    const child = spawn(bin, ['runs', 'watch', '3f2a9c1e'], { env: { PATH: process.env.PATH!, AMEIDE_API_URL: api, AMEIDE_TOKEN: 'good' } });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    await new Promise<void>((r) =>
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('agent started')) r();
+      }),
+    );
+    child.kill('SIGINT');
+    const code = await new Promise((r) => child.on('exit', r));
+    expect(code).toBe(130);
+    expect(stdout).toBe('[  1] run started\n[  2] agent started\n');
+    expect(stderr).toBe(
+      '\nstopped watching; run 3f2a9c1e continues: follow it with `ameide runs watch 3f2a9c1e` (stop it with `ameide runs cancel 3f2a9c1e`)\n',
+    );
+
+    // On a terminal: the agent's latest lines and how long it has been running, below the updates.
+    const tty = await runBinary('script', ['-qec', `env AMEIDE_API_URL=${api} AMEIDE_TOKEN=good timeout -s INT 3 ${bin} runs watch 3f2a9c1e`, '/dev/null'], {
+      stdin: 'ignore',
+    });
+    expect(tty.stdout).toMatch(/agent running for \ds…/);
+    expect(tty.stdout).toContain('│ writing src/calc.js');
   });
 
   it('resolves -f against the directory it is run in', async () => {
