@@ -55,7 +55,7 @@ export function registerDefinitions(program: Command, ctx: Ctx): void {
   ).action(lazy(ctx, load.commands, (m, opts: { limit?: number } & OutputOptions) => m.definitionsList(ctx, opts)));
 
   examples(
-    withOutput(defs.command('get').description('show a definition (its stored spec)').argument('<name>', 'definition name or id'), ['json', 'yaml']),
+    withOutput(defs.command('get').description('show a definition (its stored spec)').argument('<name>', 'definition name or id')),
     'ameide definitions get my-repo -o yaml',
   ).action(lazy(ctx, load.commands, (m, name: string, opts: OutputOptions) => m.definitionsGet(ctx, name, opts)));
 }
@@ -131,7 +131,6 @@ export function registerRuns(program: Command, ctx: Ctx): Command {
         .command('get')
         .description('show a run: status, each phase, branch, diff, tests, preview, pull request, Definition of Done')
         .argument('<run>', 'run id'),
-      ['json', 'yaml'],
     ),
     'ameide runs get 3f2a9c1e',
     'ameide runs get 3f2a9c1e -o json',
@@ -205,7 +204,6 @@ export function registerRuns(program: Command, ctx: Ctx): Command {
         .description("the run's change as it pushed it: a unified diff (coloured on a terminal unless NO_COLOR), or per-file stats")
         .argument('<run>', 'run id')
         .option('--stat', 'one line per file and the totals, as git diff --stat'),
-      ['json', 'yaml'],
     ),
     'ameide runs diff 3f2a9c1e',
     'ameide runs diff 3f2a9c1e --stat',
@@ -233,7 +231,6 @@ export function registerPlans(program: Command, ctx: Ctx): void {
   examples(
     withOutput(
       plans.command('get').description('show a plan: version, definition, work item, trigger, approval, the work it covers').argument('<plan>', 'plan id'),
-      ['json', 'yaml'],
     ),
     'ameide plans get 8c1d2e3f',
   ).action(lazy(ctx, load.commands, (m, id: string, opts: OutputOptions) => m.plansGet(ctx, id, opts)));
@@ -248,7 +245,6 @@ export function registerPlans(program: Command, ctx: Ctx): void {
         .option('--from <n>', 'compare from this version of the work item’s plan', version('--from'))
         .option('--to <n>', 'compare to this version', version('--to'))
         .option('--other <plan>', 'compare with this plan instead'),
-      ['json', 'yaml'],
     ),
     'ameide plans diff 8c1d2e3f',
     'ameide plans diff 8c1d2e3f --from 1 --to 3',
@@ -315,7 +311,6 @@ export function registerWorkItems(program: Command, ctx: Ctx): void {
   examples(
     withOutput(
       items.command('get').description('show a work item: its spec, each Definition of Ready rule, its plan and run').argument('<id>', 'work item id'),
-      ['json', 'yaml'],
     ),
     'ameide workitems get PROJ-12',
   ).action(lazy(ctx, load.commands, (m, id: string, opts: OutputOptions) => m.workitemsGet(ctx, id, opts)));
@@ -346,7 +341,6 @@ export function registerProfiles(program: Command, ctx: Ctx): void {
         .command('get')
         .description('show a profile: trigger state, Definition of Ready and Done rules, evidence targets')
         .argument('<name>', 'profile name'),
-      ['json', 'yaml'],
     ),
     'ameide profiles get scrum',
   ).action(lazy(ctx, load.commands, (m, name: string, opts: OutputOptions) => m.profilesGet(ctx, name, opts)));
@@ -371,7 +365,7 @@ export function registerPrs(program: Command, ctx: Ctx): void {
   ).action(lazy(ctx, load.prs, (m, opts: OutputOptions & { workItem?: string; state?: string; limit?: number }) => m.prsList(ctx, opts)));
 
   examples(
-    withOutput(prs.command('get').description('show a pull request with its description').argument('<pr>', 'pull request id or #number'), ['json', 'yaml']),
+    withOutput(prs.command('get').description('show a pull request with its description').argument('<pr>', 'pull request id or #number')),
     'ameide prs get "#3"',
   ).action(lazy(ctx, load.prs, (m, id: string, opts: OutputOptions) => m.prsGet(ctx, id, opts)));
 }
@@ -439,7 +433,6 @@ export function registerEvidence(program: Command, ctx: Ctx): void {
         .argument('<run>', 'run id')
         .option('--public-key <pem>', "trust only this public key file (default: the service's published signing keys)")
         .option('--dir <path>', 'keep the downloaded files here (default: a temporary directory)'),
-      ['json', 'yaml'],
     ),
     'ameide evidence verify 3f2a9c1e',
     'ameide evidence verify 3f2a9c1e --public-key signing.pub.pem',
@@ -478,7 +471,6 @@ export function registerImpediments(program: Command, ctx: Ctx): void {
         .command('get')
         .description('show an impediment: reason, phase, run, work item, timeboxes, handoff and the restore command')
         .argument('<id>', 'impediment id'),
-      ['json', 'yaml'],
     ),
     'ameide impediments get 7e1f0a2b-…',
   ).action(lazy(ctx, load.impediments, (m, id: string, opts: OutputOptions) => m.impedimentsGet(ctx, id, opts)));
@@ -622,7 +614,7 @@ export function registerContexts(program: Command, ctx: Ctx): void {
   examples(contexts, 'ameide context list', 'ameide context use staging');
 
   examples(
-    withOutput(contexts.command('list').description('list saved contexts; * marks the current one (tokens are not shown)'), ['json', 'yaml']),
+    withOutput(contexts.command('list').description('list saved contexts; * marks the current one (tokens are not shown)')),
     'ameide context list',
   ).action(lazy(ctx, load.login, (m, opts: OutputOptions) => m.contextList(ctx, opts)));
 
@@ -630,10 +622,9 @@ export function registerContexts(program: Command, ctx: Ctx): void {
     lazy(ctx, load.login, (m, name: string) => m.contextUse(ctx, name)),
   );
 
-  examples(
-    withOutput(contexts.command('current').description('the current context and its API (exit 1 when there is none)'), ['json', 'yaml']),
-    'ameide context current',
-  ).action(lazy(ctx, load.login, (m, opts: OutputOptions) => m.contextCurrent(ctx, opts)));
+  examples(withOutput(contexts.command('current').description('the current context and its API (exit 1 when there is none)')), 'ameide context current').action(
+    lazy(ctx, load.login, (m, opts: OutputOptions) => m.contextCurrent(ctx, opts)),
+  );
 
   examples(
     contexts.command('delete').description('forget a saved context and its token').argument('<name>', 'context name'),
