@@ -85,6 +85,13 @@ it('exits 1 from watch when the run did not complete, and prints one clear line 
     status: 1,
     stderr: 'error: cannot read definition file /nonexistent.yaml',
   });
+  // The service's refusal of a field, said with the file and the key as written in it.
+  const outside = join(h.dir, 'outside.yaml');
+  const def = sampleDefinition(sampleOrigin(h, 'outside'), 'outside');
+  writeFileSync(outside, JSON.stringify({ ...def, spec: { ...def.spec, guardrails: { ...def.spec.guardrails, readOnlyPaths: ['/opt'] } } }));
+  const refused = await ameide('definitions', 'apply', '-f', outside);
+  expect(refused.status).toBe(1);
+  expect(refused.stderr).toMatch(new RegExp(`^error: ${outside}: spec\\.guardrails\\.readOnlyPaths\\[0\\]: .*\\(invalid argument\\)$`));
   expect(await ameide('runs', 'list', '--status', 'sleeping')).toMatchObject({
     status: 2,
     stderr: 'error: --status sleeping: use queued, running, completed, failed, cancelled, handed_off',

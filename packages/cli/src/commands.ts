@@ -9,7 +9,7 @@ import { commandLineError, RUN_STATUSES, UsageError, type OutputOptions } from '
 import { parseWorkItemState, readProfileFile, readWorkItemFile } from './backlog-file.js';
 import type { Ctx } from './context.js';
 import { refused } from './errors.js';
-import { readDefinitionFile } from './definition-file.js';
+import { explainDefinitionError, readDefinitionFile } from './definition-file.js';
 import { runsDiff } from './diff.js';
 import {
   formatPlan,
@@ -193,7 +193,15 @@ export async function definitionsApply(ctx: Ctx, opts: { file: string } & Output
     },
     secrets: secrets.map((s) => ({ ...s, phases: s.phases.map((p) => Phase[p.toUpperCase() as 'INSTALL' | 'AGENT' | 'TEST' | 'PREVIEW']) })),
   });
-  const res = await ctx.workflows().applyDefinition({ name: def.name, annotations: def.annotations, spec });
+  let res;
+  try {
+    res = await ctx.workflows().applyDefinition({ name: def.name, annotations: def.annotations, spec });
+  } catch (err) {
+    // The service's answer about a field, said with the file and the key as the user wrote it.
+    if (err instanceof ConnectError && err.code === Code.InvalidArgument)
+      throw Object.assign(new Error(explainDefinitionError(opts.file, err)), { expected: true });
+    throw err;
+  }
   const d = res.definition!;
   emit(ctx.o, format, definitionJson(d), () => `definition ${d.name} ${res.changed ? 'applied' : 'unchanged'} (version ${d.version}, id ${d.id})`);
   return 0;
