@@ -26,9 +26,11 @@ it('applies a definition file, runs and watches a run to completion, and prints 
   const started = await ameide('runs', 'start', '--definition', 'cli-sample', '--work-item', 'CALC-9', '--title', 'Add a multiply function', '--watch');
   expect(started.stderr).toBe('');
   expect(started.status).toBe(0);
-  const lines = started.stdout.trim().split('\n');
-  expect(lines.at(-1)).toMatch(/\] run completed$/);
+  expect(started.stdout).toMatch(/\] run completed\n/);
   expect(started.stdout).toMatch(/test succeeded in \d+\.\ds exit 0/);
+  // It ends with the run's summary, as `make demo` does: phases, tests, evidence and the Definition of Done.
+  expect(started.stdout).toMatch(/\n\nrun {9}[0-9a-f-]{36}\nstatus {6}completed\n/);
+  expect(started.stdout).toMatch(/done {8}Definition of Done met\n/);
 
   const runs = JSON.parse((await ameide('runs', 'list', '--work-item', 'CALC-9', '--json')).stdout);
   expect(runs).toHaveLength(1);

@@ -127,10 +127,23 @@ export async function watchRun(
  * `watchRun` for the commands: on a terminal (text output) it also shows the running command's latest
  * output lines; on Ctrl-C it says the run goes on and how to follow it again (exit 130).
  */
-async function follow(ctx: Ctx, id: string, from: bigint, json: boolean): Promise<number> {
+/** How long `runs start --watch` waits for the run's Definition of Done before printing its summary without it. */
+const DONE_WAIT_MS = 15_000;
+
+async function follow(ctx: Ctx, id: string, from: bigint, json: boolean, summary = false): Promise<number> {
   const api = ctx.workflows();
   try {
-    return await watchRun(api, id, from, json, ctx.o, ctx.signal, ctx.term.interactive && !json ? new LiveOutput(api, id, ctx.o, ctx.term) : undefined);
+    const code = await watchRun(api, id, from, json, ctx.o, ctx.signal, ctx.term.interactive && !json ? new LiveOutput(api, id, ctx.o, ctx.term) : undefined);
+    if (summary && !json) {
+      // The same summary as `make demo`: phases, branch, tests, evidence and the Definition of Done (evaluated just after the run ends).
+      let run = (await api.getWorkflowRun({ id }, { signal: ctx.signal })).run!;
+      for (const until = Date.now() + DONE_WAIT_MS; !run.done && Date.now() < until;) {
+        await new Promise((r) => setTimeout(r, 250));
+        run = (await api.getWorkflowRun({ id }, { signal: ctx.signal })).run!;
+      }
+      ctx.o.out('\n' + formatRun(run));
+    }
+    return code;
   } catch (err) {
     if (!ctx.signal?.aborted) throw err;
     note(ctx.o, `\nstopped watching; run ${id} continues: follow it with \`ameide runs watch ${id}\` (stop it with \`ameide runs cancel ${id}\`)`);
@@ -259,7 +272,7 @@ export async function runsStart(ctx: Ctx, opts: StartOptions): Promise<number> {
   const line = `run ${run.id} started (workflow ${run.workflowId})`;
   if (opts.watch) {
     if (format === 'text') ctx.o.out(line);
-    return follow(ctx, run.id, 0n, format === 'json');
+    return follow(ctx, run.id, 0n, format === 'json', format === 'text');
   }
   emit(ctx.o, format, runJson(run), () => line);
   return 0;
@@ -274,7 +287,7 @@ export async function runsRerun(ctx: Ctx, id: string, opts: OutputOptions & { re
   const line = `run ${run.id} started again from plan ${run.planId} v${run.planVersion} (workflow ${run.workflowId})`;
   if (opts.watch) {
     if (format === 'text') ctx.o.out(line);
-    return follow(ctx, run.id, 0n, format === 'json');
+    return follow(ctx, run.id, 0n, format === 'json', format === 'text');
   }
   emit(ctx.o, format, runJson(run), () => line);
   return 0;
