@@ -5,7 +5,7 @@ import { Phase, PhaseState, RunStatus, StatusUpdateKind, type StatusUpdate } fro
 import { git } from '@ameide/devstack';
 import { Code, ConnectError, type WorkflowServiceClient } from '@ameide/sdk';
 import { chaosOrigin, commandLine, processAlive, pushesOf, startChaosStack, type ChaosStack, type KillReport } from '../support/chaos-stack.js';
-import { applySample, COMPLETED_RUN_UPDATES, MULTIPLY } from '../support/harness.js';
+import { applySample, COMPLETED_RUN_UPDATES, MULTIPLY, refusal } from '../support/harness.js';
 
 /**
  * Chaos with real processes: parts of a stack (its own Postgres, Temporal dev server, workflow
@@ -24,16 +24,6 @@ const seq = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 /** The work item the scripted agent does (multiply), under another id and so on another branch. */
 const item = (id: string) => ({ ...MULTIPLY, id });
 const branchOf = (id: string) => `ameide/${id.toLowerCase()}`;
-
-/** The ConnectError a call fails with; fails the test if it succeeds. */
-async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error('the call succeeded');
-}
 
 /** Every update of a run, replayed from 0 and followed to its end, within `ms`. */
 async function watchWithin(client: WorkflowServiceClient, id: string, ms: number): Promise<StatusUpdate[]> {

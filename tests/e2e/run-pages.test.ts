@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import { RunStatus, type ListWorkflowRunsRequest } from '@ameide/contracts';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { ListWorkflowRunsRequestSchema } from '@ameide/contracts';
-import { applySample, MULTIPLY, sampleOrigin, startHarness, type Harness } from '../support/harness.js';
+import { applySample, type Harness, MULTIPLY, refusal, sampleOrigin, startHarness } from '../support/harness.js';
 
 /** ListWorkflowRuns a page at a time: page_token / next_page_token (no worker: the runs stay queued). */
 describe('ListWorkflowRuns pages', () => {
@@ -44,15 +44,6 @@ describe('ListWorkflowRuns pages', () => {
     } while (pageToken && out.length < 20);
     return out;
   }
-
-  const refusal = async (p: Promise<unknown>) => {
-    try {
-      await p;
-    } catch (err) {
-      return ConnectError.from(err);
-    }
-    throw new Error('expected the call to fail');
-  };
 
   it('pages through every run once, newest first, in a stable order (ties by id)', async () => {
     const got = await pages({ pageSize: 3 });

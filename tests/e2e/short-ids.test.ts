@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import type { Plan, Run } from '@ameide/contracts';
-import { applySample, MULTIPLY, sampleOrigin, startHarness, type Harness } from '../support/harness.js';
+import { applySample, type Harness, MULTIPLY, refusal, sampleOrigin, startHarness } from '../support/harness.js';
 
 /**
  * Short ids: a unique prefix (6 hex characters or more) of a run, plan or definition id is taken
@@ -47,15 +47,6 @@ describe('short ids', () => {
       ]);
   });
   afterAll(() => h?.stop());
-
-  const refusal = async (p: Promise<unknown>) => {
-    try {
-      await p;
-    } catch (err) {
-      return ConnectError.from(err);
-    }
-    throw new Error('expected the call to fail');
-  };
 
   it('takes a unique prefix of a run id wherever a run id goes', async () => {
     const short = run.id.slice(0, 8);

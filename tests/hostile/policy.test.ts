@@ -5,21 +5,11 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { Phase, RunStatus } from '@ameide/contracts';
 import { createOrigin, git, SAMPLE_REPO, SCRIPTED_AGENT } from '@ameide/devstack';
 import { Code, ConnectError } from '@ameide/sdk';
-import { ACME_SECRET, applySample, sampleOrigin, startHarness, useHarnessWithOrigin, type Harness } from '../support/harness.js';
+import { ACME_SECRET, applySample, type Harness, refusal, sampleOrigin, startHarness, useHarnessWithOrigin } from '../support/harness.js';
 import { ancestors, applyAndRun, clearMarkers, item, markerDir, markers, modes, output, transcript } from './support.js';
 
 const ALLOW_NONE = { AMEIDE_SANDBOX_ALLOW_NONE: 'true' };
 const AGENTS_DIR = dirname(SCRIPTED_AGENT);
-
-/** The ConnectError a call fails with (fails the test if the call succeeds). */
-async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error('the service accepted it');
-}
 
 /**
  * The operator's policy wins over what a tenant writes in a definition: no unsandboxed runs and no

@@ -8,7 +8,7 @@ import { loadServiceConfig, loadWorkerConfig } from '@ameide/config';
 import { createDatabase, createOrigin, freePort, SAMPLE_REPO, SCRIPTED_AGENT, sampleDefinition } from '@ameide/devstack';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { DefinitionSpecSchema } from '@ameide/contracts';
-import { createWorkflowServiceClient, type WorkflowServiceClient } from '@ameide/sdk';
+import { ConnectError, createWorkflowServiceClient, type WorkflowServiceClient } from '@ameide/sdk';
 import { startWorkflowService, type WorkflowServiceApp } from '../../services/workflows/src/index.js';
 import { createCodingWorker } from '../../services/workflows-runtime/src/index.js';
 
@@ -243,4 +243,14 @@ export async function watchAll(client: WorkflowServiceClient, id: string, from =
   const updates = [];
   for await (const res of client.watchWorkflowRun({ id, fromSequence: from })) updates.push(res.update!);
   return updates;
+}
+
+/** The ConnectError a call fails with; fails the test if the call succeeds. */
+export async function refusal(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error('the call succeeded');
 }
