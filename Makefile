@@ -29,7 +29,13 @@ down: deps
 bench: deps tools
 	pnpm exec tsx bench/run.ts
 
-deps: node_modules/.modules.yaml
+deps: node_modules/.modules.yaml packages/agent/dist/agent.mjs
+
+# The LangChain agent runtime as one bundled file that needs only Node: the worker runs it as the
+# agent process of a `langchain` agent phase (services/workflows-runtime/src/agents/langchain.ts).
+AGENT_SOURCES := $(wildcard packages/agent/src/*.ts packages/config/src/*.ts) packages/agent/build.mjs packages/agent/package.json
+packages/agent/dist/agent.mjs: node_modules/.modules.yaml $(AGENT_SOURCES)
+	node packages/agent/build.mjs
 
 # The `ameide` CLI as one bundled file that needs only Node (packages/cli/dist/ameide.mjs), copied to
 # $(PREFIX)/bin/ameide: `make install-cli`, or `make install-cli PREFIX=~/.local` without root.
