@@ -51,6 +51,20 @@ it('applies a definition file, runs and watches a run to completion, and prints 
   await ameide('runs', 'watch', again[0].id);
   const second = JSON.parse((await ameide('runs', 'get', again[0].id, '--json')).stdout);
   expect(second.summary.baseCommit).toBe(runs[0].summary.headCommit);
+
+  // `runs logs` takes the short id `runs list` prints.
+  const logs = await ameide('runs', 'logs', runs[0].id.slice(0, 8), '--phase', 'test');
+  expect(logs.status).toBe(0);
+  expect(logs.stdout).toMatch(/^==> test <==\n/);
+
+  // Deleting the definition frees its name and keeps its runs.
+  const deleted = await ameide('definitions', 'delete', 'cli-sample');
+  expect(deleted.status).toBe(0);
+  expect(deleted.stdout).toMatch(/^deleted definition cli-sample v1 \([0-9a-f-]{36}\)\n/);
+  expect(JSON.parse((await ameide('definitions', 'list', '-o', 'json')).stdout)).toEqual([]);
+  expect((await ameide('definitions', 'list', '--deleted')).stdout).toMatch(/\ncli-sample +v1 .* deleted \d+s ago\n/);
+  expect((await ameide('runs', 'get', runs[0].id.slice(0, 8))).stdout).toMatch(/status\s+completed/);
+  expect(await ameide('runs', 'start', '--definition', 'cli-sample', '--work-item', 'CALC-10')).toMatchObject({ status: 1, stdout: '' });
 });
 
 it('recreates the branch of a handed-off run in a fresh clone', async () => {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code } from '@connectrpc/connect';
 import type { Plan, Run } from '@ameide/contracts';
+import { createGovernanceServiceClient } from '@ameide/sdk';
 import { applySample, type Harness, MULTIPLY, refusal, sampleOrigin, startHarness } from '../support/harness.js';
 
 /**
@@ -96,6 +97,34 @@ describe('short ids', () => {
     expect(defs.code).toBe(Code.InvalidArgument);
     expect(defs.rawMessage).toBe(`id_or_name: "${p}c" matches 2 definitions: ${chosen('cc')}…, ${chosen('cd')}…; give more characters`);
     expect((await refusal(h.acme.diffPlans({ planId: plan.id, otherPlanId: chosen('aa') }))).rawMessage).toMatch(/^other_plan_id: /);
+  });
+
+  it('takes a short run id in the run filters of lists and in StreamRunOutput', async () => {
+    const short = run.id.slice(0, 8);
+    const gov = createGovernanceServiceClient({ baseUrl: h.apiUrl, token: h.tokens.acme });
+    // Nothing recorded for the queued run yet: the filters resolve the id (a wrong one would be refused) and list nothing.
+    expect((await h.acme.listPreviews({ runId: short })).previews).toEqual([]);
+    expect((await gov.listImpediments({ runId: short })).impediments).toEqual([]);
+    expect((await gov.listDeliveries({ runId: short })).deliveries).toEqual([]);
+    const chunks = [];
+    for await (const c of h.acme.streamRunOutput({ runId: short })) chunks.push(c);
+    expect(chunks).toEqual([]);
+    // Ambiguous, unknown and malformed filters are refused naming the field.
+    const ambiguous = await refusal(gov.listImpediments({ runId: p }));
+    expect([ambiguous.code, ambiguous.rawMessage]).toEqual([
+      Code.InvalidArgument,
+      `run_id: "${p}" matches 3 runs: ${chosen('01')}…, ${chosen('02')}…, ${chosen('7e')}…; give more characters`,
+    ]);
+    const none = run.id.startsWith('ffffff') ? '000000' : 'ffffff';
+    expect((await refusal(h.acme.listPreviews({ runId: none }))).code).toBe(Code.NotFound);
+    const bad = await refusal(gov.listDeliveries({ runId: 'not a run' }));
+    expect([bad.code, bad.rawMessage]).toEqual([Code.InvalidArgument, 'run_id: must be a run id or its first 6 or more characters']);
+    const drain = async () => {
+      for await (const c of h.acme.streamRunOutput({ runId: p })) void c;
+    };
+    expect((await refusal(drain())).code).toBe(Code.InvalidArgument);
+    // Another tenant's run: not found.
+    expect((await refusal(h.globex.listPreviews({ runId: short }))).code).toBe(Code.NotFound);
   });
 
   it('refuses a prefix shorter than 6 characters, and answers NotFound for one that matches nothing', async () => {

@@ -280,6 +280,7 @@ function baseRequests(ids: { planId: string; runId: string }): Record<string, Js
     ApplyDefinition: { name: 'keep', spec, annotations: { team: 'fuzz' } },
     GetDefinition: { idOrName: 'keep' },
     ListDefinitions: { pageSize: 10 },
+    DeleteDefinition: { idOrName: 'a-definition-the-fuzzer-never-made' },
     CreatePlan: { definition: 'keep', ...work },
     GetPlan: { id: ids.planId },
     ListPlans: { definition: 'keep', workItemId: 'CALC-1', pageSize: 10 },

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { relative, resolve } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { backlogV1, DefinitionSpecSchema, Phase, RunStatus, RunStatusSchema, WorkItemSchema, type Plan, type Run } from '@ameide/contracts';
+import { backlogV1, DefinitionSpecSchema, Phase, RunStatus, RunStatusSchema, WorkItemSchema, type Definition, type Plan, type Run } from '@ameide/contracts';
 import { loadS3Settings } from '@ameide/config';
 import { Code, ConnectError, type WorkflowServiceClient } from '@ameide/sdk';
 import { commandLineError, RUN_STATUSES, UsageError, type OutputOptions } from './args.js';
@@ -220,9 +220,10 @@ export async function definitionsApply(ctx: Ctx, opts: { file: string } & Output
   return 0;
 }
 
-export async function definitionsList(ctx: Ctx, opts: { limit?: number } & OutputOptions): Promise<number> {
+export async function definitionsList(ctx: Ctx, opts: { limit?: number; deleted?: boolean } & OutputOptions): Promise<number> {
   const format = formatOf(opts);
-  const res = await ctx.workflows().listDefinitions({ pageSize: opts.limit ?? 0 });
+  const res = await ctx.workflows().listDefinitions({ pageSize: opts.limit ?? 0, showDeleted: opts.deleted ?? false });
+  const updated = (d: Definition) => (d.deleteTime ? `deleted ${ago(d.deleteTime)}` : ago(d.updateTime ?? d.createTime));
   emit(
     ctx.o,
     format,
@@ -231,14 +232,14 @@ export async function definitionsList(ctx: Ctx, opts: { limit?: number } & Outpu
       table(
         ctx.term,
         [{ header: 'name' }, { header: 'version', right: true }, { header: 'repository', shrink: true }, { header: 'updated' }],
-        res.definitions.map((d) => [d.name, `v${d.version}`, d.spec?.repoUrl ?? '', ago(d.updateTime ?? d.createTime)]),
+        res.definitions.map((d) => [d.name, `v${d.version}`, d.spec?.repoUrl ?? '', updated(d)]),
         'no definitions',
       ),
     () =>
       table(
         ctx.term,
         [{ header: 'name' }, { header: 'version', right: true }, { header: 'id' }, { header: 'repository' }, { header: 'branch' }, { header: 'updated' }],
-        res.definitions.map((d) => [d.name, `v${d.version}`, d.id, d.spec?.repoUrl ?? '', d.spec?.defaultBranch ?? '', ago(d.updateTime ?? d.createTime)]),
+        res.definitions.map((d) => [d.name, `v${d.version}`, d.id, d.spec?.repoUrl ?? '', d.spec?.defaultBranch ?? '', updated(d)]),
         'no definitions',
       ),
   );
@@ -248,6 +249,17 @@ export async function definitionsList(ctx: Ctx, opts: { limit?: number } & Outpu
 export async function definitionsGet(ctx: Ctx, name: string, opts: OutputOptions): Promise<number> {
   const d = (await ctx.workflows().getDefinition({ idOrName: name })).definition!;
   emit(ctx.o, formatOf(opts), definitionJson(d), () => JSON.stringify(definitionJson(d), null, 2));
+  return 0;
+}
+
+export async function definitionsDelete(ctx: Ctx, name: string, opts: OutputOptions): Promise<number> {
+  const d = (await ctx.workflows().deleteDefinition({ idOrName: name })).definition!;
+  emit(ctx.o, formatOf(opts), definitionJson(d), () =>
+    [
+      `deleted definition ${d.name} v${d.version} (${d.id})`,
+      `plans and runs made from it are kept; \`ameide definitions apply -f <file>\` makes a new one named ${d.name}`,
+    ].join('\n'),
+  );
   return 0;
 }
 

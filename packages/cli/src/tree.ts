@@ -50,14 +50,28 @@ export function registerDefinitions(program: Command, ctx: Ctx): void {
     .action(lazy(ctx, load.commands, (m, opts: { file: string } & OutputOptions) => m.definitionsApply(ctx, opts)));
 
   examples(
-    withLimit(withOutput(defs.command('list').description('list definitions: name, version, repository, last change'))),
+    withLimit(withOutput(defs.command('list').description('list definitions: name, version, repository, last change'))).option(
+      '--deleted',
+      'also list deleted definitions',
+    ),
     'ameide definitions list -o yaml',
-  ).action(lazy(ctx, load.commands, (m, opts: { limit?: number } & OutputOptions) => m.definitionsList(ctx, opts)));
+    'ameide definitions list --deleted',
+  ).action(lazy(ctx, load.commands, (m, opts: { limit?: number; deleted?: boolean } & OutputOptions) => m.definitionsList(ctx, opts)));
 
   examples(
     withOutput(defs.command('get').description('show a definition (its stored spec)').argument('<name>', 'definition name or id')),
     'ameide definitions get my-repo -o yaml',
   ).action(lazy(ctx, load.commands, (m, name: string, opts: OutputOptions) => m.definitionsGet(ctx, name, opts)));
+
+  examples(
+    withOutput(
+      defs
+        .command('delete')
+        .description('delete a definition: it leaves the lists and frees its name; plans and runs made from it are kept')
+        .argument('<name>', 'definition name, id or short id'),
+    ),
+    'ameide definitions delete my-repo',
+  ).action(lazy(ctx, load.commands, (m, name: string, opts: OutputOptions) => m.definitionsDelete(ctx, name, opts)));
 }
 
 export function registerRuns(program: Command, ctx: Ctx): Command {

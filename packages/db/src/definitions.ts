@@ -1,4 +1,4 @@
-import { and, asc, eq, sql } from 'drizzle-orm';
+import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import type { DefinitionSpecJson } from '@ameide/contracts';
 import type { Db } from './client.js';
 import { idsWithPrefix } from './ids.js';
@@ -38,6 +38,7 @@ export class DefinitionRepository {
         and(
           eq(definitions.tenantId, tenantId),
           eq(definitions.name, name),
+          isNull(definitions.deletedAt),
           sql`(${definitions.spec} <> ${JSON.stringify(spec)}::jsonb or ${definitions.annotations} <> ${JSON.stringify(annotations)}::jsonb)`,
         ),
       )
@@ -46,18 +47,34 @@ export class DefinitionRepository {
     return { row: (await this.get(tenantId, name))!, changed: false };
   }
 
-  /** Finds by id or by name. */
+  /** Finds by id (a deleted definition too: plans and runs refer to it) or by name (only the live one). */
   async get(tenantId: string, idOrName: string): Promise<DefinitionRow | undefined> {
     const byId = isUuid(idOrName);
     const rows = await this.db
       .select()
       .from(definitions)
-      .where(and(eq(definitions.tenantId, tenantId), byId ? eq(definitions.id, idOrName) : eq(definitions.name, idOrName)))
+      .where(and(eq(definitions.tenantId, tenantId), byId ? eq(definitions.id, idOrName) : and(eq(definitions.name, idOrName), isNull(definitions.deletedAt))))
       .limit(1);
     return rows[0];
   }
 
-  async list(tenantId: string, limit: number): Promise<DefinitionRow[]> {
-    return this.db.select().from(definitions).where(eq(definitions.tenantId, tenantId)).orderBy(asc(definitions.name)).limit(limit);
+  /** The live definitions, by name; with `deleted`, the deleted ones too (newest deletion first for a name). */
+  async list(tenantId: string, limit: number, deleted = false): Promise<DefinitionRow[]> {
+    return this.db
+      .select()
+      .from(definitions)
+      .where(and(eq(definitions.tenantId, tenantId), deleted ? undefined : isNull(definitions.deletedAt)))
+      .orderBy(asc(definitions.name), sql`${definitions.deletedAt} desc nulls first`)
+      .limit(limit);
+  }
+
+  /** Marks a live definition deleted, which frees its name. Undefined when it is not live (gone or deleted already). */
+  async delete(tenantId: string, id: string): Promise<DefinitionRow | undefined> {
+    const rows = await this.db
+      .update(definitions)
+      .set({ deletedAt: sql`now()` })
+      .where(and(eq(definitions.tenantId, tenantId), eq(definitions.id, id), isNull(definitions.deletedAt)))
+      .returning();
+    return rows[0];
   }
 }

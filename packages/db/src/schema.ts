@@ -4,7 +4,10 @@ import type { DefinitionSpecJson, PlanSpecJson, RunSummaryJson, PhaseResultJson,
 
 export type Annotations = Record<string, string>;
 
-/** Repo adapters. `spec` is the DefinitionSpec JSON; the row's version goes up when it changes. */
+/**
+ * Repo adapters. `spec` is the DefinitionSpec JSON; the row's version goes up when it changes. A deleted
+ * definition keeps its row (plans and runs refer to it) with `deleted_at` set, and frees its name.
+ */
 export const definitions = pgTable(
   'definitions',
   {
@@ -16,8 +19,14 @@ export const definitions = pgTable(
     annotations: jsonb('annotations').$type<Annotations>().notNull().default({}),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    deletedAt: timestamp('deleted_at', { withTimezone: true }),
   },
-  (t) => [uniqueIndex('definitions_tenant_name_uq').on(t.tenantId, t.name), index('definitions_spec_gin').using('gin', t.spec)],
+  (t) => [
+    uniqueIndex('definitions_tenant_name_uq')
+      .on(t.tenantId, t.name)
+      .where(sql`${t.deletedAt} is null`),
+    index('definitions_spec_gin').using('gin', t.spec),
+  ],
 );
 
 /** Plans: a snapshot of a definition plus work items and methodology context. */

@@ -95,6 +95,7 @@ export function routes(deps: RouteDeps) {
       applyDefinition: d.applyDefinition,
       getDefinition: d.getDefinition,
       listDefinitions: d.listDefinitions,
+      deleteDefinition: d.deleteDefinition,
       createPlan: p.createPlan,
       getPlan: p.getPlan,
       listPlans: p.listPlans,

@@ -65,6 +65,7 @@ export const LIMITS: Record<string, FieldLimit> = {
   [`${V1}.ApplyDefinitionRequest.annotations`]: ANNOTATIONS,
   [`${V1}.GetDefinitionRequest.id_or_name`]: ID,
   [`${V1}.ListDefinitionsRequest.page_size`]: PAGE_SIZE,
+  [`${V1}.DeleteDefinitionRequest.id_or_name`]: ID,
   [`${V1}.DefinitionSpec`]: { jsonBytes: 256 * KiB },
   [`${V1}.DefinitionSpec.repo_url`]: { bytes: 4 * KiB },
   [`${V1}.DefinitionSpec.default_branch`]: { bytes: 256 },

@@ -30,6 +30,7 @@ export function definitionToProto(row: DefinitionRow): Definition {
   });
   msg.createTime = timestampFromDate(row.createdAt);
   msg.updateTime = timestampFromDate(row.updatedAt);
+  if (row.deletedAt) msg.deleteTime = timestampFromDate(row.deletedAt);
   return msg;
 }
 

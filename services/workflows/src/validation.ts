@@ -3,7 +3,7 @@ import { ScalarType, toJsonString, type DescField, type DescMessage, type Messag
 import { reflect, type ReflectList, type ReflectMap, type ReflectMessage } from '@bufbuild/protobuf/reflect';
 import { egressPatternAllowed, isHostPattern, underPrefix, type SandboxPolicy } from '@ameide/config';
 import { Phase, type DefinitionSpec, type MethodologyContext, type WorkItem } from '@ameide/contracts';
-import { InvalidFieldError } from './errors.js';
+import { InvalidFieldError, NotFoundError } from './errors.js';
 import { DEFAULT_LIMIT, DEFAULT_PAGE_SIZE, LIMITS, MAX_PAGE_SIZE, MAX_PHASE_TIMEOUT_SECONDS, type FieldLimit } from './limits.js';
 import { isIdPrefix, isUuid } from '@ameide/db';
 export { isUuid } from '@ameide/db';
@@ -67,6 +67,18 @@ export async function resolveId(
   const many = found.length > MAX_CANDIDATES ? `more than ${MAX_CANDIDATES}` : String(found.length);
   const list = shown.map((c) => `${c.slice(0, n)}…`).join(', ') + (found.length > MAX_CANDIDATES ? ', …' : '');
   throw new InvalidFieldError(field, `"${id}" matches ${many} ${kind}s: ${list}; give more characters`);
+}
+
+/**
+ * An optional id filter of a list (`run_id` of previews, impediments, deliveries): empty is no filter,
+ * otherwise the id {@link resolveId} finds, a short id included. NOT_FOUND when it names nothing.
+ */
+export async function filterId(ids: IdsByPrefix, kind: string, tenantId: string, field: string, value: string): Promise<string | undefined> {
+  if (!value) return undefined;
+  const id = await resolveId(ids, kind, tenantId, field, value);
+  if (id) return id;
+  if (!isIdPrefix(value.toLowerCase())) throw new InvalidFieldError(field, `must be a ${kind} id or its first ${MIN_ID_PREFIX} or more characters`);
+  throw new NotFoundError(kind, value);
 }
 
 /** Validates a definition spec and fills defaults; throws InvalidFieldError naming the field. */

@@ -56,7 +56,7 @@ export class BacklogHandlers {
     const profile = await this.profile(tenantId, spec.profile);
     if (!profile)
       throw new InvalidFieldError('spec.profile', `no profile "${spec.profile}": use ${Object.keys(BUILT_IN_PROFILES).join(', ')} or apply one first`);
-    const definitionResolvable = spec.definition ? Boolean(await this.definitions.get(tenantId, spec.definition)) : false;
+    const definitionResolvable = spec.definition ? Boolean((await this.definitions.get(tenantId, spec.definition))?.deletedAt === null) : false;
     const { met, rules } = evaluateReadiness(spec, profile.spec, { definitionResolvable });
     const readiness = create(backlogV1.ReadinessSchema, {
       met,

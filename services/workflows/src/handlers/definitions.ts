@@ -3,22 +3,24 @@ import type { HandlerContext } from '@connectrpc/connect';
 import {
   ApplyDefinitionResponseSchema,
   CreateDefinitionResponseSchema,
+  DeleteDefinitionResponseSchema,
   DefinitionSpecSchema,
   GetDefinitionResponseSchema,
   ListDefinitionsResponseSchema,
   type ApplyDefinitionRequest,
   type CreateDefinitionRequest,
+  type DeleteDefinitionRequest,
   type DefinitionSpecJson,
   type GetDefinitionRequest,
   type ListDefinitionsRequest,
 } from '@ameide/contracts';
 import type { SandboxPolicy } from '@ameide/config';
 import type { DefinitionRepository } from '@ameide/db';
-import { AlreadyExistsError } from '../errors.js';
+import { AlreadyExistsError, FailedPreconditionError } from '../errors.js';
 import { definitionToProto } from '../mapping.js';
 import { normaliseDefinitionSpec, pageSize, requireName } from '../validation.js';
 import { handle, principalOf } from './context.js';
-import { findDefinition } from './plans.js';
+import { deletedMessage, findDefinition } from './plans.js';
 
 function specJson(req: { spec?: CreateDefinitionRequest['spec'] }, policy: SandboxPolicy): DefinitionSpecJson {
   const spec = normaliseDefinitionSpec(req.spec, policy);
@@ -57,7 +59,16 @@ export class DefinitionHandlers {
   listDefinitions = (req: ListDefinitionsRequest, ctx: HandlerContext) =>
     handle(async () => {
       const { tenantId } = principalOf(ctx);
-      const rows = await this.definitions.list(tenantId, pageSize(req.pageSize));
+      const rows = await this.definitions.list(tenantId, pageSize(req.pageSize), req.showDeleted);
       return create(ListDefinitionsResponseSchema, { definitions: rows.map(definitionToProto) });
+    });
+
+  deleteDefinition = (req: DeleteDefinitionRequest, ctx: HandlerContext) =>
+    handle(async () => {
+      const { tenantId } = principalOf(ctx);
+      const row = await findDefinition(this.definitions, tenantId, 'id_or_name', req.idOrName);
+      const deleted = row.deletedAt ? undefined : await this.definitions.delete(tenantId, row.id);
+      if (!deleted) throw new FailedPreconditionError(deletedMessage(row));
+      return create(DeleteDefinitionResponseSchema, { definition: definitionToProto(deleted) });
     });
 }

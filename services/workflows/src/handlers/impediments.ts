@@ -5,7 +5,7 @@ import { ImpedimentRepository, isUuid, RunRepository, type ImpedimentRow, type I
 import { FailedPreconditionError, InvalidFieldError, NotFoundError } from '../errors.js';
 import type { GovernanceDeps, GovernanceRoutes } from '../governance/deps.js';
 import { RERUN_HANDOFF_REASON, RERUN_HANDOFF_URI, RERUN_IMPEDIMENT, RERUN_NOTE, RERUN_OF } from '../impediments/cause.js';
-import { pageSize, requireId } from '../validation.js';
+import { filterId, pageSize, requireId } from '../validation.js';
 import { handle, principalOf } from './context.js';
 
 const { ImpedimentState } = governanceV1;
@@ -85,12 +85,11 @@ export function impedimentRoutes(deps: GovernanceDeps): GovernanceRoutes {
     listImpediments: (req, ctx) =>
       handle(async () => {
         const { tenantId } = principalOf(ctx);
-        if (req.runId && !isUuid(req.runId)) throw new InvalidFieldError('run_id', 'must be a run id (a UUID)');
         const state = (Object.keys(STATE_NAMES) as ImpedimentStateName[]).find((k) => STATE_NAMES[k] === req.state);
         const rows = await impediments.list(tenantId, {
           state,
           workItemId: req.workItemId || undefined,
-          runId: req.runId || undefined,
+          runId: await filterId(runs, 'run', tenantId, 'run_id', req.runId),
           assignee: req.assignee.trim() || undefined,
           limit: pageSize(req.pageSize),
         });

@@ -6,6 +6,7 @@ import {
   isUuid,
   LATE_COMMIT_MS,
   NotificationRepository,
+  RunRepository,
   type ChannelCounts,
   type DeliveryListRow,
   type NotificationRow,
@@ -14,7 +15,7 @@ import {
 import { InvalidFieldError, NotFoundError, toConnectError } from '../errors.js';
 import type { GovernanceDeps, GovernanceRoutes } from '../governance/deps.js';
 import { waitForNotifications } from '../notifications/wakeup.js';
-import { pageSize, requireId, requireWorkItemId } from '../validation.js';
+import { filterId, pageSize, requireId, requireWorkItemId } from '../validation.js';
 import { handle, principalOf } from './context.js';
 
 /** Channels a subscription may name. */
@@ -136,6 +137,7 @@ function checkAddress(channel: string, address: string, secret: string): void {
 /** The notification center, subscriptions, deliveries and their stats. */
 export function notificationRoutes(deps: GovernanceDeps): GovernanceRoutes {
   const repo = new NotificationRepository(deps.db);
+  const runs = new RunRepository(deps.db);
 
   return {
     listNotifications: (req, ctx) =>
@@ -229,8 +231,8 @@ export function notificationRoutes(deps: GovernanceDeps): GovernanceRoutes {
         const tenantId = principalOf(ctx).tenantId;
         const state = req.state ? oneOf('state', req.state, DELIVERY_STATES) : undefined;
         const channel = req.channel ? oneOf('channel', req.channel, ['webhook', 'email']) : undefined;
-        if (req.runId && !isUuid(req.runId)) throw new InvalidFieldError('run_id', 'must be a run id');
-        const rows = await repo.listDeliveries(tenantId, { state, channel, runId: req.runId || undefined, limit: pageSize(req.pageSize) });
+        const runId = await filterId(runs, 'run', tenantId, 'run_id', req.runId);
+        const rows = await repo.listDeliveries(tenantId, { state, channel, runId, limit: pageSize(req.pageSize) });
         return create(governanceV1.ListDeliveriesResponseSchema, { deliveries: rows.map(deliveryToProto) });
       }),
 

@@ -14,7 +14,7 @@ import { RunOutputRepository, type Db, type RunOutputRow, type RunRepository, ty
 import { InvalidFieldError, NotFoundError, toConnectError } from '../errors.js';
 import { isTerminal } from '../runs/fold.js';
 import { RunNotifier } from '../runs/notifier.js';
-import { isUuid, requireId } from '../validation.js';
+import { isUuid, requireId, resolveId } from '../validation.js';
 import { handle, principalOf, requireWorkerFor } from './context.js';
 
 /** How often a follower reads again when this process stored nothing new (another replica may have). */
@@ -98,7 +98,8 @@ export class OutputHandlers {
     let run: RunRow;
     try {
       const { tenantId } = principalOf(ctx);
-      const found = isUuid(requireId('run_id', req.runId)) ? await this.runs.get(tenantId, req.runId) : undefined;
+      const id = await resolveId(this.runs, 'run', tenantId, 'run_id', req.runId);
+      const found = id ? await this.runs.get(tenantId, id) : undefined;
       if (!found) throw new NotFoundError('run', req.runId);
       run = found;
     } catch (err) {

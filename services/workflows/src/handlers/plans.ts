@@ -21,7 +21,7 @@ import {
   type WorkItem,
 } from '@ameide/contracts';
 import type { Annotations, DefinitionRepository, DefinitionRow, PlanRepository, PlanRow } from '@ameide/db';
-import { InvalidFieldError, NotFoundError } from '../errors.js';
+import { FailedPreconditionError, InvalidFieldError, NotFoundError } from '../errors.js';
 import { planToProto } from '../mapping.js';
 import { isUuid, pageSize, requireId, resolveId, validateMethodology, validateWorkItems } from '../validation.js';
 import { handle, principalOf } from './context.js';
@@ -51,6 +51,7 @@ export class Planner {
     validateWorkItems(input.workItems);
     validateMethodology(input.methodology);
     const def = await this.resolveDefinition(tenantId, input.definition);
+    if (def.deletedAt) throw new FailedPreconditionError(`definition: ${deletedMessage(def)}`);
     const methodology = input.methodology ?? create(MethodologyContextSchema);
     // The work items a plan covers are always part of its methodology context, so lists and search
     // attributes find the run by any of them.
@@ -69,6 +70,11 @@ export class Planner {
     spec.repo = def.spec;
     return this.plans.insert(tenantId, def.id, spec, input.annotations, workItem);
   }
+}
+
+/** What a caller is told about a definition that is deleted. */
+export function deletedMessage(row: { id: string; name: string; deletedAt: Date | null }): string {
+  return `definition "${row.name}" (${row.id}) was deleted at ${row.deletedAt?.toISOString() ?? 'just now'}: apply it again to use the name`;
 }
 
 /** The tenant's definition a field names: by name, by id, or by a short id (a unique prefix of its id); NotFound otherwise. */

@@ -14,7 +14,7 @@ import { InvalidFieldError, NotFoundError } from '../errors.js';
 import type { PreviewHosts } from '../previews/hosts.js';
 import type { PreviewRouteTable } from '../previews/table.js';
 import type { RunLauncher } from '../temporal/facade.js';
-import { pageSize, requireId } from '../validation.js';
+import { filterId, pageSize, requireId } from '../validation.js';
 import { handle, principalOf, requireWorkerFor } from './context.js';
 
 const STATES = ['live', 'stopped'];
@@ -154,10 +154,9 @@ export class PreviewHandlers {
     handle(async () => {
       const { tenantId } = principalOf(ctx);
       if (req.state && !STATES.includes(req.state)) throw new InvalidFieldError('state', 'must be "live", "stopped" or empty (both)');
-      if (req.runId && !isUuid(req.runId)) throw new InvalidFieldError('run_id', 'must be a run id (a UUID)');
       const rows = await this.previews.list(tenantId, {
         workItemId: req.workItemId || undefined,
-        runId: req.runId || undefined,
+        runId: await filterId(this.runs, 'run', tenantId, 'run_id', req.runId),
         state: req.state || undefined,
         limit: pageSize(req.pageSize),
       });
