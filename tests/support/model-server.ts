@@ -3,7 +3,9 @@
  * (which cannot be reached from the test machines). Tests that use it are contract tests.
  *
  * Wire formats it follows (as documented by the providers and as the official SDKs parse them;
- * tests/e2e/model-server.contract.test.ts checks it with `openai@7.55.0` and `@anthropic-ai/sdk@1.10.0`):
+ * tests/e2e/model-server.contract.test.ts checks it with `openai@7.55.0` and `@anthropic-ai/sdk@1.10.0`).
+ * API versions: OpenAI's v1 REST API (`/v1`, versioned by path only; the event sequence of the Responses
+ * API streaming reference), Anthropic's Messages API at `anthropic-version: 2023-06-01`.
  * - OpenAI Responses API, `POST /v1/responses`: a Response object, or with `stream: true` the SSE
  *   sequence response.created, response.in_progress, then per output item response.output_item.added,
  *   (response.content_part.added, response.output_text.delta, response.output_text.done,
