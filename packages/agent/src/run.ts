@@ -9,7 +9,7 @@ import { jsonLines, type EventSink } from './events.js';
 import { budgetMiddleware, BudgetExceeded, eventsMiddleware, telemetryMiddleware, type RunState } from './middleware.js';
 import { createModel, genAiSystem, type Env } from './model.js';
 import { AgentTelemetry } from './telemetry.js';
-import { createTools } from './tools.js';
+import { createTools, killRunningCommands } from './tools.js';
 import { Workspace } from './workspace.js';
 
 export const EXIT_OK = 0;
@@ -71,6 +71,7 @@ export async function runAgent(io: RuntimeIo): Promise<number> {
     }
   };
   io.onStop?.((reason) => {
+    killRunningCommands();
     emit({ type: 'error', message: reason });
     finish(reason);
   });
@@ -126,7 +127,7 @@ export async function runAgent(io: RuntimeIo): Promise<number> {
 function describe(err: unknown): string {
   const parts: string[] = [];
   let e: unknown = err;
-  for (let i = 0; e && i < 4; i++) {
+  for (let i = 0; e && i < 12; i++) {
     const msg = e instanceof Error ? e.message : String(e);
     if (msg && !parts.some((p) => p.includes(msg))) parts.push(msg);
     e = e instanceof Error ? e.cause : undefined;

@@ -3,7 +3,7 @@
  * and run_command. Every path goes through {@link Workspace.resolve}; a refusal or a failure is a
  * {@link ToolError}, which the model sees as the tool's error and can correct.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, type Dirent } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { tool } from 'langchain';
@@ -269,10 +269,27 @@ export function createTools(ws: Workspace, options: ToolOptions) {
   return [readFile, listFiles, search, editFile, writeFile, runCommand];
 }
 
+/** Commands running now (their process groups are killed when the runtime is stopped). */
+const running = new Set<ChildProcess>();
+
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+}
+
+/** Kills every command still running (the runtime is being stopped). */
+export function killRunningCommands(): void {
+  for (const child of running) killGroup(child);
+}
+
 /** `sh -c command` in `cwd`: its exit code and combined output (capped); killed with its group on timeout. */
 export function runShell(cwd: string, command: string, timeoutSeconds: number, env: Record<string, string>): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn('sh', ['-c', command], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    running.add(child);
     const chunks: Buffer[] = [];
     let size = 0;
     let dropped = 0;
@@ -287,23 +304,18 @@ export function runShell(cwd: string, command: string, timeoutSeconds: number, e
     child.stdout.on('data', take);
     child.stderr.on('data', take);
     let timedOut = false;
-    const killGroup = () => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL');
-      }
-    };
     const timer = setTimeout(() => {
       timedOut = true;
-      killGroup();
+      killGroup(child);
     }, timeoutSeconds * 1000);
     child.on('error', (err) => {
       clearTimeout(timer);
+      running.delete(child);
       reject(new ToolError(`cannot run sh: ${err.message}`));
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      running.delete(child);
       let output = capOutput(Buffer.concat(chunks).toString('utf8'));
       if (dropped) output += `\n[... ${dropped} more bytes of output cut]`;
       if (timedOut) return reject(new ToolError(`timed out after ${timeoutSeconds} s\n${output}`));

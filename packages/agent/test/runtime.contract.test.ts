@@ -8,7 +8,7 @@
  * The runtime runs as the worker starts it (the adapter's argv, files and environment), without the
  * sandbox: in a temporary git worktree, as its own process, its stdout read through the adapter.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
@@ -73,7 +73,7 @@ async function runAgent(
   ws: ReturnType<typeof workspace>,
   server: ModelServer,
   api: ModelApi,
-  opts: { maxTurns?: number; env?: Record<string, string>; instructions?: string } = {},
+  opts: { maxTurns?: number; env?: Record<string, string>; instructions?: string; onEvent?: (event: AgentEvent, child: ChildProcess) => void } = {},
 ): Promise<Run> {
   const launch = langchainAdapter.launch(
     {
@@ -92,7 +92,12 @@ async function runAgent(
   const child = spawn(launch.argv[0]!, launch.argv.slice(1), { cwd: ws.worktree, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stdout.on('data', (c: Buffer) => {
+    const before = stdout.split('\n').length - 1;
+    stdout += c.toString();
+    const lines = stdout.split('\n');
+    for (const l of lines.slice(before, -1)) for (const e of langchainAdapter.parseLine(l)) opts.onEvent?.(e, child);
+  });
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   const lines = stdout.split('\n').filter(Boolean);
@@ -289,6 +294,29 @@ describe('the LangChain runtime', () => {
       expect(second.toolOutputs.every((o) => o.includes('refused'))).toBe(true);
       expect(run.events.at(-1)).toEqual({ type: 'final', text: 'I could not leave the worktree.' });
     } finally {
+      await server.close();
+    }
+  });
+
+  it('writes its spans and kills its running command when it is stopped (SIGTERM)', async () => {
+    const ws = workspace();
+    const marker = join(ws.dir, 'still-running');
+    const server = await startModelServer({
+      reply: scripted([{ tools: [{ name: 'run_command', input: { command: `sleep 2; touch ${marker}` } }] }, { text: 'done' }]),
+    });
+    const receiver = await otlpReceiver();
+    try {
+      const run = await runAgent(ws, server, 'chat', { onEvent: (e, child) => e.type === 'tool_call' && setTimeout(() => child.kill('SIGTERM'), 200) });
+      expect(run.code).toBe(143);
+      expect(run.events.at(-1)).toEqual({ type: 'error', message: 'stopped by SIGTERM' });
+      expect(await exportAgentSpans(agentSpansFile(ws), receiver.url)).toBe(3);
+      const spans = spansOf(receiver.bodies[0]);
+      expect(spans.find((s) => s.name === 'execute_tool run_command')?.status).toMatchObject({ code: 2, message: 'stopped by SIGTERM' });
+      expect(spans.find((s) => s.name === 'agent')?.status).toMatchObject({ code: 2, message: 'stopped by SIGTERM' });
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      await receiver.close();
       await server.close();
     }
   });
