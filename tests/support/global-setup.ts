@@ -50,6 +50,8 @@ export default async function setup(project: TestProject) {
   const ameideCli = join(scratch, 'ameide');
   execFileSync(process.execPath, [join(import.meta.dirname, '../../packages/cli/build.mjs'), ameideCli], { stdio: 'inherit' });
   project.provide('ameideCli', ameideCli);
+  // The LangChain agent runtime's bundle, where the worker's langchain adapter finds it (as `make deps` builds it).
+  execFileSync(process.execPath, [join(import.meta.dirname, '../../packages/agent/build.mjs')], { stdio: 'inherit' });
   return async () => {
     await temporal.stop();
     await pg.stop();
