@@ -198,6 +198,11 @@ export async function definitionsApply(ctx: Ctx, opts: { file: string } & Output
     ...rest,
     guardrails: guardrails && {
       ...guardrails,
+      network: guardrails.network && {
+        ...guardrails.network,
+        agent: guardrails.network.agent === 'model' ? undefined : guardrails.network.agent,
+        agentMode: guardrails.network.agent === 'model' ? 'model' : '',
+      },
       budgets: guardrails.budgets && {
         ...guardrails.budgets,
         maxOutputBytes: BigInt(guardrails.budgets.maxOutputBytes ?? 0),

@@ -15,7 +15,7 @@ export const definitionFileSchema = z
         repoUrl: z.string(),
         defaultBranch: z.string().optional(),
         installCommand: z.string().optional(),
-        agentCommand: z.string(),
+        agentCommand: z.string().optional(),
         testCommand: z.string().optional(),
         branchPrefix: z.string().optional(),
         phaseTimeoutSeconds: z.number().int().positive().optional(),
@@ -25,7 +25,12 @@ export const definitionFileSchema = z
             sandbox: z.enum(['bubblewrap', 'none']).optional(),
             allowedPaths: z.array(z.string()).optional(),
             deniedPaths: z.array(z.string()).optional(),
-            network: z.object({ install: z.boolean(), agent: z.boolean(), test: z.boolean() }).partial().strict().optional(),
+            // `agent: model`: the agent phase reaches only its model endpoint (spec.agent.endpoint).
+            network: z
+              .object({ install: z.boolean(), agent: z.union([z.boolean(), z.literal('model')]), test: z.boolean() })
+              .partial()
+              .strict()
+              .optional(),
             budgets: z
               .object({
                 maxCommands: z.number().int().positive(),
@@ -50,6 +55,18 @@ export const definitionFileSchema = z
           .array(z.object({ name: z.string(), phases: z.array(z.enum(['install', 'agent', 'test', 'preview'])).min(1), fromEnv: z.string() }).strict())
           .default([]),
         testReports: z.array(z.string()).optional(),
+        agent: z
+          .object({
+            kind: z.enum(['command', 'codex', 'claude-code', 'langchain']),
+            model: z.string().optional(),
+            endpoint: z.string().optional(),
+            api: z.enum(['responses', 'chat', 'messages']).optional(),
+            apiKeySecret: z.string().optional(),
+            maxTurns: z.number().int().positive().optional(),
+            instructions: z.string().optional(),
+          })
+          .strict()
+          .optional(),
         preview: z
           .object({
             provider: z.enum(['local', 'command']).optional(),

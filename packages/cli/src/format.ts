@@ -21,6 +21,8 @@ import {
   type Definition,
   type Phase,
   PhaseState,
+  type AgentRun,
+  type EgressDestination,
   type Run,
   type RunExecution,
   ExecutionState,
@@ -83,9 +85,28 @@ export function formatRun(r: Run): string {
     if (s.pullRequest) lines.push(`pull req.   ${formatPullRequestRef(s.pullRequest)}`);
     if (s.handoffUri) lines.push(`handoff     ${s.handoffUri} (sha256 ${s.handoffSha256}) — ameide runs handoff ${r.id}`);
     if (s.evidence.length) lines.push(`evidence    ${s.evidence.length} files, signed — ameide evidence verify ${r.id}`);
+    if (s.agent) lines.push(...formatAgent(s.agent));
+    if (s.egress.length) lines.push(...formatEgress(s.egress));
   }
   lines.push(...formatDone(r));
   return lines.join('\n');
+}
+
+/** What the coding agent did: model calls, tool calls, tokens, why it was stopped, its transcript. */
+export function formatAgent(a: AgentRun): string[] {
+  const out = [`agent       ${a.kind} ${a.model}: ${a.turns} model calls, ${a.toolCalls} tool calls, ${a.inputTokens} tokens in, ${a.outputTokens} out`];
+  if (a.stopped) out.push(`            stopped: ${a.stopped}`);
+  if (a.finalMessage) out.push(`            said: ${a.finalMessage.split('\n')[0]!.slice(0, 200)}`);
+  if (a.transcriptUri) out.push(`            turns: ${a.transcriptUri}`);
+  return out;
+}
+
+/** Where the online phases went: each destination allowed or refused (with why), per phase. */
+export function formatEgress(egress: EgressDestination[]): string[] {
+  return egress.map(
+    (e, i) =>
+      `${i === 0 ? 'egress      ' : '            '}${e.phase.padEnd(8)} ${e.allowed ? 'allowed' : 'refused'} ${e.destination} ×${e.count}${e.reason ? ` (${e.reason})` : ''}`,
+  );
 }
 
 /** The run's Definition of Done checklist: one line per rule, ✓ or ✗ with why; "pending" until its follow-up evaluated it. */

@@ -2,6 +2,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ameideHome, commaList, defaultWorkspaceDir, parseEnv, processEnv, url, type Env } from './env.js';
 import { policySchema, toSandboxPolicy, type SandboxPolicy } from './policy.js';
+import { loadTelemetryConfig } from './telemetry.js';
 import { temporalSchema, toTemporalConfig, type TemporalConfig } from './temporal.js';
 
 const SECRET_PREFIX = 'AMEIDE_SECRET_';
@@ -47,12 +48,16 @@ export interface WorkerConfig {
    * internal registry mirror. Never needed for public registries.
    */
   egressExtraNetworks: string[];
+  /** Host names the egress proxy resolves to a fixed address (AMEIDE_EGRESS_RESOLVE, like curl's --resolve). */
+  egressResolve: Record<string, string>;
   /** How long a local preview superseded by a newer one of its work item keeps running, in seconds. */
   previewGraceSeconds: number;
   /** The address the preview router reaches this worker's forwarded preview ports on (they listen there). */
   previewHost: string;
   /** Lines of a command's output a phase's status update carries (`output_tail`, within its byte limit). */
   outputTailLines: number;
+  /** Where the LangChain agent's spans are sent (the OTLP/HTTP traces URL of OTEL_EXPORTER_OTLP_*); undefined: nowhere. */
+  agentSpansUrl?: string;
   home: string;
 }
 
@@ -107,6 +112,13 @@ const schema = z
       .string()
       .optional()
       .refine((s) => commaList(s).every((c) => /^[0-9a-fA-F.:]+\/\d{1,3}$/.test(c)), 'must be CIDR networks, comma-separated (e.g. 10.20.0.0/16)'),
+    AMEIDE_EGRESS_RESOLVE: z
+      .string()
+      .optional()
+      .refine(
+        (s) => commaList(s).every((c) => /^[A-Za-z0-9.-]+=[0-9a-fA-F.:]+$/.test(c)),
+        'must be host=address pairs, comma-separated (e.g. vllm.internal=10.20.0.7)',
+      ),
     AMEIDE_GIT_CONFIG: z
       .string()
       .refine((s) => s.startsWith('/'), 'must be an absolute path')
@@ -158,9 +170,11 @@ export function loadWorkerConfig(env: Env = processEnv()): WorkerConfig {
     gitConfig: e.AMEIDE_GIT_CONFIG,
     gitTimeoutSeconds: e.AMEIDE_GIT_TIMEOUT_SECONDS,
     egressExtraNetworks: commaList(e.AMEIDE_EGRESS_EXTRA_NETWORKS),
+    egressResolve: Object.fromEntries(commaList(e.AMEIDE_EGRESS_RESOLVE).map((pair) => [pair.split('=')[0]!.toLowerCase(), pair.split('=')[1]!])),
     previewGraceSeconds: e.AMEIDE_PREVIEW_GRACE_SECONDS,
     previewHost: e.AMEIDE_PREVIEW_HOST,
     outputTailLines: e.AMEIDE_OUTPUT_TAIL_LINES,
+    agentSpansUrl: loadTelemetryConfig('ameide-worker', env).otlpTracesUrl,
     secrets: Object.fromEntries(
       Object.entries(env)
         .filter(([k, v]) => k.startsWith(SECRET_PREFIX) && v)

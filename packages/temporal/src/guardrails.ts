@@ -56,7 +56,7 @@ export interface GuardrailsInput {
   sandbox?: string;
   allowedPaths?: string[];
   deniedPaths?: string[];
-  network?: Partial<Record<CommandPhase, boolean>>;
+  network?: Partial<Record<CommandPhase, boolean>> & { agentMode?: string };
   budgets?: Partial<Record<keyof GuardrailSettings['budgets'], number | string>>;
   packageCaches?: string[];
   readOnlyPaths?: string[];

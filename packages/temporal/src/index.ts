@@ -4,3 +4,4 @@ export * from './names.js';
 export * from './guardrails.js';
 export * from './delivery.js';
 export * from './followups.js';
+export * from './agent.js';

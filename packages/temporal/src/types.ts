@@ -48,7 +48,29 @@ export interface RepoSettings {
    * says otherwise). Absent in the input of runs started before pull requests existed: the git provider.
    */
   pullRequest?: PullRequestSettings;
+  /** The coding agent the agent phase runs instead of `agentCommand`; absent: the command. */
+  agent?: AgentSettings;
+  /**
+   * The model endpoint the agent phase may reach: with `network.agent` off, the only destination
+   * (network mode `model`); with it on, one besides the allowlist. Absent: none.
+   */
+  modelEndpoint?: { host: string; port: number };
 }
+
+/** `spec.agent` with defaults filled in (see AgentSpec in workflows.proto). */
+export interface AgentSettings {
+  kind: 'codex' | 'claude-code' | 'langchain';
+  model: string;
+  endpoint: string;
+  api: 'responses' | 'chat' | 'messages';
+  /** The secret (by its name in `secrets`, so the variable the agent phase sees) holding the API key. */
+  apiKeyEnv?: string;
+  maxTurns: number;
+  instructions?: string;
+}
+
+/** The default of AgentSpec.max_turns. */
+export const DEFAULT_AGENT_MAX_TURNS = 50;
 
 export interface PreviewSettings {
   provider: 'local' | 'command';
@@ -133,6 +155,33 @@ export interface RunSummaryResult {
   evidence?: EvidenceFileResult[];
   /** Who ran the run, and with which tools (set by the report phase). */
   provenance?: RunProvenanceResult;
+  /** What the coding agent did (agent kinds only). */
+  agent?: AgentRunResult;
+  /** Where online phases went through the egress proxy. */
+  egress?: EgressDestinationResult[];
+}
+
+export interface AgentRunResult {
+  kind: string;
+  model: string;
+  endpoint: string;
+  turns: number;
+  toolCalls: number;
+  inputTokens: number;
+  outputTokens: number;
+  calls: Array<{ model: string; inputTokens: number; outputTokens: number }>;
+  transcriptUri: string;
+  /** Why the worker stopped the agent, if it did. */
+  stopped?: string;
+  finalMessage?: string;
+}
+
+export interface EgressDestinationResult {
+  phase: string;
+  destination: string;
+  allowed: boolean;
+  count: number;
+  reason?: string;
 }
 
 /** What an evidence file is: the service registers each as an evidence row of its kind. */
@@ -212,6 +261,10 @@ export interface CommandPhaseResult {
   timeoutMs?: number;
   /** The test phase: its reports (JUnit) or output (TAP), counted. */
   testReport?: TestReportResult;
+  /** The agent phase with a coding agent: what it did. */
+  agent?: AgentRunResult;
+  /** Where the command went through the egress proxy (online phases). */
+  egress?: EgressDestinationResult[];
 }
 
 /** What the prepare phase returns. */

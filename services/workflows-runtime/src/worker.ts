@@ -102,11 +102,13 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     gitConfig: cfg.gitConfig,
     gitTimeoutSeconds: cfg.gitTimeoutSeconds,
     egressExtraNetworks: cfg.egressExtraNetworks,
+    egressResolve: cfg.egressResolve,
     previewHost: cfg.previewHost,
     previewGraceSeconds: cfg.previewGraceSeconds,
     outputTailLines: cfg.outputTailLines,
     previewStopQueue: stopQueue,
     workerIdentity: identity,
+    agentSpansUrl: cfg.agentSpansUrl,
   };
   const activities = createActivities(deps);
   // Previews a worker process that is gone left on this workspace: stopped, never re-adopted.

@@ -3,6 +3,7 @@ import { ScalarType, toJsonString, type DescField, type DescMessage, type Messag
 import { reflect, type ReflectList, type ReflectMap, type ReflectMessage } from '@bufbuild/protobuf/reflect';
 import { egressPatternAllowed, isHostPattern, underPrefix, type SandboxPolicy } from '@ameide/config';
 import { Phase, type DefinitionSpec, type MethodologyContext, type WorkItem } from '@ameide/contracts';
+import { AGENT_APIS, AGENT_KINDS, DEFAULT_AGENT_MAX_TURNS, isAgentKind, modelEndpointOf } from '@ameide/temporal';
 import { InvalidFieldError, NotFoundError } from './errors.js';
 import { DEFAULT_LIMIT, DEFAULT_PAGE_SIZE, LIMITS, MAX_PAGE_SIZE, MAX_PHASE_TIMEOUT_SECONDS, type FieldLimit } from './limits.js';
 import { isIdPrefix, isUuid } from '@ameide/db';
@@ -86,7 +87,7 @@ export function normaliseDefinitionSpec(spec: DefinitionSpec | undefined, policy
   if (!spec) throw new InvalidFieldError(field, 'is required');
   if (!spec.repoUrl.trim()) throw new InvalidFieldError(`${field}.repo_url`, 'must not be empty');
   if (spec.repoUrl.trim().startsWith('-')) throw new InvalidFieldError(`${field}.repo_url`, 'must not start with "-"');
-  if (!spec.agentCommand.trim()) throw new InvalidFieldError('spec.agent_command', 'must not be empty');
+  validateAgent(spec);
   spec.defaultBranch ||= 'main';
   if (!BRANCH_RE.test(spec.defaultBranch)) throw new InvalidFieldError('spec.default_branch', 'is not a valid branch name');
   spec.branchPrefix ||= 'ameide/';
@@ -99,6 +100,47 @@ export function normaliseDefinitionSpec(spec: DefinitionSpec | undefined, policy
   validateDelivery(spec);
   checkSandboxPolicy(spec, policy, field);
   return spec;
+}
+
+/**
+ * The agent phase: `agent_command`, or a coding agent (`agent`) with its model, endpoint and key;
+ * and the network mode `model`, which needs an endpoint. Fills `agent.max_turns`.
+ */
+function validateAgent(spec: DefinitionSpec): void {
+  const a = spec.agent;
+  const kind = a?.kind ?? '';
+  const network = spec.guardrails?.network;
+  if (kind !== '' && kind !== 'command' && !isAgentKind(kind))
+    throw new InvalidFieldError('spec.agent.kind', `must be one of command, ${AGENT_KINDS.join(', ')}`);
+  if (!isAgentKind(kind) && !spec.agentCommand.trim())
+    throw new InvalidFieldError('spec.agent_command', 'must not be empty (or set agent.kind to codex, claude-code or langchain)');
+  if (network?.agentMode && network.agentMode !== 'model')
+    throw new InvalidFieldError('spec.guardrails.network.agent_mode', 'must be "model" or empty (network.agent: true or false)');
+  if (a?.endpoint || isAgentKind(kind) || network?.agentMode) {
+    const endpoint = a?.endpoint ?? '';
+    const parsed = modelEndpointOf(endpoint);
+    if (!endpoint) throw new InvalidFieldError('spec.agent.endpoint', 'must be the base URL of the model API, e.g. https://api.openai.com/v1');
+    if (!parsed || /@/.test(endpoint.split(/[/?#]/)[2] ?? '') || /\s/.test(endpoint))
+      throw new InvalidFieldError('spec.agent.endpoint', 'must be an http(s) URL naming a host, e.g. https://api.openai.com/v1 (no user or password in it)');
+    if (!isHostPattern(parsed.host) || /^[\d.]+$/.test(parsed.host))
+      throw new InvalidFieldError('spec.agent.endpoint', 'must name a host, not an IP address: the egress proxy reaches named hosts only');
+  }
+  if (!a) return;
+  if (isAgentKind(kind)) {
+    if (!a.model.trim()) throw new InvalidFieldError('spec.agent.model', `must name the model the ${kind} agent uses`);
+    if (a.api && !AGENT_APIS[kind].includes(a.api as never))
+      throw new InvalidFieldError('spec.agent.api', `must be ${AGENT_APIS[kind].join(' or ')} for ${kind} (or empty: ${AGENT_APIS[kind][0]})`);
+    if (network?.agent === false)
+      throw new InvalidFieldError(
+        'spec.guardrails.network.agent',
+        `leaves the ${kind} agent no way to its model: leave it unset (network mode "model") or true`,
+      );
+    a.maxTurns ||= DEFAULT_AGENT_MAX_TURNS;
+  } else if (a.api || a.model || a.apiKeySecret || a.maxTurns || a.instructions) {
+    throw new InvalidFieldError('spec.agent.kind', 'must be codex, claude-code or langchain for model, api, api_key_secret, max_turns and instructions');
+  }
+  if (a.apiKeySecret && !spec.secrets.some((r) => r.name === a.apiKeySecret && r.phases.includes(Phase.AGENT)))
+    throw new InvalidFieldError('spec.agent.api_key_secret', `must name a secret in spec.secrets given to the agent phase (none is named ${a.apiKeySecret})`);
 }
 
 const PREVIEW_PROVIDERS = new Set(['', 'local', 'command']);
@@ -144,6 +186,13 @@ function validateDelivery(spec: DefinitionSpec): void {
  * the field and the setting that would allow it. Also used on stored plans before a run starts.
  */
 export function checkSandboxPolicy(spec: DefinitionSpec, policy: SandboxPolicy, field = 'spec'): void {
+  const endpoint = modelEndpointOf(spec.agent?.endpoint);
+  if (endpoint && !egressPatternAllowed(endpoint.host, policy.egressAllowedHosts)) {
+    throw new InvalidFieldError(
+      `${field}.agent.endpoint`,
+      `names ${endpoint.host}, which is outside the operator's egress allowlist (AMEIDE_EGRESS_ALLOWED_HOSTS: ${policy.egressAllowedHosts.join(', ')})`,
+    );
+  }
   const g = spec.guardrails;
   if (!g) return;
   if (g.sandbox === 'none' && !policy.allowNone) {

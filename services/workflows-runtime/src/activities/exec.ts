@@ -49,6 +49,10 @@ export class OutputTail {
  */
 export interface TranscriptNotes {
   write?: (text: string) => void;
+  /** Called once the command has exited, while `write` still works (a last read of what it reported). */
+  beforeEnd?: () => void;
+  /** Why the caller aborted the command, when it was not the run's cancellation (the transcript says so). */
+  stopReason?: string;
 }
 
 export interface CommandSpec {
@@ -214,10 +218,15 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   const note = timedOut
     ? `\n[ameide] killed after the ${Math.round(spec.timeoutMs / 1000)}s phase budget\n`
     : aborted
-      ? '\n[ameide] killed: run cancelled\n'
+      ? `\n[ameide] killed: ${spec.notes?.stopReason ?? 'run cancelled'}\n`
       : '';
   if (truncated) tail.push(Buffer.from(`\n[ameide] output truncated: ${outputBytes} bytes, the transcript keeps the first ${budget}\n`));
   if (note) tail.push(Buffer.from(note));
+  try {
+    spec.notes?.beforeEnd?.();
+  } catch {
+    // What the caller reads last must not lose the transcript.
+  }
   if (spec.notes) spec.notes.write = undefined;
   transcript.end(`${note}[exit ${exitCode}${sig ? ` signal ${sig}` : ''}]\n`);
   await once(file, 'close');

@@ -6,6 +6,7 @@ import type { WorkerConfig } from '@ameide/config';
 import type { WorkflowServiceClient } from '@ameide/sdk';
 import {
   workBranchName,
+  type AgentRunResult,
   type CodingRunInput,
   type CommandPhaseResult,
   type EvidenceFileResult,
@@ -28,6 +29,10 @@ import { createHandoffBundle } from './handoff.js';
 import { enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnder } from './lifecycle.js';
 import { reviewWork } from './review.js';
 import { allSecrets, allSecretValues, cacheDir, prepareSandbox, stepDirs, type SandboxDeps } from './sandboxing.js';
+import { AGENT_SPANS_FILE_NAME, AgentUnavailableError, exportAgentSpans } from '../agents/index.js';
+import { AgentMonitor, prepareAgent } from './agent.js';
+import type { TranscriptNotes } from './exec.js';
+import { currentTraceparent } from './tracing.js';
 import { guarded as guardedBody, permanent } from './guard.js';
 import { runOutputSender } from './output.js';
 import { sendStatusUpdate } from './status.js';
@@ -52,6 +57,7 @@ export interface ActivityDeps
       | 'gitConfig'
       | 'gitTimeoutSeconds'
       | 'egressExtraNetworks'
+      | 'egressResolve'
       | 'previewHost'
       | 'previewGraceSeconds'
     >,
@@ -62,6 +68,8 @@ export interface ActivityDeps
   previewStopQueue: string;
   /** The Temporal worker's identity, for the runs' provenance. */
   workerIdentity?: string;
+  /** Where the LangChain agent's spans go (OTLP/HTTP traces URL); undefined: they are not sent. */
+  agentSpansUrl?: string;
 }
 
 export interface CommandPhaseInput {
@@ -94,6 +102,67 @@ export function createActivities(deps: ActivityDeps) {
   const branchOf = (run: CodingRunInput) => workBranchName(run.repo.branchPrefix, run.workItems[0]?.id, run.planId);
 
   const runStep = createStepRunner(deps);
+
+  /**
+   * The agent phase with a coding agent: the adapter's command, files and mounts for the step, its
+   * events read while it runs (and written into the transcript as `[agent] …` lines), a stop once it
+   * exceeds its turn budget; after the step, its transcript artifact and, for the LangChain runtime,
+   * its spans sent on to the worker's collector.
+   */
+  const startAgent = (run: CodingRunInput, paths: RunPaths, redactor: Redactor, cancelled: AbortSignal) => {
+    const settings = run.repo.agent;
+    if (!settings) return undefined;
+    const dirs = stepDirs(paths, 'agent');
+    let prepared;
+    try {
+      prepared = prepareAgent(run, settings, {
+        promptFile: paths.promptFile,
+        hostDirs: { ...dirs, worktree: paths.worktree },
+        traceparent: currentTraceparent(),
+      });
+    } catch (err) {
+      if (err instanceof AgentUnavailableError) throw permanent('AgentUnavailable', `the ${settings.kind} agent cannot run on this worker: ${err.message}`);
+      throw err;
+    }
+    const stopper = new AbortController();
+    const notes: TranscriptNotes = { beforeEnd: () => monitor.poll() };
+    const monitor = new AgentMonitor(settings, redactor, {
+      note: (line) => notes.write?.(`${line}\n`),
+      stop: (reason) => {
+        notes.stopReason = reason;
+        stopper.abort();
+      },
+      maxEventBytes: run.repo.guardrails.budgets.maxOutputBytes,
+    });
+    let timer: NodeJS.Timeout | undefined;
+    return {
+      prepared,
+      signal: AbortSignal.any([cancelled, stopper.signal]),
+      stepOptions: {
+        notes,
+        readOnly: prepared.launch.readOnly,
+        extraEnv: prepared.launch.env,
+        beforeStart: async (d: { home: string; tmp: string }) => {
+          await prepared.beforeStart(d);
+          monitor.open(prepared.eventsFile(d));
+          timer = setInterval(() => monitor.poll(), 250);
+        },
+      },
+      stopWatching: () => clearInterval(timer),
+      finish: async (): Promise<AgentRunResult> => {
+        const summary = monitor.finish();
+        const stored = await deps.artifacts.put(`${artifactPrefix(run)}agent/transcript.jsonl`, Buffer.from(monitor.transcript()));
+        summary.transcriptUri = stored.uri;
+        if (settings.kind === 'langchain' && deps.agentSpansUrl) {
+          // Best effort, like every span export: a run never fails for its telemetry.
+          await exportAgentSpans(join(dirs.tmp, AGENT_SPANS_FILE_NAME), deps.agentSpansUrl).catch((err: Error) =>
+            console.warn(`could not send the agent's spans of run ${run.runId}: ${err.message}`),
+          );
+        }
+        return summary;
+      },
+    };
+  };
 
   /**
    * Has the sandbox export its work (see exchange.ts), verifies it into the import repository and
@@ -254,28 +323,36 @@ export function createActivities(deps: ActivityDeps) {
         // The service shows the output while the command runs (`ameide runs logs`): sent on the side,
         // never holding the command up; the transcript stored below stays the whole record.
         const live = runOutputSender(deps.api, run, phase);
-        const result = await runStep(run, paths, phase, input.command, {
+        const agent = phase === 'agent' ? startAgent(run, paths, redactor, ctx.cancellationSignal) : undefined;
+        const result = await runStep(run, paths, phase, agent?.prepared.command ?? input.command, {
+          ...agent?.stepOptions,
           // In the phase's own sandbox, before its command: the first attempt records the checkout,
           // a retry puts it back as it was.
           prelude: retry ? RESTORE_SCRIPT : SNAPSHOT_SCRIPT,
           timeoutMs,
           redactor,
           transcript: transcriptPath,
-          signal: ctx.cancellationSignal,
+          signal: agent?.signal ?? ctx.cancellationSignal,
           onProgress: (bytes) => ctx.heartbeat({ phase, bytes }),
           onOutput: (chunk, offset) => live.push(chunk, offset),
-        }).catch((err: unknown) => {
-          void live.close(0);
-          throw err;
-        });
+        })
+          .catch((err: unknown) => {
+            void live.close(0);
+            throw err;
+          })
+          .finally(() => agent?.stopWatching());
         // The last output goes out before the phase's end is reported (while the transcript is stored; 3 s at most).
         const sent = live.close(3000);
         const stored = await deps.artifacts.put(`${artifactPrefix(run)}transcripts/${phase}.log`, await readFile(transcriptPath));
         await sent;
-        if (result.aborted) throw new CancelledFailure(`${phase} command killed: run cancelled`);
+        if (result.aborted && ctx.cancellationSignal.aborted) throw new CancelledFailure(`${phase} command killed: run cancelled`);
         const testReport = phase === 'test' ? await testReportOf(run, paths, transcriptPath, redactor) : undefined;
+        const agentRun = agent ? await agent.finish() : undefined;
         return {
-          exitCode: result.exitCode,
+          ...(agentRun ? { agent: agentRun } : {}),
+          ...(result.egress.length ? { egress: result.egress } : {}),
+          // An agent the worker stopped (its turn budget) failed, whatever its exit code.
+          exitCode: agentRun?.stopped && result.exitCode === 0 ? 1 : result.exitCode,
           durationMs: result.durationMs,
           outputTail: result.outputTail,
           transcriptUri: stored.uri,

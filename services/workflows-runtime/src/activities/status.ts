@@ -1,7 +1,7 @@
 import { create, fromJson, type JsonObject } from '@bufbuild/protobuf';
 import { compactJson, RecordStatusUpdateRequestSchema, StatusUpdateSchema, type StatusUpdateJson } from '@ameide/contracts';
 import { Code, ConnectError, type WorkflowServiceClient } from '@ameide/sdk';
-import type { StatusUpdateInput } from '@ameide/temporal';
+import { agentRunJson, type StatusUpdateInput } from '@ameide/temporal';
 import { ApplicationFailure } from '@temporalio/common';
 
 const upper = (s: string) => s.toUpperCase();
@@ -54,6 +54,8 @@ export function toStatusUpdateJson(u: StatusUpdateInput): StatusUpdateJson {
         temporalRunId: s.provenance.temporalRunId,
         toolVersions: s.provenance.toolVersions,
       },
+      agent: s.agent && agentRunJson(s.agent),
+      egress: s.egress,
     },
     time: u.time,
   });

@@ -21,7 +21,7 @@ export interface AgentConfig {
   /** Base URL of an OpenAI- or Anthropic-compatible API, e.g. `https://api.openai.com/v1`, `https://api.anthropic.com`. */
   endpoint: string;
   /**
-   * Wire format: codex speaks `responses` (or `chat`), claude-code `messages`, langchain `chat`,
+   * Wire format: codex speaks `responses` (Codex CLI 0.169 has no other), claude-code `messages`, langchain `chat`,
    * `responses` or `messages`. Absent: the kind's default ({@link defaultApi}).
    */
   api?: ModelApi;

@@ -18,6 +18,13 @@ export interface EgressProxyOptions {
   allowedHosts: readonly string[];
   /** Destination ports; default 80 and 443. */
   allowedPorts?: readonly number[];
+  /**
+   * Exact destinations admitted besides the allowlist, on their own port (a model endpoint such as
+   * `api.openai.com:443` or `vllm.internal:8000`). Their addresses are checked like any other.
+   */
+  extraTargets?: ReadonlyArray<{ host: string; port: number }>;
+  /** Receives every decision: the destination (`host:port`, or the request's form), and why it was refused or failed. */
+  onDecision?: (d: EgressDecision) => void;
   /** Receives one line per request stating the decision (for the run's transcript). */
   log: (line: string) => void;
   /** Resolves a host name to all its addresses; default: the system resolver. */
@@ -30,6 +37,13 @@ export interface EgressProxyOptions {
   idleTimeoutMs?: number;
   /** Budget for connecting upstream (per address); default 15 s. */
   connectTimeoutMs?: number;
+}
+
+/** One request the proxy decided on. */
+export interface EgressDecision {
+  destination: string;
+  outcome: 'allowed' | 'refused' | 'failed';
+  reason?: string;
 }
 
 /** Counters since start; `active` and `sockets` are current values. */
@@ -186,6 +200,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
   const idleMs = opts.idleTimeoutMs ?? 120_000;
   const connectMs = opts.connectTimeoutMs ?? 15_000;
   const counts = { allowed: 0, refused: 0, failed: 0, active: 0 };
+  const extraTargets = new Set((opts.extraTargets ?? []).map((t) => `${t.host.toLowerCase().replace(/\.$/, '')}:${t.port}`));
   const sockets = new Set<Socket>();
   let stopping = false;
   const log = (line: string): void => {
@@ -193,6 +208,16 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       opts.log(line);
     } catch {
       // A failing transcript writer must not take the proxy (or the worker) down.
+    }
+  };
+  /** Counts, logs and reports one decision; `what` is how the log names the request. */
+  const decide = (outcome: EgressDecision['outcome'], what: string, destination: string, reason?: string): void => {
+    counts[outcome]++;
+    log(`egress ${outcome} ${what}${reason ? `: ${reason}` : ''}`);
+    try {
+      opts.onDecision?.({ destination, outcome, ...(reason ? { reason } : {}) });
+    } catch {
+      // A failing recorder must not take the proxy down either.
     }
   };
   const track = (s: Socket): void => {
@@ -213,20 +238,19 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
   }
 
   /** Counts and logs a request that did not go through, and says how to answer it. */
-  function settle(what: string, e: unknown, fallback: string): Refusal {
+  function settle(what: string, destination: string, e: unknown, fallback: string): Refusal {
     const r = e instanceof Refusal ? e : new Refusal(502, `${fallback} (${(e as NodeJS.ErrnoException)?.code ?? String((e as Error)?.message ?? e)})`);
-    const failed = r.status === 502;
-    if (failed) counts.failed++;
-    else counts.refused++;
-    log(`egress ${failed ? 'failed' : 'refused'} ${what}: ${r.message}`);
+    decide(r.status === 502 ? 'failed' : 'refused', what, destination, r.message);
     return r;
   }
 
   /** The checked addresses to connect to, or a Refusal. Resolving here, once, is what defeats DNS rebinding. */
   async function admit(target: { host: string; port: number }): Promise<string[]> {
     if (isIpLiteral(target.host)) throw new Refusal(403, 'IP literals are refused, registries are named');
-    if (!isHostName(target.host) || !hostAllowed(target.host)) throw new Refusal(403, 'not in the allowlist');
-    if (!ports.has(target.port)) throw new Refusal(403, `port ${target.port} is not allowed`);
+    if (!extraTargets.has(`${target.host.replace(/\.$/, '')}:${target.port}`)) {
+      if (!isHostName(target.host) || !hostAllowed(target.host)) throw new Refusal(403, 'not in the allowlist');
+      if (!ports.has(target.port)) throw new Refusal(403, `port ${target.port} is not allowed`);
+    }
     let addresses: string[];
     try {
       addresses = await resolve(target.host);
@@ -264,6 +288,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
 
   // Host and port only: a URL's path and query can carry tokens, and these lines go into transcripts.
   const label = (method: string, t: Target): string => ('host' in t ? `${method} ${t.host}:${t.port}` : method);
+  const destinationOf = (t: Target, fallback: string): string => ('host' in t ? `${t.host}:${t.port}` : fallback);
 
   async function onConnect(req: IncomingMessage, client: Socket, head: Buffer): Promise<void> {
     const target = parseConnectTarget(req.url ?? '');
@@ -275,8 +300,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       );
     };
     if ('error' in target) {
-      counts.refused++;
-      log(`egress refused ${what}: ${target.error}`);
+      decide('refused', what, destinationOf(target, 'malformed CONNECT'), target.error);
       return refuse(400, target.error);
     }
     let upstream: Socket;
@@ -287,7 +311,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       upstream = await connectUpstream(addresses, target.port);
     } catch (e) {
       release();
-      const r = settle(what, e, 'connect failed');
+      const r = settle(what, destinationOf(target, what), e, 'connect failed');
       return refuse(r.status, r.message);
     }
     if (client.destroyed) {
@@ -295,8 +319,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       upstream.destroy();
       return;
     }
-    counts.allowed++;
-    log(`egress allowed ${what}`);
+    decide('allowed', what, destinationOf(target, what));
     const abort = (): void => {
       client.destroy();
       upstream.destroy();
@@ -335,9 +358,8 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       res.writeHead(status, { 'content-type': 'text/plain', connection: 'close' }).end(`egress refused: ${reason}\n`);
     };
     if ('error' in target || !url) {
-      counts.refused++;
       const reason = 'error' in target ? target.error : 'malformed';
-      log(`egress refused ${what}: ${reason}`);
+      decide('refused', what, destinationOf(target, `malformed ${method}`), reason);
       return refuse(400, reason);
     }
     let release = (): void => {};
@@ -348,7 +370,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       addresses = await admit(target);
     } catch (e) {
       release();
-      const r = settle(what, e, 'check failed');
+      const r = settle(what, destinationOf(target, what), e, 'check failed');
       return refuse(r.status, r.message);
     }
     // Only the first checked address: retrying a request whose body is already streaming is not safe.
@@ -368,16 +390,14 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     upstreamReq.on('error', (e) => {
       if (logged) return void res.destroy();
       logged = true;
-      counts.failed++;
       const reason = `upstream failed (${(e as NodeJS.ErrnoException).code ?? e.message})`;
-      log(`egress failed ${what}: ${reason}`);
+      decide('failed', what, destinationOf(target, what), reason);
       if (res.headersSent) return void res.destroy();
       res.writeHead(502, { 'content-type': 'text/plain', connection: 'close' }).end(`egress: ${reason}\n`);
     });
     upstreamReq.on('response', (upstreamRes) => {
       logged = true;
-      counts.allowed++;
-      log(`egress allowed ${what}`);
+      decide('allowed', what, destinationOf(target, what));
       upstreamRes.on('error', () => res.destroy());
       res.writeHead(upstreamRes.statusCode ?? 502, forwardableHeaders(upstreamRes.headers));
       upstreamRes.pipe(res);
@@ -396,8 +416,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
   server.on('request', (req, res) => void onRequest(req, res).catch(() => res.destroy()));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code?.startsWith('HPE_')) {
-      counts.refused++;
-      log(`egress refused malformed request (${err.code})`);
+      decide('refused', 'malformed request', 'malformed request', err.code);
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nbad request\n');
     }
     socket.destroy();

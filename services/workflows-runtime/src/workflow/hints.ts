@@ -4,7 +4,7 @@
  * functions of the phase's exit code, output tail and guardrails; workflow code (deterministic: no
  * I/O, imports only types).
  */
-import type { CommandPhase, GuardrailSettings } from '@ameide/temporal';
+import type { CommandPhase, EgressDestinationResult, GuardrailSettings } from '@ameide/temporal';
 
 /** What a hint is drawn from: the failed phase, its exit code and output tail, the run's guardrails. */
 export interface CommandFailure {
@@ -12,6 +12,10 @@ export interface CommandFailure {
   exitCode: number;
   outputTail: string;
   guardrails: Pick<GuardrailSettings, 'sandbox' | 'network' | 'readOnlyPaths' | 'egressHosts'>;
+  /** Where the phase went through the egress proxy (online phases). */
+  egress?: EgressDestinationResult[];
+  /** The model endpoint of an agent phase in network mode `model`. */
+  modelOnly?: { host: string; port: number };
 }
 
 /**
@@ -111,9 +115,25 @@ export function networkFailure(outputTail: string): { quote: string; host?: stri
   return undefined;
 }
 
+/** The hint for a failed online phase the egress proxy refused a destination of, else undefined. */
+export function egressRefusedHint(f: CommandFailure): string | undefined {
+  const refused = (f.egress ?? []).filter((e) => !e.allowed && e.reason !== undefined && !e.reason.startsWith('upstream'));
+  if (f.exitCode === 0 || !refused.length) return undefined;
+  const shown = refused
+    .slice(0, 3)
+    .map((e) => `${e.destination} (${e.reason})`)
+    .join(', ');
+  const reaches = f.modelOnly
+    ? `the agent phase is in network mode "model": it reaches only its model endpoint ${f.modelOnly.host}:${f.modelOnly.port}. ` +
+      `To let it reach more, set guardrails.network.agent: true (the egress allowlist and the endpoint)`
+    : `the ${f.phase} phase reaches only ${f.guardrails.egressHosts.length ? `its guardrails.egressHosts (${quoteList(f.guardrails.egressHosts)})` : "the hosts of the operator's list"} on ports 80 and 443. ` +
+      `Add the host to guardrails.egressHosts (within the operator's AMEIDE_EGRESS_ALLOWED_HOSTS)`;
+  return `the egress proxy refused ${shown}: ${reaches}`;
+}
+
 /** The hint for a failed offline phase whose output shows a network failure, else undefined. */
 export function offlineNetworkHint(f: CommandFailure): string | undefined {
-  if (f.exitCode === 0 || f.guardrails.sandbox === 'none' || f.guardrails.network[f.phase]) return undefined;
+  if (f.exitCode === 0 || f.guardrails.sandbox === 'none' || f.guardrails.network[f.phase] || f.modelOnly) return undefined;
   const failure = networkFailure(f.outputTail);
   if (!failure) return undefined;
   const target = failure.host ?? 'the network';
@@ -130,5 +150,5 @@ export function offlineNetworkHint(f: CommandFailure): string | undefined {
 
 /** What to fix for a failed command phase, when the failure is one the sandbox explains; else undefined. */
 export function failureHint(f: CommandFailure): string | undefined {
-  return commandNotFoundHint(f) ?? offlineNetworkHint(f);
+  return commandNotFoundHint(f) ?? egressRefusedHint(f) ?? offlineNetworkHint(f);
 }

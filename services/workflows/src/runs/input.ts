@@ -1,6 +1,16 @@
 import type { PlanSpecJson } from '@ameide/contracts';
 import type { Annotations, PlanRow } from '@ameide/db';
-import { resolveGuardrails, resolvePreview, resolvePullRequest, type CodingRunInput, type CommandPhase, type PreviousAttempt } from '@ameide/temporal';
+import {
+  modelEndpointOf,
+  modelOnlyNetwork,
+  resolveAgent,
+  resolveGuardrails,
+  resolvePreview,
+  resolvePullRequest,
+  type CodingRunInput,
+  type CommandPhase,
+  type PreviousAttempt,
+} from '@ameide/temporal';
 import { RERUN_HANDOFF_REASON, RERUN_HANDOFF_URI, RERUN_NOTE, RERUN_OF } from '../impediments/cause.js';
 
 /**
@@ -11,6 +21,10 @@ export function codingRunInput(runId: string, plan: PlanRow, annotations: Annota
   const s: PlanSpecJson = plan.spec;
   const repo = s.repo ?? {};
   const m = s.methodology ?? {};
+  const guardrails = resolveGuardrails(repo.guardrails);
+  const agent = resolveAgent(repo.agent);
+  // The model endpoint is a destination of the agent phase in network mode `model`, or beside the allowlist when it is online.
+  const endpoint = modelOnlyNetwork(repo.agent, repo.guardrails?.network) || guardrails.network.agent ? modelEndpointOf(repo.agent?.endpoint) : undefined;
   return {
     runId,
     tenantId: plan.tenantId,
@@ -27,7 +41,7 @@ export function codingRunInput(runId: string, plan: PlanRow, annotations: Annota
       branchPrefix: repo.branchPrefix || 'ameide/',
       phaseTimeoutSeconds: repo.phaseTimeoutSeconds || 900,
       env: repo.env ?? {},
-      guardrails: resolveGuardrails(repo.guardrails),
+      guardrails,
       secrets: (repo.secrets ?? []).map((r) => ({
         name: r.name ?? '',
         phases: (r.phases ?? []).map((p) => p.replace('PHASE_', '').toLowerCase() as CommandPhase),
@@ -36,6 +50,8 @@ export function codingRunInput(runId: string, plan: PlanRow, annotations: Annota
       preview: resolvePreview(repo.preview),
       pullRequest: resolvePullRequest(repo.pullRequest),
       testReports: repo.testReports ?? [],
+      ...(agent ? { agent } : {}),
+      ...(endpoint ? { modelEndpoint: endpoint } : {}),
     },
     workItems: (s.workItems ?? []).map((w) => ({
       id: w.id ?? '',

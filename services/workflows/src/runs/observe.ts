@@ -2,7 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { compactJson, ExecutionState, RunExecutionSchema, type RunExecution, type RunSummaryJson } from '@ameide/contracts';
 import type { RunRepository, RunRow } from '@ameide/db';
-import type { RunSummaryResult } from '@ameide/temporal';
+import { agentRunJson, type RunSummaryResult } from '@ameide/temporal';
 import type { ExecutionInfo, RunLauncher } from '../temporal/facade.js';
 import { isTerminal } from './fold.js';
 import type { RunLanes } from './lanes.js';
@@ -39,9 +39,10 @@ export async function observeRun(
 
 /** The workflow's summary in the API's JSON form (64-bit numbers as strings). */
 function summaryJson(s: RunSummaryResult): RunSummaryJson {
-  const { testReport, evidence, ...rest } = s;
+  const { testReport, evidence, agent, ...rest } = s;
   return {
     ...rest,
+    agent: agent && agentRunJson(agent),
     testReport: testReport && { ...testReport, durationMs: String(Math.round(testReport.durationMs)) },
     evidence: evidence?.map((e) => ({ ...e, sizeBytes: String(e.sizeBytes) })),
   };

@@ -4,7 +4,10 @@ import { failureHint } from '../hints.js';
 
 const COMMAND_OF: Record<CommandPhase, (ctx: RunContext) => string> = {
   install: (ctx) => ctx.input.repo.installCommand,
-  agent: (ctx) => ctx.input.repo.agentCommand,
+  agent: (ctx) => {
+    const a = ctx.input.repo.agent;
+    return a ? `${a.kind} agent (${a.model})` : ctx.input.repo.agentCommand;
+  },
   test: (ctx) => ctx.input.repo.testCommand,
 };
 
@@ -46,8 +49,12 @@ export function commandPhase(phase: Extract<CommandPhase, 'install' | 'agent' | 
         ctx.summary.testExitCode = r.exitCode;
         if (r.testReport) ctx.summary.testReport = r.testReport;
       }
+      if (r.agent) ctx.summary.agent = r.agent;
+      if (r.egress) ctx.summary.egress = [...(ctx.summary.egress ?? []).filter((e) => e.phase !== phase), ...r.egress];
       let message: string | undefined;
-      if (r.timedOut && (r.timeoutMs ?? timeoutMs) < phaseMs) {
+      if (r.agent?.stopped) {
+        message = `${phase} phase failed: ${r.agent.stopped}`;
+      } else if (r.timedOut && (r.timeoutMs ?? timeoutMs) < phaseMs) {
         ctx.summary.budgetExceeded = 'run_timeout';
         message = `${phase} command stopped: the run's ${budgets(ctx).runTimeoutSeconds}s budget ran out`;
       } else if (r.timedOut) {
@@ -55,7 +62,8 @@ export function commandPhase(phase: Extract<CommandPhase, 'install' | 'agent' | 
         message = `${phase} command exceeded the ${ctx.input.repo.phaseTimeoutSeconds}s phase budget`;
       } else if (r.exitCode !== 0) {
         // A command the sandbox lacks, or the network in an offline phase: say what to change in the definition.
-        const hint = failureHint({ phase, exitCode: r.exitCode, outputTail: r.outputTail, guardrails: ctx.input.repo.guardrails });
+        const modelOnly = phase === 'agent' && !ctx.input.repo.guardrails.network.agent ? ctx.input.repo.modelEndpoint : undefined;
+        const hint = failureHint({ phase, exitCode: r.exitCode, outputTail: r.outputTail, guardrails: ctx.input.repo.guardrails, egress: r.egress, modelOnly });
         message = `${phase} command failed with exit code ${r.exitCode}${hint ? `: ${hint}` : ''}`;
       }
       // The status update carries the output's last lines; the whole of it is in the phase's transcript.
