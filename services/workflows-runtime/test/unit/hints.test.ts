@@ -3,6 +3,7 @@ import { DEFAULT_GUARDRAILS } from '@ameide/temporal';
 import { SANDBOX_MOUNTS, sandboxArgv } from '../../src/guardrails/sandbox.js';
 import {
   commandNotFoundHint,
+  egressRefusedHint,
   failureHint,
   missingCommand,
   networkFailure,
@@ -141,4 +142,27 @@ it('prefers the missing command to the network', () => {
   const hint = failureHint(failure({ exitCode: 127, outputTail: 'getaddrinfo ENOTFOUND x.org\n/bin/sh: 1: curl: not found' }));
   expect(hint).toMatch(/^curl: command not found in the sandbox/);
   expect(failureHint(failure({ exitCode: 2, outputTail: 'plain failure' }))).toBeUndefined();
+});
+
+describe('a destination the egress proxy refused', () => {
+  const refused = { phase: 'agent', destination: 'example.org:443', allowed: false, count: 2, reason: 'not in the allowlist' };
+  it('names the destination and what the phase may reach', () => {
+    const hint = egressRefusedHint(failure({ phase: 'install', guardrails: { network: { install: true, agent: false, test: false } }, egress: [refused] }))!;
+    expect(hint).toMatch(
+      /^the egress proxy refused example\.org:443 \(not in the allowlist\): the install phase reaches only the hosts of the operator's list/,
+    );
+    expect(hint).toContain('Add the host to guardrails.egressHosts');
+    const model = egressRefusedHint(failure({ egress: [refused], modelOnly: { host: 'api.openai.com', port: 443 } }))!;
+    expect(model).toMatch(/the agent phase is in network mode "model": it reaches only its model endpoint api\.openai\.com:443/);
+    // A refused destination explains a failure before an offline-network guess does.
+    expect(failureHint(failure({ egress: [refused], modelOnly: { host: 'api.openai.com', port: 443 }, outputTail: 'getaddrinfo ENOTFOUND example.org' }))).toBe(
+      model,
+    );
+  });
+
+  it('says nothing for a success, for allowed destinations, or for an upstream that failed', () => {
+    expect(egressRefusedHint(failure({ exitCode: 0, egress: [refused] }))).toBeUndefined();
+    expect(egressRefusedHint(failure({ egress: [{ ...refused, allowed: true, reason: undefined }] }))).toBeUndefined();
+    expect(egressRefusedHint(failure({ egress: [{ ...refused, reason: 'upstream failed (ECONNRESET)' }] }))).toBeUndefined();
+  });
 });
