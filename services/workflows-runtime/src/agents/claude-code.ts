@@ -34,9 +34,8 @@
  * whole: Claude Code's permission rules cannot confine a shell command to a directory, the outer
  * sandbox does.
  */
-import { accessSync, constants, realpathSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { platformPackageDir, requireExecutable, withPromptOnStdin } from './native.js';
 import { AgentUnavailableError, type AgentAdapter, type AgentConfig, type AgentEvent, type AgentLaunch, type AgentLaunchContext } from './types.js';
 
 const PACKAGE = '@anthropic-ai/claude-code';
@@ -62,16 +61,7 @@ export const CLAUDE_CODE_QUIET_ENV: Readonly<Record<string, string>> = {
   CLAUDE_CODE_DISABLE_AUTO_MEMORY: '1',
 };
 
-/**
- * `$1` the prompt file, `$2` the text appended to it, the rest the command. The here-document's
- * expansions are not expanded again, so the prompt's text reaches Claude Code byte for byte (but
- * for its trailing newlines).
- */
-const WITH_PROMPT_ON_STDIN = `p=$1 i=$2; shift 2
-[ -r "$p" ] || { echo "claude-code: cannot read the prompt file $p" >&2; exit 2; }
-exec "$@" <<PROMPT_END
-$(cat -- "$p")$i
-PROMPT_END`;
+const WITH_PROMPT_ON_STDIN = withPromptOnStdin('claude-code');
 
 interface Resolved {
   binary: string;
@@ -84,27 +74,12 @@ let resolved: Resolved | undefined;
 export function resolveClaudeCodeBinary(): Resolved {
   if (resolved) return resolved;
   const platformPackage = `${PACKAGE}-${process.platform}-${process.arch}`;
-  const require = createRequire(import.meta.url);
-  let mainDir: string;
-  try {
-    mainDir = dirname(realpathSync(require.resolve(`${PACKAGE}/package.json`)));
-  } catch {
-    throw new AgentUnavailableError(`Claude Code is not installed: add the ${PACKAGE} package to the worker (pnpm install in services/workflows-runtime)`);
-  }
-  let packageDir: string;
-  try {
-    packageDir = dirname(realpathSync(createRequire(join(mainDir, 'package.json')).resolve(`${platformPackage}/package.json`)));
-  } catch {
-    throw new AgentUnavailableError(
-      `Claude Code has no native binary for ${process.platform}-${process.arch}: install ${platformPackage} (the optional dependency of ${PACKAGE}, same version)`,
-    );
-  }
+  const packageDir = platformPackageDir(PACKAGE, platformPackage, {
+    notInstalled: `Claude Code is not installed: add the ${PACKAGE} package to the worker (pnpm install in services/workflows-runtime)`,
+    noBinary: `Claude Code has no native binary for ${process.platform}-${process.arch}: install ${platformPackage} (the optional dependency of ${PACKAGE}, same version)`,
+  });
   const binary = join(packageDir, 'claude');
-  try {
-    accessSync(binary, constants.X_OK);
-  } catch {
-    throw new AgentUnavailableError(`Claude Code's binary ${binary} is missing or not executable: reinstall ${platformPackage}`);
-  }
+  requireExecutable(binary, `Claude Code's binary ${binary} is missing or not executable: reinstall ${platformPackage}`);
   resolved = { binary, packageDir };
   return resolved;
 }

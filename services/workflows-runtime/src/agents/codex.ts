@@ -44,10 +44,9 @@
  * once, cumulative, with `turn.completed`) and codex has no max-turns flag; see {@link parseCodexLine}
  * for how model responses are counted.
  */
-import { accessSync, constants, realpathSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { platformPackageDir, requireExecutable, withPromptOnStdin } from './native.js';
 import { AgentUnavailableError, type AgentAdapter, type AgentConfig, type AgentEvent, type AgentLaunch, type AgentLaunchContext } from './types.js';
 
 const PACKAGE = '@openai/codex';
@@ -88,16 +87,7 @@ const TARGETS: Record<string, string> = {
   'darwin-arm64': 'aarch64-apple-darwin',
 };
 
-/**
- * `$1` the prompt file, `$2` the text appended to it, the rest the command. The here-document's
- * expansions are not expanded again, so the prompt's text reaches codex byte for byte (but for its
- * trailing newlines).
- */
-const WITH_PROMPT_ON_STDIN = `p=$1 i=$2; shift 2
-[ -r "$p" ] || { echo "codex: cannot read the prompt file $p" >&2; exit 2; }
-exec "$@" <<PROMPT_END
-$(cat -- "$p")$i
-PROMPT_END`;
+const WITH_PROMPT_ON_STDIN = withPromptOnStdin('codex');
 
 interface Resolved {
   binary: string;
@@ -113,29 +103,12 @@ export function resolveCodexBinary(): Resolved {
   const target = TARGETS[platform];
   if (!target) throw new AgentUnavailableError(`the Codex CLI has no native binary for ${platform}`);
   const platformPackage = `${PACKAGE}-${platform}`;
-  const require = createRequire(import.meta.url);
-  let mainDir: string;
-  try {
-    mainDir = dirname(realpathSync(require.resolve(`${PACKAGE}/package.json`)));
-  } catch {
-    throw new AgentUnavailableError(
-      `the Codex CLI is not installed: add the ${PACKAGE} package (${CODEX_VERSION}) to the worker (pnpm install in services/workflows-runtime)`,
-    );
-  }
-  let packageDir: string;
-  try {
-    packageDir = dirname(realpathSync(createRequire(join(mainDir, 'package.json')).resolve(`${platformPackage}/package.json`)));
-  } catch {
-    throw new AgentUnavailableError(
-      `the Codex CLI has no native binary here: install ${platformPackage} (the optional dependency of ${PACKAGE}, npm:${PACKAGE}@${CODEX_VERSION}-${platform})`,
-    );
-  }
+  const packageDir = platformPackageDir(PACKAGE, platformPackage, {
+    notInstalled: `the Codex CLI is not installed: add the ${PACKAGE} package (${CODEX_VERSION}) to the worker (pnpm install in services/workflows-runtime)`,
+    noBinary: `the Codex CLI has no native binary here: install ${platformPackage} (the optional dependency of ${PACKAGE}, npm:${PACKAGE}@${CODEX_VERSION}-${platform})`,
+  });
   const binary = join(packageDir, 'vendor', target, 'bin', 'codex');
-  try {
-    accessSync(binary, constants.X_OK);
-  } catch {
-    throw new AgentUnavailableError(`the Codex CLI's binary ${binary} is missing or not executable: reinstall ${platformPackage}`);
-  }
+  requireExecutable(binary, `the Codex CLI's binary ${binary} is missing or not executable: reinstall ${platformPackage}`);
   let version: string;
   try {
     version = execFileSync(binary, ['--version'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
