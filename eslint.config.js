@@ -15,6 +15,7 @@ const SRC = ['packages/*/src/**', 'services/*/src/**'];
 const WORKFLOWS_SRC = 'services/workflows/src/**';
 const RUNTIME_SRC = 'services/workflows-runtime/src/**';
 const CONFIG_SRC = 'packages/config/src/**';
+const AGENT_SRC = 'packages/agent/src/**';
 
 /** A package that a scope may not import. */
 const ban = (name, message) => ({ name, message });
@@ -23,6 +24,15 @@ const NO_DB = ban('@ameide/db', `only the workflow service (services/workflows) 
 const NO_CLIENT = ban('@temporalio/client', `only the workflow service (services/workflows) uses @temporalio/client (${ARCH}, rule 4)`);
 const NO_RUNTIME = ban('@ameide/workflows-runtime', `services never import each other: the service reaches the worker only through Temporal (${ARCH}, rule 1)`);
 const NO_SERVICE = ban('@ameide/workflows', `services never import each other: the worker reaches the service only through the API (${ARCH}, rule 1)`);
+const NO_AGENT = ban(
+  '@ameide/agent',
+  `nothing imports @ameide/agent: the worker runs its bundle (dist/agent.mjs) as a sandboxed process and reads its output as data (${ARCH})`,
+);
+/** What the LangChain agent runtime may not import: every workspace package but @ameide/config (it runs alone in the sandbox). */
+const AGENT_MESSAGE = `packages/agent imports only @ameide/config among the workspace packages: it is bundled into one file that runs alone in the sandbox (${ARCH})`;
+const AGENT_ONLY_CONFIG = ['attest', 'cli', 'contracts', 'db', 'devstack', 'sdk', 'telemetry', 'temporal', 'workflows', 'workflows-runtime'].map((p) =>
+  ban(`@ameide/${p}`, AGENT_MESSAGE),
+);
 const ENV_MESSAGE = `only @ameide/config reads process.env; take a config object or an Env instead (${ARCH}, rule 3)`;
 const NO_ENV_IMPORT = [
   { name: 'node:process', importNames: ['env'], message: ENV_MESSAGE },
@@ -73,9 +83,10 @@ const WORKFLOW_CODE = [
   { files: ['services/workflows-runtime/src/workflow/phases/*.ts'], syntax: workflowSyntax('/^\\.\\.?\\u002f[a-z-]+\\.js$/', '../../activities/index.js') },
 ];
 
-const SRC_BANS = [NO_DEVSTACK, NO_DB, NO_CLIENT];
-const WORKFLOWS_BANS = [NO_DEVSTACK, NO_RUNTIME];
-const RUNTIME_BANS = [NO_DEVSTACK, NO_DB, NO_CLIENT, NO_SERVICE];
+const SRC_BANS = [NO_DEVSTACK, NO_DB, NO_CLIENT, NO_AGENT];
+const WORKFLOWS_BANS = [NO_DEVSTACK, NO_RUNTIME, NO_AGENT];
+const RUNTIME_BANS = [NO_DEVSTACK, NO_DB, NO_CLIENT, NO_SERVICE, NO_AGENT];
+const AGENT_BANS = [...AGENT_ONLY_CONFIG, NO_CLIENT, NO_AGENT];
 
 export default defineConfig(
   {
@@ -141,6 +152,24 @@ export default defineConfig(
     },
   },
   {
+    name: 'ameide/architecture/agent',
+    files: [AGENT_SRC],
+    rules: {
+      ...banImports(AGENT_BANS, NO_ENV_IMPORT),
+      'no-restricted-syntax': ['error', ...dynamicImportBans(AGENT_BANS)],
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          basePath: import.meta.dirname,
+          zones: [
+            { target: './packages/agent/src', from: './services', message: AGENT_MESSAGE },
+            { target: './packages/agent/src', from: './packages', except: ['./agent', './config'], message: AGENT_MESSAGE },
+          ],
+        },
+      ],
+    },
+  },
+  {
     name: 'ameide/architecture/workflows',
     files: [WORKFLOWS_SRC],
     rules: {
@@ -150,7 +179,10 @@ export default defineConfig(
         'error',
         {
           basePath: import.meta.dirname,
-          zones: [{ target: './services/workflows/src', from: './services/workflows-runtime', message: NO_RUNTIME.message }],
+          zones: [
+            { target: './services/workflows/src', from: './services/workflows-runtime', message: NO_RUNTIME.message },
+            { target: './services/workflows/src', from: './packages/agent', message: NO_AGENT.message },
+          ],
         },
       ],
     },
@@ -165,7 +197,10 @@ export default defineConfig(
         'error',
         {
           basePath: import.meta.dirname,
-          zones: [{ target: './services/workflows-runtime/src', from: './services/workflows', message: NO_SERVICE.message }],
+          zones: [
+            { target: './services/workflows-runtime/src', from: './services/workflows', message: NO_SERVICE.message },
+            { target: './services/workflows-runtime/src', from: './packages/agent', message: NO_AGENT.message },
+          ],
         },
       ],
     },
