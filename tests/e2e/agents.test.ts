@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Phase, RunStatus, type Run } from '@ameide/contracts';
 import { git } from '@ameide/devstack';
@@ -107,8 +109,12 @@ describe('coding agents in the sandbox, through model-only egress', () => {
   let other: Awaited<ReturnType<typeof bystander>>;
   let otlp: Awaited<ReturnType<typeof collector>>;
   const policy = { AMEIDE_EGRESS_ALLOWED_HOSTS: `registry.npmjs.org,${HOST}` };
+  // The worker runs in this process: its activity spans (OpenTelemetry interceptor) are recorded here.
+  const workerSpans = new InMemorySpanExporter();
+  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(workerSpans)] });
 
   beforeAll(async () => {
+    provider.register();
     model = await startModelServer({ reply: (req) => scripted(script)(req), host: ADDRESS });
     other = await bystander();
     otlp = await collector();
@@ -130,6 +136,7 @@ describe('coding agents in the sandbox, through model-only egress', () => {
     await model?.close();
     other?.server.close();
     otlp?.server.close();
+    await provider.shutdown();
   });
 
   for (const kind of ['codex', 'claude-code', 'langchain'] as const) {
@@ -181,14 +188,21 @@ describe('coding agents in the sandbox, through model-only egress', () => {
 
       if (kind === 'langchain') {
         // Its spans went on to the worker's collector: the agent, each model call, each tool call.
-        const names = otlp.bodies.flatMap((b) =>
-          ((b as { resourceSpans?: Array<{ scopeSpans: Array<{ spans: Array<{ name: string }> }> }> }).resourceSpans ?? []).flatMap((r) =>
-            r.scopeSpans.flatMap((x) => x.spans.map((sp) => sp.name)),
+        type OtlpSpan = { name: string; traceId: string; spanId: string; parentSpanId?: string };
+        const spans = otlp.bodies.flatMap((b) =>
+          ((b as { resourceSpans?: Array<{ scopeSpans: Array<{ spans: OtlpSpan[] }> }> }).resourceSpans ?? []).flatMap((r) =>
+            r.scopeSpans.flatMap((x) => x.spans),
           ),
         );
-        expect(names).toContain('agent');
-        expect(names.filter((n) => n.startsWith('chat ')).length).toBe(3);
-        expect(names.filter((n) => n.startsWith('execute_tool ')).length).toBe(2);
+        const root = spans.find((sp) => sp.name === 'agent')!;
+        expect(root).toBeDefined();
+        const children = spans.filter((sp) => sp.parentSpanId === root.spanId).map((sp) => sp.name);
+        expect(children.filter((n) => n.startsWith('chat ')).length).toBe(3);
+        expect(children.filter((n) => n.startsWith('execute_tool ')).length).toBe(2);
+        // One trace: the agent span's parent is the worker's span of the agent phase's activity.
+        const phase = workerSpans.getFinishedSpans().find((sp) => sp.spanContext().spanId === root.parentSpanId);
+        expect(phase?.name).toBe('RunActivity:runCommandPhase');
+        expect(phase?.spanContext().traceId).toBe(root.traceId);
       }
     });
   }
