@@ -59,7 +59,15 @@ export function createModel(s: ModelSettings) {
   const apiKey = s.apiKey ?? 'none';
   const endpoint = s.endpoint.replace(/\/+$/, '');
   if (s.api === 'messages') {
-    return new ChatAnthropic({ model: s.model, apiKey, anthropicApiUrl: endpoint, maxTokens: 8192, maxRetries: 2, clientOptions: { fetch } });
+    // The Anthropic SDK appends /v1/messages itself: a base URL given with /v1 (as Claude Code takes it too) loses it.
+    return new ChatAnthropic({
+      model: s.model,
+      apiKey,
+      anthropicApiUrl: endpoint.replace(/\/v1$/, ''),
+      maxTokens: 8192,
+      maxRetries: 2,
+      clientOptions: { fetch },
+    });
   }
   const fields = { model: s.model, apiKey, maxRetries: 2, configuration: { baseURL: endpoint, fetch } };
   return s.api === 'responses' ? new ChatOpenAIResponses(fields) : new ChatOpenAICompletions(fields);

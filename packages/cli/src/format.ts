@@ -105,7 +105,7 @@ export function formatAgent(a: AgentRun): string[] {
 export function formatEgress(egress: EgressDestination[]): string[] {
   return egress.map(
     (e, i) =>
-      `${i === 0 ? 'egress      ' : '            '}${e.phase.padEnd(8)} ${e.allowed ? 'allowed' : 'refused'} ${e.destination} ×${e.count}${e.reason ? ` (${e.reason})` : ''}`,
+      `${i === 0 ? 'egress      ' : '            '}${e.phase.padEnd(8)} ${e.allowed ? 'allowed' : e.reason.startsWith('failed: ') ? 'failed ' : 'refused'} ${e.destination} ×${e.count}${e.reason ? ` (${e.reason})` : ''}`,
   );
 }
 

@@ -104,7 +104,8 @@ export function createStepRunner(deps: StepDeps) {
                 destination: d.destination,
                 allowed: d.outcome === 'allowed',
                 count: 1,
-                ...(d.reason ? { reason: d.reason } : {}),
+                // A destination that was admitted but could not be reached says so: it was not refused.
+                ...(d.reason ? { reason: d.outcome === 'failed' ? `failed: ${d.reason}` : d.reason } : {}),
               });
           },
           addressAllowed: deps.egressExtraNetworks.length ? publicUnicastOr(deps.egressExtraNetworks) : undefined,

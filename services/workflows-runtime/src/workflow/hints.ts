@@ -117,7 +117,8 @@ export function networkFailure(outputTail: string): { quote: string; host?: stri
 
 /** The hint for a failed online phase the egress proxy refused a destination of, else undefined. */
 export function egressRefusedHint(f: CommandFailure): string | undefined {
-  const refused = (f.egress ?? []).filter((e) => !e.allowed && e.reason !== undefined && !e.reason.startsWith('upstream'));
+  // Refused, not failed: a destination the proxy admitted but could not reach (down, no such name) is not a policy matter.
+  const refused = (f.egress ?? []).filter((e) => !e.allowed && e.reason !== undefined && !e.reason.startsWith('failed: '));
   if (f.exitCode === 0 || !refused.length) return undefined;
   const shown = refused
     .slice(0, 3)

@@ -163,6 +163,6 @@ describe('a destination the egress proxy refused', () => {
   it('says nothing for a success, for allowed destinations, or for an upstream that failed', () => {
     expect(egressRefusedHint(failure({ exitCode: 0, egress: [refused] }))).toBeUndefined();
     expect(egressRefusedHint(failure({ egress: [{ ...refused, allowed: true, reason: undefined }] }))).toBeUndefined();
-    expect(egressRefusedHint(failure({ egress: [{ ...refused, reason: 'upstream failed (ECONNRESET)' }] }))).toBeUndefined();
+    expect(egressRefusedHint(failure({ egress: [{ ...refused, reason: 'failed: connect failed (ECONNREFUSED)' }] }))).toBeUndefined();
   });
 });

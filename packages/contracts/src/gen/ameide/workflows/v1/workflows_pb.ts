@@ -2249,7 +2249,7 @@ export type EgressDestination = Message<"ameide.workflows.v1.EgressDestination">
   count: number;
 
   /**
-   * Why it was refused or failed.
+   * Why it was refused; "failed: …" when it was admitted but could not be reached.
    *
    * @generated from field: string reason = 5;
    */
@@ -2289,7 +2289,7 @@ export type EgressDestinationJson = {
   count?: number;
 
   /**
-   * Why it was refused or failed.
+   * Why it was refused; "failed: …" when it was admitted but could not be reached.
    *
    * @generated from field: string reason = 5;
    */
