@@ -65,6 +65,10 @@ it('applies a definition file, runs and watches a run to completion, and prints 
   expect((await ameide('definitions', 'list', '--deleted')).stdout).toMatch(/\ncli-sample +v1 .* deleted \d+s ago\n/);
   expect((await ameide('runs', 'get', runs[0].id.slice(0, 8))).stdout).toMatch(/status\s+completed/);
   expect(await ameide('runs', 'start', '--definition', 'cli-sample', '--work-item', 'CALC-10')).toMatchObject({ status: 1, stdout: '' });
+  // The name is free again: the file makes a new definition (the next tests use it).
+  const again2 = await ameide('definitions', 'apply', '-f', file);
+  expect(again2.stdout).toMatch(/^definition cli-sample applied \(version 1, id /);
+  expect(again2.stdout).not.toContain(deleted.stdout.match(/\(([0-9a-f-]{36})\)/)![1]);
 });
 
 it('recreates the branch of a handed-off run in a fresh clone', async () => {

@@ -332,7 +332,7 @@ describe('notifications: the follow-up activities and the notification center', 
     expect((await connectError(api.alice.listDeliveries({ state: 'lost' }))).rawMessage).toBe(
       'state: must be one of pending, delivered, failed, dead_lettered',
     );
-    expect((await connectError(api.alice.listDeliveries({ runId: 'nope' }))).rawMessage).toBe('run_id: must be a run id');
+    expect((await connectError(api.alice.listDeliveries({ runId: 'nope' }))).rawMessage).toBe('run_id: must be a run id or its first 6 or more characters');
     expect((await api.alice.listDeliveries({ channel: 'email' })).deliveries.map((d) => d.address)).toEqual(['bob@example.test']);
 
     const stats = Object.fromEntries((await api.alice.getNotificationStats({})).channels.map((c) => [c.channel, c]));
