@@ -35,7 +35,7 @@ const NEW = '/** Multiplies a and b. */\nexport function multiply(a, b) {\n  ret
 /** The script each agent follows, in the tools it offers. */
 const SCRIPTS: Record<'codex' | 'claude-code' | 'langchain', ModelStep[]> = {
   codex: [
-    { text: 'Reading the calculator first.', tools: [{ name: 'exec_command', input: { cmd: 'cat src/calc.js' } }] },
+    { text: 'Reading the calculator first.', tools: [{ name: 'exec_command', input: { cmd: 'cat src/calc.js; echo "key=[$MODEL_KEY]"' } }] },
     {
       tools: [
         {
@@ -179,6 +179,17 @@ describe('coding agents in the sandbox, through model-only egress', () => {
       expect(JSON.stringify(mine[0]!.headers)).toContain('sk-model-key-7f3a9c2e51d4');
       expect(JSON.stringify(mine[0]!.body)).toContain('multiply');
       expect(readFileSync(new URL(a.transcriptUri), 'utf8')).not.toContain('sk-model-key-7f3a9c2e51d4');
+      if (kind === 'codex') {
+        // The commands codex runs do not get its key.
+        expect(mine[1]!.toolOutputs.join('\n')).toContain('key=[]');
+        expect(JSON.stringify(mine[1]!.body)).not.toContain('sk-model-key-7f3a9c2e51d4');
+      }
+      // The turns are evidence of the run (with their digest), and the provenance names the agent and its model.
+      const evidence = s.evidence.find((e) => e.name === 'agent/transcript.jsonl');
+      expect(evidence).toMatchObject({ kind: 'transcript', uri: a.transcriptUri, mediaType: 'application/jsonl' });
+      const versions = { codex: 'codex-cli 0.169.0', 'claude-code': 'claude-code 2.1.328', langchain: 'ameide-agent 0.1.0 (langchain 1.5.14)' };
+      expect(s.provenance!.toolVersions).toMatchObject({ agent: `${kind}: ${versions[kind]}`, agent_model: `${a.model} at ${endpoint}` });
+      expect(s.provenance!.toolVersions['agent_command']).toBeUndefined();
       // Egress: the agent phase reached its endpoint, and only through the proxy.
       expect(s.egress.filter((e) => e.phase === 'agent' && e.allowed).map((e) => e.destination)).toEqual([`${HOST}:${model.port}`]);
       // The live log shows the turns.

@@ -33,6 +33,15 @@ const NOTE_CHARS = 300;
 
 export { AgentUnavailableError } from '../agents/index.js';
 
+/** What runs for an agent kind, with its version (for the provenance); `unknown` when it cannot be told here. */
+export function agentVersion(kind: AgentSettings['kind']): string {
+  try {
+    return ADAPTERS[kind].version();
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** Single-quotes a word for /bin/sh. */
 export function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;

@@ -30,7 +30,7 @@ import { enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnd
 import { reviewWork } from './review.js';
 import { allSecrets, allSecretValues, cacheDir, prepareSandbox, stepDirs, type SandboxDeps } from './sandboxing.js';
 import { AGENT_SPANS_FILE_NAME, AgentUnavailableError, exportAgentSpans } from '../agents/index.js';
-import { AgentMonitor, prepareAgent } from './agent.js';
+import { AgentMonitor, agentVersion, prepareAgent } from './agent.js';
 import type { TranscriptNotes } from './exec.js';
 import { currentTraceparent } from './tracing.js';
 import { guarded as guardedBody, permanent } from './guard.js';
@@ -149,9 +149,14 @@ export function createActivities(deps: ActivityDeps) {
         },
       },
       stopWatching: () => clearInterval(timer),
+      /** The step failed before the agent's end could be read: closes what was opened. */
+      abandon: () => {
+        clearInterval(timer);
+        monitor.finish();
+      },
       finish: async (): Promise<AgentRunResult> => {
         const summary = monitor.finish();
-        const stored = await deps.artifacts.put(`${artifactPrefix(run)}agent/transcript.jsonl`, Buffer.from(monitor.transcript()));
+        const stored = await deps.artifacts.put(`${artifactPrefix(run)}${EVIDENCE_NAMES.agentTranscript}`, Buffer.from(monitor.transcript()));
         summary.transcriptUri = stored.uri;
         if (settings.kind === 'langchain' && deps.agentSpansUrl) {
           // Best effort, like every span export: a run never fails for its telemetry.
@@ -338,6 +343,7 @@ export function createActivities(deps: ActivityDeps) {
         })
           .catch((err: unknown) => {
             void live.close(0);
+            agent?.abandon();
             throw err;
           })
           .finally(() => agent?.stopWatching());
@@ -509,6 +515,12 @@ export function createActivities(deps: ActivityDeps) {
           workerIdentity: deps.workerIdentity ?? '',
           temporalRunId: ctx.info.workflowExecution?.runId ?? '',
           agentCommand: redactor.redact(run.repo.agentCommand),
+          agent: run.repo.agent && {
+            kind: run.repo.agent.kind,
+            version: agentVersion(run.repo.agent.kind),
+            model: run.repo.agent.model,
+            endpoint: redactor.redact(run.repo.agent.endpoint),
+          },
           bubblewrap: run.repo.guardrails.sandbox === 'bubblewrap' ? findBubblewrap(deps.commandPath) : undefined,
         });
         return { evidence, provenance };

@@ -35,7 +35,7 @@
  * sandbox does.
  */
 import { join } from 'node:path';
-import { platformPackageDir, requireExecutable, withPromptOnStdin } from './native.js';
+import { packageVersion, platformPackageDir, requireExecutable, withPromptOnStdin } from './native.js';
 import { AgentUnavailableError, type AgentAdapter, type AgentConfig, type AgentEvent, type AgentLaunch, type AgentLaunchContext } from './types.js';
 
 const PACKAGE = '@anthropic-ai/claude-code';
@@ -303,4 +303,5 @@ export const claudeCodeAdapter: AgentAdapter = {
   kind: 'claude-code',
   launch,
   parseLine: parseClaudeCodeLine,
+  version: () => `claude-code ${packageVersion(resolveClaudeCodeBinary().packageDir)}`,
 };

@@ -185,6 +185,8 @@ export function codexConfigToml(config: AgentConfig): string {
     `request_max_retries = ${REQUEST_MAX_RETRIES}`,
     `stream_max_retries = ${STREAM_MAX_RETRIES}`,
     'supports_websockets = false',
+    // The key is codex's own: the commands it runs do not get it (codex keeps *KEY* variables by default).
+    ...(config.apiKeyEnv ? ['', '[shell_environment_policy]', `exclude = [${str(config.apiKeyEnv)}]`] : []),
   ];
   if (Object.keys(query).length > 0) {
     lines.push('', `[model_providers.${PROVIDER_ID}.query_params]`, ...Object.entries(query).map(([k, v]) => `${str(k)} = ${str(v)}`));
@@ -401,4 +403,5 @@ export const codexAdapter: AgentAdapter = {
   kind: 'codex',
   launch,
   parseLine: parseCodexLine,
+  version: () => `codex-cli ${CODEX_VERSION}`,
 };

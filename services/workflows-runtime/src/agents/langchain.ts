@@ -19,6 +19,7 @@ import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } fro
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { packageVersion } from './native.js';
 import { AgentUnavailableError, defaultApi, type AgentAdapter, type AgentConfig, type AgentEvent, type AgentLaunch, type AgentLaunchContext } from './types.js';
 
 /** The bundled runtime, relative to this file (services/workflows-runtime/src/agents/). */
@@ -126,6 +127,11 @@ export const langchainAdapter: AgentAdapter = {
   kind: 'langchain',
   launch,
   parseLine: parseLangchainLine,
+  // The runtime's package, and the LangChain it is built on.
+  version: () => {
+    const dir = join(dirname(langchainBundle()), '..');
+    return `ameide-agent ${packageVersion(dir)} (langchain ${packageVersion(join(dir, 'node_modules', 'langchain'))})`;
+  },
 };
 
 /** The spans file is missing, too large, or not an OTLP/JSON trace export. */

@@ -1,4 +1,4 @@
-import { accessSync, constants, realpathSync } from 'node:fs';
+import { accessSync, constants, readFileSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { AgentUnavailableError } from './types.js';
@@ -33,6 +33,16 @@ export function platformPackageDir(mainPackage: string, platformPackage: string,
     return dirname(realpathSync(createRequire(join(mainDir, 'package.json')).resolve(`${platformPackage}/package.json`)));
   } catch {
     throw new AgentUnavailableError(messages.noBinary);
+  }
+}
+
+/** The version in a package directory's package.json, or `unknown`. */
+export function packageVersion(dir: string): string {
+  try {
+    const v = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version?: unknown }).version;
+    return typeof v === 'string' ? v : 'unknown';
+  } catch {
+    return 'unknown';
   }
 }
 

@@ -83,6 +83,8 @@ export interface AgentAdapter {
   launch(config: AgentConfig, ctx: AgentLaunchContext): AgentLaunch;
   /** Reads one line of the agent's stdout. Lines that are not the agent's JSON are ignored (`[]`). */
   parseLine(line: string): AgentEvent[];
+  /** What runs, with its version, for the run's provenance (e.g. `codex-cli 0.169.0`); `unknown` when it cannot be told. */
+  version(): string;
 }
 
 /** The agent cannot run here (its CLI is not installed, or cannot start); the message says what to do. */

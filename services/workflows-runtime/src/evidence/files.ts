@@ -10,7 +10,13 @@ import type { CodingRunInput, EvidenceFileResult, EvidenceKind, PhaseName, RunSu
 import type { ArtifactStore, StoredArtifact } from '../artifacts.js';
 import type { Redactor } from '../guardrails/redact.js';
 
-export const MEDIA_TYPES = { json: 'application/json', text: 'text/plain', diff: 'text/x-diff', gzip: 'application/gzip' } as const;
+export const MEDIA_TYPES = {
+  json: 'application/json',
+  text: 'text/plain',
+  diff: 'text/x-diff',
+  gzip: 'application/gzip',
+  jsonLines: 'application/jsonl',
+} as const;
 
 /** Names of the evidence files (keys below the run's artifact prefix). */
 export const EVIDENCE_NAMES = {
@@ -27,6 +33,8 @@ export const EVIDENCE_NAMES = {
    * stops (after the run ended): its evidence is a copy as the report phase found it.
    */
   previewSnapshot: 'transcripts/preview-at-report.log',
+  /** A coding agent's turns, one JSON event per line (activities/agent.ts). */
+  agentTranscript: 'agent/transcript.jsonl',
 } as const;
 
 /** Phases whose command leaves a transcript in the artifact store. */
@@ -100,6 +108,16 @@ export async function gatherEvidence(deps: EvidenceDeps, input: EvidenceInput): 
       evidence.push(evidenceFile('transcript', EVIDENCE_NAMES.previewSnapshot, await put(EVIDENCE_NAMES.previewSnapshot, data), MEDIA_TYPES.text));
     } else {
       evidence.push(evidenceFile('transcript', name, { uri: artifacts.uri(prefix + name), sha256: sha256(data), size: data.length }, MEDIA_TYPES.text));
+    }
+  }
+
+  if (summary.agent?.transcriptUri) {
+    const name = EVIDENCE_NAMES.agentTranscript;
+    try {
+      const data = await artifacts.get(prefix + name, { signal });
+      evidence.push(evidenceFile('transcript', name, { uri: artifacts.uri(prefix + name), sha256: sha256(data), size: data.length }, MEDIA_TYPES.jsonLines));
+    } catch (err) {
+      if (!isMissing(err)) throw err;
     }
   }
 

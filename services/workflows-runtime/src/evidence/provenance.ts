@@ -72,6 +72,8 @@ export interface ProvenanceInput {
   agentCommand: string;
   /** The bubblewrap binary, when the run's commands ran in bubblewrap. */
   bubblewrap?: string;
+  /** The coding agent of the agent phase: what ran and the model it talked to. */
+  agent?: { kind: string; version: string; model: string; endpoint: string };
 }
 
 /** Who ran the run and with which tools. A tool whose version cannot be asked is left out. */
@@ -80,6 +82,9 @@ export async function runProvenance(input: ProvenanceInput): Promise<RunProvenan
   const toolVersions: Record<string, string> = { node: process.version };
   if (git) toolVersions.git = git;
   if (bwrap) toolVersions.bubblewrap = bwrap;
-  toolVersions.agent_command = boundedCommand(input.agentCommand);
+  if (input.agent) {
+    toolVersions.agent = `${input.agent.kind}: ${input.agent.version}`;
+    toolVersions.agent_model = `${input.agent.model} at ${input.agent.endpoint}`;
+  } else toolVersions.agent_command = boundedCommand(input.agentCommand);
   return { workerIdentity: input.workerIdentity, workerVersion: version ?? '', temporalRunId: input.temporalRunId, toolVersions };
 }
