@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { RunStatus } from '@ameide/contracts';
-import { createOrigin, freePort, readStackFile, SAMPLE_REPO, sampleDefinition, type StackFile } from '@ameide/devstack';
+import { createOrigin, freePort, hasPollers, readStackFile, SAMPLE_REPO, sampleDefinition, type StackFile } from '@ameide/devstack';
 import { createWorkflowServiceClient } from '@ameide/sdk';
 import { liveProcesses } from '../support/processes.js';
 import { MULTIPLY, watchAll } from '../support/harness.js';
@@ -70,6 +70,8 @@ describe('the background stack (`pnpm stack up|status|down`)', async () => {
     expect(processesWith(`AMEIDE_HOME=${home}`).length).toBeGreaterThanOrEqual(4);
     const first = info()!;
     expect(Object.keys(first.children)).toEqual(['postgres', 'temporal', 'workflows', 'worker']);
+    // `up` returns once the worker polls: Temporal lists it on the task queue already (a first run does not wait for it).
+    expect(await hasPollers(inject('temporalCli'), first.temporalAddress, 'default', 'coding-agent')).toBe(true);
     const api = createWorkflowServiceClient({ baseUrl: first.apiUrl, token: first.devToken });
 
     // The service and the worker die: the supervisor says so and starts them again (the service on the same port).

@@ -8,6 +8,7 @@ import { startPostgres } from './postgres.js';
 import { describeExit, processStartTime, startProcess, type ExitInfo, type ManagedProcess } from './process.js';
 import { startServerProcess } from './server-process.js';
 import { findTemporalCli, startTemporal } from './temporal.js';
+import { waitForWorker } from './worker-ready.js';
 
 /** What a running stack offers. */
 export interface StackInfo {
@@ -245,8 +246,10 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
     }
     let temporalAddress = cfg.temporalAddress;
     let temporalUiUrl: string | undefined;
+    let temporalCli: string | undefined;
     if (!temporalAddress) {
       const cli = findTemporalCli(cfg.temporalCli, cfg.path);
+      temporalCli = cli;
       const logFile = join(logs, 'temporal.log');
       const t = await withPorts('the Temporal dev server', temporalPorts, ([port, uiPort]) =>
         startTemporal({
@@ -320,6 +323,12 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
     // Restarted on the same port: the worker and the stack's users know it.
     stops.push(supervise('workflows', service, () => startService(apiPort, previewPort)));
     stops.push(supervise('worker', worker, startWorker));
+    // The stack is up when the worker polls: the first run does not wait for it to start.
+    await waitForWorker(worker, {
+      logFile: workerLog,
+      timeoutMs: 120_000,
+      temporal: temporalCli ? { cli: temporalCli, address: temporalAddress, namespace: cfg.temporalNamespace } : undefined,
+    });
     info = {
       apiUrl,
       previewPort: previewPort || undefined,
