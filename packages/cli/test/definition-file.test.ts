@@ -163,3 +163,38 @@ it('turns proto field paths into the keys of the file, leaving map keys alone', 
   expect(camelKeyPath('annotations["a_b c"]')).toBe('annotations["a_b c"]');
   expect(camelKeyPath('annotations.team_name')).toBe('annotations.team_name');
 });
+
+it('reads a coding agent and network mode model, and names a wrong agent field as written', () => {
+  const p = file(
+    'agent.yaml',
+    [
+      'name: agent',
+      'spec:',
+      '  repoUrl: https://git.example.com/app.git',
+      '  agent: { kind: codex, model: gpt-5-codex, endpoint: "https://api.openai.com/v1", apiKeySecret: OPENAI_API_KEY, maxTurns: 30 }',
+      '  secrets: [{ name: OPENAI_API_KEY, phases: [agent], fromEnv: OPENAI_KEY }]',
+      '  guardrails: { network: { agent: model } }',
+      '',
+    ].join('\n'),
+  );
+  const def = readDefinitionFile(p);
+  expect(def.spec.agent).toEqual({ kind: 'codex', model: 'gpt-5-codex', endpoint: 'https://api.openai.com/v1', apiKeySecret: 'OPENAI_API_KEY', maxTurns: 30 });
+  expect(def.spec.agentCommand).toBeUndefined();
+  expect(def.spec.guardrails?.network?.agent).toBe('model');
+  const bad = file(
+    'bad-agent.yaml',
+    'name: x\nspec:\n  repoUrl: https://git.example.com/app.git\n  agent: { kind: aider, maxTurns: 0 }\n  guardrails: { network: { agent: web } }\n',
+  );
+  const message = (() => {
+    try {
+      readDefinitionFile(bad);
+    } catch (err) {
+      expect(err).toBeInstanceOf(UsageError);
+      return (err as Error).message;
+    }
+    return 'accepted';
+  })();
+  expect(message).toContain(`${bad}: spec.agent.kind:`);
+  expect(message).toContain(`${bad}: spec.agent.maxTurns:`);
+  expect(message).toContain(`${bad}: spec.guardrails.network.agent:`);
+});
