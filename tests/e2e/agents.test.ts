@@ -5,7 +5,7 @@ import { networkInterfaces } from 'node:os';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Phase, RunStatus, type Run } from '@ameide/contracts';
+import { Phase, RunStatus, RunView, type Run } from '@ameide/contracts';
 import { git } from '@ameide/devstack';
 import { applySample, type Harness, MULTIPLY, sampleOrigin, startHarness } from '../support/harness.js';
 import { scripted, startModelServer, type ModelServer, type ModelStep } from '../support/model-server.js';
@@ -244,6 +244,26 @@ describe('coding agents in the sandbox, through model-only egress', () => {
     const byDestination = Object.fromEntries(refused.map((e) => [e.destination, e.reason]));
     expect(byDestination).toMatchObject({ [`${HOST}:${other.port}`]: 'not in the allowlist', 'example.org:443': 'not in the allowlist' });
     expect(run.summary!.egress.some((e) => e.phase === 'agent' && e.allowed && e.destination === `${HOST}:${model.port}`)).toBe(true);
+  });
+
+  it('lists runs without their bulky parts unless the full view is asked for', async () => {
+    const full = (await h.acme.getWorkflowRun({ id: (await h.acme.listWorkflowRuns({ workItemId: 'AGENT-langchain' })).runs[0]!.id })).run!;
+    expect(full.phases.some((p) => p.outputTail !== '')).toBe(true);
+    expect([full.summary!.evidence.length > 0, full.summary!.egress.length > 0, full.summary!.agent!.calls.length]).toEqual([true, true, 3]);
+    const [basic] = (await h.acme.listWorkflowRuns({ workItemId: 'AGENT-langchain' })).runs;
+    // The same run, the same phases and totals; no output tails, evidence files, egress record or per-call tokens.
+    expect(basic!.phases.map((p) => [p.phase, p.state, p.exitCode, p.durationMs])).toEqual(
+      full.phases.map((p) => [p.phase, p.state, p.exitCode, p.durationMs]),
+    );
+    expect(basic!.phases.every((p) => p.outputTail === '')).toBe(true);
+    expect([basic!.summary!.evidence, basic!.summary!.egress, basic!.summary!.agent!.calls]).toEqual([[], [], []]);
+    expect([basic!.summary!.headCommit, basic!.summary!.agent!.inputTokens, basic!.status]).toEqual([
+      full.summary!.headCommit,
+      full.summary!.agent!.inputTokens,
+      full.status,
+    ]);
+    const [asked] = (await h.acme.listWorkflowRuns({ workItemId: 'AGENT-langchain', view: RunView.FULL })).runs;
+    expect(asked).toEqual(full);
   });
 
   it('stops an agent that exceeds maxTurns with a clear message', async () => {

@@ -18,6 +18,15 @@ export interface RunListKey {
 export type RunProgress = Pick<RunRow, 'status' | 'phase' | 'state' | 'startedAt' | 'finishedAt'>;
 
 /** Runs and their status updates. */
+/**
+ * A run's state without its bulky parts, cut in Postgres so they never leave it: the phases' output
+ * tails, and the summary's evidence files, egress record and per-call token counts (RUN_VIEW_BASIC).
+ */
+const basicState = sql<RunRow['state']>`(case when jsonb_typeof(${runs.state}->'phases') = 'array'
+  then jsonb_set(${runs.state} #- '{summary,evidence}' #- '{summary,egress}' #- '{summary,agent,calls}', '{phases}',
+    coalesce((select jsonb_agg(p - 'outputTail' order by n) from jsonb_array_elements(${runs.state}->'phases') with ordinality as e(p, n)), '[]'::jsonb))
+  else ${runs.state} #- '{summary,evidence}' #- '{summary,egress}' #- '{summary,agent,calls}' end)`;
+
 export class RunRepository {
   constructor(private readonly db: Db) {}
 
@@ -95,7 +104,7 @@ export class RunRepository {
    */
   async list(
     tenantId: string,
-    f: { statuses: string[]; workItemId?: string; definitionId?: string; limit: number; after?: RunListKey },
+    f: { statuses: string[]; workItemId?: string; definitionId?: string; limit: number; after?: RunListKey; view?: 'basic' | 'full' },
   ): Promise<Array<RunRow & { listKey: RunListKey }>> {
     const where = [eq(runs.tenantId, tenantId)];
     if (f.statuses.length) where.push(inArray(runs.status, f.statuses));
@@ -103,7 +112,11 @@ export class RunRepository {
     if (f.workItemId) where.push(sql`${runs.spec} @> ${JSON.stringify({ workItemIds: [f.workItemId] })}::jsonb`);
     if (f.after) where.push(sql`(${runs.createdAt}, ${runs.id}) < (${f.after.createdAt}::timestamptz, ${f.after.id}::uuid)`);
     const rows = await this.db
-      .select({ ...getTableColumns(runs), keyTime: sql<string>`to_char(${runs.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` })
+      .select({
+        ...getTableColumns(runs),
+        ...(f.view === 'full' ? {} : { state: basicState }),
+        keyTime: sql<string>`to_char(${runs.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`,
+      })
       .from(runs)
       .where(and(...where))
       .orderBy(desc(runs.createdAt), desc(runs.id))

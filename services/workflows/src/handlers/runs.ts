@@ -9,6 +9,7 @@ import {
   ListWorkflowRunsResponseSchema,
   RecordStatusUpdateResponseSchema,
   RunStatus,
+  RunView,
   RunStatusSchema,
   StartWorkflowRunResponseSchema,
   WatchWorkflowRunResponseSchema,
@@ -187,7 +188,8 @@ export class RunHandlers {
       const after = req.pageToken ? decodeRunPageToken(req.pageToken, filter) : undefined;
       const size = pageSize(req.pageSize);
       // One more than the page: whether there is a next page.
-      const rows = await this.runs.list(tenantId, { ...filter, limit: size + 1, after });
+      const view = req.view === RunView.FULL ? 'full' : 'basic';
+      const rows = await this.runs.list(tenantId, { ...filter, limit: size + 1, after, view });
       const page = rows.slice(0, size);
       const last = page.at(-1);
       return create(ListWorkflowRunsResponseSchema, {
