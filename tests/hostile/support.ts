@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
-import type { Run as WorkflowRun, StatusUpdate } from '@ameide/contracts';
+import { RunView, type Run as WorkflowRun, type StatusUpdate } from '@ameide/contracts';
 import { git } from '@ameide/devstack';
 import type { WorkflowServiceClient } from '@ameide/sdk';
 import { applySample, MULTIPLY, type Harness } from '../support/harness.js';
@@ -287,7 +287,8 @@ export async function secretLeaks(h: Harness, tenant: string, client: WorkflowSe
   const found: string[] = [];
   found.push(...leaksIn('run (API)', json(f.run), secret));
   found.push(...leaksIn('status updates (watch)', json(f.updates), secret));
-  const listed = (await client.listWorkflowRuns({})).runs.filter((r) => r.id === f.run.id);
+  // The full view: the basic one (the default) is a part of it.
+  const listed = (await client.listWorkflowRuns({ view: RunView.FULL })).runs.filter((r) => r.id === f.run.id);
   found.push(...leaksIn('run (list)', json(listed), secret));
   const art = artifactDir(h, tenant, f.run.id);
   if (existsSync(art)) for (const p of walk(art)) if (!p.endsWith('.tar.gz')) found.push(...leaksIn(`artifact ${relative(art, p)}`, readFileSync(p), secret));
