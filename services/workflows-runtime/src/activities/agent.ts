@@ -31,8 +31,6 @@ const MAX_FINAL_CHARS = 4096;
 /** Characters of a message or tool input shown per transcript line. */
 const NOTE_CHARS = 300;
 
-export { AgentUnavailableError } from '../agents/index.js';
-
 /** What runs for an agent kind, with its version (for the provenance); `unknown` when it cannot be told here. */
 export function agentVersion(kind: AgentSettings['kind']): string {
   try {
@@ -141,6 +139,8 @@ export class AgentMonitor {
   readonly events: AgentEvent[] = [];
   private readonly result: AgentRunResult;
   private eventBytes = 0;
+  /** One read buffer for the monitor's life (it polls four times a second). */
+  private readonly buf = Buffer.alloc(256 * 1024);
 
   constructor(
     private readonly agent: AgentSettings,
@@ -173,12 +173,11 @@ export class AgentMonitor {
   /** Reads what the agent wrote since the last call. */
   poll(): void {
     if (this.fd === undefined) return;
-    const buf = Buffer.alloc(256 * 1024);
     for (;;) {
-      const n = readSync(this.fd, buf, 0, buf.length, this.offset);
+      const n = readSync(this.fd, this.buf, 0, this.buf.length, this.offset);
       if (n <= 0) break;
       this.offset += n;
-      this.take(buf.subarray(0, n));
+      this.take(this.buf.subarray(0, n));
     }
   }
 
@@ -216,15 +215,11 @@ export class AgentMonitor {
   private line(text: string): void {
     let events: AgentEvent[];
     try {
-      events = this.adapterEvents(text);
+      events = ADAPTERS[this.agent.kind].parseLine(text);
     } catch {
       return;
     }
     for (const raw of events) this.event(this.redactEvent(raw));
-  }
-
-  private adapterEvents(text: string): AgentEvent[] {
-    return ADAPTERS[this.agent.kind].parseLine(text);
   }
 
   private redactEvent(e: AgentEvent): AgentEvent {
