@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -244,6 +245,35 @@ describe('coding agents in the sandbox, through model-only egress', () => {
     const byDestination = Object.fromEntries(refused.map((e) => [e.destination, e.reason]));
     expect(byDestination).toMatchObject({ [`${HOST}:${other.port}`]: 'not in the allowlist', 'example.org:443': 'not in the allowlist' });
     expect(run.summary!.egress.some((e) => e.phase === 'agent' && e.allowed && e.destination === `${HOST}:${model.port}`)).toBe(true);
+  });
+
+  it("reads the agent's events as data: a link put in place of its events file leads the worker nowhere", async () => {
+    // A file only the worker can read; the agent swaps its events file for a link to it mid-run.
+    const secretFile = join(h.dir, 'worker-only.txt');
+    writeFileSync(secretFile, 'WORKER-ONLY-4f1c9a\n', { mode: 0o600 });
+    script = [
+      {
+        tools: [
+          {
+            name: 'run_command',
+            input: { command: `rm -f "$TMPDIR/ameide-agent-events.jsonl" && ln -s ${secretFile} "$TMPDIR/ameide-agent-events.jsonl" && echo swapped` },
+          },
+        ],
+      },
+      { tools: [{ name: 'edit_file', input: { path: 'src/calc.js', oldString: OLD, newString: NEW } }] },
+      { text: 'Added multiply(a, b) to src/calc.js.' },
+    ];
+    const endpoint = `http://${HOST}:${model.port}/v1`;
+    await applySample(h.acme, origin, { agent: { kind: 'langchain', model: 'gpt-5-codex', endpoint, maxTurns: 5 } }, 'agent-swap');
+    const started = (await h.acme.startWorkflowRun({ definition: 'agent-swap', workItems: [{ ...MULTIPLY, id: 'AGENT-swap' }] })).run!;
+    const run = await waitForEnd(h, started.id);
+    expect(run.status, run.error).toBe(RunStatus.COMPLETED);
+    // The worker kept reading the file it opened before the start: every turn is there, the worker's file is not.
+    const a = run.summary!.agent!;
+    expect([a.turns, a.toolCalls, a.finalMessage]).toEqual([3, 2, 'Added multiply(a, b) to src/calc.js.']);
+    const transcript = readFileSync(new URL(a.transcriptUri), 'utf8');
+    expect(transcript).toContain('swapped');
+    expect(transcript).not.toContain('WORKER-ONLY-4f1c9a');
   });
 
   it('lists runs without their bulky parts unless the full view is asked for', async () => {
