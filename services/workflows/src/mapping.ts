@@ -1,16 +1,25 @@
-import { fromJson, toJson, type JsonObject } from '@bufbuild/protobuf';
-import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { create, fromJson, toJson, type JsonObject } from '@bufbuild/protobuf';
+import { durationFromMs, timestampFromDate, TimestampSchema, type Timestamp } from '@bufbuild/protobuf/wkt';
 import {
   DefinitionSchema,
+  MethodologyContextSchema,
+  PhaseResultSchema,
+  PhaseSchema,
+  PhaseStateSchema,
   PlanSchema,
   RunSchema,
+  RunStatusSchema,
+  RunSummarySchema,
   StatusUpdateSchema,
+  TriggerSchema,
   compactJson,
+  governanceV1,
   type Definition,
   type Plan,
+  type PhaseResult,
+  type PhaseResultJson,
   type Run,
   type RunExecution,
-  type RunJson,
   type StatusUpdate,
   type StatusUpdateJson,
 } from '@ameide/contracts';
@@ -49,35 +58,85 @@ export function planToProto(row: PlanRow): Plan {
   return msg;
 }
 
-/** A stored run as the API shows it; `queuedBehind` and `execution` are what the caller found out besides. */
+/** Enum values by their JSON name (as runs store them). */
+function enumByName(e: { values: readonly { name: string; number: number }[] }): Map<string, number> {
+  return new Map(e.values.map((v) => [v.name, v.number]));
+}
+const RUN_STATUS = enumByName(RunStatusSchema);
+const PHASE = enumByName(PhaseSchema);
+const PHASE_STATE = enumByName(PhaseStateSchema);
+const TRIGGER = enumByName(TriggerSchema);
+
+function enumValue(names: Map<string, number>, v: unknown): number {
+  if (typeof v === 'number') return v;
+  return (typeof v === 'string' && names.get(v)) || 0;
+}
+
+/** A stored RFC 3339 time (as toJson writes a Timestamp) to the nanosecond, or undefined when absent or not a time. */
+function timestampFromJson(v: unknown): Timestamp | undefined {
+  if (typeof v !== 'string') return undefined;
+  const m = /^([^.]*?)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/i.exec(v);
+  const ms = m ? Date.parse(m[1]! + m[3]!) : NaN;
+  if (Number.isNaN(ms)) return undefined;
+  return create(TimestampSchema, { seconds: BigInt(Math.floor(ms / 1000)), nanos: m![2] ? Number(m![2].padEnd(9, '0')) : 0 });
+}
+
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+
+function phaseToProto(p: PhaseResultJson): PhaseResult {
+  return create(PhaseResultSchema, {
+    phase: enumValue(PHASE, p.phase),
+    state: enumValue(PHASE_STATE, p.state),
+    exitCode: typeof p.exitCode === 'number' ? p.exitCode : undefined,
+    durationMs: p.durationMs == null ? 0n : BigInt(p.durationMs),
+    outputTail: p.outputTail ?? '',
+    startTime: timestampFromJson(p.startTime),
+    endTime: timestampFromJson(p.endTime),
+  });
+}
+
+/**
+ * A stored run as the API shows it; `queuedBehind` and `execution` are what the caller found out besides.
+ * Built field by field from the row (a list builds a hundred of these): only the summary and the Definition
+ * of Done, free-form and rarely large in a list, go through the JSON mapping.
+ */
 export function runToProto(row: RunRow, extra: { queuedBehind?: string; execution?: RunExecution } = {}): Run {
-  const json: RunJson = {
+  const { spec, state } = row;
+  const m = spec.methodology;
+  const run = create(RunSchema, {
     id: row.id,
     tenantId: row.tenantId,
     planId: row.planId,
     planVersion: row.planVersion,
     definitionId: row.definitionId,
-    definitionName: row.spec.definitionName,
-    status: row.status as RunJson['status'],
-    phase: row.phase as RunJson['phase'],
+    definitionName: spec.definitionName ?? '',
+    status: enumValue(RUN_STATUS, row.status),
+    phase: enumValue(PHASE, row.phase),
     workflowId: row.workflowId,
-    methodology: row.spec.methodology,
-    trigger: row.spec.trigger,
-    phases: row.state.phases,
-    summary: row.state.summary,
-    error: row.state.error,
-    lastSequence: String(row.lastSequence),
-    createTime: iso(row.createdAt),
-    startTime: iso(row.startedAt),
-    endTime: iso(row.finishedAt),
-    annotations: row.annotations,
-    branch: branchOfLane(row.branchKey) || row.state.summary?.branch,
-    queuedBehindRunId: extra.queuedBehind,
-    readyTime: iso(row.readyAt),
-    done: row.state.done,
-  };
-  const run = fromJson(RunSchema, compactJson(json) as JsonObject, { ignoreUnknownFields: true });
-  run.execution = extra.execution;
+    methodology: m
+      ? create(MethodologyContextSchema, {
+          profile: m.profile ?? '',
+          timeboxIds: strings(m.timeboxIds),
+          goalIds: strings(m.goalIds),
+          workItemIds: strings(m.workItemIds),
+          elementIds: strings(m.elementIds),
+        })
+      : undefined,
+    trigger: enumValue(TRIGGER, spec.trigger),
+    phases: Array.isArray(state.phases) ? state.phases.map(phaseToProto) : [],
+    summary: state.summary ? fromJson(RunSummarySchema, compactJson(state.summary) as JsonObject, { ignoreUnknownFields: true }) : undefined,
+    error: state.error ?? '',
+    lastSequence: BigInt(row.lastSequence),
+    createTime: timestampFromDate(row.createdAt),
+    startTime: row.startedAt ? timestampFromDate(row.startedAt) : undefined,
+    endTime: row.finishedAt ? timestampFromDate(row.finishedAt) : undefined,
+    annotations: { ...row.annotations },
+    branch: branchOfLane(row.branchKey) || state.summary?.branch || '',
+    queuedBehindRunId: extra.queuedBehind ?? '',
+    execution: extra.execution,
+    readyTime: row.readyAt ? timestampFromDate(row.readyAt) : undefined,
+    done: state.done ? fromJson(governanceV1.DoneEvaluationSchema, compactJson(state.done) as JsonObject, { ignoreUnknownFields: true }) : undefined,
+  });
   if (row.readyAt && row.finishedAt && row.status === 'RUN_STATUS_COMPLETED') run.leadTime = durationFromMs(row.finishedAt.getTime() - row.readyAt.getTime());
   return run;
 }
