@@ -35,7 +35,7 @@ import type { TranscriptNotes } from './exec.js';
 import { currentTraceparent } from './tracing.js';
 import { guarded as guardedBody, permanent } from './guard.js';
 import { runOutputSender } from './output.js';
-import { sendStatusUpdate } from './status.js';
+import { sendStatusUpdate, sendStatusUpdates } from './status.js';
 import { holdForPreview } from '../previews/index.js';
 import { createPreviewActivities } from './previews.js';
 import { createPullRequestActivities } from './pull-request.js';
@@ -241,10 +241,17 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createPullRequestActivities(deps),
     ...createPreviewActivities(deps),
-    /** Posts a status update to the workflow service (idempotent on run id + sequence). */
+    /** Posts a status update to the workflow service (idempotent on run id + sequence). Runs started before batches use it. */
     async recordStatus(update: StatusUpdateInput): Promise<void> {
       await sendStatusUpdate(deps.api, update);
     },
+
+    /**
+     * Posts a batch of a run's status updates to the workflow service, in order (each idempotent on
+     * run id + sequence, so a retried batch stores nothing twice). An update the service refuses for
+     * good is skipped and named in `refused`; any other failure fails the batch, which Temporal retries.
+     */
+    recordStatuses: (updates: StatusUpdateInput[]): Promise<{ refused: Array<{ sequence: number; message: string }> }> => sendStatusUpdates(deps.api, updates),
 
     /**
      * The worker's mirror (created once, fetched per run), the run's import repository, its sandbox

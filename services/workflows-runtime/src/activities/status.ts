@@ -76,3 +76,20 @@ export async function sendStatusUpdate(client: WorkflowServiceClient, u: StatusU
     throw err;
   }
 }
+
+/** Sends a run's status updates in order; see the recordStatuses activity. */
+export async function sendStatusUpdates(
+  client: WorkflowServiceClient,
+  updates: StatusUpdateInput[],
+): Promise<{ refused: Array<{ sequence: number; message: string }> }> {
+  const refused: Array<{ sequence: number; message: string }> = [];
+  for (const u of updates) {
+    try {
+      await sendStatusUpdate(client, u);
+    } catch (err) {
+      if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
+      refused.push({ sequence: u.sequence, message: err.message });
+    }
+  }
+  return { refused };
+}

@@ -79,7 +79,8 @@ export function runActivities(input: CodingRunInput, summary?: string) {
     // outage holds no workflow task open: the run's own phases go on meanwhile.
     status: proxyActivities<Activities>({
       ...s,
-      startToCloseTimeout: '15s',
+      // A batch is sent one update after another: up to 50 (MAX_STATUS_BATCH).
+      startToCloseTimeout: '30s',
       retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
     }),
     // Writing the report is short and local to the worker: a local activity spares a server round trip.

@@ -10,6 +10,7 @@ import {
   defineSignal,
   isCancellation,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertMemo,
@@ -36,6 +37,18 @@ export function errorMessage(err: unknown): string {
   return e.cause?.message ?? e.message ?? String(err);
 }
 
+/** Marks runs whose status updates leave in batches (activity recordStatuses). */
+export const STATUS_BATCHES_PATCH = 'status-update-batches';
+/** Updates one recordStatuses activity carries at most (each is at most a few kB: tails are cut to 4000 bytes). */
+export const MAX_STATUS_BATCH = 50;
+
+/** The activity's summary in the Web UI: `status update 5: phase_finished install`, or `status updates 5–6: …, …`. */
+function statusSummary(batch: StatusUpdateInput[]): string {
+  const what = batch.map((u) => `${u.kind}${u.phase ? ` ${u.phase}` : ''}`).join(', ');
+  const first = batch[0]!.sequence;
+  return batch.length === 1 ? `status update ${first}: ${what}` : `status updates ${first}–${batch.at(-1)!.sequence}: ${what}`;
+}
+
 /** The run's work item changed in the backlog: recorded in the workflow's history (and queryable), nothing else. */
 export const workItemChanged = defineSignal<[WorkItemChange]>(WORK_ITEM_CHANGED_SIGNAL);
 export const workItemChanges = defineQuery<WorkItemChange[]>(WORK_ITEM_CHANGES_QUERY);
@@ -53,22 +66,34 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   const reporting = runActivities(input, 'report phase');
 
   let sequence = 0;
-  // Status updates leave through an outbox, one at a time and in order: the run never waits for their
-  // delivery and its outcome never depends on it; it ends only once every update is delivered.
-  // Delivery is never cancelled half-way, so sequences have no gaps.
+  // Status updates leave through an outbox, in order: the run never waits for their delivery and its
+  // outcome never depends on it; it ends only once every update is delivered. Delivery is never
+  // cancelled half-way, so sequences have no gaps. What piled up while one delivery was under way
+  // leaves together in the next (a phase's end and the next phase's start, the report and the run's
+  // end): one activity, and one workflow task, per batch instead of per update. Runs started before
+  // batches existed keep sending one update per activity (their histories say so).
+  const batches = patched(STATUS_BATCHES_PATCH);
   const outbox: StatusUpdateInput[] = [];
   let sender: Promise<void> | undefined;
   const send = async () => {
+    // Whatever the workflow posts in the same step (e.g. a phase's end and the next one's start) goes in the same batch.
+    if (batches) await Promise.resolve();
     while (outbox.length) {
-      const update = outbox[0]!;
+      const batch = outbox.slice(0, batches ? MAX_STATUS_BATCH : 1);
       try {
-        const summary = `status update ${update.sequence}: ${update.kind}${update.phase ? ` ${update.phase}` : ''}`;
-        await CancellationScope.nonCancellable(() => activities.status.recordStatus.executeWithOptions({ summary }, [update]));
+        const summary = statusSummary(batch);
+        if (batches) {
+          const { refused } = await CancellationScope.nonCancellable(() => activities.status.recordStatuses.executeWithOptions({ summary }, [batch]));
+          // Transient failures are retried without limit: only permanent rejections come back.
+          for (const r of refused) log.warn(`status update ${r.sequence} of run ${input.runId} was refused: ${r.message}`);
+        } else {
+          await CancellationScope.nonCancellable(() => activities.status.recordStatus.executeWithOptions({ summary }, [batch[0]!]));
+        }
       } catch (err) {
         // Transient failures are retried without limit: only a permanent rejection gets here.
-        log.warn(`status update ${update.sequence} of run ${input.runId} was refused: ${errorMessage(err)}`);
+        log.warn(`status update ${batch[0]!.sequence} of run ${input.runId} was refused: ${errorMessage(err)}`);
       }
-      outbox.shift();
+      outbox.splice(0, batch.length);
     }
     sender = undefined;
   };

@@ -46,6 +46,7 @@ const GRACE_S = 120;
 
 const STUBBED = [
   'recordStatus',
+  'recordStatuses',
   'prepareWorkspace',
   'runCommandPhase',
   'publishBranch',
@@ -96,13 +97,29 @@ const evidenceEntry = (runId: string, kind: EvidenceFileResult['kind'], name: st
 });
 
 const runIdOf = (input: unknown): string => {
+  if (Array.isArray(input)) return runIdOf(input[0]);
   const i = input as { runId?: string; run?: { runId: string } };
   return i.runId ?? i.run?.runId ?? '';
 };
 
 const defaults: Stubbed = {
+  /** One update, as the service takes it: once per run and sequence. Tests replace it to make the service fail. */
   async recordStatus(update) {
-    delivered.push(update);
+    if (!delivered.some((u) => u.runId === update.runId && u.sequence === update.sequence)) delivered.push(update);
+  },
+  /** A batch, as the worker's activity sends it: one update after another, each through `recordStatus`. */
+  async recordStatuses(updates) {
+    const one = overrides.recordStatus ?? defaults.recordStatus;
+    const refused: Array<{ sequence: number; message: string }> = [];
+    for (const u of updates) {
+      try {
+        await one(u);
+      } catch (err) {
+        if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
+        refused.push({ sequence: u.sequence, message: err.message });
+      }
+    }
+    return { refused };
   },
   async prepareWorkspace(run) {
     return {
@@ -1030,17 +1047,20 @@ describe('runPreview', { timeout: 15_000 }, () => {
 });
 
 describe('codingAgentRun: status delivery', { timeout: 15_000 }, () => {
-  it('retries updates the service cannot take yet, and delivers every one in order', async () => {
+  it('retries updates the service cannot take yet, and delivers every one in order, once', async () => {
     const failing = new Map<number, number>();
+    const log: string[] = [];
     stub({
       recordStatus: async (u) => {
         // Every third update fails twice before the service takes it.
         const n = failing.get(u.sequence) ?? 0;
+        log.push(`try ${u.sequence}`);
         if (u.sequence % 3 === 0 && n < 2) {
           failing.set(u.sequence, n + 1);
           throw new Error('service unavailable');
         }
-        delivered.push(u);
+        if (!delivered.some((d) => d.runId === u.runId && d.sequence === u.sequence)) delivered.push(u);
+        log.push(`took ${u.sequence}`);
       },
     });
     const input = runInput();
@@ -1050,14 +1070,15 @@ describe('codingAgentRun: status delivery', { timeout: 15_000 }, () => {
     expect(updates).toHaveLength(17);
     expect(updates.at(-1)!.kind).toBe('run_finished');
     expect([...failing.values()].every((n) => n === 2)).toBe(true);
-    // One at a time: update n+1 was first attempted only after update n was taken.
-    const attempts = callsOf(input.runId, 'recordStatus').map((c) => (c.input as StatusUpdateInput).sequence);
-    expect(attempts).toEqual([...attempts].sort((a, b) => a - b));
+    // In order: update n+1 was first tried only after update n was taken.
+    for (let seq = 2; seq <= 17; seq++) expect(log.indexOf(`try ${seq}`)).toBeGreaterThan(log.indexOf(`took ${seq - 1}`));
   });
 
   it('an update the service refuses for good is dropped; the run goes on', async () => {
+    const tried: number[] = [];
     stub({
       recordStatus: async (u) => {
+        tried.push(u.sequence);
         if (u.sequence === 4) throw ApplicationFailure.nonRetryable('sequence 4 is malformed', 'InvalidArgument');
         delivered.push(u);
       },
@@ -1068,7 +1089,19 @@ describe('codingAgentRun: status delivery', { timeout: 15_000 }, () => {
     const updates = delivered.filter((u) => u.runId === input.runId);
     expect(updates.map((u) => u.sequence)).toEqual([1, 2, 3, ...Array.from({ length: 13 }, (_, i) => i + 5)]);
     expect(updates.at(-1)).toMatchObject({ kind: 'run_finished', runStatus: 'completed' });
-    expect(callsOf(input.runId, 'recordStatus').filter((c) => (c.input as StatusUpdateInput).sequence === 4)).toHaveLength(1);
+    expect(tried.filter((n) => n === 4)).toHaveLength(1);
+  });
+
+  it('sends what the run posts at once in one batch: one activity for a phase end and the next start, and for the report and the run end', async () => {
+    const input = runInput();
+    const o = await run(input);
+    expect(o.result?.status).toBe('completed');
+    const batches = callsOf(input.runId, 'recordStatuses').map((c) => c.input.map((u) => `${u.sequence} ${u.kind}${u.phase ? ` ${u.phase}` : ''}`));
+    expect(batches.flat()).toEqual(updatesOf(input.runId).map((u) => `${u.sequence} ${u.kind}${u.phase ? ` ${u.phase}` : ''}`));
+    expect(batches.length).toBeLessThan(updatesOf(input.runId).length / 1.5);
+    expect(batches).toContainEqual(expect.arrayContaining([expect.stringMatching(/ phase_finished install$/), expect.stringMatching(/ phase_started agent$/)]));
+    expect(batches.at(-1)!.at(-1)).toMatch(/ run_finished$/);
+    expect(callsOf(input.runId, 'recordStatus')).toHaveLength(0);
   });
 });
 
@@ -1100,7 +1133,7 @@ describe('codingAgentRun: what the Web UI shows', { timeout: 15_000 }, () => {
     const handle = await startRun(input);
     expect(runFailure(await outcomeOf(handle)).status).toBe('handed_off');
     const summaries = await activitySummaries(handle);
-    expect(summaries.filter((s) => !s.startsWith('recordStatus'))).toEqual([
+    expect(summaries.filter((s) => !s.startsWith('recordStatuses'))).toEqual([
       'prepareWorkspace: prepare phase',
       'runCommandPhase: install phase',
       'runCommandPhase: agent phase',
@@ -1108,8 +1141,8 @@ describe('codingAgentRun: what the Web UI shows', { timeout: 15_000 }, () => {
       'createHandoff: report phase',
       'writeEvidence: report phase',
     ]);
-    expect(summaries).toContain('recordStatus: status update 1: run_started');
-    expect(summaries).toContain('recordStatus: status update 6: phase_started agent');
+    expect(summaries).toContain('recordStatuses: status updates 1–2: run_started, phase_started prepare');
+    expect(summaries).toContain('recordStatuses: status updates 5–6: phase_finished install, phase_started agent');
     expect((await handle.describe()).memo).toEqual({ runStatus: 'handed_off', handoffUri: `s3://artifacts/runs/acme/${input.runId}/handoff.tar.gz` });
     const { currentDetails } = await handle.query<{ currentDetails: string }>('__temporal_workflow_metadata');
     expect(currentDetails).toBe(
