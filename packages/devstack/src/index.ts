@@ -7,3 +7,4 @@ export { freePort, portFree, waitForPort, PortInUseError, type PortPicker } from
 export { createOrigin, git } from './git-fixtures.js';
 export { ensureCredentials, generatePassword, signDevToken, serviceApiKeys, type DevCredentials } from './credentials.js';
 export { fetchPreview, SAMPLE_PREVIEW, sampleDefinition, SAMPLE_REPO, SCRIPTED_AGENT } from './demo.js';
+export { GO_SAMPLE_REPO, goSampleDefinition, goToolchain, SCRIPTED_GO_AGENT } from './go-sample.js';

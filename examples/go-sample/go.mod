@@ -1,0 +1,3 @@
+module example.com/go-sample
+
+go 1.21
