@@ -8,6 +8,7 @@ import { Code, ConnectError, type WorkflowServiceClient } from '@ameide/sdk';
 import { commandLineError, RUN_STATUSES, UsageError, type OutputOptions } from './args.js';
 import { parseWorkItemState, readProfileFile, readWorkItemFile } from './backlog-file.js';
 import type { Ctx } from './context.js';
+import { listPages } from './pages.js';
 import { refused } from './errors.js';
 import { explainDefinitionError, readDefinitionFile } from './definition-file.js';
 import { runsDiff } from './diff.js';
@@ -227,7 +228,13 @@ export async function definitionsApply(ctx: Ctx, opts: { file: string } & Output
 
 export async function definitionsList(ctx: Ctx, opts: { limit?: number; deleted?: boolean } & OutputOptions): Promise<number> {
   const format = formatOf(opts);
-  const res = await ctx.workflows().listDefinitions({ pageSize: opts.limit ?? 0, showDeleted: opts.deleted ?? false });
+  const api = ctx.workflows();
+  const res = {
+    definitions: await listPages(opts.limit, async (pageSize, pageToken) => {
+      const r = await api.listDefinitions({ pageSize, pageToken, showDeleted: opts.deleted ?? false });
+      return { items: r.definitions, nextPageToken: r.nextPageToken };
+    }),
+  };
   const updated = (d: Definition) => (d.deleteTime ? `deleted ${ago(d.deleteTime)}` : ago(d.updateTime ?? d.createTime));
   emit(
     ctx.o,
@@ -447,7 +454,13 @@ export async function runsDiffCommand(ctx: Ctx, id: string, opts: OutputOptions 
 }
 
 export async function plansList(ctx: Ctx, opts: OutputOptions & { workItem?: string; definition?: string; limit?: number }): Promise<number> {
-  const res = await ctx.workflows().listPlans({ workItemId: opts.workItem ?? '', definition: opts.definition ?? '', pageSize: opts.limit ?? 0 });
+  const api = ctx.workflows();
+  const res = {
+    plans: await listPages(opts.limit, async (pageSize, pageToken) => {
+      const r = await api.listPlans({ workItemId: opts.workItem ?? '', definition: opts.definition ?? '', pageSize, pageToken });
+      return { items: r.plans, nextPageToken: r.nextPageToken };
+    }),
+  };
   const row = (p: Plan, wide: boolean) => [
     p.id,
     `v${p.version}`,
@@ -531,14 +544,21 @@ export async function workitemsList(
   opts: OutputOptions & { state?: string; timebox?: string; goal?: string; profile?: string; ready?: boolean; notReady?: boolean; limit?: number },
 ): Promise<number> {
   if (opts.ready && opts.notReady) throw commandLineError('use --ready or --not-ready, not both');
-  const res = await ctx.backlog().listWorkItems({
-    state: opts.state ? parseWorkItemState(opts.state) : backlogV1.WorkItemState.UNSPECIFIED,
-    timeboxId: opts.timebox ?? '',
-    goalId: opts.goal ?? '',
-    profile: opts.profile ?? '',
-    ready: opts.ready ? true : opts.notReady ? false : undefined,
-    pageSize: opts.limit ?? 0,
-  });
+  const api = ctx.backlog();
+  const res = {
+    workItems: await listPages(opts.limit, async (pageSize, pageToken) => {
+      const r = await api.listWorkItems({
+        state: opts.state ? parseWorkItemState(opts.state) : backlogV1.WorkItemState.UNSPECIFIED,
+        timeboxId: opts.timebox ?? '',
+        goalId: opts.goal ?? '',
+        profile: opts.profile ?? '',
+        ready: opts.ready ? true : opts.notReady ? false : undefined,
+        pageSize,
+        pageToken,
+      });
+      return { items: r.workItems, nextPageToken: r.nextPageToken };
+    }),
+  };
   emit(ctx.o, formatOf(opts), res.workItems.map(workItemJson), () =>
     table(
       ctx.term,
@@ -579,7 +599,17 @@ export async function profilesApply(ctx: Ctx, opts: OutputOptions & { file: stri
 }
 
 export async function profilesList(ctx: Ctx, opts: OutputOptions): Promise<number> {
-  const res = await ctx.backlog().listProfiles({});
+  const api = ctx.backlog();
+  const res = {
+    profiles: await listPages(
+      undefined,
+      async (pageSize, pageToken) => {
+        const r = await api.listProfiles({ pageSize, pageToken });
+        return { items: r.profiles, nextPageToken: r.nextPageToken };
+      },
+      true,
+    ),
+  };
   emit(ctx.o, formatOf(opts), res.profiles.map(profileJson), () =>
     table(
       ctx.term,

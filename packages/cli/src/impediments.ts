@@ -2,6 +2,7 @@ import { governanceV1 } from '@ameide/contracts';
 import { commandLineError } from './args.js';
 import type { OutputOptions } from './args.js';
 import type { Ctx } from './context.js';
+import { listPages } from './pages.js';
 import { ago, emit, formatOf, protoJson, statusColour, table, when } from './output.js';
 
 const { ImpedimentSchema, ImpedimentState } = governanceV1;
@@ -54,13 +55,20 @@ export async function impedimentsList(
 ): Promise<number> {
   const s = opts.state;
   if (s !== undefined && STATES[s] === undefined) throw commandLineError(`--state must be open, resolved or reassigned, not "${s}"`);
-  const res = await ctx.governance().listImpediments({
-    state: s ? STATES[s] : ImpedimentState.UNSPECIFIED,
-    workItemId: opts.workItem ?? '',
-    runId: opts.run ?? '',
-    assignee: opts.assignee ?? '',
-    pageSize: opts.limit ?? 0,
-  });
+  const api = ctx.governance();
+  const res = {
+    impediments: await listPages(opts.limit, async (pageSize, pageToken) => {
+      const r = await api.listImpediments({
+        state: s ? STATES[s] : ImpedimentState.UNSPECIFIED,
+        workItemId: opts.workItem ?? '',
+        runId: opts.run ?? '',
+        assignee: opts.assignee ?? '',
+        pageSize,
+        pageToken,
+      });
+      return { items: r.impediments, nextPageToken: r.nextPageToken };
+    }),
+  };
   const row = (i: Impediment, wide: boolean) => [
     i.id,
     stateName(i.state),

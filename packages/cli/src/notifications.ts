@@ -1,8 +1,10 @@
+import { create } from '@bufbuild/protobuf';
 import { governanceV1 } from '@ameide/contracts';
 import { Code, ConnectError, type GovernanceServiceClient } from '@ameide/sdk';
 import { commandLineError } from './args.js';
 import type { OutputOptions } from './args.js';
 import type { Ctx } from './context.js';
+import { listPages } from './pages.js';
 import { emit, formatOf, protoJson, when, type Output } from './output.js';
 
 /** How long `watch` keeps reconnecting while the service is unreachable. */
@@ -86,7 +88,14 @@ async function watchNotifications(api: GovernanceServiceClient, person: string, 
 }
 
 export async function notificationsList(ctx: Ctx, opts: OutputOptions & { person?: string; unread?: boolean; limit?: number }): Promise<number> {
-  const res = await ctx.governance().listNotifications({ person: opts.person ?? '', unreadOnly: opts.unread === true, pageSize: opts.limit ?? 0 });
+  const api = ctx.governance();
+  let unread = 0n;
+  const notifications = await listPages(opts.limit, async (pageSize, pageToken) => {
+    const r = await api.listNotifications({ person: opts.person ?? '', unreadOnly: opts.unread === true, pageSize, pageToken });
+    unread = r.unread;
+    return { items: r.notifications, nextPageToken: r.nextPageToken };
+  });
+  const res = create(governanceV1.ListNotificationsResponseSchema, { notifications, unread });
   emit(ctx.o, formatOf(opts), protoJson(governanceV1.ListNotificationsResponseSchema, res, { alwaysEmitImplicit: true }), () => {
     const lines = res.notifications.map(formatNotification);
     return [...(lines.length ? lines : ['no notifications']), `${res.unread} unread`].join('\n');
@@ -127,7 +136,17 @@ export async function notificationsSubscribe(
 }
 
 export async function notificationsSubscriptions(ctx: Ctx, opts: OutputOptions & { person?: string; workItem?: string }): Promise<number> {
-  const res = await ctx.governance().listSubscriptions({ person: opts.person ?? '', workItemId: opts.workItem ?? '' });
+  const api = ctx.governance();
+  const res = {
+    subscriptions: await listPages(
+      undefined,
+      async (pageSize, pageToken) => {
+        const r = await api.listSubscriptions({ person: opts.person ?? '', workItemId: opts.workItem ?? '', pageSize, pageToken });
+        return { items: r.subscriptions, nextPageToken: r.nextPageToken };
+      },
+      true,
+    ),
+  };
   emit(
     ctx.o,
     formatOf(opts),
@@ -147,7 +166,13 @@ export async function notificationsDeliveries(
   ctx: Ctx,
   opts: OutputOptions & { state?: string; channel?: string; run?: string; limit?: number },
 ): Promise<number> {
-  const res = await ctx.governance().listDeliveries({ state: opts.state ?? '', channel: opts.channel ?? '', runId: opts.run ?? '', pageSize: opts.limit ?? 0 });
+  const api = ctx.governance();
+  const res = {
+    deliveries: await listPages(opts.limit, async (pageSize, pageToken) => {
+      const r = await api.listDeliveries({ state: opts.state ?? '', channel: opts.channel ?? '', runId: opts.run ?? '', pageSize, pageToken });
+      return { items: r.deliveries, nextPageToken: r.nextPageToken };
+    }),
+  };
   emit(
     ctx.o,
     formatOf(opts),

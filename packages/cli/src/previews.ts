@@ -1,12 +1,17 @@
 import { PreviewSchema, type Preview } from '@ameide/contracts';
 import type { OutputOptions } from './args.js';
 import type { Ctx } from './context.js';
+import { listPages } from './pages.js';
 import { ago, emit, formatOf, protoJson, statusColour, table, when } from './output.js';
 
 export async function previewsList(ctx: Ctx, opts: OutputOptions & { workItem?: string; run?: string; state?: string; limit?: number }): Promise<number> {
-  const res = await ctx
-    .workflows()
-    .listPreviews({ workItemId: opts.workItem ?? '', runId: opts.run ?? '', state: opts.state ?? '', pageSize: opts.limit ?? 0 });
+  const api = ctx.workflows();
+  const res = {
+    previews: await listPages(opts.limit, async (pageSize, pageToken) => {
+      const r = await api.listPreviews({ workItemId: opts.workItem ?? '', runId: opts.run ?? '', state: opts.state ?? '', pageSize, pageToken });
+      return { items: r.previews, nextPageToken: r.nextPageToken };
+    }),
+  };
   const since = (p: Preview, wide: boolean) =>
     p.state === 'stopped'
       ? `${p.stopReason || 'no reason'}, ${wide ? when(p.stopTime) : ago(p.stopTime)}`

@@ -1,6 +1,7 @@
 import { PullRequestSchema, type PullRequest } from '@ameide/contracts';
 import type { OutputOptions } from './args.js';
 import type { Ctx } from './context.js';
+import { listPages } from './pages.js';
 import { ago, emit, formatOf, protoJson, statusColour, table, type Column } from './output.js';
 
 function formatPullRequest(p: PullRequest): string {
@@ -19,7 +20,13 @@ function formatPullRequest(p: PullRequest): string {
 }
 
 export async function prsList(ctx: Ctx, opts: OutputOptions & { workItem?: string; state?: string; limit?: number }): Promise<number> {
-  const res = await ctx.workflows().listPullRequests({ workItemId: opts.workItem ?? '', state: opts.state ?? '', pageSize: opts.limit ?? 0 });
+  const api = ctx.workflows();
+  const res = {
+    pullRequests: await listPages(opts.limit, async (pageSize, pageToken) => {
+      const r = await api.listPullRequests({ workItemId: opts.workItem ?? '', state: opts.state ?? '', pageSize, pageToken });
+      return { items: r.pullRequests, nextPageToken: r.nextPageToken };
+    }),
+  };
   const cols = (wide: boolean): Column[] => [
     { header: 'number' },
     { header: 'state', colour: statusColour },

@@ -1,5 +1,6 @@
-import { and, asc, desc, eq, isNotNull, lt, or, isNull, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gt, isNotNull, lt, or, isNull, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
+import { afterKey, keyTime, type ListKey } from './keyset.js';
 import { plans, profiles, webhookDeliveries, workItems, type Annotations } from './schema.js';
 
 export type WorkItemRow = typeof workItems.$inferSelect;
@@ -53,22 +54,25 @@ export class WorkItemRepository {
     return { row: (await this.get(row.tenantId, row.id))!, applied: false };
   }
 
+  /** Newest change first (then by id), from after `after` (a row's `listKey`: update time to the microsecond, id). */
   async list(
     tenantId: string,
-    f: { state?: string; timeboxId?: string; goalId?: string; profile?: string; ready?: boolean; limit: number },
-  ): Promise<WorkItemRow[]> {
+    f: { state?: string; timeboxId?: string; goalId?: string; profile?: string; ready?: boolean; limit: number; after?: ListKey },
+  ): Promise<Array<WorkItemRow & { listKey: ListKey }>> {
     const where = [eq(workItems.tenantId, tenantId)];
     if (f.state) where.push(eq(workItems.state, f.state));
     if (f.profile) where.push(eq(workItems.profile, f.profile));
     if (f.ready !== undefined) where.push(eq(workItems.ready, f.ready));
     if (f.timeboxId) where.push(sql`${workItems.spec} @> ${JSON.stringify({ timeboxIds: [f.timeboxId] })}::jsonb`);
     if (f.goalId) where.push(sql`${workItems.spec} @> ${JSON.stringify({ goalIds: [f.goalId] })}::jsonb`);
-    return this.db
-      .select()
+    if (f.after) where.push(afterKey('desc', [workItems.updatedAt, workItems.id], [sql`${f.after[0]}::timestamptz`, sql`${f.after[1]}::text`]));
+    const rows = await this.db
+      .select({ ...getTableColumns(workItems), keyTime: keyTime(workItems.updatedAt) })
       .from(workItems)
       .where(and(...where))
-      .orderBy(desc(workItems.updatedAt))
+      .orderBy(desc(workItems.updatedAt), desc(workItems.id))
       .limit(f.limit);
+    return rows.map(({ keyTime, ...row }) => ({ ...row, listKey: [keyTime, row.id] }));
   }
 
   /** Work items of any tenant whose triggering revision has no plan and run yet, oldest change first. */
@@ -116,8 +120,14 @@ export class ProfileRepository {
     return rows[0];
   }
 
-  async list(tenantId: string): Promise<ProfileRow[]> {
-    return this.db.select().from(profiles).where(eq(profiles.tenantId, tenantId)).orderBy(asc(profiles.name));
+  /** The tenant's profiles by name, from after the name `after`, at most `limit`. */
+  async list(tenantId: string, f: { limit: number; after?: string }): Promise<ProfileRow[]> {
+    return this.db
+      .select()
+      .from(profiles)
+      .where(and(eq(profiles.tenantId, tenantId), f.after === undefined ? undefined : gt(profiles.name, f.after)))
+      .orderBy(asc(profiles.name))
+      .limit(f.limit);
   }
 
   /** Creates the profile, or stores a new version when the spec differs; an unchanged spec keeps its version. */

@@ -1,7 +1,8 @@
-import { and, asc, eq, isNull, sql } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, isNull, sql } from 'drizzle-orm';
 import type { DefinitionSpecJson } from '@ameide/contracts';
 import type { Db } from './client.js';
 import { idsWithPrefix } from './ids.js';
+import { keyTime, type ListKey } from './keyset.js';
 import { definitions, type Annotations } from './schema.js';
 
 export type DefinitionRow = typeof definitions.$inferSelect;
@@ -58,14 +59,30 @@ export class DefinitionRepository {
     return rows[0];
   }
 
-  /** The live definitions, by name; with `deleted`, the deleted ones too (newest deletion first for a name). */
-  async list(tenantId: string, limit: number, deleted = false): Promise<DefinitionRow[]> {
-    return this.db
-      .select()
+  /**
+   * The live definitions, by name; with `deleted`, the deleted ones too (the live one of a name first,
+   * then the newest deletion; ties by id). From after `after`, a row's `listKey`: its name, deletion
+   * time (to the microsecond, null when live) and id.
+   */
+  async list(tenantId: string, limit: number, deleted = false, after?: ListKey): Promise<Array<DefinitionRow & { listKey: ListKey }>> {
+    // Live (no deletion time) sorts as the newest deletion.
+    const deletedOrLive = sql`coalesce(${definitions.deletedAt}, 'infinity'::timestamptz)`;
+    const where = [eq(definitions.tenantId, tenantId)];
+    if (!deleted) where.push(isNull(definitions.deletedAt));
+    if (after) {
+      const [name, deletedAt, id] = after;
+      const d = sql`coalesce(${deletedAt}::timestamptz, 'infinity'::timestamptz)`;
+      where.push(
+        sql`(${definitions.name} > ${name} or (${definitions.name} = ${name} and (${deletedOrLive} < ${d} or (${deletedOrLive} = ${d} and ${definitions.id} > ${id}::uuid))))`,
+      );
+    }
+    const rows = await this.db
+      .select({ ...getTableColumns(definitions), keyTime: keyTime(definitions.deletedAt) })
       .from(definitions)
-      .where(and(eq(definitions.tenantId, tenantId), deleted ? undefined : isNull(definitions.deletedAt)))
-      .orderBy(asc(definitions.name), sql`${definitions.deletedAt} desc nulls first`)
+      .where(and(...where))
+      .orderBy(asc(definitions.name), sql`${deletedOrLive} desc`, asc(definitions.id))
       .limit(limit);
+    return rows.map(({ keyTime, ...row }) => ({ ...row, listKey: [row.name, keyTime, row.id] }));
   }
 
   /** Marks a live definition deleted, which frees its name. Undefined when it is not live (gone or deleted already). */

@@ -85,23 +85,59 @@ export class GovernanceRepository {
       );
   }
 
-  /** Evidence attached to a node of the graph (a work item, timebox, goal, increment, …), oldest first. */
-  async evidenceAttachedTo(tenantId: string, to: { kind: string; id: string }, limit: number): Promise<EvidenceRow[]> {
+  /**
+   * A page of a run's evidence, by name, after the evidence `afterId` (its name is looked up: a page
+   * token holds only the id).
+   */
+  async evidencePageOfRun(runId: string, limit: number, afterId?: string): Promise<EvidenceRow[]> {
+    const after = afterId ? sql`${evidence.name} > (select e.name from ${evidence} e where e.id = ${afterId}::uuid and e.run_id = ${runId}::uuid)` : undefined;
     return this.db
       .select()
       .from(evidence)
-      .where(and(eq(evidence.tenantId, tenantId), inArray(sql`${evidence.id}::text`, this.attachedTo(tenantId, 'evidence', to))))
-      .orderBy(asc(evidence.createdAt), asc(evidence.name))
+      .where(and(eq(evidence.runId, runId), after))
+      .orderBy(asc(evidence.name))
       .limit(limit);
   }
 
-  /** Attestations attached to a node of the graph, oldest first. */
-  async attestationsAttachedTo(tenantId: string, to: { kind: string; id: string }, limit: number): Promise<AttestationRow[]> {
+  /** A page of a run's attestations, by predicate type, after the attestation `afterId`. */
+  async attestationPageOfRun(runId: string, limit: number, afterId?: string): Promise<AttestationRow[]> {
+    const after = afterId
+      ? sql`${attestations.predicateType} > (select a.predicate_type from ${attestations} a where a.id = ${afterId}::uuid and a.run_id = ${runId}::uuid)`
+      : undefined;
     return this.db
       .select()
       .from(attestations)
-      .where(and(eq(attestations.tenantId, tenantId), inArray(sql`${attestations.id}::text`, this.attachedTo(tenantId, 'attestation', to))))
-      .orderBy(asc(attestations.createdAt), asc(attestations.predicateType))
+      .where(and(eq(attestations.runId, runId), after))
+      .orderBy(asc(attestations.predicateType))
+      .limit(limit);
+  }
+
+  /**
+   * Evidence attached to a node of the graph (a work item, timebox, goal, increment, …), oldest first
+   * (then by name and id), after the evidence `afterId`.
+   */
+  async evidenceAttachedTo(tenantId: string, to: { kind: string; id: string }, limit: number, afterId?: string): Promise<EvidenceRow[]> {
+    const after = afterId
+      ? sql`(${evidence.createdAt}, ${evidence.name}, ${evidence.id}) > (select e.created_at, e.name, e.id from ${evidence} e where e.id = ${afterId}::uuid and e.tenant_id = ${tenantId})`
+      : undefined;
+    return this.db
+      .select()
+      .from(evidence)
+      .where(and(eq(evidence.tenantId, tenantId), inArray(sql`${evidence.id}::text`, this.attachedTo(tenantId, 'evidence', to)), after))
+      .orderBy(asc(evidence.createdAt), asc(evidence.name), asc(evidence.id))
+      .limit(limit);
+  }
+
+  /** Attestations attached to a node of the graph, oldest first (then by predicate type and id), after the attestation `afterId`. */
+  async attestationsAttachedTo(tenantId: string, to: { kind: string; id: string }, limit: number, afterId?: string): Promise<AttestationRow[]> {
+    const after = afterId
+      ? sql`(${attestations.createdAt}, ${attestations.predicateType}, ${attestations.id}) > (select a.created_at, a.predicate_type, a.id from ${attestations} a where a.id = ${afterId}::uuid and a.tenant_id = ${tenantId})`
+      : undefined;
+    return this.db
+      .select()
+      .from(attestations)
+      .where(and(eq(attestations.tenantId, tenantId), inArray(sql`${attestations.id}::text`, this.attachedTo(tenantId, 'attestation', to)), after))
+      .orderBy(asc(attestations.createdAt), asc(attestations.predicateType), asc(attestations.id))
       .limit(limit);
   }
 }

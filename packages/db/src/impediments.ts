@@ -1,5 +1,6 @@
-import { and, desc, eq, ne, sql } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, ne, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
+import { afterKey, keyTime, type ListKey } from './keyset.js';
 import { impediments } from './schema.js';
 
 export type ImpedimentRow = typeof impediments.$inferSelect;
@@ -54,22 +55,24 @@ export class ImpedimentRepository {
     return row;
   }
 
-  /** The tenant's impediments, newest first. */
+  /** The tenant's impediments, newest first (then by id), from after `after` (a row's `listKey`: creation time to the microsecond, id). */
   async list(
     tenantId: string,
-    f: { state?: ImpedimentStateName; workItemId?: string; runId?: string; assignee?: string; limit: number },
-  ): Promise<ImpedimentRow[]> {
+    f: { state?: ImpedimentStateName; workItemId?: string; runId?: string; assignee?: string; limit: number; after?: ListKey },
+  ): Promise<Array<ImpedimentRow & { listKey: ListKey }>> {
     const where = [eq(impediments.tenantId, tenantId)];
     if (f.state) where.push(eq(impediments.state, f.state));
     if (f.workItemId) where.push(eq(impediments.workItemId, f.workItemId));
     if (f.runId) where.push(eq(impediments.runId, f.runId));
     if (f.assignee) where.push(eq(impediments.assignee, f.assignee));
-    return this.db
-      .select()
+    if (f.after) where.push(afterKey('desc', [impediments.createdAt, impediments.id], [sql`${f.after[0]}::timestamptz`, sql`${f.after[1]}::uuid`]));
+    const rows = await this.db
+      .select({ ...getTableColumns(impediments), keyTime: keyTime(impediments.createdAt) })
       .from(impediments)
       .where(and(...where))
       .orderBy(desc(impediments.createdAt), desc(impediments.id))
       .limit(f.limit);
+    return rows.map(({ keyTime, ...row }) => ({ ...row, listKey: [keyTime, row.id] }));
   }
 
   /** Resolves an impediment that is not resolved yet; undefined (nothing changed) when it is, or does not exist. */

@@ -1,6 +1,7 @@
 export { openDatabase, DatabaseUnavailableError, type Database, type Db } from './client.js';
 export { DefinitionRepository, isUuid, type DefinitionRow } from './definitions.js';
 export { idsWithPrefix, isIdPrefix, type IdKind } from './ids.js';
+export { afterKey, keyTime, type ListKey } from './keyset.js';
 export { PlanRepository, type PlanRow } from './plans.js';
 export {
   DeliveryRepository,

@@ -1,5 +1,6 @@
-import { and, asc, desc, eq, gt, inArray, lte, ne, notInArray, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, lt, lte, ne, notInArray, sql, type SQL } from 'drizzle-orm';
 import type { Db } from './client.js';
+import { afterKey, keyTime, type ListKey } from './keyset.js';
 import { evidence, impediments, notificationDeliveries, notifications, subscriptions } from './schema.js';
 
 export type NotificationRow = typeof notifications.$inferSelect;
@@ -76,16 +77,25 @@ export class NotificationRepository {
     return rows[0];
   }
 
-  /** A tenant's subscriptions, of one person and work item when given, oldest first. */
-  async listSubscriptions(tenantId: string, f: { person?: string; workItemId?: string } = {}): Promise<SubscriptionRow[]> {
+  /**
+   * A tenant's subscriptions, of one person and work item when given, oldest first (then by id), from
+   * after `after` (a row's `listKey`: creation time to the microsecond, id).
+   */
+  async listSubscriptions(
+    tenantId: string,
+    f: { person?: string; workItemId?: string; limit: number; after?: ListKey },
+  ): Promise<Array<SubscriptionRow & { listKey: ListKey }>> {
     const where = [eq(subscriptions.tenantId, tenantId)];
     if (f.person) where.push(eq(subscriptions.person, f.person));
     if (f.workItemId) where.push(eq(subscriptions.workItemId, f.workItemId));
-    return this.db
-      .select()
+    if (f.after) where.push(afterKey('asc', [subscriptions.createdAt, subscriptions.id], [sql`${f.after[0]}::timestamptz`, sql`${f.after[1]}::uuid`]));
+    const rows = await this.db
+      .select({ s: subscriptions, keyTime: keyTime(subscriptions.createdAt) })
       .from(subscriptions)
       .where(and(...where))
-      .orderBy(asc(subscriptions.createdAt), asc(subscriptions.id));
+      .orderBy(asc(subscriptions.createdAt), asc(subscriptions.id))
+      .limit(f.limit);
+    return rows.map(({ s, keyTime }) => ({ ...s, listKey: [keyTime, s.id] }));
   }
 
   /** Subscriptions that match a work item: its own and the tenant-wide ones ("*"); only those for a run without work item. */
@@ -146,10 +156,11 @@ export class NotificationRepository {
     return rows[0];
   }
 
-  /** A person's notifications, newest first. */
-  async listNotifications(tenantId: string, person: string, f: { unreadOnly?: boolean; limit: number }): Promise<NotificationRow[]> {
+  /** A person's notifications, newest first (by seq), from before the seq `before`. */
+  async listNotifications(tenantId: string, person: string, f: { unreadOnly?: boolean; limit: number; before?: number }): Promise<NotificationRow[]> {
     const where = [eq(notifications.tenantId, tenantId), eq(notifications.person, person)];
     if (f.unreadOnly) where.push(eq(notifications.read, false));
+    if (f.before !== undefined) where.push(lt(notifications.seq, f.before));
     return this.db
       .select()
       .from(notifications)
@@ -302,20 +313,28 @@ export class NotificationRepository {
     return row ?? (await this.getDelivery(tenantId, id));
   }
 
-  /** A tenant's deliveries, newest first, with the event and run of their notification. */
-  async listDeliveries(tenantId: string, f: { state?: string; channel?: string; runId?: string; limit: number }): Promise<DeliveryListRow[]> {
+  /**
+   * A tenant's deliveries, newest first (then by id), with the event and run of their notification,
+   * from after `after` (a row's `listKey`: creation time to the microsecond, id).
+   */
+  async listDeliveries(
+    tenantId: string,
+    f: { state?: string; channel?: string; runId?: string; limit: number; after?: ListKey },
+  ): Promise<Array<DeliveryListRow & { listKey: ListKey }>> {
     const where: SQL[] = [eq(notificationDeliveries.tenantId, tenantId)];
     if (f.state) where.push(eq(notificationDeliveries.state, f.state));
     if (f.channel) where.push(eq(notificationDeliveries.channel, f.channel));
     if (f.runId) where.push(eq(notifications.runId, f.runId));
+    if (f.after)
+      where.push(afterKey('desc', [notificationDeliveries.createdAt, notificationDeliveries.id], [sql`${f.after[0]}::timestamptz`, sql`${f.after[1]}::uuid`]));
     const rows = await this.db
-      .select({ d: notificationDeliveries, event: notifications.event, runId: notifications.runId })
+      .select({ d: notificationDeliveries, event: notifications.event, runId: notifications.runId, keyTime: keyTime(notificationDeliveries.createdAt) })
       .from(notificationDeliveries)
       .innerJoin(notifications, eq(notifications.id, notificationDeliveries.notificationId))
       .where(and(...where))
       .orderBy(desc(notificationDeliveries.createdAt), desc(notificationDeliveries.id))
       .limit(f.limit);
-    return rows.map((r) => ({ ...r.d, event: r.event, runId: r.runId }));
+    return rows.map((r) => ({ ...r.d, event: r.event, runId: r.runId, listKey: [r.keyTime, r.d.id] }));
   }
 
   /**

@@ -1,7 +1,8 @@
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, sql } from 'drizzle-orm';
 import type { PlanSpecJson } from '@ameide/contracts';
 import type { Db } from './client.js';
 import { idsWithPrefix } from './ids.js';
+import { afterKey, keyTime, type ListKey } from './keyset.js';
 import { plans, type Annotations } from './schema.js';
 
 export type PlanRow = typeof plans.$inferSelect;
@@ -52,16 +53,24 @@ export class PlanRepository {
     return rows[0];
   }
 
-  /** Lists plans; the work item filter uses JSONB containment on the spec (GIN index). */
-  async list(tenantId: string, f: { definitionId?: string; workItemId?: string; limit: number }): Promise<PlanRow[]> {
+  /**
+   * Lists plans, newest first (then by id), from after `after` (a row's `listKey`: creation time to the
+   * microsecond, id); the work item filter uses JSONB containment on the spec (GIN index).
+   */
+  async list(
+    tenantId: string,
+    f: { definitionId?: string; workItemId?: string; limit: number; after?: ListKey },
+  ): Promise<Array<PlanRow & { listKey: ListKey }>> {
     const where = [eq(plans.tenantId, tenantId)];
     if (f.definitionId) where.push(eq(plans.definitionId, f.definitionId));
     if (f.workItemId) where.push(sql`${plans.spec} @> ${JSON.stringify({ methodology: { workItemIds: [f.workItemId] } })}::jsonb`);
-    return this.db
-      .select()
+    if (f.after) where.push(afterKey('desc', [plans.createdAt, plans.id], [sql`${f.after[0]}::timestamptz`, sql`${f.after[1]}::uuid`]));
+    const rows = await this.db
+      .select({ ...getTableColumns(plans), keyTime: keyTime(plans.createdAt) })
       .from(plans)
       .where(and(...where))
-      .orderBy(desc(plans.createdAt))
+      .orderBy(desc(plans.createdAt), desc(plans.id))
       .limit(f.limit);
+    return rows.map(({ keyTime, ...row }) => ({ ...row, listKey: [keyTime, row.id] }));
   }
 }

@@ -1,6 +1,7 @@
-import { and, desc, eq, gt, gte, inArray, lte, ne, or, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, gt, gte, inArray, lte, ne, or, sql, type SQL } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import type { Db } from './client.js';
+import { afterKey, keyTime, type ListKey } from './keyset.js';
 import { previews } from './schema.js';
 
 export type PreviewRow = typeof previews.$inferSelect;
@@ -105,18 +106,23 @@ export class PreviewRepository {
     return rows[0];
   }
 
-  /** A tenant's previews, newest first. */
-  async list(tenantId: string, f: { workItemId?: string; runId?: string; state?: string; limit: number }): Promise<PreviewRow[]> {
+  /** A tenant's previews, newest first, from after `after` (a row's `listKey`: `live_at` to the microsecond, run id). */
+  async list(
+    tenantId: string,
+    f: { workItemId?: string; runId?: string; state?: string; limit: number; after?: ListKey },
+  ): Promise<Array<PreviewRow & { listKey: ListKey }>> {
     const where = [eq(previews.tenantId, tenantId)];
     if (f.workItemId) where.push(eq(previews.workItemId, f.workItemId));
     if (f.runId) where.push(eq(previews.runId, f.runId));
     if (f.state) where.push(eq(previews.state, f.state));
-    return this.db
-      .select()
+    if (f.after) where.push(afterKey('desc', [previews.liveAt, previews.runId], [sql`${f.after[0]}::timestamptz`, sql`${f.after[1]}::uuid`]));
+    const rows = await this.db
+      .select({ ...getTableColumns(previews), keyTime: keyTime(previews.liveAt) })
       .from(previews)
       .where(and(...where))
       .orderBy(...NEWEST)
       .limit(f.limit);
+    return rows.map(({ keyTime, ...row }) => ({ ...row, listKey: [keyTime, row.runId] }));
   }
 
   /** The preview a work item's alias points at: its newest live preview (by `live_at`). */

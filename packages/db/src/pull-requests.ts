@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
+import { afterKey, keyTime, type ListKey } from './keyset.js';
 import { pullRequests } from './schema.js';
 
 export type PullRequestRow = typeof pullRequests.$inferSelect;
@@ -112,15 +113,21 @@ export class PullRequestRepository {
       .limit(10);
   }
 
-  async list(tenantId: string, f: { workItemId?: string; state?: string; limit: number }): Promise<PullRequestRow[]> {
+  /** The latest updated first (then by id), from after `after` (a row's `listKey`: update time to the microsecond, id). */
+  async list(
+    tenantId: string,
+    f: { workItemId?: string; state?: string; limit: number; after?: ListKey },
+  ): Promise<Array<PullRequestRow & { listKey: ListKey }>> {
     const where = [eq(pullRequests.tenantId, tenantId)];
     if (f.workItemId) where.push(eq(pullRequests.workItemId, f.workItemId));
     if (f.state) where.push(eq(pullRequests.state, f.state));
-    return this.db
-      .select()
+    if (f.after) where.push(afterKey('desc', [pullRequests.updatedAt, pullRequests.id], [sql`${f.after[0]}::timestamptz`, sql`${f.after[1]}::uuid`]));
+    const rows = await this.db
+      .select({ ...getTableColumns(pullRequests), keyTime: keyTime(pullRequests.updatedAt) })
       .from(pullRequests)
       .where(and(...where))
-      .orderBy(desc(pullRequests.updatedAt))
+      .orderBy(desc(pullRequests.updatedAt), desc(pullRequests.id))
       .limit(f.limit);
+    return rows.map(({ keyTime, ...row }) => ({ ...row, listKey: [keyTime, row.id] }));
   }
 }

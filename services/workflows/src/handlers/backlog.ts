@@ -7,6 +7,7 @@ import type { BacklogAutomation } from '../backlog/automation.js';
 import { BUILT_IN_PROFILES, evaluateReadiness, normaliseProfile, triggers } from '../backlog/profiles.js';
 import { InvalidFieldError, NotFoundError } from '../errors.js';
 import { pageSize, requireName, requireWorkItemId, validateMethodology } from '../validation.js';
+import { PAGED_LISTS, pageAfter, pageOf } from '../page-token.js';
 import { handle, principalOf } from './context.js';
 
 const { WorkItemState } = backlogV1;
@@ -136,15 +137,20 @@ export class BacklogHandlers {
 
   listWorkItems = (req: backlogV1.ListWorkItemsRequest, ctx: HandlerContext) =>
     handle(async () => {
-      const rows = await this.items.list(principalOf(ctx).tenantId, {
+      const { tenantId } = principalOf(ctx);
+      const f = {
         state: req.state ? stateName(req.state) : undefined,
         timeboxId: req.timeboxId || undefined,
         goalId: req.goalId || undefined,
         profile: req.profile || undefined,
         ready: req.ready,
-        limit: pageSize(req.pageSize),
-      });
-      return create(backlogV1.ListWorkItemsResponseSchema, { workItems: rows.map(workItemToProto) });
+      };
+      const list = PAGED_LISTS.workItems;
+      const filter = [tenantId, f.state ?? '', req.timeboxId, req.goalId, req.profile, req.ready ?? null];
+      const size = pageSize(req.pageSize);
+      const rows = await this.items.list(tenantId, { ...f, limit: size + 1, after: pageAfter(list, req.pageToken, filter) });
+      const { page, nextPageToken } = pageOf(list, rows, size, (r) => r.listKey, filter);
+      return create(backlogV1.ListWorkItemsResponseSchema, { workItems: page.map((r) => workItemToProto(r)), nextPageToken });
     });
 
   applyProfile = (req: backlogV1.ApplyProfileRequest, ctx: HandlerContext) =>
@@ -163,16 +169,26 @@ export class BacklogHandlers {
       return create(backlogV1.GetProfileResponseSchema, { profile: profileToProto(p) });
     });
 
-  listProfiles = (_req: backlogV1.ListProfilesRequest, ctx: HandlerContext) =>
+  /** The built-in profiles (in their order), then the tenant's own by name (none has a built-in's name); the key is the name. */
+  listProfiles = (req: backlogV1.ListProfilesRequest, ctx: HandlerContext) =>
     handle(async () => {
-      const own = await this.profiles.list(principalOf(ctx).tenantId);
-      const profiles = [
-        ...Object.entries(BUILT_IN_PROFILES).map(([name, spec]) => profileToProto({ name, version: 1, spec, builtIn: true })),
+      const { tenantId } = principalOf(ctx);
+      const list = PAGED_LISTS.profiles;
+      const size = pageSize(req.pageSize);
+      const after = pageAfter(list, req.pageToken, [tenantId])?.[0] as string | undefined;
+      const builtIns = Object.entries(BUILT_IN_PROFILES);
+      const afterBuiltIn = after === undefined ? 0 : builtIns.findIndex(([name]) => name === after) + 1;
+      // After a built-in: the built-ins after it, then the tenant's own from the first; after one of the tenant's own: its own after it.
+      const builtInPage = after === undefined || afterBuiltIn > 0 ? builtIns.slice(afterBuiltIn) : [];
+      const own = await this.profiles.list(tenantId, { limit: Math.max(size + 1 - builtInPage.length, 0), after: afterBuiltIn > 0 ? undefined : after });
+      const all = [
+        ...builtInPage.map(([name, spec]) => profileToProto({ name, version: 1, spec, builtIn: true })),
         ...own.map((row) =>
           profileToProto({ name: row.name, version: row.version, spec: fromJson(backlogV1.ProfileSpecSchema, row.spec as JsonObject), builtIn: false, row }),
         ),
       ];
-      return create(backlogV1.ListProfilesResponseSchema, { profiles });
+      const { page, nextPageToken } = pageOf(list, all, size, (p) => [p.name], [tenantId]);
+      return create(backlogV1.ListProfilesResponseSchema, { profiles: page, nextPageToken });
     });
 }
 

@@ -18,6 +18,7 @@ import type { SandboxPolicy } from '@ameide/config';
 import type { DefinitionRepository } from '@ameide/db';
 import { AlreadyExistsError, FailedPreconditionError } from '../errors.js';
 import { definitionToProto } from '../mapping.js';
+import { PAGED_LISTS, pageAfter, pageOf } from '../page-token.js';
 import { normaliseDefinitionSpec, pageSize, requireName } from '../validation.js';
 import { handle, principalOf } from './context.js';
 import { deletedMessage, findDefinition } from './plans.js';
@@ -59,8 +60,13 @@ export class DefinitionHandlers {
   listDefinitions = (req: ListDefinitionsRequest, ctx: HandlerContext) =>
     handle(async () => {
       const { tenantId } = principalOf(ctx);
-      const rows = await this.definitions.list(tenantId, pageSize(req.pageSize), req.showDeleted);
-      return create(ListDefinitionsResponseSchema, { definitions: rows.map(definitionToProto) });
+      const list = PAGED_LISTS.definitions;
+      const filter = [tenantId, req.showDeleted];
+      const size = pageSize(req.pageSize);
+      // One more than the page: whether there is a next page.
+      const rows = await this.definitions.list(tenantId, size + 1, req.showDeleted, pageAfter(list, req.pageToken, filter));
+      const { page, nextPageToken } = pageOf(list, rows, size, (r) => r.listKey, filter);
+      return create(ListDefinitionsResponseSchema, { definitions: page.map((r) => definitionToProto(r)), nextPageToken });
     });
 
   deleteDefinition = (req: DeleteDefinitionRequest, ctx: HandlerContext) =>

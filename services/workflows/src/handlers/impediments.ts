@@ -6,6 +6,7 @@ import { FailedPreconditionError, InvalidFieldError, NotFoundError } from '../er
 import type { GovernanceDeps, GovernanceRoutes } from '../governance/deps.js';
 import { RERUN_HANDOFF_REASON, RERUN_HANDOFF_URI, RERUN_IMPEDIMENT, RERUN_NOTE, RERUN_OF } from '../impediments/cause.js';
 import { filterId, pageSize, requireId } from '../validation.js';
+import { PAGED_LISTS, pageAfter, pageOf } from '../page-token.js';
 import { handle, principalOf } from './context.js';
 
 const { ImpedimentState } = governanceV1;
@@ -86,14 +87,15 @@ export function impedimentRoutes(deps: GovernanceDeps): GovernanceRoutes {
       handle(async () => {
         const { tenantId } = principalOf(ctx);
         const state = (Object.keys(STATE_NAMES) as ImpedimentStateName[]).find((k) => STATE_NAMES[k] === req.state);
-        const rows = await impediments.list(tenantId, {
-          state,
-          workItemId: req.workItemId || undefined,
-          runId: await filterId(runs, 'run', tenantId, 'run_id', req.runId),
-          assignee: req.assignee.trim() || undefined,
-          limit: pageSize(req.pageSize),
-        });
-        return create(governanceV1.ListImpedimentsResponseSchema, { impediments: rows.map(impedimentToProto) });
+        const runId = await filterId(runs, 'run', tenantId, 'run_id', req.runId);
+        const assignee = req.assignee.trim() || undefined;
+        const list = PAGED_LISTS.impediments;
+        const filter = [tenantId, state ?? '', req.workItemId, runId ?? '', assignee ?? ''];
+        const size = pageSize(req.pageSize);
+        const after = pageAfter(list, req.pageToken, filter);
+        const rows = await impediments.list(tenantId, { state, workItemId: req.workItemId || undefined, runId, assignee, limit: size + 1, after });
+        const { page, nextPageToken } = pageOf(list, rows, size, (r) => r.listKey, filter);
+        return create(governanceV1.ListImpedimentsResponseSchema, { impediments: page.map((r) => impedimentToProto(r)), nextPageToken });
       }),
 
     getImpediment: (req, ctx) =>

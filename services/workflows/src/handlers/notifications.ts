@@ -16,6 +16,7 @@ import { InvalidFieldError, NotFoundError, toConnectError } from '../errors.js';
 import type { GovernanceDeps, GovernanceRoutes } from '../governance/deps.js';
 import { waitForNotifications } from '../notifications/wakeup.js';
 import { filterId, pageSize, requireId, requireWorkItemId } from '../validation.js';
+import { PAGED_LISTS, pageAfter, pageOf } from '../page-token.js';
 import { handle, principalOf } from './context.js';
 
 /** Channels a subscription may name. */
@@ -144,12 +145,20 @@ export function notificationRoutes(deps: GovernanceDeps): GovernanceRoutes {
       handle(async () => {
         const tenantId = principalOf(ctx).tenantId;
         const person = personOf('person', req.person, ctx);
-        const limit = pageSize(req.pageSize);
+        const size = pageSize(req.pageSize);
+        const list = PAGED_LISTS.notifications;
+        const filter = [tenantId, person, req.unreadOnly];
+        const before = pageAfter(list, req.pageToken, filter)?.[0] as number | undefined;
         const [rows, unread] = await Promise.all([
-          repo.listNotifications(tenantId, person, { unreadOnly: req.unreadOnly, limit }),
+          repo.listNotifications(tenantId, person, { unreadOnly: req.unreadOnly, limit: size + 1, before }),
           repo.unreadCount(tenantId, person),
         ]);
-        return create(governanceV1.ListNotificationsResponseSchema, { notifications: rows.map(notificationToProto), unread: BigInt(unread) });
+        const { page, nextPageToken } = pageOf(list, rows, size, (r) => [r.seq], filter);
+        return create(governanceV1.ListNotificationsResponseSchema, {
+          notifications: page.map((r) => notificationToProto(r)),
+          unread: BigInt(unread),
+          nextPageToken,
+        });
       }),
 
     markNotificationsRead: (req, ctx) =>
@@ -214,8 +223,13 @@ export function notificationRoutes(deps: GovernanceDeps): GovernanceRoutes {
       handle(async () => {
         const tenantId = principalOf(ctx).tenantId;
         const person = req.person ? personOf('person', req.person, ctx) : undefined;
-        const rows = await repo.listSubscriptions(tenantId, { person, workItemId: req.workItemId || undefined });
-        return create(governanceV1.ListSubscriptionsResponseSchema, { subscriptions: rows.map(subscriptionToProto) });
+        const list = PAGED_LISTS.subscriptions;
+        const filter = [tenantId, person ?? '', req.workItemId];
+        const size = pageSize(req.pageSize);
+        const after = pageAfter(list, req.pageToken, filter);
+        const rows = await repo.listSubscriptions(tenantId, { person, workItemId: req.workItemId || undefined, limit: size + 1, after });
+        const { page, nextPageToken } = pageOf(list, rows, size, (r) => r.listKey, filter);
+        return create(governanceV1.ListSubscriptionsResponseSchema, { subscriptions: page.map((r) => subscriptionToProto(r)), nextPageToken });
       }),
 
     deleteSubscription: (req, ctx) =>
@@ -232,8 +246,13 @@ export function notificationRoutes(deps: GovernanceDeps): GovernanceRoutes {
         const state = req.state ? oneOf('state', req.state, DELIVERY_STATES) : undefined;
         const channel = req.channel ? oneOf('channel', req.channel, ['webhook', 'email']) : undefined;
         const runId = await filterId(runs, 'run', tenantId, 'run_id', req.runId);
-        const rows = await repo.listDeliveries(tenantId, { state, channel, runId, limit: pageSize(req.pageSize) });
-        return create(governanceV1.ListDeliveriesResponseSchema, { deliveries: rows.map(deliveryToProto) });
+        const list = PAGED_LISTS.deliveries;
+        const filter = [tenantId, state ?? '', channel ?? '', runId ?? ''];
+        const size = pageSize(req.pageSize);
+        const after = pageAfter(list, req.pageToken, filter);
+        const rows = await repo.listDeliveries(tenantId, { state, channel, runId, limit: size + 1, after });
+        const { page, nextPageToken } = pageOf(list, rows, size, (r) => r.listKey, filter);
+        return create(governanceV1.ListDeliveriesResponseSchema, { deliveries: page.map((r) => deliveryToProto(r)), nextPageToken });
       }),
 
     getNotificationStats: (_req, ctx) =>

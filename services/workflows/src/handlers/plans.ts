@@ -24,6 +24,7 @@ import type { Annotations, DefinitionRepository, DefinitionRow, PlanRepository, 
 import { FailedPreconditionError, InvalidFieldError, NotFoundError } from '../errors.js';
 import { planToProto } from '../mapping.js';
 import { isUuid, pageSize, requireId, resolveId, validateMethodology, validateWorkItems } from '../validation.js';
+import { PAGED_LISTS, pageAfter, pageOf } from '../page-token.js';
 import { handle, principalOf } from './context.js';
 
 /** What a plan is made from. */
@@ -112,8 +113,13 @@ export class PlanHandlers {
     handle(async () => {
       const { tenantId } = principalOf(ctx);
       const definitionId = req.definition ? (await this.planner.resolveDefinition(tenantId, req.definition)).id : undefined;
-      const rows = await this.plans.list(tenantId, { definitionId, workItemId: req.workItemId || undefined, limit: pageSize(req.pageSize) });
-      return create(ListPlansResponseSchema, { plans: rows.map(planToProto) });
+      const list = PAGED_LISTS.plans;
+      const filter = [tenantId, definitionId ?? '', req.workItemId];
+      const size = pageSize(req.pageSize);
+      const after = pageAfter(list, req.pageToken, filter);
+      const rows = await this.plans.list(tenantId, { definitionId, workItemId: req.workItemId || undefined, limit: size + 1, after });
+      const { page, nextPageToken } = pageOf(list, rows, size, (r) => r.listKey, filter);
+      return create(ListPlansResponseSchema, { plans: page.map((r) => planToProto(r)), nextPageToken });
     });
 
   diffPlans = (req: DiffPlansRequest, ctx: HandlerContext) =>

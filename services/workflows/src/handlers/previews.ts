@@ -15,6 +15,7 @@ import type { PreviewHosts } from '../previews/hosts.js';
 import type { PreviewRouteTable } from '../previews/table.js';
 import type { RunLauncher } from '../temporal/facade.js';
 import { filterId, pageSize, requireId } from '../validation.js';
+import { PAGED_LISTS, pageAfter, pageOf } from '../page-token.js';
 import { handle, principalOf, requireWorkerFor } from './context.js';
 
 const STATES = ['live', 'stopped'];
@@ -154,16 +155,22 @@ export class PreviewHandlers {
     handle(async () => {
       const { tenantId } = principalOf(ctx);
       if (req.state && !STATES.includes(req.state)) throw new InvalidFieldError('state', 'must be "live", "stopped" or empty (both)');
-      const rows = await this.previews.list(tenantId, {
-        workItemId: req.workItemId || undefined,
-        runId: await filterId(this.runs, 'run', tenantId, 'run_id', req.runId),
-        state: req.state || undefined,
-        limit: pageSize(req.pageSize),
-      });
+      const runId = await filterId(this.runs, 'run', tenantId, 'run_id', req.runId);
+      const list = PAGED_LISTS.previews;
+      const filter = [tenantId, req.workItemId, runId ?? '', req.state];
+      const size = pageSize(req.pageSize);
+      const after = pageAfter(list, req.pageToken, filter);
+      const { page: rows, nextPageToken } = pageOf(
+        list,
+        await this.previews.list(tenantId, { workItemId: req.workItemId || undefined, runId, state: req.state || undefined, limit: size + 1, after }),
+        size,
+        (r) => r.listKey,
+        filter,
+      );
       const aliases = await this.previews.aliasRuns(
         tenantId,
         rows.filter((r) => r.state === 'live').map((r) => r.workItemId),
       );
-      return create(ListPreviewsResponseSchema, { previews: rows.map((r) => this.toProto(r, aliases.get(r.workItemId) === r.runId)) });
+      return create(ListPreviewsResponseSchema, { previews: rows.map((r) => this.toProto(r, aliases.get(r.workItemId) === r.runId)), nextPageToken });
     });
 }

@@ -15,6 +15,7 @@ import { isUuid, type PullRequestRepository, type PullRequestRow, type RunReposi
 import { InvalidFieldError, NotFoundError } from '../errors.js';
 import { branchOfLane } from '../runs/lanes.js';
 import { pageSize, requireId } from '../validation.js';
+import { PAGED_LISTS, pageAfter, pageOf } from '../page-token.js';
 import { handle, principalOf, requireWorkerFor } from './context.js';
 
 const PROVIDERS = ['git', 'github', 'gitlab'];
@@ -113,11 +114,13 @@ export class PullRequestHandlers {
   listPullRequests = (req: ListPullRequestsRequest, ctx: HandlerContext) =>
     handle(async () => {
       if (req.state && !STATES.includes(req.state)) throw new InvalidFieldError('state', `must be one of ${STATES.join(', ')}`);
-      const rows = await this.pulls.list(principalOf(ctx).tenantId, {
-        workItemId: req.workItemId || undefined,
-        state: req.state || undefined,
-        limit: pageSize(req.pageSize),
-      });
-      return create(ListPullRequestsResponseSchema, { pullRequests: rows.map(pullRequestToProto) });
+      const { tenantId } = principalOf(ctx);
+      const list = PAGED_LISTS.pullRequests;
+      const filter = [tenantId, req.workItemId, req.state];
+      const size = pageSize(req.pageSize);
+      const after = pageAfter(list, req.pageToken, filter);
+      const rows = await this.pulls.list(tenantId, { workItemId: req.workItemId || undefined, state: req.state || undefined, limit: size + 1, after });
+      const { page, nextPageToken } = pageOf(list, rows, size, (r) => r.listKey, filter);
+      return create(ListPullRequestsResponseSchema, { pullRequests: page.map((r) => pullRequestToProto(r)), nextPageToken });
     });
 }

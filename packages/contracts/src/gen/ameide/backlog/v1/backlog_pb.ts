@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ameide/backlog/v1/backlog.proto.
  */
 export const file_ameide_backlog_v1_backlog: GenFile = /*@__PURE__*/
-  fileDesc("Ch9hbWVpZGUvYmFja2xvZy92MS9iYWNrbG9nLnByb3RvEhFhbWVpZGUuYmFja2xvZy52MSKgAgoMV29ya0l0ZW1TcGVjEg0KBXRpdGxlGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhsKE2FjY2VwdGFuY2VfY3JpdGVyaWEYAyADKAkSLwoFc3RhdGUYBCABKA4yIC5hbWVpZGUuYmFja2xvZy52MS5Xb3JrSXRlbVN0YXRlEg8KB3Byb2ZpbGUYBSABKAkSEwoLdGltZWJveF9pZHMYBiADKAkSEAoIZ29hbF9pZHMYByADKAkSEwoLZWxlbWVudF9pZHMYCCADKAkSFQoNY29udGV4dF9saW5rcxgJIAMoCRISCgpkZWZpbml0aW9uGAogASgJEhEKCXJlcXVlc3RlchgLIAEoCRITCgtzdWJzY3JpYmVycxgMIAMoCSI6CgpSdWxlUmVzdWx0EgwKBHJ1bGUYASABKAkSDgoGcGFzc2VkGAIgASgIEg4KBmRldGFpbBgDIAEoCSLEAQoJUmVhZGluZXNzEgsKA21ldBgBIAEoCBIsCgVydWxlcxgCIAMoCzIdLmFtZWlkZS5iYWNrbG9nLnYxLlJ1bGVSZXN1bHQSDwoHcHJvZmlsZRgDIAEoCRIXCg9wcm9maWxlX3ZlcnNpb24YBCABKA0SNwoNdHJpZ2dlcl9zdGF0ZRgFIAEoDjIgLmFtZWlkZS5iYWNrbG9nLnYxLldvcmtJdGVtU3RhdGUSGQoRYXBwcm92YWxfcmVxdWlyZWQYBiABKAgivgQKCFdvcmtJdGVtEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIQCghyZXZpc2lvbhgDIAEoBBItCgRzcGVjGAQgASgLMh8uYW1laWRlLmJhY2tsb2cudjEuV29ya0l0ZW1TcGVjEkEKC2Fubm90YXRpb25zGAUgAygLMiwuYW1laWRlLmJhY2tsb2cudjEuV29ya0l0ZW0uQW5ub3RhdGlvbnNFbnRyeRIvCglyZWFkaW5lc3MYBiABKAsyHC5hbWVpZGUuYmFja2xvZy52MS5SZWFkaW5lc3MSDwoHcGxhbl9pZBgHIAEoCRIOCgZydW5faWQYCCABKAkSGgoSdHJpZ2dlcmVkX3JldmlzaW9uGAkgASgEEi4KCnJlYWR5X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZG9uZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCglsZWFkX3RpbWUYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIugBChVVcHNlcnRXb3JrSXRlbVJlcXVlc3QSCgoCaWQYASABKAkSEAoIcmV2aXNpb24YAiABKAQSLQoEc3BlYxgDIAEoCzIfLmFtZWlkZS5iYWNrbG9nLnYxLldvcmtJdGVtU3BlYxJOCgthbm5vdGF0aW9ucxgEIAMoCzI5LmFtZWlkZS5iYWNrbG9nLnYxLlVwc2VydFdvcmtJdGVtUmVxdWVzdC5Bbm5vdGF0aW9uc0VudHJ5GjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJZChZVcHNlcnRXb3JrSXRlbVJlc3BvbnNlEi4KCXdvcmtfaXRlbRgBIAEoCzIbLmFtZWlkZS5iYWNrbG9nLnYxLldvcmtJdGVtEg8KB2FwcGxpZWQYAiABKAgiIAoSR2V0V29ya0l0ZW1SZXF1ZXN0EgoKAmlkGAEgASgJIkUKE0dldFdvcmtJdGVtUmVzcG9uc2USLgoJd29ya19pdGVtGAEgASgLMhsuYW1laWRlLmJhY2tsb2cudjEuV29ya0l0ZW0irgEKFExpc3RXb3JrSXRlbXNSZXF1ZXN0Ei8KBXN0YXRlGAEgASgOMiAuYW1laWRlLmJhY2tsb2cudjEuV29ya0l0ZW1TdGF0ZRISCgp0aW1lYm94X2lkGAIgASgJEg8KB2dvYWxfaWQYAyABKAkSDwoHcHJvZmlsZRgEIAEoCRISCgVyZWFkeRgFIAEoCEgAiAEBEhEKCXBhZ2Vfc2l6ZRgGIAEoDUIICgZfcmVhZHkiSAoVTGlzdFdvcmtJdGVtc1Jlc3BvbnNlEi8KCndvcmtfaXRlbXMYASADKAsyGy5hbWVpZGUuYmFja2xvZy52MS5Xb3JrSXRlbSIhCgRSdWxlEgwKBGtpbmQYASABKAkSCwoDbWluGAIgASgNIjAKDkV2aWRlbmNlVGFyZ2V0EhAKCGFydGlmYWN0GAEgASgJEgwKBGZyb20YAiABKAkijgIKC1Byb2ZpbGVTcGVjEhMKC2Rlc2NyaXB0aW9uGAEgASgJEjcKDXRyaWdnZXJfc3RhdGUYAiABKA4yIC5hbWVpZGUuYmFja2xvZy52MS5Xb3JrSXRlbVN0YXRlEiwKC3JlYWR5X3J1bGVzGAMgAygLMhcuYW1laWRlLmJhY2tsb2cudjEuUnVsZRIrCgpkb25lX3J1bGVzGAQgAygLMhcuYW1laWRlLmJhY2tsb2cudjEuUnVsZRI7ChBldmlkZW5jZV90YXJnZXRzGAUgAygLMiEuYW1laWRlLmJhY2tsb2cudjEuRXZpZGVuY2VUYXJnZXQSGQoRYXBwcm92YWxfcmVxdWlyZWQYBiABKAgirAEKB1Byb2ZpbGUSDAoEbmFtZRgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDwoHdmVyc2lvbhgDIAEoDRIsCgRzcGVjGAQgASgLMh4uYW1laWRlLmJhY2tsb2cudjEuUHJvZmlsZVNwZWMSEAoIYnVpbHRfaW4YBSABKAgSLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlEKE0FwcGx5UHJvZmlsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIsCgRzcGVjGAIgASgLMh4uYW1laWRlLmJhY2tsb2cudjEuUHJvZmlsZVNwZWMiQwoUQXBwbHlQcm9maWxlUmVzcG9uc2USKwoHcHJvZmlsZRgBIAEoCzIaLmFtZWlkZS5iYWNrbG9nLnYxLlByb2ZpbGUiIQoRR2V0UHJvZmlsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJBChJHZXRQcm9maWxlUmVzcG9uc2USKwoHcHJvZmlsZRgBIAEoCzIaLmFtZWlkZS5iYWNrbG9nLnYxLlByb2ZpbGUiFQoTTGlzdFByb2ZpbGVzUmVxdWVzdCJEChRMaXN0UHJvZmlsZXNSZXNwb25zZRIsCghwcm9maWxlcxgBIAMoCzIaLmFtZWlkZS5iYWNrbG9nLnYxLlByb2ZpbGUq3gEKDVdvcmtJdGVtU3RhdGUSHwobV09SS19JVEVNX1NUQVRFX1VOU1BFQ0lGSUVEEAASHAoYV09SS19JVEVNX1NUQVRFX1BST1BPU0VEEAESGwoXV09SS19JVEVNX1NUQVRFX0JBQ0tMT0cQAhIZChVXT1JLX0lURU1fU1RBVEVfUkVBRFkQAxIfChtXT1JLX0lURU1fU1RBVEVfSU5fUFJPR1JFU1MQBBIYChRXT1JLX0lURU1fU1RBVEVfRE9ORRAFEhsKF1dPUktfSVRFTV9TVEFURV9SRU1PVkVEEAYy1gQKDkJhY2tsb2dTZXJ2aWNlEmUKDlVwc2VydFdvcmtJdGVtEiguYW1laWRlLmJhY2tsb2cudjEuVXBzZXJ0V29ya0l0ZW1SZXF1ZXN0GikuYW1laWRlLmJhY2tsb2cudjEuVXBzZXJ0V29ya0l0ZW1SZXNwb25zZRJcCgtHZXRXb3JrSXRlbRIlLmFtZWlkZS5iYWNrbG9nLnYxLkdldFdvcmtJdGVtUmVxdWVzdBomLmFtZWlkZS5iYWNrbG9nLnYxLkdldFdvcmtJdGVtUmVzcG9uc2USYgoNTGlzdFdvcmtJdGVtcxInLmFtZWlkZS5iYWNrbG9nLnYxLkxpc3RXb3JrSXRlbXNSZXF1ZXN0GiguYW1laWRlLmJhY2tsb2cudjEuTGlzdFdvcmtJdGVtc1Jlc3BvbnNlEl8KDEFwcGx5UHJvZmlsZRImLmFtZWlkZS5iYWNrbG9nLnYxLkFwcGx5UHJvZmlsZVJlcXVlc3QaJy5hbWVpZGUuYmFja2xvZy52MS5BcHBseVByb2ZpbGVSZXNwb25zZRJZCgpHZXRQcm9maWxlEiQuYW1laWRlLmJhY2tsb2cudjEuR2V0UHJvZmlsZVJlcXVlc3QaJS5hbWVpZGUuYmFja2xvZy52MS5HZXRQcm9maWxlUmVzcG9uc2USXwoMTGlzdFByb2ZpbGVzEiYuYW1laWRlLmJhY2tsb2cudjEuTGlzdFByb2ZpbGVzUmVxdWVzdBonLmFtZWlkZS5iYWNrbG9nLnYxLkxpc3RQcm9maWxlc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch9hbWVpZGUvYmFja2xvZy92MS9iYWNrbG9nLnByb3RvEhFhbWVpZGUuYmFja2xvZy52MSKgAgoMV29ya0l0ZW1TcGVjEg0KBXRpdGxlGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhsKE2FjY2VwdGFuY2VfY3JpdGVyaWEYAyADKAkSLwoFc3RhdGUYBCABKA4yIC5hbWVpZGUuYmFja2xvZy52MS5Xb3JrSXRlbVN0YXRlEg8KB3Byb2ZpbGUYBSABKAkSEwoLdGltZWJveF9pZHMYBiADKAkSEAoIZ29hbF9pZHMYByADKAkSEwoLZWxlbWVudF9pZHMYCCADKAkSFQoNY29udGV4dF9saW5rcxgJIAMoCRISCgpkZWZpbml0aW9uGAogASgJEhEKCXJlcXVlc3RlchgLIAEoCRITCgtzdWJzY3JpYmVycxgMIAMoCSI6CgpSdWxlUmVzdWx0EgwKBHJ1bGUYASABKAkSDgoGcGFzc2VkGAIgASgIEg4KBmRldGFpbBgDIAEoCSLEAQoJUmVhZGluZXNzEgsKA21ldBgBIAEoCBIsCgVydWxlcxgCIAMoCzIdLmFtZWlkZS5iYWNrbG9nLnYxLlJ1bGVSZXN1bHQSDwoHcHJvZmlsZRgDIAEoCRIXCg9wcm9maWxlX3ZlcnNpb24YBCABKA0SNwoNdHJpZ2dlcl9zdGF0ZRgFIAEoDjIgLmFtZWlkZS5iYWNrbG9nLnYxLldvcmtJdGVtU3RhdGUSGQoRYXBwcm92YWxfcmVxdWlyZWQYBiABKAgivgQKCFdvcmtJdGVtEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIQCghyZXZpc2lvbhgDIAEoBBItCgRzcGVjGAQgASgLMh8uYW1laWRlLmJhY2tsb2cudjEuV29ya0l0ZW1TcGVjEkEKC2Fubm90YXRpb25zGAUgAygLMiwuYW1laWRlLmJhY2tsb2cudjEuV29ya0l0ZW0uQW5ub3RhdGlvbnNFbnRyeRIvCglyZWFkaW5lc3MYBiABKAsyHC5hbWVpZGUuYmFja2xvZy52MS5SZWFkaW5lc3MSDwoHcGxhbl9pZBgHIAEoCRIOCgZydW5faWQYCCABKAkSGgoSdHJpZ2dlcmVkX3JldmlzaW9uGAkgASgEEi4KCnJlYWR5X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZG9uZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCglsZWFkX3RpbWUYDiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIugBChVVcHNlcnRXb3JrSXRlbVJlcXVlc3QSCgoCaWQYASABKAkSEAoIcmV2aXNpb24YAiABKAQSLQoEc3BlYxgDIAEoCzIfLmFtZWlkZS5iYWNrbG9nLnYxLldvcmtJdGVtU3BlYxJOCgthbm5vdGF0aW9ucxgEIAMoCzI5LmFtZWlkZS5iYWNrbG9nLnYxLlVwc2VydFdvcmtJdGVtUmVxdWVzdC5Bbm5vdGF0aW9uc0VudHJ5GjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJZChZVcHNlcnRXb3JrSXRlbVJlc3BvbnNlEi4KCXdvcmtfaXRlbRgBIAEoCzIbLmFtZWlkZS5iYWNrbG9nLnYxLldvcmtJdGVtEg8KB2FwcGxpZWQYAiABKAgiIAoSR2V0V29ya0l0ZW1SZXF1ZXN0EgoKAmlkGAEgASgJIkUKE0dldFdvcmtJdGVtUmVzcG9uc2USLgoJd29ya19pdGVtGAEgASgLMhsuYW1laWRlLmJhY2tsb2cudjEuV29ya0l0ZW0iwgEKFExpc3RXb3JrSXRlbXNSZXF1ZXN0Ei8KBXN0YXRlGAEgASgOMiAuYW1laWRlLmJhY2tsb2cudjEuV29ya0l0ZW1TdGF0ZRISCgp0aW1lYm94X2lkGAIgASgJEg8KB2dvYWxfaWQYAyABKAkSDwoHcHJvZmlsZRgEIAEoCRISCgVyZWFkeRgFIAEoCEgAiAEBEhEKCXBhZ2Vfc2l6ZRgGIAEoDRISCgpwYWdlX3Rva2VuGAcgASgJQggKBl9yZWFkeSJhChVMaXN0V29ya0l0ZW1zUmVzcG9uc2USLwoKd29ya19pdGVtcxgBIAMoCzIbLmFtZWlkZS5iYWNrbG9nLnYxLldvcmtJdGVtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhCgRSdWxlEgwKBGtpbmQYASABKAkSCwoDbWluGAIgASgNIjAKDkV2aWRlbmNlVGFyZ2V0EhAKCGFydGlmYWN0GAEgASgJEgwKBGZyb20YAiABKAkijgIKC1Byb2ZpbGVTcGVjEhMKC2Rlc2NyaXB0aW9uGAEgASgJEjcKDXRyaWdnZXJfc3RhdGUYAiABKA4yIC5hbWVpZGUuYmFja2xvZy52MS5Xb3JrSXRlbVN0YXRlEiwKC3JlYWR5X3J1bGVzGAMgAygLMhcuYW1laWRlLmJhY2tsb2cudjEuUnVsZRIrCgpkb25lX3J1bGVzGAQgAygLMhcuYW1laWRlLmJhY2tsb2cudjEuUnVsZRI7ChBldmlkZW5jZV90YXJnZXRzGAUgAygLMiEuYW1laWRlLmJhY2tsb2cudjEuRXZpZGVuY2VUYXJnZXQSGQoRYXBwcm92YWxfcmVxdWlyZWQYBiABKAgirAEKB1Byb2ZpbGUSDAoEbmFtZRgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDwoHdmVyc2lvbhgDIAEoDRIsCgRzcGVjGAQgASgLMh4uYW1laWRlLmJhY2tsb2cudjEuUHJvZmlsZVNwZWMSEAoIYnVpbHRfaW4YBSABKAgSLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlEKE0FwcGx5UHJvZmlsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIsCgRzcGVjGAIgASgLMh4uYW1laWRlLmJhY2tsb2cudjEuUHJvZmlsZVNwZWMiQwoUQXBwbHlQcm9maWxlUmVzcG9uc2USKwoHcHJvZmlsZRgBIAEoCzIaLmFtZWlkZS5iYWNrbG9nLnYxLlByb2ZpbGUiIQoRR2V0UHJvZmlsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJBChJHZXRQcm9maWxlUmVzcG9uc2USKwoHcHJvZmlsZRgBIAEoCzIaLmFtZWlkZS5iYWNrbG9nLnYxLlByb2ZpbGUiPAoTTGlzdFByb2ZpbGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCSJdChRMaXN0UHJvZmlsZXNSZXNwb25zZRIsCghwcm9maWxlcxgBIAMoCzIaLmFtZWlkZS5iYWNrbG9nLnYxLlByb2ZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKt4BCg1Xb3JrSXRlbVN0YXRlEh8KG1dPUktfSVRFTV9TVEFURV9VTlNQRUNJRklFRBAAEhwKGFdPUktfSVRFTV9TVEFURV9QUk9QT1NFRBABEhsKF1dPUktfSVRFTV9TVEFURV9CQUNLTE9HEAISGQoVV09SS19JVEVNX1NUQVRFX1JFQURZEAMSHwobV09SS19JVEVNX1NUQVRFX0lOX1BST0dSRVNTEAQSGAoUV09SS19JVEVNX1NUQVRFX0RPTkUQBRIbChdXT1JLX0lURU1fU1RBVEVfUkVNT1ZFRBAGMtYECg5CYWNrbG9nU2VydmljZRJlCg5VcHNlcnRXb3JrSXRlbRIoLmFtZWlkZS5iYWNrbG9nLnYxLlVwc2VydFdvcmtJdGVtUmVxdWVzdBopLmFtZWlkZS5iYWNrbG9nLnYxLlVwc2VydFdvcmtJdGVtUmVzcG9uc2USXAoLR2V0V29ya0l0ZW0SJS5hbWVpZGUuYmFja2xvZy52MS5HZXRXb3JrSXRlbVJlcXVlc3QaJi5hbWVpZGUuYmFja2xvZy52MS5HZXRXb3JrSXRlbVJlc3BvbnNlEmIKDUxpc3RXb3JrSXRlbXMSJy5hbWVpZGUuYmFja2xvZy52MS5MaXN0V29ya0l0ZW1zUmVxdWVzdBooLmFtZWlkZS5iYWNrbG9nLnYxLkxpc3RXb3JrSXRlbXNSZXNwb25zZRJfCgxBcHBseVByb2ZpbGUSJi5hbWVpZGUuYmFja2xvZy52MS5BcHBseVByb2ZpbGVSZXF1ZXN0GicuYW1laWRlLmJhY2tsb2cudjEuQXBwbHlQcm9maWxlUmVzcG9uc2USWQoKR2V0UHJvZmlsZRIkLmFtZWlkZS5iYWNrbG9nLnYxLkdldFByb2ZpbGVSZXF1ZXN0GiUuYW1laWRlLmJhY2tsb2cudjEuR2V0UHJvZmlsZVJlc3BvbnNlEl8KDExpc3RQcm9maWxlcxImLmFtZWlkZS5iYWNrbG9nLnYxLkxpc3RQcm9maWxlc1JlcXVlc3QaJy5hbWVpZGUuYmFja2xvZy52MS5MaXN0UHJvZmlsZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * WorkItemSpec is one revision of a work item as the backlog holds it.
@@ -699,6 +699,13 @@ export type ListWorkItemsRequest = Message<"ameide.backlog.v1.ListWorkItemsReque
    * @generated from field: uint32 page_size = 6;
    */
   pageSize: number;
+
+  /**
+   * From the previous response's next_page_token, with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 7;
+   */
+  pageToken: string;
 };
 
 /**
@@ -736,6 +743,13 @@ export type ListWorkItemsRequestJson = {
    * @generated from field: uint32 page_size = 6;
    */
   pageSize?: number;
+
+  /**
+   * From the previous response's next_page_token, with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 7;
+   */
+  pageToken?: string;
 };
 
 /**
@@ -753,6 +767,13 @@ export type ListWorkItemsResponse = Message<"ameide.backlog.v1.ListWorkItemsResp
    * @generated from field: repeated ameide.backlog.v1.WorkItem work_items = 1;
    */
   workItems: WorkItem[];
+
+  /**
+   * Opaque; empty when this page is the last. Valid only with the filters it was returned for.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -763,6 +784,13 @@ export type ListWorkItemsResponseJson = {
    * @generated from field: repeated ameide.backlog.v1.WorkItem work_items = 1;
    */
   workItems?: WorkItemJson[];
+
+  /**
+   * Opaque; empty when this page is the last. Valid only with the filters it was returned for.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken?: string;
 };
 
 /**
@@ -1158,12 +1186,34 @@ export const GetProfileResponseSchema: GenMessage<GetProfileResponse, {jsonType:
  * @generated from message ameide.backlog.v1.ListProfilesRequest
  */
 export type ListProfilesRequest = Message<"ameide.backlog.v1.ListProfilesRequest"> & {
+  /**
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * From the previous response's next_page_token; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
  * @generated from message ameide.backlog.v1.ListProfilesRequest
  */
 export type ListProfilesRequestJson = {
+  /**
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize?: number;
+
+  /**
+   * From the previous response's next_page_token; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken?: string;
 };
 
 /**
@@ -1181,6 +1231,13 @@ export type ListProfilesResponse = Message<"ameide.backlog.v1.ListProfilesRespon
    * @generated from field: repeated ameide.backlog.v1.Profile profiles = 1;
    */
   profiles: Profile[];
+
+  /**
+   * Opaque; empty when this page is the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -1191,6 +1248,13 @@ export type ListProfilesResponseJson = {
    * @generated from field: repeated ameide.backlog.v1.Profile profiles = 1;
    */
   profiles?: ProfileJson[];
+
+  /**
+   * Opaque; empty when this page is the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken?: string;
 };
 
 /**
@@ -1281,7 +1345,7 @@ export const BacklogService: GenService<{
     output: typeof GetWorkItemResponseSchema;
   },
   /**
-   * ListWorkItems lists work items, newest change first.
+   * ListWorkItems lists work items, newest change first (ties by id), a page at a time.
    *
    * @generated from rpc ameide.backlog.v1.BacklogService.ListWorkItems
    */
@@ -1311,7 +1375,7 @@ export const BacklogService: GenService<{
     output: typeof GetProfileResponseSchema;
   },
   /**
-   * ListProfiles lists the built-in profiles and the tenant's own.
+   * ListProfiles lists the built-in profiles (scrum, safe, togaf), then the tenant's own by name, a page at a time.
    *
    * @generated from rpc ameide.backlog.v1.BacklogService.ListProfiles
    */

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ameide/governance/v1/governance.proto.
  */
 export const file_ameide_governance_v1_governance: GenFile = /*@__PURE__*/
-  fileDesc("CiVhbWVpZGUvZ292ZXJuYW5jZS92MS9nb3Zlcm5hbmNlLnByb3RvEhRhbWVpZGUuZ292ZXJuYW5jZS52MSKqAwoKUHJvdmVuYW5jZRIOCgZydW5faWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSFwoPdGVtcG9yYWxfcnVuX2lkGAMgASgJEg8KB3BsYW5faWQYBCABKAkSFAoMcGxhbl92ZXJzaW9uGAUgASgNEhUKDWRlZmluaXRpb25faWQYBiABKAkSFwoPZGVmaW5pdGlvbl9uYW1lGAcgASgJEhoKEmRlZmluaXRpb25fdmVyc2lvbhgIIAEoDRIQCghyZXBvX3VybBgJIAEoCRITCgtiYXNlX2NvbW1pdBgKIAEoCRITCgtoZWFkX2NvbW1pdBgLIAEoCRIXCg93b3JrZXJfaWRlbnRpdHkYDCABKAkSFgoOd29ya2VyX3ZlcnNpb24YDSABKAkSSQoNdG9vbF92ZXJzaW9ucxgOIAMoCzIyLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLlByb3ZlbmFuY2UuVG9vbFZlcnNpb25zRW50cnkaMwoRVG9vbFZlcnNpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKBAgoIRXZpZGVuY2USCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg4KBnJ1bl9pZBgDIAEoCRIMCgRraW5kGAQgASgJEgwKBG5hbWUYBSABKAkSCwoDdXJpGAYgASgJEg4KBnNoYTI1NhgHIAEoCRISCgpzaXplX2J5dGVzGAggASgEEhIKCm1lZGlhX3R5cGUYCSABKAkSNAoKcHJvdmVuYW5jZRgKIAEoCzIgLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLlByb3ZlbmFuY2USLwoLY3JlYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIicKC0FydGlmYWN0UmVmEgwKBGtpbmQYASABKAkSCgoCaWQYAiABKAkiJwoHU3ViamVjdBIMCgRuYW1lGAEgASgJEg4KBnNoYTI1NhgCIAEoCSIrCg1Ec3NlU2lnbmF0dXJlEg0KBWtleWlkGAEgASgJEgsKA3NpZxgCIAEoCSJuCgxEc3NlRW52ZWxvcGUSFAoMcGF5bG9hZF90eXBlGAEgASgJEg8KB3BheWxvYWQYAiABKAkSNwoKc2lnbmF0dXJlcxgDIAMoCzIjLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkRzc2VTaWduYXR1cmUixwIKC0F0dGVzdGF0aW9uEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIOCgZydW5faWQYAyABKAkSLwoIc3ViamVjdHMYBCADKAsyHS5hbWVpZGUuZ292ZXJuYW5jZS52MS5TdWJqZWN0EhYKDnByZWRpY2F0ZV90eXBlGAUgASgJEjQKCWFydGlmYWN0cxgGIAMoCzIhLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkFydGlmYWN0UmVmEg4KBmtleV9pZBgHIAEoCRITCgtkZXZlbG9wbWVudBgIIAEoCBI0CghlbnZlbG9wZRgJIAEoCzIiLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkRzc2VFbnZlbG9wZRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSQoKU2lnbmluZ0tleRIOCgZrZXlfaWQYASABKAkSFgoOcHVibGljX2tleV9wZW0YAiABKAkSEwoLZGV2ZWxvcG1lbnQYAyABKAgiPgoORG9uZVJ1bGVSZXN1bHQSDAoEcnVsZRgBIAEoCRIOCgZwYXNzZWQYAiABKAgSDgoGZGV0YWlsGAMgASgJIpYBCg5Eb25lRXZhbHVhdGlvbhIPCgdwcm9maWxlGAEgASgJEgsKA21ldBgCIAEoCBIzCgVydWxlcxgDIAMoCzIkLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkRvbmVSdWxlUmVzdWx0EjEKDWV2YWx1YXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIosDCgpJbXBlZGltZW50EgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRINCgVjYXVzZRgDIAEoCRIOCgZyZWFzb24YBCABKAkSDQoFcGhhc2UYBSABKAkSDgoGcnVuX2lkGAYgASgJEhQKDHdvcmtfaXRlbV9pZBgHIAEoCRITCgt0aW1lYm94X2lkcxgIIAMoCRIQCghnb2FsX2lkcxgJIAMoCRITCgtoYW5kb2ZmX3VyaRgKIAEoCRI0CgVzdGF0ZRgLIAEoDjIlLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkltcGVkaW1lbnRTdGF0ZRIQCghhc3NpZ25lZRgMIAEoCRISCgpyZXNvbHV0aW9uGA0gASgJEhAKCHJlcnVuX2lkGA4gASgJEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0AEKDE5vdGlmaWNhdGlvbhIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDgoGcGVyc29uGAMgASgJEg0KBWV2ZW50GAQgASgJEg4KBnJ1bl9pZBgFIAEoCRIUCgx3b3JrX2l0ZW1faWQYBiABKAkSDwoHc3ViamVjdBgHIAEoCRIMCgRib2R5GAggASgJEgwKBHJlYWQYCSABKAgSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIroBCgxTdWJzY3JpcHRpb24SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg4KBnBlcnNvbhgDIAEoCRIPCgdjaGFubmVsGAQgASgJEg8KB2FkZHJlc3MYBSABKAkSFAoMd29ya19pdGVtX2lkGAYgASgJEhIKCmhhc19zZWNyZXQYByABKAgSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIooCCghEZWxpdmVyeRIKCgJpZBgBIAEoCRIXCg9ub3RpZmljYXRpb25faWQYAiABKAkSDwoHY2hhbm5lbBgDIAEoCRIPCgdhZGRyZXNzGAQgASgJEg0KBXN0YXRlGAUgASgJEhAKCGF0dGVtcHRzGAYgASgNEhIKCmxhc3RfZXJyb3IYByABKAkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmRlbGl2ZXJlZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVldmVudBgKIAEoCRIOCgZydW5faWQYCyABKAki2wEKDENoYW5uZWxTdGF0cxIPCgdjaGFubmVsGAEgASgJEhUKDW5vdGlmaWNhdGlvbnMYAiABKAQSEAoIYXR0ZW1wdHMYAyABKAQSEQoJZGVsaXZlcmVkGAQgASgEEg4KBmZhaWxlZBgFIAEoBBIVCg1kZWFkX2xldHRlcmVkGAYgASgEEg8KB3BlbmRpbmcYByABKAQSFgoObGF0ZW5jeV9wNTBfbXMYCCABKAESFgoObGF0ZW5jeV9wOTVfbXMYCSABKAESFgoObGF0ZW5jeV9wOTlfbXMYCiABKAEiqAEKE0xpc3RFdmlkZW5jZVJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEhQKDHdvcmtfaXRlbV9pZBgCIAEoCRISCgp0aW1lYm94X2lkGAMgASgJEg8KB2dvYWxfaWQYBCABKAkSMwoIYXJ0aWZhY3QYBSABKAsyIS5hbWVpZGUuZ292ZXJuYW5jZS52MS5BcnRpZmFjdFJlZhIRCglwYWdlX3NpemUYBiABKA0igQEKFExpc3RFdmlkZW5jZVJlc3BvbnNlEjAKCGV2aWRlbmNlGAEgAygLMh4uYW1laWRlLmdvdmVybmFuY2UudjEuRXZpZGVuY2USNwoMYXR0ZXN0YXRpb25zGAIgAygLMiEuYW1laWRlLmdvdmVybmFuY2UudjEuQXR0ZXN0YXRpb24iFwoVR2V0U2lnbmluZ0tleXNSZXF1ZXN0IkgKFkdldFNpZ25pbmdLZXlzUmVzcG9uc2USLgoEa2V5cxgBIAMoCzIgLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLlNpZ25pbmdLZXkimQEKFkxpc3RJbXBlZGltZW50c1JlcXVlc3QSNAoFc3RhdGUYASABKA4yJS5hbWVpZGUuZ292ZXJuYW5jZS52MS5JbXBlZGltZW50U3RhdGUSFAoMd29ya19pdGVtX2lkGAIgASgJEg4KBnJ1bl9pZBgDIAEoCRIQCghhc3NpZ25lZRgEIAEoCRIRCglwYWdlX3NpemUYBSABKA0iUAoXTGlzdEltcGVkaW1lbnRzUmVzcG9uc2USNQoLaW1wZWRpbWVudHMYASADKAsyIC5hbWVpZGUuZ292ZXJuYW5jZS52MS5JbXBlZGltZW50IiIKFEdldEltcGVkaW1lbnRSZXF1ZXN0EgoKAmlkGAEgASgJIk0KFUdldEltcGVkaW1lbnRSZXNwb25zZRI0CgppbXBlZGltZW50GAEgASgLMiAuYW1laWRlLmdvdmVybmFuY2UudjEuSW1wZWRpbWVudCI6ChhSZXNvbHZlSW1wZWRpbWVudFJlcXVlc3QSCgoCaWQYASABKAkSEgoKcmVzb2x1dGlvbhgCIAEoCSJRChlSZXNvbHZlSW1wZWRpbWVudFJlc3BvbnNlEjQKCmltcGVkaW1lbnQYASABKAsyIC5hbWVpZGUuZ292ZXJuYW5jZS52MS5JbXBlZGltZW50IkcKGVJlYXNzaWduSW1wZWRpbWVudFJlcXVlc3QSCgoCaWQYASABKAkSEAoIYXNzaWduZWUYAiABKAkSDAoEbm90ZRgDIAEoCSJSChpSZWFzc2lnbkltcGVkaW1lbnRSZXNwb25zZRI0CgppbXBlZGltZW50GAEgASgLMiAuYW1laWRlLmdvdmVybmFuY2UudjEuSW1wZWRpbWVudCJSChhMaXN0Tm90aWZpY2F0aW9uc1JlcXVlc3QSDgoGcGVyc29uGAEgASgJEhMKC3VucmVhZF9vbmx5GAIgASgIEhEKCXBhZ2Vfc2l6ZRgDIAEoDSJmChlMaXN0Tm90aWZpY2F0aW9uc1Jlc3BvbnNlEjkKDW5vdGlmaWNhdGlvbnMYASADKAsyIi5hbWVpZGUuZ292ZXJuYW5jZS52MS5Ob3RpZmljYXRpb24SDgoGdW5yZWFkGAIgASgEIjsKHE1hcmtOb3RpZmljYXRpb25zUmVhZFJlcXVlc3QSDgoGcGVyc29uGAEgASgJEgsKA2lkcxgCIAMoCSIvCh1NYXJrTm90aWZpY2F0aW9uc1JlYWRSZXNwb25zZRIOCgZtYXJrZWQYASABKAQiKwoZV2F0Y2hOb3RpZmljYXRpb25zUmVxdWVzdBIOCgZwZXJzb24YASABKAkiVgoaV2F0Y2hOb3RpZmljYXRpb25zUmVzcG9uc2USOAoMbm90aWZpY2F0aW9uGAEgASgLMiIuYW1laWRlLmdvdmVybmFuY2UudjEuTm90aWZpY2F0aW9uInAKFlB1dFN1YnNjcmlwdGlvblJlcXVlc3QSDgoGcGVyc29uGAEgASgJEg8KB2NoYW5uZWwYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRIUCgx3b3JrX2l0ZW1faWQYBCABKAkSDgoGc2VjcmV0GAUgASgJIlMKF1B1dFN1YnNjcmlwdGlvblJlc3BvbnNlEjgKDHN1YnNjcmlwdGlvbhgBIAEoCzIiLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLlN1YnNjcmlwdGlvbiJAChhMaXN0U3Vic2NyaXB0aW9uc1JlcXVlc3QSDgoGcGVyc29uGAEgASgJEhQKDHdvcmtfaXRlbV9pZBgCIAEoCSJWChlMaXN0U3Vic2NyaXB0aW9uc1Jlc3BvbnNlEjkKDXN1YnNjcmlwdGlvbnMYASADKAsyIi5hbWVpZGUuZ292ZXJuYW5jZS52MS5TdWJzY3JpcHRpb24iJwoZRGVsZXRlU3Vic2NyaXB0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSIcChpEZWxldGVTdWJzY3JpcHRpb25SZXNwb25zZSJaChVMaXN0RGVsaXZlcmllc1JlcXVlc3QSDQoFc3RhdGUYASABKAkSDwoHY2hhbm5lbBgCIAEoCRIOCgZydW5faWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgNIkwKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USMgoKZGVsaXZlcmllcxgBIAMoCzIeLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkRlbGl2ZXJ5Ih0KG0dldE5vdGlmaWNhdGlvblN0YXRzUmVxdWVzdCJUChxHZXROb3RpZmljYXRpb25TdGF0c1Jlc3BvbnNlEjQKCGNoYW5uZWxzGAEgAygLMiIuYW1laWRlLmdvdmVybmFuY2UudjEuQ2hhbm5lbFN0YXRzKpcBCg9JbXBlZGltZW50U3RhdGUSIAocSU1QRURJTUVOVF9TVEFURV9VTlNQRUNJRklFRBAAEhkKFUlNUEVESU1FTlRfU1RBVEVfT1BFThABEh0KGUlNUEVESU1FTlRfU1RBVEVfUkVTT0xWRUQQAhIoCiRJTVBFRElNRU5UX1NUQVRFX1JFQVNTSUdORURfVE9fQUdFTlQQAzLvDAoRR292ZXJuYW5jZVNlcnZpY2USZQoMTGlzdEV2aWRlbmNlEikuYW1laWRlLmdvdmVybmFuY2UudjEuTGlzdEV2aWRlbmNlUmVxdWVzdBoqLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkxpc3RFdmlkZW5jZVJlc3BvbnNlEmsKDkdldFNpZ25pbmdLZXlzEisuYW1laWRlLmdvdmVybmFuY2UudjEuR2V0U2lnbmluZ0tleXNSZXF1ZXN0GiwuYW1laWRlLmdvdmVybmFuY2UudjEuR2V0U2lnbmluZ0tleXNSZXNwb25zZRJuCg9MaXN0SW1wZWRpbWVudHMSLC5hbWVpZGUuZ292ZXJuYW5jZS52MS5MaXN0SW1wZWRpbWVudHNSZXF1ZXN0Gi0uYW1laWRlLmdvdmVybmFuY2UudjEuTGlzdEltcGVkaW1lbnRzUmVzcG9uc2USaAoNR2V0SW1wZWRpbWVudBIqLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkdldEltcGVkaW1lbnRSZXF1ZXN0GisuYW1laWRlLmdvdmVybmFuY2UudjEuR2V0SW1wZWRpbWVudFJlc3BvbnNlEnQKEVJlc29sdmVJbXBlZGltZW50Ei4uYW1laWRlLmdvdmVybmFuY2UudjEuUmVzb2x2ZUltcGVkaW1lbnRSZXF1ZXN0Gi8uYW1laWRlLmdvdmVybmFuY2UudjEuUmVzb2x2ZUltcGVkaW1lbnRSZXNwb25zZRJ3ChJSZWFzc2lnbkltcGVkaW1lbnQSLy5hbWVpZGUuZ292ZXJuYW5jZS52MS5SZWFzc2lnbkltcGVkaW1lbnRSZXF1ZXN0GjAuYW1laWRlLmdvdmVybmFuY2UudjEuUmVhc3NpZ25JbXBlZGltZW50UmVzcG9uc2USdAoRTGlzdE5vdGlmaWNhdGlvbnMSLi5hbWVpZGUuZ292ZXJuYW5jZS52MS5MaXN0Tm90aWZpY2F0aW9uc1JlcXVlc3QaLy5hbWVpZGUuZ292ZXJuYW5jZS52MS5MaXN0Tm90aWZpY2F0aW9uc1Jlc3BvbnNlEoABChVNYXJrTm90aWZpY2F0aW9uc1JlYWQSMi5hbWVpZGUuZ292ZXJuYW5jZS52MS5NYXJrTm90aWZpY2F0aW9uc1JlYWRSZXF1ZXN0GjMuYW1laWRlLmdvdmVybmFuY2UudjEuTWFya05vdGlmaWNhdGlvbnNSZWFkUmVzcG9uc2USeQoSV2F0Y2hOb3RpZmljYXRpb25zEi8uYW1laWRlLmdvdmVybmFuY2UudjEuV2F0Y2hOb3RpZmljYXRpb25zUmVxdWVzdBowLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLldhdGNoTm90aWZpY2F0aW9uc1Jlc3BvbnNlMAESbgoPUHV0U3Vic2NyaXB0aW9uEiwuYW1laWRlLmdvdmVybmFuY2UudjEuUHV0U3Vic2NyaXB0aW9uUmVxdWVzdBotLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLlB1dFN1YnNjcmlwdGlvblJlc3BvbnNlEnQKEUxpc3RTdWJzY3JpcHRpb25zEi4uYW1laWRlLmdvdmVybmFuY2UudjEuTGlzdFN1YnNjcmlwdGlvbnNSZXF1ZXN0Gi8uYW1laWRlLmdvdmVybmFuY2UudjEuTGlzdFN1YnNjcmlwdGlvbnNSZXNwb25zZRJ3ChJEZWxldGVTdWJzY3JpcHRpb24SLy5hbWVpZGUuZ292ZXJuYW5jZS52MS5EZWxldGVTdWJzY3JpcHRpb25SZXF1ZXN0GjAuYW1laWRlLmdvdmVybmFuY2UudjEuRGVsZXRlU3Vic2NyaXB0aW9uUmVzcG9uc2USawoOTGlzdERlbGl2ZXJpZXMSKy5hbWVpZGUuZ292ZXJuYW5jZS52MS5MaXN0RGVsaXZlcmllc1JlcXVlc3QaLC5hbWVpZGUuZ292ZXJuYW5jZS52MS5MaXN0RGVsaXZlcmllc1Jlc3BvbnNlEn0KFEdldE5vdGlmaWNhdGlvblN0YXRzEjEuYW1laWRlLmdvdmVybmFuY2UudjEuR2V0Tm90aWZpY2F0aW9uU3RhdHNSZXF1ZXN0GjIuYW1laWRlLmdvdmVybmFuY2UudjEuR2V0Tm90aWZpY2F0aW9uU3RhdHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiVhbWVpZGUvZ292ZXJuYW5jZS92MS9nb3Zlcm5hbmNlLnByb3RvEhRhbWVpZGUuZ292ZXJuYW5jZS52MSKqAwoKUHJvdmVuYW5jZRIOCgZydW5faWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSFwoPdGVtcG9yYWxfcnVuX2lkGAMgASgJEg8KB3BsYW5faWQYBCABKAkSFAoMcGxhbl92ZXJzaW9uGAUgASgNEhUKDWRlZmluaXRpb25faWQYBiABKAkSFwoPZGVmaW5pdGlvbl9uYW1lGAcgASgJEhoKEmRlZmluaXRpb25fdmVyc2lvbhgIIAEoDRIQCghyZXBvX3VybBgJIAEoCRITCgtiYXNlX2NvbW1pdBgKIAEoCRITCgtoZWFkX2NvbW1pdBgLIAEoCRIXCg93b3JrZXJfaWRlbnRpdHkYDCABKAkSFgoOd29ya2VyX3ZlcnNpb24YDSABKAkSSQoNdG9vbF92ZXJzaW9ucxgOIAMoCzIyLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLlByb3ZlbmFuY2UuVG9vbFZlcnNpb25zRW50cnkaMwoRVG9vbFZlcnNpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKBAgoIRXZpZGVuY2USCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg4KBnJ1bl9pZBgDIAEoCRIMCgRraW5kGAQgASgJEgwKBG5hbWUYBSABKAkSCwoDdXJpGAYgASgJEg4KBnNoYTI1NhgHIAEoCRISCgpzaXplX2J5dGVzGAggASgEEhIKCm1lZGlhX3R5cGUYCSABKAkSNAoKcHJvdmVuYW5jZRgKIAEoCzIgLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLlByb3ZlbmFuY2USLwoLY3JlYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIicKC0FydGlmYWN0UmVmEgwKBGtpbmQYASABKAkSCgoCaWQYAiABKAkiJwoHU3ViamVjdBIMCgRuYW1lGAEgASgJEg4KBnNoYTI1NhgCIAEoCSIrCg1Ec3NlU2lnbmF0dXJlEg0KBWtleWlkGAEgASgJEgsKA3NpZxgCIAEoCSJuCgxEc3NlRW52ZWxvcGUSFAoMcGF5bG9hZF90eXBlGAEgASgJEg8KB3BheWxvYWQYAiABKAkSNwoKc2lnbmF0dXJlcxgDIAMoCzIjLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkRzc2VTaWduYXR1cmUixwIKC0F0dGVzdGF0aW9uEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIOCgZydW5faWQYAyABKAkSLwoIc3ViamVjdHMYBCADKAsyHS5hbWVpZGUuZ292ZXJuYW5jZS52MS5TdWJqZWN0EhYKDnByZWRpY2F0ZV90eXBlGAUgASgJEjQKCWFydGlmYWN0cxgGIAMoCzIhLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkFydGlmYWN0UmVmEg4KBmtleV9pZBgHIAEoCRITCgtkZXZlbG9wbWVudBgIIAEoCBI0CghlbnZlbG9wZRgJIAEoCzIiLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkRzc2VFbnZlbG9wZRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSQoKU2lnbmluZ0tleRIOCgZrZXlfaWQYASABKAkSFgoOcHVibGljX2tleV9wZW0YAiABKAkSEwoLZGV2ZWxvcG1lbnQYAyABKAgiPgoORG9uZVJ1bGVSZXN1bHQSDAoEcnVsZRgBIAEoCRIOCgZwYXNzZWQYAiABKAgSDgoGZGV0YWlsGAMgASgJIpYBCg5Eb25lRXZhbHVhdGlvbhIPCgdwcm9maWxlGAEgASgJEgsKA21ldBgCIAEoCBIzCgVydWxlcxgDIAMoCzIkLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkRvbmVSdWxlUmVzdWx0EjEKDWV2YWx1YXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIosDCgpJbXBlZGltZW50EgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRINCgVjYXVzZRgDIAEoCRIOCgZyZWFzb24YBCABKAkSDQoFcGhhc2UYBSABKAkSDgoGcnVuX2lkGAYgASgJEhQKDHdvcmtfaXRlbV9pZBgHIAEoCRITCgt0aW1lYm94X2lkcxgIIAMoCRIQCghnb2FsX2lkcxgJIAMoCRITCgtoYW5kb2ZmX3VyaRgKIAEoCRI0CgVzdGF0ZRgLIAEoDjIlLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkltcGVkaW1lbnRTdGF0ZRIQCghhc3NpZ25lZRgMIAEoCRISCgpyZXNvbHV0aW9uGA0gASgJEhAKCHJlcnVuX2lkGA4gASgJEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0AEKDE5vdGlmaWNhdGlvbhIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDgoGcGVyc29uGAMgASgJEg0KBWV2ZW50GAQgASgJEg4KBnJ1bl9pZBgFIAEoCRIUCgx3b3JrX2l0ZW1faWQYBiABKAkSDwoHc3ViamVjdBgHIAEoCRIMCgRib2R5GAggASgJEgwKBHJlYWQYCSABKAgSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIroBCgxTdWJzY3JpcHRpb24SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg4KBnBlcnNvbhgDIAEoCRIPCgdjaGFubmVsGAQgASgJEg8KB2FkZHJlc3MYBSABKAkSFAoMd29ya19pdGVtX2lkGAYgASgJEhIKCmhhc19zZWNyZXQYByABKAgSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIooCCghEZWxpdmVyeRIKCgJpZBgBIAEoCRIXCg9ub3RpZmljYXRpb25faWQYAiABKAkSDwoHY2hhbm5lbBgDIAEoCRIPCgdhZGRyZXNzGAQgASgJEg0KBXN0YXRlGAUgASgJEhAKCGF0dGVtcHRzGAYgASgNEhIKCmxhc3RfZXJyb3IYByABKAkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmRlbGl2ZXJlZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVldmVudBgKIAEoCRIOCgZydW5faWQYCyABKAki2wEKDENoYW5uZWxTdGF0cxIPCgdjaGFubmVsGAEgASgJEhUKDW5vdGlmaWNhdGlvbnMYAiABKAQSEAoIYXR0ZW1wdHMYAyABKAQSEQoJZGVsaXZlcmVkGAQgASgEEg4KBmZhaWxlZBgFIAEoBBIVCg1kZWFkX2xldHRlcmVkGAYgASgEEg8KB3BlbmRpbmcYByABKAQSFgoObGF0ZW5jeV9wNTBfbXMYCCABKAESFgoObGF0ZW5jeV9wOTVfbXMYCSABKAESFgoObGF0ZW5jeV9wOTlfbXMYCiABKAEivAEKE0xpc3RFdmlkZW5jZVJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEhQKDHdvcmtfaXRlbV9pZBgCIAEoCRISCgp0aW1lYm94X2lkGAMgASgJEg8KB2dvYWxfaWQYBCABKAkSMwoIYXJ0aWZhY3QYBSABKAsyIS5hbWVpZGUuZ292ZXJuYW5jZS52MS5BcnRpZmFjdFJlZhIRCglwYWdlX3NpemUYBiABKA0SEgoKcGFnZV90b2tlbhgHIAEoCSKaAQoUTGlzdEV2aWRlbmNlUmVzcG9uc2USMAoIZXZpZGVuY2UYASADKAsyHi5hbWVpZGUuZ292ZXJuYW5jZS52MS5FdmlkZW5jZRI3CgxhdHRlc3RhdGlvbnMYAiADKAsyIS5hbWVpZGUuZ292ZXJuYW5jZS52MS5BdHRlc3RhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiFwoVR2V0U2lnbmluZ0tleXNSZXF1ZXN0IkgKFkdldFNpZ25pbmdLZXlzUmVzcG9uc2USLgoEa2V5cxgBIAMoCzIgLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLlNpZ25pbmdLZXkirQEKFkxpc3RJbXBlZGltZW50c1JlcXVlc3QSNAoFc3RhdGUYASABKA4yJS5hbWVpZGUuZ292ZXJuYW5jZS52MS5JbXBlZGltZW50U3RhdGUSFAoMd29ya19pdGVtX2lkGAIgASgJEg4KBnJ1bl9pZBgDIAEoCRIQCghhc3NpZ25lZRgEIAEoCRIRCglwYWdlX3NpemUYBSABKA0SEgoKcGFnZV90b2tlbhgGIAEoCSJpChdMaXN0SW1wZWRpbWVudHNSZXNwb25zZRI1CgtpbXBlZGltZW50cxgBIAMoCzIgLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkltcGVkaW1lbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiIKFEdldEltcGVkaW1lbnRSZXF1ZXN0EgoKAmlkGAEgASgJIk0KFUdldEltcGVkaW1lbnRSZXNwb25zZRI0CgppbXBlZGltZW50GAEgASgLMiAuYW1laWRlLmdvdmVybmFuY2UudjEuSW1wZWRpbWVudCI6ChhSZXNvbHZlSW1wZWRpbWVudFJlcXVlc3QSCgoCaWQYASABKAkSEgoKcmVzb2x1dGlvbhgCIAEoCSJRChlSZXNvbHZlSW1wZWRpbWVudFJlc3BvbnNlEjQKCmltcGVkaW1lbnQYASABKAsyIC5hbWVpZGUuZ292ZXJuYW5jZS52MS5JbXBlZGltZW50IkcKGVJlYXNzaWduSW1wZWRpbWVudFJlcXVlc3QSCgoCaWQYASABKAkSEAoIYXNzaWduZWUYAiABKAkSDAoEbm90ZRgDIAEoCSJSChpSZWFzc2lnbkltcGVkaW1lbnRSZXNwb25zZRI0CgppbXBlZGltZW50GAEgASgLMiAuYW1laWRlLmdvdmVybmFuY2UudjEuSW1wZWRpbWVudCJmChhMaXN0Tm90aWZpY2F0aW9uc1JlcXVlc3QSDgoGcGVyc29uGAEgASgJEhMKC3VucmVhZF9vbmx5GAIgASgIEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJIn8KGUxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2USOQoNbm90aWZpY2F0aW9ucxgBIAMoCzIiLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLk5vdGlmaWNhdGlvbhIOCgZ1bnJlYWQYAiABKAQSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIjsKHE1hcmtOb3RpZmljYXRpb25zUmVhZFJlcXVlc3QSDgoGcGVyc29uGAEgASgJEgsKA2lkcxgCIAMoCSIvCh1NYXJrTm90aWZpY2F0aW9uc1JlYWRSZXNwb25zZRIOCgZtYXJrZWQYASABKAQiKwoZV2F0Y2hOb3RpZmljYXRpb25zUmVxdWVzdBIOCgZwZXJzb24YASABKAkiVgoaV2F0Y2hOb3RpZmljYXRpb25zUmVzcG9uc2USOAoMbm90aWZpY2F0aW9uGAEgASgLMiIuYW1laWRlLmdvdmVybmFuY2UudjEuTm90aWZpY2F0aW9uInAKFlB1dFN1YnNjcmlwdGlvblJlcXVlc3QSDgoGcGVyc29uGAEgASgJEg8KB2NoYW5uZWwYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRIUCgx3b3JrX2l0ZW1faWQYBCABKAkSDgoGc2VjcmV0GAUgASgJIlMKF1B1dFN1YnNjcmlwdGlvblJlc3BvbnNlEjgKDHN1YnNjcmlwdGlvbhgBIAEoCzIiLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLlN1YnNjcmlwdGlvbiJnChhMaXN0U3Vic2NyaXB0aW9uc1JlcXVlc3QSDgoGcGVyc29uGAEgASgJEhQKDHdvcmtfaXRlbV9pZBgCIAEoCRIRCglwYWdlX3NpemUYAyABKA0SEgoKcGFnZV90b2tlbhgEIAEoCSJvChlMaXN0U3Vic2NyaXB0aW9uc1Jlc3BvbnNlEjkKDXN1YnNjcmlwdGlvbnMYASADKAsyIi5hbWVpZGUuZ292ZXJuYW5jZS52MS5TdWJzY3JpcHRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKGURlbGV0ZVN1YnNjcmlwdGlvblJlcXVlc3QSCgoCaWQYASABKAkiHAoaRGVsZXRlU3Vic2NyaXB0aW9uUmVzcG9uc2UibgoVTGlzdERlbGl2ZXJpZXNSZXF1ZXN0Eg0KBXN0YXRlGAEgASgJEg8KB2NoYW5uZWwYAiABKAkSDgoGcnVuX2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImUKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USMgoKZGVsaXZlcmllcxgBIAMoCzIeLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkRlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIdChtHZXROb3RpZmljYXRpb25TdGF0c1JlcXVlc3QiVAocR2V0Tm90aWZpY2F0aW9uU3RhdHNSZXNwb25zZRI0CghjaGFubmVscxgBIAMoCzIiLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkNoYW5uZWxTdGF0cyqXAQoPSW1wZWRpbWVudFN0YXRlEiAKHElNUEVESU1FTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVJTVBFRElNRU5UX1NUQVRFX09QRU4QARIdChlJTVBFRElNRU5UX1NUQVRFX1JFU09MVkVEEAISKAokSU1QRURJTUVOVF9TVEFURV9SRUFTU0lHTkVEX1RPX0FHRU5UEAMy7wwKEUdvdmVybmFuY2VTZXJ2aWNlEmUKDExpc3RFdmlkZW5jZRIpLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkxpc3RFdmlkZW5jZVJlcXVlc3QaKi5hbWVpZGUuZ292ZXJuYW5jZS52MS5MaXN0RXZpZGVuY2VSZXNwb25zZRJrCg5HZXRTaWduaW5nS2V5cxIrLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkdldFNpZ25pbmdLZXlzUmVxdWVzdBosLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkdldFNpZ25pbmdLZXlzUmVzcG9uc2USbgoPTGlzdEltcGVkaW1lbnRzEiwuYW1laWRlLmdvdmVybmFuY2UudjEuTGlzdEltcGVkaW1lbnRzUmVxdWVzdBotLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkxpc3RJbXBlZGltZW50c1Jlc3BvbnNlEmgKDUdldEltcGVkaW1lbnQSKi5hbWVpZGUuZ292ZXJuYW5jZS52MS5HZXRJbXBlZGltZW50UmVxdWVzdBorLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkdldEltcGVkaW1lbnRSZXNwb25zZRJ0ChFSZXNvbHZlSW1wZWRpbWVudBIuLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLlJlc29sdmVJbXBlZGltZW50UmVxdWVzdBovLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLlJlc29sdmVJbXBlZGltZW50UmVzcG9uc2USdwoSUmVhc3NpZ25JbXBlZGltZW50Ei8uYW1laWRlLmdvdmVybmFuY2UudjEuUmVhc3NpZ25JbXBlZGltZW50UmVxdWVzdBowLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLlJlYXNzaWduSW1wZWRpbWVudFJlc3BvbnNlEnQKEUxpc3ROb3RpZmljYXRpb25zEi4uYW1laWRlLmdvdmVybmFuY2UudjEuTGlzdE5vdGlmaWNhdGlvbnNSZXF1ZXN0Gi8uYW1laWRlLmdvdmVybmFuY2UudjEuTGlzdE5vdGlmaWNhdGlvbnNSZXNwb25zZRKAAQoVTWFya05vdGlmaWNhdGlvbnNSZWFkEjIuYW1laWRlLmdvdmVybmFuY2UudjEuTWFya05vdGlmaWNhdGlvbnNSZWFkUmVxdWVzdBozLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLk1hcmtOb3RpZmljYXRpb25zUmVhZFJlc3BvbnNlEnkKEldhdGNoTm90aWZpY2F0aW9ucxIvLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLldhdGNoTm90aWZpY2F0aW9uc1JlcXVlc3QaMC5hbWVpZGUuZ292ZXJuYW5jZS52MS5XYXRjaE5vdGlmaWNhdGlvbnNSZXNwb25zZTABEm4KD1B1dFN1YnNjcmlwdGlvbhIsLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLlB1dFN1YnNjcmlwdGlvblJlcXVlc3QaLS5hbWVpZGUuZ292ZXJuYW5jZS52MS5QdXRTdWJzY3JpcHRpb25SZXNwb25zZRJ0ChFMaXN0U3Vic2NyaXB0aW9ucxIuLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkxpc3RTdWJzY3JpcHRpb25zUmVxdWVzdBovLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkxpc3RTdWJzY3JpcHRpb25zUmVzcG9uc2USdwoSRGVsZXRlU3Vic2NyaXB0aW9uEi8uYW1laWRlLmdvdmVybmFuY2UudjEuRGVsZXRlU3Vic2NyaXB0aW9uUmVxdWVzdBowLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkRlbGV0ZVN1YnNjcmlwdGlvblJlc3BvbnNlEmsKDkxpc3REZWxpdmVyaWVzEisuYW1laWRlLmdvdmVybmFuY2UudjEuTGlzdERlbGl2ZXJpZXNSZXF1ZXN0GiwuYW1laWRlLmdvdmVybmFuY2UudjEuTGlzdERlbGl2ZXJpZXNSZXNwb25zZRJ9ChRHZXROb3RpZmljYXRpb25TdGF0cxIxLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkdldE5vdGlmaWNhdGlvblN0YXRzUmVxdWVzdBoyLmFtZWlkZS5nb3Zlcm5hbmNlLnYxLkdldE5vdGlmaWNhdGlvblN0YXRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Provenance says where a piece of evidence comes from.
@@ -1554,6 +1554,13 @@ export type ListEvidenceRequest = Message<"ameide.governance.v1.ListEvidenceRequ
    * @generated from field: uint32 page_size = 6;
    */
   pageSize: number;
+
+  /**
+   * From the previous response's next_page_token, with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 7;
+   */
+  pageToken: string;
 };
 
 /**
@@ -1591,6 +1598,13 @@ export type ListEvidenceRequestJson = {
    * @generated from field: uint32 page_size = 6;
    */
   pageSize?: number;
+
+  /**
+   * From the previous response's next_page_token, with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 7;
+   */
+  pageToken?: string;
 };
 
 /**
@@ -1613,6 +1627,13 @@ export type ListEvidenceResponse = Message<"ameide.governance.v1.ListEvidenceRes
    * @generated from field: repeated ameide.governance.v1.Attestation attestations = 2;
    */
   attestations: Attestation[];
+
+  /**
+   * Opaque; empty when this page is the last of both lists. Valid only with the selector it was returned for.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -1628,6 +1649,13 @@ export type ListEvidenceResponseJson = {
    * @generated from field: repeated ameide.governance.v1.Attestation attestations = 2;
    */
   attestations?: AttestationJson[];
+
+  /**
+   * Opaque; empty when this page is the last of both lists. Valid only with the selector it was returned for.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken?: string;
 };
 
 /**
@@ -1711,6 +1739,13 @@ export type ListImpedimentsRequest = Message<"ameide.governance.v1.ListImpedimen
    * @generated from field: uint32 page_size = 5;
    */
   pageSize: number;
+
+  /**
+   * From the previous response's next_page_token, with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 6;
+   */
+  pageToken: string;
 };
 
 /**
@@ -1741,6 +1776,13 @@ export type ListImpedimentsRequestJson = {
    * @generated from field: uint32 page_size = 5;
    */
   pageSize?: number;
+
+  /**
+   * From the previous response's next_page_token, with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 6;
+   */
+  pageToken?: string;
 };
 
 /**
@@ -1758,6 +1800,13 @@ export type ListImpedimentsResponse = Message<"ameide.governance.v1.ListImpedime
    * @generated from field: repeated ameide.governance.v1.Impediment impediments = 1;
    */
   impediments: Impediment[];
+
+  /**
+   * Opaque; empty when this page is the last. Valid only with the filters it was returned for.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -1768,6 +1817,13 @@ export type ListImpedimentsResponseJson = {
    * @generated from field: repeated ameide.governance.v1.Impediment impediments = 1;
    */
   impediments?: ImpedimentJson[];
+
+  /**
+   * Opaque; empty when this page is the last. Valid only with the filters it was returned for.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken?: string;
 };
 
 /**
@@ -1993,6 +2049,13 @@ export type ListNotificationsRequest = Message<"ameide.governance.v1.ListNotific
    * @generated from field: uint32 page_size = 3;
    */
   pageSize: number;
+
+  /**
+   * From the previous response's next_page_token, with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
 };
 
 /**
@@ -2015,6 +2078,13 @@ export type ListNotificationsRequestJson = {
    * @generated from field: uint32 page_size = 3;
    */
   pageSize?: number;
+
+  /**
+   * From the previous response's next_page_token, with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken?: string;
 };
 
 /**
@@ -2037,6 +2107,13 @@ export type ListNotificationsResponse = Message<"ameide.governance.v1.ListNotifi
    * @generated from field: uint64 unread = 2;
    */
   unread: bigint;
+
+  /**
+   * Opaque; empty when this page is the last. Valid only with the filters it was returned for.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -2052,6 +2129,13 @@ export type ListNotificationsResponseJson = {
    * @generated from field: uint64 unread = 2;
    */
   unread?: string;
+
+  /**
+   * Opaque; empty when this page is the last. Valid only with the filters it was returned for.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken?: string;
 };
 
 /**
@@ -2294,6 +2378,18 @@ export type ListSubscriptionsRequest = Message<"ameide.governance.v1.ListSubscri
    * @generated from field: string work_item_id = 2;
    */
   workItemId: string;
+
+  /**
+   * @generated from field: uint32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * From the previous response's next_page_token, with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
 };
 
 /**
@@ -2309,6 +2405,18 @@ export type ListSubscriptionsRequestJson = {
    * @generated from field: string work_item_id = 2;
    */
   workItemId?: string;
+
+  /**
+   * @generated from field: uint32 page_size = 3;
+   */
+  pageSize?: number;
+
+  /**
+   * From the previous response's next_page_token, with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken?: string;
 };
 
 /**
@@ -2326,6 +2434,13 @@ export type ListSubscriptionsResponse = Message<"ameide.governance.v1.ListSubscr
    * @generated from field: repeated ameide.governance.v1.Subscription subscriptions = 1;
    */
   subscriptions: Subscription[];
+
+  /**
+   * Opaque; empty when this page is the last. Valid only with the filters it was returned for.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -2336,6 +2451,13 @@ export type ListSubscriptionsResponseJson = {
    * @generated from field: repeated ameide.governance.v1.Subscription subscriptions = 1;
    */
   subscriptions?: SubscriptionJson[];
+
+  /**
+   * Opaque; empty when this page is the last. Valid only with the filters it was returned for.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken?: string;
 };
 
 /**
@@ -2414,6 +2536,13 @@ export type ListDeliveriesRequest = Message<"ameide.governance.v1.ListDeliveries
    * @generated from field: uint32 page_size = 4;
    */
   pageSize: number;
+
+  /**
+   * From the previous response's next_page_token, with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
 };
 
 /**
@@ -2439,6 +2568,13 @@ export type ListDeliveriesRequestJson = {
    * @generated from field: uint32 page_size = 4;
    */
   pageSize?: number;
+
+  /**
+   * From the previous response's next_page_token, with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken?: string;
 };
 
 /**
@@ -2456,6 +2592,13 @@ export type ListDeliveriesResponse = Message<"ameide.governance.v1.ListDeliverie
    * @generated from field: repeated ameide.governance.v1.Delivery deliveries = 1;
    */
   deliveries: Delivery[];
+
+  /**
+   * Opaque; empty when this page is the last. Valid only with the filters it was returned for.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -2466,6 +2609,13 @@ export type ListDeliveriesResponseJson = {
    * @generated from field: repeated ameide.governance.v1.Delivery deliveries = 1;
    */
   deliveries?: DeliveryJson[];
+
+  /**
+   * Opaque; empty when this page is the last. Valid only with the filters it was returned for.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken?: string;
 };
 
 /**
@@ -2571,7 +2721,9 @@ export const ImpedimentStateSchema: GenEnum<ImpedimentState, ImpedimentStateJson
  */
 export const GovernanceService: GenService<{
   /**
-   * Evidence and attestations of a run, a work item, a timebox, a goal or a methodology artifact.
+   * Evidence and attestations of a run, a work item, a timebox, a goal or a methodology artifact, a
+   * page at a time (up to page_size of each). Of a run: by name and by predicate type; of anything
+   * else: oldest first (then by name or predicate type, and id).
    *
    * @generated from rpc ameide.governance.v1.GovernanceService.ListEvidence
    */
@@ -2591,6 +2743,8 @@ export const GovernanceService: GenService<{
     output: typeof GetSigningKeysResponseSchema;
   },
   /**
+   * Impediments, newest first (ties by id), a page at a time.
+   *
    * @generated from rpc ameide.governance.v1.GovernanceService.ListImpediments
    */
   listImpediments: {
@@ -2625,7 +2779,7 @@ export const GovernanceService: GenService<{
     output: typeof ReassignImpedimentResponseSchema;
   },
   /**
-   * The caller's notification center.
+   * The caller's notification center, newest first (by seq), a page at a time.
    *
    * @generated from rpc ameide.governance.v1.GovernanceService.ListNotifications
    */
@@ -2661,6 +2815,8 @@ export const GovernanceService: GenService<{
     output: typeof PutSubscriptionResponseSchema;
   },
   /**
+   * Subscriptions, oldest first (ties by id), a page at a time.
+   *
    * @generated from rpc ameide.governance.v1.GovernanceService.ListSubscriptions
    */
   listSubscriptions: {
@@ -2677,7 +2833,7 @@ export const GovernanceService: GenService<{
     output: typeof DeleteSubscriptionResponseSchema;
   },
   /**
-   * Webhook and e-mail deliveries, e.g. the dead-lettered ones.
+   * Webhook and e-mail deliveries, e.g. the dead-lettered ones, newest first (ties by id), a page at a time.
    *
    * @generated from rpc ameide.governance.v1.GovernanceService.ListDeliveries
    */
