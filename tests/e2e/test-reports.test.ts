@@ -60,4 +60,28 @@ describe('test reports: the test phase counted from JUnit files or TAP output', 
     const garbled = await run('garbled', 'CALC-5');
     expect(garbled.summary!.testReport!.error).toMatch(/^reports\/junit\.xml/);
   });
+
+  it('still counts the reports of a test command stopped at its budget, and refuses a collect status the command forged', async () => {
+    const junit = `<testsuite name="calc"><testcase classname="calc" name="adds"/><testcase classname="calc" name="hangs"/></testsuite>`;
+    // The command is killed with its sandbox before the collect there could run: a step of its own collects.
+    await applySample(
+      h.acme,
+      origin,
+      { testCommand: `mkdir -p reports && printf '%s' '${junit}' > reports/junit.xml && sleep 60`, phaseTimeoutSeconds: 3 },
+      'hangs',
+    );
+    const hung = await run('hangs', 'CALC-6');
+    expect(hung.status).not.toBe(RunStatus.COMPLETED);
+    expect(hung.summary!.testReport).toMatchObject({ format: 'junit', passed: 2, failed: 0, sources: ['reports/junit.xml'] });
+    // The collect's exit status is the sandbox's, as untrusted as the reports: one the command made a
+    // link (which the worker would follow to one of its own files) is refused, and so are the reports.
+    await applySample(h.acme, origin, { testCommand: 'npm test && ln -sf /etc/hostname "$AMEIDE_REPORTS_OUT/collect.status"' }, 'forged');
+    const forged = await run('forged', 'CALC-7');
+    expect(forged.status).toBe(RunStatus.COMPLETED);
+    expect(forged.summary!.testReport).toMatchObject({
+      format: '',
+      passed: 0,
+      error: 'collecting the test reports failed (exit 1): its exit status is not a plain file',
+    });
+  });
 });

@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { StreamRedactor, type Redactor } from '../guardrails/redact.js';
 import type { CommandCgroup } from '../guardrails/cgroups.js';
-import { sandboxArgv, type SandboxSpec } from '../guardrails/sandbox.js';
+import { sandboxArgv, type Postlude, type SandboxSpec } from '../guardrails/sandbox.js';
 
 /** Keeps the last `limit` bytes of a stream of chunks (and of those, when `maxLines` is given, the last `maxLines` lines). */
 export class OutputTail {
@@ -80,6 +80,8 @@ export interface CommandSpec {
   sandbox?: SandboxSpec;
   /** A fixed script run in the same sandbox just before the command (see sandboxArgv); needs `sandbox`. */
   prelude?: string;
+  /** A fixed script run in the same sandbox just after the command (see sandboxArgv); needs `sandbox`. */
+  postlude?: Postlude;
   /** The command's own cgroup (process and CPU limits); everything in it is killed when the command ends. */
   cgroup?: CommandCgroup;
   /** At most this many output bytes go to the transcript; the rest is counted and cut with a marker. */
@@ -143,7 +145,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   // A sandboxed command starts as root only long enough to join its cgroups, then drops to the
   // sandbox user (see sandboxArgv); its working directory is set inside the sandbox.
   const argv = spec.sandbox
-    ? sandboxArgv({ ...spec.sandbox, cgroupProcs: spec.cgroup?.procs }, spec.command, spec.prelude)
+    ? sandboxArgv({ ...spec.sandbox, cgroupProcs: spec.cgroup?.procs }, spec.command, spec.prelude, spec.postlude)
     : { file: '/bin/sh', args: ['-c', spec.command] };
   const child = spawn(argv.file, argv.args, {
     cwd: spec.sandbox?.kind === 'bubblewrap' ? '/' : spec.cwd,

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
@@ -40,7 +41,16 @@ import { holdForPreview } from '../previews/index.js';
 import { createPreviewActivities } from './previews.js';
 import { createPullRequestActivities } from './pull-request.js';
 import { createStepRunner } from './steps.js';
-import { COLLECT_SCRIPT, collectEnv, MAX_REPORT_BYTES, readCollected, readTail, ReportsUnreadable } from '../reports/collect.js';
+import {
+  COLLECT_SCRIPT,
+  COLLECT_STATUS,
+  collectEnv,
+  MAX_REPORT_BYTES,
+  readCollected,
+  readCollectStatus,
+  readTail,
+  ReportsUnreadable,
+} from '../reports/collect.js';
 import { parseJUnit, parseTap, ReportUnreadable } from '../reports/parse.js';
 import { commitMessage, createImportRepo, ensureMirror, mirrorPath, normaliseRepoUrl, resolveBase, runPaths, writePrompt, type RunPaths } from './workspace.js';
 
@@ -208,27 +218,40 @@ export function createActivities(deps: ActivityDeps) {
 
   /**
    * What the test phase's reports say: the JUnit files the definition names, collected in the
-   * sandbox and read as data (never from the checkout), or else TAP in the command's output.
+   * sandbox and read as data (never from the checkout), or else TAP in the command's output. The
+   * test command's own sandbox collects them right after it (`collected`: where to, and the
+   * collect's exit code); when that never ran (the command was killed), a step of its own does.
    */
-  const testReportOf = async (run: CodingRunInput, paths: RunPaths, transcript: string, redactor: Redactor): Promise<TestReportResult | undefined> => {
+  const testReportOf = async (
+    run: CodingRunInput,
+    paths: RunPaths,
+    transcript: string,
+    redactor: Redactor,
+    collected: { out: string; statusFile: string },
+  ): Promise<TestReportResult | undefined> => {
     const globs = run.repo.testReports ?? [];
     if (!globs.length) {
       const tap = parseTap((await readTail(transcript, MAX_REPORT_BYTES)).toString('utf8'));
       return tap && { ...tap, error: undefined };
     }
     const none: TestReportResult = { format: '', passed: 0, failed: 0, skipped: 0, durationMs: 0, failingTests: [], sources: [] };
-    const out = stepDirs(paths, 'reports').out;
-    const r = await runStep(run, paths, 'reports', COLLECT_SCRIPT, {
-      timeoutMs: 60_000,
-      signal: Context.current().cancellationSignal,
-      redactor,
-      transcript: join(paths.transcriptsDir, 'reports.log'),
-      extraEnv: collectEnv(globs, out),
-    });
-    if (r.aborted) throw new CancelledFailure('collecting the test reports stopped: the run was cancelled');
+    let out = collected.out;
+    let status = await readCollectStatus(collected.statusFile);
+    if (status === undefined) {
+      out = stepDirs(paths, 'reports').out;
+      const r = await runStep(run, paths, 'reports', COLLECT_SCRIPT, {
+        timeoutMs: 60_000,
+        signal: Context.current().cancellationSignal,
+        redactor,
+        transcript: join(paths.transcriptsDir, 'reports.log'),
+        extraEnv: collectEnv(globs, out),
+      });
+      if (r.aborted) throw new CancelledFailure('collecting the test reports stopped: the run was cancelled');
+      status = { exitCode: r.exitCode, detail: r.outputTail.trim().split('\n').at(-1) ?? '' };
+    }
     try {
-      if (r.exitCode !== 0)
-        throw new ReportsUnreadable(`collecting the test reports failed (exit ${r.exitCode}): ${r.outputTail.trim().split('\n').at(-1) ?? ''}`);
+      if (status.exitCode !== 0)
+        throw new ReportsUnreadable(`collecting the test reports failed (exit ${status.exitCode})${status.detail ? `: ${status.detail}` : ''}`);
       const files = await readCollected(out);
       if (!files.length) return { ...none, error: `no file matches ${globs.join(', ')}` };
       return parseJUnit(files.map((f) => ({ path: f.path, xml: f.text })));
@@ -262,8 +285,8 @@ export function createActivities(deps: ActivityDeps) {
         const started = Date.now();
         await requireFreeDisk(deps.workspaceDir, deps.minFreeDiskMb);
         const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
-        // A retried prepare starts over.
-        await removeRun(paths);
+        // A retried prepare starts over (a first attempt finds nothing to remove: checking is cheaper than removing).
+        if (existsSync(paths.runDir)) await removeRun(paths);
         await mkdir(paths.box, { recursive: true, mode: 0o711 });
         await mkdir(paths.transcriptsDir, { recursive: true, mode: 0o700 });
         const branch = branchOf(run);
@@ -336,8 +359,16 @@ export function createActivities(deps: ActivityDeps) {
         // never holding the command up; the transcript stored below stays the whole record.
         const live = runOutputSender(deps.api, run, phase);
         const agent = phase === 'agent' ? startAgent(run, paths, redactor, ctx.cancellationSignal) : undefined;
+        // The test command's sandbox collects its reports right after it: no second sandbox for that.
+        const reportsOut = stepDirs(paths, phase).out;
+        const collect = phase === 'test' && run.repo.testReports?.length ? { out: reportsOut, statusFile: join(reportsOut, COLLECT_STATUS) } : undefined;
         const result = await runStep(run, paths, phase, agent?.prepared.command ?? input.command, {
           ...agent?.stepOptions,
+          ...(collect && {
+            postlude: { script: COLLECT_SCRIPT, statusFile: collect.statusFile },
+            writable: [collect.out],
+            extraEnv: collectEnv(run.repo.testReports!, collect.out),
+          }),
           // In the phase's own sandbox, before its command: the first attempt records the checkout,
           // a retry puts it back as it was.
           prelude: retry ? RESTORE_SCRIPT : SNAPSHOT_SCRIPT,
@@ -359,7 +390,8 @@ export function createActivities(deps: ActivityDeps) {
         const stored = await deps.artifacts.put(`${artifactPrefix(run)}transcripts/${phase}.log`, await readFile(transcriptPath));
         await sent;
         if (result.aborted && ctx.cancellationSignal.aborted) throw new CancelledFailure(`${phase} command killed: run cancelled`);
-        const testReport = phase === 'test' ? await testReportOf(run, paths, transcriptPath, redactor) : undefined;
+        const testReport =
+          phase === 'test' ? await testReportOf(run, paths, transcriptPath, redactor, collect ?? { out: reportsOut, statusFile: '' }) : undefined;
         const agentRun = agent ? await agent.finish() : undefined;
         return {
           ...(agentRun ? { agent: agentRun } : {}),

@@ -8,7 +8,7 @@ import type { CodingRunInput, EgressDestinationResult } from '@ameide/temporal';
 import { createCommandCgroup, type CommandCgroup } from '../guardrails/cgroups.js';
 import { publicUnicastOr, startEgressProxy, type EgressProxy } from '../guardrails/egress.js';
 import type { Redactor } from '../guardrails/redact.js';
-import type { SandboxEgress } from '../guardrails/sandbox.js';
+import type { Postlude, SandboxEgress } from '../guardrails/sandbox.js';
 import { runCommand, type TranscriptNotes } from './exec.js';
 import { remountRunDisk } from './lifecycle.js';
 import { freshStepDirs, isCommandStep, stepExecution, type SandboxDeps, type SandboxStep } from './sandboxing.js';
@@ -57,6 +57,9 @@ export function createStepRunner(deps: StepDeps) {
       /** Every chunk written to the step's transcript (redacted), with its offset in it (see CommandSpec.onOutput). */
       onOutput?: (chunk: Buffer, offset: number) => void;
       prelude?: string;
+      postlude?: Postlude;
+      /** More directories the step may write (host paths, mounted at the same path). */
+      writable?: string[];
       /** Whether the step goes online through the egress proxy; default: the phase's `guardrails.network` setting. */
       online?: boolean;
       /** Lets the caller write notes into the transcript while the command runs (the agent's turns). */
@@ -129,6 +132,7 @@ export function createStepRunner(deps: StepDeps) {
       }
       const { env, sandbox } = stepExecution(deps, run, step, paths, { mirror: mirrorOf(run), egress });
       if (opts.readOnly?.length) sandbox.readOnly.push(...opts.readOnly);
+      if (opts.writable?.length) sandbox.writable.push(...opts.writable);
       const result = await runCommand({
         command,
         cwd: paths.worktree,
@@ -146,6 +150,7 @@ export function createStepRunner(deps: StepDeps) {
         onOutput: opts.onOutput,
         notes,
         prelude: opts.prelude,
+        postlude: opts.postlude,
       });
       return { ...result, egress: [...egressSeen.values()].map((e) => ({ ...e, destination: opts.redactor.redact(e.destination) })) };
     } finally {

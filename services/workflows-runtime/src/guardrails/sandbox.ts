@@ -106,8 +106,26 @@ const WITH_PRELUDE = '/bin/sh -c "$1" >/dev/null || { echo "[ameide] the checkou
  * worker's data, keys or other runs is mounted. The caller starts the argv as root: it joins the
  * cgroups and drops to the sandbox user with setpriv before bubblewrap starts.
  */
-export function sandboxArgv(spec: SandboxSpec, command: string, prelude?: string): { file: string; args: string[] } {
-  const shell = prelude ? ['/bin/sh', '-c', WITH_PRELUDE, 'sandbox', prelude, command] : ['/bin/sh', '-c', command];
+/**
+ * As WITH_PRELUDE, and after the command a fixed postlude (`$3`, e.g. collecting the test reports)
+ * in a shell of its own, with its output dropped: the step's exit code stays the command's. The
+ * postlude's own exit code goes to the file `$4` (data the worker reads, as untrusted as the rest).
+ */
+const WITH_PRELUDE_AND_POSTLUDE =
+  '/bin/sh -c "$1" >/dev/null || { echo "[ameide] the checkout could not be prepared for this phase" >&2; exit 125; }; /bin/sh -c "$2"; rc=$?; /bin/sh -c "$3" >/dev/null 2>&1; echo $? > "$4"; exit $rc';
+
+/** A fixed script the sandbox runs after the command, and the file its exit code goes to. */
+export interface Postlude {
+  script: string;
+  statusFile: string;
+}
+
+export function sandboxArgv(spec: SandboxSpec, command: string, prelude?: string, postlude?: Postlude): { file: string; args: string[] } {
+  const shell = postlude
+    ? ['/bin/sh', '-c', WITH_PRELUDE_AND_POSTLUDE, 'sandbox', prelude ?? ':', command, postlude.script, postlude.statusFile]
+    : prelude
+      ? ['/bin/sh', '-c', WITH_PRELUDE, 'sandbox', prelude, command]
+      : ['/bin/sh', '-c', command];
   const inCgroup = Boolean(spec.cgroupProcs?.length);
   const limits = ['/usr/bin/prlimit', ...(inCgroup ? [] : [`--nproc=${spec.maxProcesses}`]), `--fsize=${spec.maxFileBytes}`, '--core=0', '--'];
   // Without a sandbox the command still joins its cgroup: its limits hold, and nothing it starts

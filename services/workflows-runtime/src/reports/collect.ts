@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { lstat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImportRefused, openUntrusted } from '../activities/exchange.js';
 
@@ -6,6 +6,8 @@ import { ImportRefused, openUntrusted } from '../activities/exchange.js';
 export const COLLECTED = 'reports.dat';
 /** At most this many report files, and bytes of them together, are read. */
 export const MAX_REPORT_FILES = 100;
+/** The file the test command's sandbox writes the collect's exit code to, beside the collected reports. */
+export const COLLECT_STATUS = 'collect.status';
 export const MAX_REPORT_BYTES = 16 * 1024 * 1024;
 
 /**
@@ -69,6 +71,31 @@ export async function readCollected(outDir: string): Promise<Array<{ path: strin
     at = start + bytes + 1;
   }
   return files;
+}
+
+/**
+ * The collect's exit code as the test command's sandbox wrote it; undefined when it wrote none (the
+ * command was killed before the collect could run). Data from the sandbox: only a plain file holding
+ * a number is taken; anything else counts as a failed collect.
+ */
+export async function readCollectStatus(statusFile: string): Promise<{ exitCode: number; detail: string } | undefined> {
+  // The sandbox has ended: nothing changes the file between these two looks.
+  if (!statusFile || !(await lstat(statusFile).catch(() => undefined))) return undefined;
+  let opened;
+  try {
+    opened = await openUntrusted(statusFile, 16);
+  } catch (err) {
+    if (!(err instanceof ImportRefused)) throw err;
+    return { exitCode: 1, detail: 'its exit status is not a plain file' };
+  }
+  const buf = Buffer.alloc(opened.size);
+  try {
+    await opened.fh.read(buf, 0, opened.size, 0);
+  } finally {
+    await opened.fh.close();
+  }
+  const text = buf.toString('utf8').trim();
+  return /^\d{1,3}$/.test(text) ? { exitCode: Number(text), detail: '' } : { exitCode: 1, detail: 'its exit status is unreadable' };
 }
 
 /** The last `maxBytes` of a file the worker wrote (a command's transcript). */
