@@ -96,7 +96,12 @@ export async function notificationsList(ctx: Ctx, opts: OutputOptions & { person
     return { items: r.notifications, nextPageToken: r.nextPageToken };
   });
   const res = create(governanceV1.ListNotificationsResponseSchema, { notifications, unread });
-  emit(ctx.o, formatOf(opts), protoJson(governanceV1.ListNotificationsResponseSchema, res, { alwaysEmitImplicit: true }), () => {
+  // Every page is here: no next page to name.
+  const { nextPageToken: _next, ...json } = protoJson(governanceV1.ListNotificationsResponseSchema, res, { alwaysEmitImplicit: true }) as Record<
+    string,
+    unknown
+  >;
+  emit(ctx.o, formatOf(opts), json, () => {
     const lines = res.notifications.map(formatNotification);
     return [...(lines.length ? lines : ['no notifications']), `${res.unread} unread`].join('\n');
   });
