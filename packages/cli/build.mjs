@@ -121,25 +121,52 @@ for (const m of modules) {
 }
 const tail = '*/\n';
 
-// The loader: an ES module (dist/ameide.mjs is imported as one; Node runs the extensionless installed
-// file as one too, having found its `import`). A module's text is found from the end of the file.
+// The loader. It is CommonJS and an ES module at once (no import or export): Node runs the installed,
+// extension-less file as CommonJS, without first trying it as an ES module, and dist/ameide.mjs (which
+// `pnpm ameide` imports) as an ES module. Its own path is __filename in the one (where `this` is the
+// module's exports) and found from the stack in the other (where `this` is undefined). It reads a
+// module's text, and its code cache, from the comment at the end of the file when the module is first
+// required.
 const loader = `#!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { Script } from 'node:vm';
-const nodeRequire = createRequire(import.meta.url);
+'use strict';
+const { fstatSync, openSync, readSync } = process.getBuiltinModule('node:fs');
+const { createRequire } = process.getBuiltinModule('node:module');
+const { fileURLToPath } = process.getBuiltinModule('node:url');
+const { Script } = process.getBuiltinModule('node:vm');
+const self = this === undefined ? fileURLToPath(callerFile()) : __filename;
+function callerFile() {
+  const prepare = Error.prepareStackTrace;
+  Error.prepareStackTrace = (_, stack) => stack;
+  try {
+    return new Error().stack[0].getFileName();
+  } finally {
+    Error.prepareStackTrace = prepare;
+  }
+}
+const nodeRequire = createRequire(self);
 const index = ${JSON.stringify(index)};
 const wrap = ${wrap.toString()};
+let fd, start;
+function read(at, length) {
+  if (fd === undefined) {
+    fd = openSync(self, 'r');
+    start = fstatSync(fd).size - ${payload.length + tail.length};
+  }
+  const bytes = Buffer.allocUnsafe(length);
+  for (let n = 0; n < length; ) {
+    const got = readSync(fd, bytes, n, length - n, start + at + n);
+    if (got === 0) throw new Error(self + ': truncated');
+    n += got;
+  }
+  return bytes.toString('latin1');
+}
 const loaded = new Map();
-let text;
 function load(name) {
   let module = loaded.get(name);
   if (module) return module.exports;
-  text ??= readFileSync(new URL(import.meta.url), 'latin1');
   const [at, length, cacheAt, cacheLength] = index[name];
-  const start = text.length - ${payload.length + tail.length};
-  const code = text.slice(start + at, start + at + length).replaceAll('*\\x01/', '*/');
-  const cachedData = cacheLength ? Buffer.from(text.slice(start + cacheAt, start + cacheAt + cacheLength), 'base64') : undefined;
+  const code = read(at, length).replaceAll('*\\x01/', '*/');
+  const cachedData = cacheLength ? Buffer.from(read(cacheAt, cacheLength), 'base64') : undefined;
   module = { exports: {} };
   loaded.set(name, module);
   const run = new Script(wrap(code), { filename: 'ameide/' + name, cachedData }).runInThisContext();
