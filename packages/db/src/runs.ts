@@ -1,8 +1,8 @@
-import { and, asc, desc, eq, getTableColumns, gte, inArray, isNull, like, lt, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gte, inArray, isNull, like, lt, sql, type SQL } from 'drizzle-orm';
 import type { StatusUpdateJson } from '@ameide/contracts';
 import type { Db } from './client.js';
 import { idsWithPrefix } from './ids.js';
-import { runFollowups, runs, statusUpdates, type RunState } from './schema.js';
+import { runFollowups, runs, runWorkItems, statusUpdates, type RunState } from './schema.js';
 
 export type RunRow = typeof runs.$inferSelect;
 export type NewRunRow = typeof runs.$inferInsert;
@@ -13,6 +13,40 @@ export interface RunListKey {
   createdAt: string;
   id: string;
 }
+
+/** What {@link RunRepository.list} filters on, how many rows it reads, from where, in which view. */
+export interface RunListFilter {
+  statuses: string[];
+  workItemId?: string;
+  definitionId?: string;
+  limit: number;
+  after?: RunListKey;
+  view?: 'basic' | 'full';
+}
+
+/**
+ * How a status update changes its run, decided from the update alone and applied in SQL to the run as it
+ * stands (RunRepository.recordStatusUpdate); the same rules as folding it in memory. At most one of
+ * `start`, `phase` and `finish`.
+ */
+export interface RunChange {
+  /** When the update happened: a run's start or end time. */
+  at: Date;
+  /** The run started: RUNNING (and its start time, unless set) unless it has ended. */
+  start?: boolean;
+  /**
+   * An update about a phase: the phase's entry in `state.phases` (added at the end when missing) gets
+   * `set` and loses `unset`; the run moves to the phase unless it has ended, and a QUEUED run starts.
+   */
+  phase?: { phase: string; set: Record<string, unknown>; unset: string[] };
+  /** Merged into `state.summary` (top-level keys). */
+  summary?: object;
+  /** The run ended with `status`, unless it already had: its end time, the phase it stopped at, its error. */
+  finish?: { status: string; phase?: string; error?: string };
+}
+
+/** Statuses of a finished run (folding never moves a run out of one). */
+const TERMINAL_STATUSES = ['RUN_STATUS_COMPLETED', 'RUN_STATUS_FAILED', 'RUN_STATUS_CANCELLED', 'RUN_STATUS_HANDED_OFF'];
 
 /** Fields of a run that folding a status update may change. */
 export type RunProgress = Pick<RunRow, 'status' | 'phase' | 'state' | 'startedAt' | 'finishedAt'>;
@@ -99,29 +133,45 @@ export class RunRepository {
   /**
    * Lists runs, newest first (`created_at` desc, then `id` desc: a stable order), from after `after`
    * (the key of the last run of the previous page) when given. Each row carries its key
-   * (`listKey`: `created_at` to the microsecond, and the id). The work item filter uses JSONB
-   * containment on the spec (GIN index).
+   * (`listKey`: `created_at` to the microsecond, and the id). Every filter reads its page from an index
+   * in that order: runs (tenant, created_at, id), (tenant, status, …) or (tenant, definition, …), and
+   * for a work item run_work_items (tenant, work item, created_at, run id), joined to runs by id.
    */
-  async list(
-    tenantId: string,
-    f: { statuses: string[]; workItemId?: string; definitionId?: string; limit: number; after?: RunListKey; view?: 'basic' | 'full' },
-  ): Promise<Array<RunRow & { listKey: RunListKey }>> {
-    const where = [eq(runs.tenantId, tenantId)];
+  async list(tenantId: string, f: RunListFilter): Promise<Array<RunRow & { listKey: RunListKey }>> {
+    const rows = await this.listQuery(tenantId, f);
+    return rows.map(({ keyTime, ...row }) => ({ ...row, listKey: { createdAt: keyTime, id: row.id } }));
+  }
+
+  /** The query {@link list} runs, not run yet (`.toSQL()` gives its SQL, e.g. to EXPLAIN it). */
+  listQuery(tenantId: string, f: RunListFilter) {
+    const columns = {
+      ...getTableColumns(runs),
+      ...(f.view === 'full' ? {} : { state: basicState }),
+      keyTime: sql<string>`to_char(${runs.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`,
+    };
+    const where = [];
     if (f.statuses.length) where.push(inArray(runs.status, f.statuses));
     if (f.definitionId) where.push(eq(runs.definitionId, f.definitionId));
-    if (f.workItemId) where.push(sql`${runs.spec} @> ${JSON.stringify({ workItemIds: [f.workItemId] })}::jsonb`);
+    if (f.workItemId) {
+      // The page comes from run_work_items' index, in its order (the same created_at and id as the run's).
+      where.push(eq(runWorkItems.tenantId, tenantId), eq(runWorkItems.workItemId, f.workItemId), eq(runs.tenantId, tenantId));
+      if (f.after) where.push(sql`(${runWorkItems.createdAt}, ${runWorkItems.runId}) < (${f.after.createdAt}::timestamptz, ${f.after.id}::uuid)`);
+      return this.db
+        .select(columns)
+        .from(runWorkItems)
+        .innerJoin(runs, eq(runs.id, runWorkItems.runId))
+        .where(and(...where))
+        .orderBy(desc(runWorkItems.createdAt), desc(runWorkItems.runId))
+        .limit(f.limit);
+    }
+    where.push(eq(runs.tenantId, tenantId));
     if (f.after) where.push(sql`(${runs.createdAt}, ${runs.id}) < (${f.after.createdAt}::timestamptz, ${f.after.id}::uuid)`);
-    const rows = await this.db
-      .select({
-        ...getTableColumns(runs),
-        ...(f.view === 'full' ? {} : { state: basicState }),
-        keyTime: sql<string>`to_char(${runs.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`,
-      })
+    return this.db
+      .select(columns)
       .from(runs)
       .where(and(...where))
       .orderBy(desc(runs.createdAt), desc(runs.id))
       .limit(f.limit);
-    return rows.map(({ keyTime, ...row }) => ({ ...row, listKey: { createdAt: keyTime, id: row.id } }));
   }
 
   /** Runs of any tenant still in `status` that were created before `before`, oldest first, a page at a time. */
@@ -180,36 +230,86 @@ export class RunRepository {
   }
 
   /**
-   * Stores a status update once per run id + sequence and, when it is new, folds it into the run in the
-   * same transaction. Returns `duplicate: true` and changes nothing when the sequence was already stored.
+   * Stores a status update once per run id + sequence and, when it is new, applies its change to the run,
+   * in one statement (one round trip, atomic): the run's row is locked, the update inserted (nothing
+   * when the sequence was already stored: `duplicate: true`, nothing changes), the run changed in SQL
+   * from its current values (its state never leaves Postgres), and its follow-ups queued. `run.tenantId`
+   * set: only a run of that tenant is changed. Undefined when there is no such run; `tenantId` is the
+   * run's (a caller of another tenant gets it, and nothing was stored).
    */
   async recordStatusUpdate(
-    run: Pick<RunRow, 'id' | 'tenantId'>,
+    run: { id: string; tenantId?: string },
     sequence: number,
     update: StatusUpdateJson,
-    fold: (row: RunRow) => RunProgress,
-  ): Promise<{ duplicate: boolean; run?: RunRow; followups?: string[] }> {
-    return this.db.transaction(async (tx) => {
-      const inserted = await tx
-        .insert(statusUpdates)
-        .values({ runId: run.id, sequence, tenantId: run.tenantId, kind: update.kind ?? '', payload: update })
-        .onConflictDoNothing()
-        .returning({ sequence: statusUpdates.sequence });
-      if (inserted.length === 0) return { duplicate: true };
-      const [current] = await tx.select().from(runs).where(eq(runs.id, run.id)).for('update');
-      const next = fold(current!);
-      const [row] = await tx
-        .update(runs)
-        .set({ ...next, lastSequence: sql`greatest(${runs.lastSequence}, ${sequence})` })
-        .where(eq(runs.id, run.id))
-        .returning();
-      // What must follow (evidence, notifications, …) is queued with the event itself: it cannot be lost.
-      const followups: string[] = [];
-      if (isTerminalStatus(next.status) && !isTerminalStatus(current!.status)) followups.push('finished');
-      if (update.kind === 'STATUS_UPDATE_KIND_PREVIEW_LIVE') followups.push('preview_live');
-      for (const event of followups) await addFollowup(tx, row!, event);
-      return { duplicate: false, run: row, followups };
-    });
+    change: RunChange,
+  ): Promise<{ tenantId: string; duplicate: boolean; status?: string; followups: string[] } | undefined> {
+    const terminal = sql.raw(`r.status in (${TERMINAL_STATUSES.map((x) => `'${x}'`).join(', ')})`);
+    const at = sql`${change.at.toISOString()}::timestamptz`;
+    const set: SQL[] = [sql`last_sequence = greatest(r.last_sequence, ${sequence})`];
+    let state = sql`r.state`;
+    if (change.phase) {
+      const { phase, set: fields, unset } = change.phase;
+      const phases = sql`coalesce(r.state->'phases', '[]'::jsonb)`;
+      const idx = sql`(select min(n) - 1 from jsonb_array_elements(${phases}) with ordinality e(p, n) where p->>'phase' = ${phase})`;
+      state = sql`jsonb_set(${state}, '{phases}', case when ${idx} is null
+        then ${phases} || jsonb_build_array(${JSON.stringify({ phase, ...fields })}::jsonb)
+        else jsonb_set(${phases}, array[${idx}::text], ((${phases}->(${idx})::int) - ${`{${unset.join(',')}}`}::text[]) || ${JSON.stringify(fields)}::jsonb) end)`;
+      set.push(
+        sql`status = case when r.status = 'RUN_STATUS_QUEUED' then 'RUN_STATUS_RUNNING' else r.status end`,
+        sql`started_at = case when r.status = 'RUN_STATUS_QUEUED' then coalesce(r.started_at, ${at}) else r.started_at end`,
+        sql`phase = case when ${terminal} then r.phase else ${phase} end`,
+      );
+    }
+    if (change.summary) {
+      state = sql`jsonb_set(${state}, '{summary}', case when jsonb_typeof(r.state->'summary') = 'object' then r.state->'summary' else '{}'::jsonb end || ${JSON.stringify(change.summary)}::jsonb)`;
+    }
+    if (change.start) {
+      set.push(
+        sql`status = case when ${terminal} then r.status else 'RUN_STATUS_RUNNING' end`,
+        sql`started_at = case when ${terminal} then r.started_at else coalesce(r.started_at, ${at}) end`,
+      );
+    }
+    if (change.finish) {
+      const { status, phase, error } = change.finish;
+      set.push(
+        sql`status = case when ${terminal} then r.status else ${status} end`,
+        sql`finished_at = case when ${terminal} then r.finished_at else ${at} end`,
+      );
+      if (phase) set.push(sql`phase = case when ${terminal} then r.phase else ${phase} end`);
+      if (error !== undefined) state = sql`case when ${terminal} then ${state} else jsonb_set(${state}, '{error}', to_jsonb(${error}::text)) end`;
+    }
+    set.push(sql`state = ${state}`);
+    const finished = sql.raw(`upd.status <> '' and upd.status not in (${UNFINISHED_STATUSES.map((x) => `'${x}'`).join(', ')})`);
+    const wasUnfinished = sql.raw(`(cur.status = '' or cur.status in (${UNFINISHED_STATUSES.map((x) => `'${x}'`).join(', ')}))`);
+    const previewLive = update.kind === 'STATUS_UPDATE_KIND_PREVIEW_LIVE';
+    const res = await this.db.execute<{ tenant_id: string; inserted: boolean; status: string | null; finished: boolean | null }>(sql`
+      with cur as (
+        select id, tenant_id, status from runs where id = ${run.id} for update
+      ), ins as (
+        insert into status_updates (run_id, sequence, tenant_id, kind, payload)
+        select id, ${sequence}, tenant_id, ${update.kind ?? ''}, ${JSON.stringify(update)}::jsonb from cur
+        where ${run.tenantId ?? null}::text is null or tenant_id = ${run.tenantId ?? null}::text
+        on conflict do nothing
+        returning run_id
+      ), upd as (
+        update runs r set ${sql.join(set, sql`, `)}
+        from ins where r.id = ins.run_id
+        returning r.id, r.tenant_id, r.status
+      ), fu as (
+        insert into run_followups (run_id, tenant_id, event)
+        select upd.id, upd.tenant_id, 'finished' from upd, cur where ${finished} and ${wasUnfinished}
+        union all
+        select upd.id, upd.tenant_id, 'preview_live' from upd where ${previewLive}
+        on conflict do nothing
+      )
+      select cur.tenant_id, exists (select 1 from ins) as inserted, upd.status, (${finished} and ${wasUnfinished}) as finished
+      from cur left join upd on true`);
+    const row = res.rows[0];
+    if (!row) return undefined;
+    if (!row.inserted) return { tenantId: row.tenant_id, duplicate: true, followups: [] };
+    // What must follow (evidence, notifications, …) was queued with the event itself: it cannot be lost.
+    const followups = [...(row.finished ? ['finished'] : []), ...(previewLive ? ['preview_live'] : [])];
+    return { tenantId: row.tenant_id, duplicate: false, status: row.status ?? undefined, followups };
   }
 
   /** Status updates of a run with sequence ≥ `fromSequence`, in order. */

@@ -109,13 +109,31 @@ export const runs = pgTable(
   },
   (t) => [
     uniqueIndex('runs_workflow_id_uq').on(t.workflowId),
-    index('runs_tenant_status_idx').on(t.tenantId, t.status),
-    index('runs_tenant_definition_idx').on(t.tenantId, t.definitionId),
-    index('runs_tenant_created_idx').on(t.tenantId, t.createdAt),
-    index('runs_spec_gin').using('gin', t.spec.op('jsonb_path_ops')),
+    // The list order (created_at desc, id desc) under each filter: a page is a short index scan.
+    index('runs_tenant_created_id_idx').on(t.tenantId, t.createdAt, t.id),
+    index('runs_tenant_status_created_idx').on(t.tenantId, t.status, t.createdAt, t.id),
+    index('runs_tenant_definition_created_idx').on(t.tenantId, t.definitionId, t.createdAt, t.id),
     index('runs_lane_idx').on(t.tenantId, t.branchKey, t.queueSeq),
     uniqueIndex('runs_request_id_uq').on(t.tenantId, t.requestId),
   ],
+);
+
+/**
+ * The work items of each run (its `spec.workItemIds`), with the run's creation time: the work item filter
+ * of the run list reads a page of a work item's runs, in list order, from one index. Filled by a trigger
+ * on runs (migration 0010), so every way of inserting a run fills it.
+ */
+export const runWorkItems = pgTable(
+  'run_work_items',
+  {
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    tenantId: text('tenant_id').notNull(),
+    workItemId: text('work_item_id').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.workItemId] }), index('run_work_items_list_idx').on(t.tenantId, t.workItemId, t.createdAt, t.runId)],
 );
 
 /** Status updates, one row per run id + sequence (the idempotency key). */

@@ -26,7 +26,7 @@ import { isUniqueViolation, type PlanRepository, type RunRepository, type RunRow
 import { workflowIdForRun } from '@ameide/temporal';
 import { FailedPreconditionError, InvalidFieldError, NotFoundError, toConnectError } from '../errors.js';
 import { runToProto, statusUpdateToJson, statusUpdateToProto } from '../mapping.js';
-import { foldStatusUpdate, isTerminal } from '../runs/fold.js';
+import { isTerminal, statusUpdateChange } from '../runs/fold.js';
 import { codingRunInput } from '../runs/input.js';
 import { laneOf, type RunLanes } from '../runs/lanes.js';
 import { executionToProto, observeRun } from '../runs/observe.js';
@@ -35,6 +35,7 @@ import type { RunNotifier } from '../runs/notifier.js';
 import type { Followups } from '../governance/followups.js';
 import type { RunLauncher } from '../temporal/facade.js';
 import { checkSandboxPolicy, isUuid, pageSize, requireId, resolveId } from '../validation.js';
+import { ALL_TENANTS } from '../auth.js';
 import { handle, principalOf, requireWorkerFor } from './context.js';
 import type { Planner } from './plans.js';
 
@@ -218,18 +219,26 @@ export class RunHandlers {
 
   recordStatusUpdate = (req: RecordStatusUpdateRequest, ctx: HandlerContext) =>
     handle(async () => {
-      if (!principalOf(ctx).service) throw new ConnectError('only the worker service credential may record status updates', Code.PermissionDenied);
+      const principal = principalOf(ctx);
+      if (!principal.service) throw new ConnectError('only the worker service credential may record status updates', Code.PermissionDenied);
       const u = req.update;
       if (!u) throw new InvalidFieldError('update', 'is required');
       if (u.sequence < 1n) throw new InvalidFieldError('update.sequence', 'must be 1 or more');
-      const run = isUuid(requireId('update.run_id', u.runId)) ? await this.runs.get(undefined, u.runId) : undefined;
-      if (!run) throw new NotFoundError('run', u.runId);
-      requireWorkerFor(ctx, run.tenantId, 'record status updates');
+      if (!isUuid(requireId('update.run_id', u.runId))) throw new NotFoundError('run', u.runId);
       const json = statusUpdateToJson(u);
-      const result = await this.runs.recordStatusUpdate(run, Number(u.sequence), json, (row) => foldStatusUpdate(row, json));
-      if (result.followups?.includes('preview_live')) await this.followups?.startQuietly(run, 'preview_live');
-      if (result.run && isTerminal(result.run.status) && !isTerminal(run.status)) await this.runFinished(result.run);
-      else if (!result.duplicate) this.notifier.publish(run.id);
+      // One statement: stored once per sequence, applied to the run, follow-ups queued; only for a run of the credential's tenant.
+      const scope = { id: u.runId, tenantId: principal.tenantId === ALL_TENANTS ? undefined : principal.tenantId };
+      const result = await this.runs.recordStatusUpdate(scope, Number(u.sequence), json, statusUpdateChange(json));
+      if (!result) throw new NotFoundError('run', u.runId);
+      // A run of another tenant: refused (nothing was stored).
+      requireWorkerFor(ctx, result.tenantId, 'record status updates');
+      if (result.followups.length) {
+        // Rare (a preview went live, the run ended): what follows needs the whole run.
+        const row = (await this.runs.get(undefined, u.runId))!;
+        if (result.followups.includes('preview_live')) await this.followups?.startQuietly(row, 'preview_live');
+        if (result.followups.includes('finished')) await this.runFinished(row);
+        else this.notifier.publish(row.id);
+      } else if (!result.duplicate) this.notifier.publish(u.runId);
       return create(RecordStatusUpdateResponseSchema, { duplicate: result.duplicate });
     });
 

@@ -1,5 +1,8 @@
 import type { PhaseResultJson, RunStatusJson, StatusUpdateJson } from '@ameide/contracts';
-import type { RunProgress, RunState } from '@ameide/db';
+import type { RunProgress, RunRepository, RunState } from '@ameide/db';
+
+/** How a status update changes its run (applied in SQL by the repository). */
+export type RunChange = Parameters<RunRepository['recordStatusUpdate']>[3];
 
 export const TERMINAL_STATUSES: ReadonlySet<string> = new Set<RunStatusJson>([
   'RUN_STATUS_COMPLETED',
@@ -63,4 +66,34 @@ export function foldStatusUpdate(current: RunProgress, u: StatusUpdateJson): Run
   }
 
   return { status, phase, state, startedAt, finishedAt };
+}
+
+/**
+ * The same rules as {@link foldStatusUpdate}, as a change the repository applies in SQL to the run as it
+ * stands (so recording an update neither reads nor sends the run's state).
+ */
+export function statusUpdateChange(u: StatusUpdateJson): RunChange {
+  const change: RunChange = { at: u.time ? new Date(u.time) : new Date() };
+  if (u.kind === 'STATUS_UPDATE_KIND_RUN_STARTED') change.start = true;
+  if ((u.kind === 'STATUS_UPDATE_KIND_PHASE_STARTED' || u.kind === 'STATUS_UPDATE_KIND_PHASE_FINISHED') && u.phase) {
+    const fields: Record<string, unknown> =
+      u.kind === 'STATUS_UPDATE_KIND_PHASE_STARTED'
+        ? { state: 'PHASE_STATE_RUNNING', startTime: u.time }
+        : {
+            state: u.phaseState ?? 'PHASE_STATE_SUCCEEDED',
+            exitCode: u.exitCode,
+            durationMs: u.durationMs,
+            outputTail: u.outputTail,
+            endTime: u.time,
+          };
+    // A field the update leaves out is removed from the phase's entry, as folding does.
+    const unset = Object.keys(fields).filter((k) => fields[k] === undefined);
+    for (const k of unset) delete fields[k];
+    change.phase = { phase: u.phase, set: fields, unset };
+  }
+  if (u.summary) change.summary = u.summary;
+  if (u.kind === 'STATUS_UPDATE_KIND_RUN_FINISHED' && u.runStatus) {
+    change.finish = { status: u.runStatus, phase: u.phase, error: u.runStatus !== 'RUN_STATUS_COMPLETED' && u.message ? u.message : undefined };
+  }
+  return change;
 }
