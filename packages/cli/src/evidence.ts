@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { create } from '@bufbuild/protobuf';
 import { AttestationError, verifyEnvelope, type DsseEnvelope, type TrustedKey } from '@ameide/attest';
 import { loadS3Settings } from '@ameide/config';
 import { governanceV1 } from '@ameide/contracts';
@@ -102,8 +103,33 @@ async function trustedKeys(api: GovernanceServiceClient, file: string | undefine
   return { keys: res.keys.map((k) => ({ keyid: k.keyId, publicKeyPem: k.publicKeyPem })), development: res.keys.some((k) => k.development) };
 }
 
+/**
+ * Evidence and attestations of a selector, following next_page_token: up to `limit` of each; without
+ * a limit, one page of the service's default size, or with `all` every page.
+ */
+async function evidencePages(
+  api: GovernanceServiceClient,
+  sel: Omit<governanceV1.ListEvidenceRequest, '$typeName' | 'pageSize' | 'pageToken'> | Record<string, unknown>,
+  limit: number | undefined,
+  all = false,
+): Promise<governanceV1.ListEvidenceResponse> {
+  const res = create(governanceV1.ListEvidenceResponseSchema, {});
+  let pageToken = '';
+  do {
+    const page = await api.listEvidence({ ...sel, pageSize: limit ? Math.min(limit, 1000) : 0, pageToken });
+    res.evidence.push(...page.evidence);
+    res.attestations.push(...page.attestations);
+    pageToken = page.nextPageToken;
+  } while (pageToken && (limit ? res.evidence.length < limit || res.attestations.length < limit : all));
+  if (limit) {
+    res.evidence.splice(limit);
+    res.attestations.splice(limit);
+  }
+  return res;
+}
+
 export async function evidenceList(ctx: Ctx, run: string | undefined, opts: OutputOptions & SelectorOptions & { limit?: number }): Promise<number> {
-  const res = await ctx.governance().listEvidence({ ...selector(run, opts), pageSize: opts.limit ?? 0 });
+  const res = await evidencePages(ctx.governance(), selector(run, opts), opts.limit);
   emit(ctx.o, formatOf(opts), protoJson(governanceV1.ListEvidenceResponseSchema, res), () => {
     const files = table(
       ctx.term,
@@ -131,7 +157,7 @@ export async function evidenceList(ctx: Ctx, run: string | undefined, opts: Outp
 }
 
 export async function evidenceDownload(ctx: Ctx, runId: string, opts: { dir?: string }): Promise<number> {
-  const res = await ctx.governance().listEvidence({ runId });
+  const res = await evidencePages(ctx.governance(), { runId }, undefined, true);
   const dir = resolve(ctx.cwd, opts.dir ?? `./evidence-${runId.slice(0, 8)}`);
   const { problems } = await download(res.evidence, res.attestations, dir);
   for (const p of problems) ctx.o.out(`✗ ${p}`);
@@ -142,7 +168,7 @@ export async function evidenceDownload(ctx: Ctx, runId: string, opts: { dir?: st
 export async function evidenceVerify(ctx: Ctx, runId: string, opts: OutputOptions & { publicKey?: string; dir?: string }): Promise<number> {
   const format = formatOf(opts);
   const api = ctx.governance();
-  const res = await api.listEvidence({ runId });
+  const res = await evidencePages(api, { runId }, undefined, true);
   const dir = opts.dir ? resolve(ctx.cwd, opts.dir) : await mkdtemp(join(tmpdir(), 'ameide-evidence-'));
   try {
     const { files, problems } = await download(res.evidence, res.attestations, dir);
