@@ -28,6 +28,7 @@ down: deps
 
 bench: deps tools
 	pnpm exec tsx bench/run.ts
+	pnpm exec tsx bench/scaling.ts
 	pnpm exec tsx bench/api.ts
 
 deps: node_modules/.modules.yaml packages/agent/dist/agent.mjs
