@@ -19,6 +19,7 @@ const outfile = resolve(process.argv[2] ?? new URL('./dist/ameide.mjs', import.m
 const ENTRY = 'ameide.js';
 
 const split = await build({
+  absWorkingDir: new URL('.', import.meta.url).pathname, // module names (hashes) that do not depend on where the build runs
   entryPoints: { ameide: new URL('./src/bin.ts', import.meta.url).pathname },
   outdir: '/', // nothing is written: the modules are kept in memory
   write: false,
@@ -135,12 +136,14 @@ const { fileURLToPath } = process.getBuiltinModule('node:url');
 const { Script } = process.getBuiltinModule('node:vm');
 const self = this === undefined ? fileURLToPath(callerFile()) : __filename;
 function callerFile() {
-  const prepare = Error.prepareStackTrace;
+  const { prepareStackTrace, stackTraceLimit } = Error;
   Error.prepareStackTrace = (_, stack) => stack;
+  Error.stackTraceLimit = 1;
   try {
     return new Error().stack[0].getFileName();
   } finally {
-    Error.prepareStackTrace = prepare;
+    Error.prepareStackTrace = prepareStackTrace;
+    Error.stackTraceLimit = stackTraceLimit;
   }
 }
 const nodeRequire = createRequire(self);
