@@ -1345,7 +1345,8 @@ export const BacklogService: GenService<{
     output: typeof GetWorkItemResponseSchema;
   },
   /**
-   * ListWorkItems lists work items, newest change first (ties by id), a page at a time.
+   * ListWorkItems lists work items, newest change first (ties by id), a page at a time. An item changed
+   * while paging moves to the front: the pages after do not show it again.
    *
    * @generated from rpc ameide.backlog.v1.BacklogService.ListWorkItems
    */

@@ -6809,7 +6809,8 @@ export const WorkflowService: GenService<{
   },
   /**
    * ListPullRequests lists the tenant's pull requests (one per work branch, updated by every rerun),
-   * latest update first (ties by id), a page at a time. One updated while paging may move to the front.
+   * latest update first (ties by id), a page at a time. One updated while paging moves to the front:
+   * the pages after do not show it again.
    *
    * @generated from rpc ameide.workflows.v1.WorkflowService.ListPullRequests
    */
