@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants, existsSync } from 'node:fs';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
 import { toolEnv } from '@ameide/config';
@@ -122,9 +122,35 @@ export async function pruneStaleWorkspaces(workspaceDir: string, ttlHours: numbe
 }
 
 /**
+ * Removes the file `rel` below `root` without following a link anywhere below `root`, whatever
+ * happened there since it was listed: every directory is opened through its already opened parent
+ * (`/proc/self/fd/<fd>/<name>`, links refused), and the file is removed from the last one. Sandboxed
+ * commands write the caches and may swap a directory for a link to a host path at any time; the
+ * worker (root) would otherwise delete the host file of that name.
+ */
+export async function unlinkBelow(root: string, rel: string): Promise<void> {
+  const parts = rel.split('/');
+  const name = parts.pop()!;
+  if (!name || parts.some((p) => !p || p === '.' || p === '..') || name === '..') throw new Error(`not a path below the root: ${rel}`);
+  const flags = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+  let dir: FileHandle = await open(root, flags);
+  try {
+    for (const p of parts) {
+      const next = await open(`/proc/self/fd/${dir.fd}/${p}`, flags);
+      await dir.close();
+      dir = next;
+    }
+    await unlink(`/proc/self/fd/${dir.fd}/${name}`);
+  } finally {
+    await dir.close();
+  }
+}
+
+/**
  * Keeps a tenant's package caches under `quotaBytes`: when they are larger, the least recently used
  * files (by access or modification time, whichever is later) are removed until they take at most
- * 90% of the quota. Package managers re-download what is gone. Returns the bytes removed.
+ * 90% of the quota (with {@link unlinkBelow}: the listing does not follow links either). Package
+ * managers re-download what is gone. Returns the bytes removed.
  */
 export async function enforceCacheQuota(cacheRoot: string, quotaBytes: number): Promise<number> {
   const files: Array<{ path: string; size: number; used: number }> = [];
@@ -144,7 +170,7 @@ export async function enforceCacheQuota(cacheRoot: string, quotaBytes: number): 
   files.sort((a, b) => a.used - b.used);
   for (const f of files) {
     if (total <= quotaBytes * 0.9) break;
-    await unlink(f.path).catch(() => undefined);
+    await unlinkBelow(cacheRoot, relative(cacheRoot, f.path)).catch(() => undefined);
     total -= f.size;
     freed += f.size;
   }

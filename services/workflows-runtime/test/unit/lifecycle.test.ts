@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import {
   remountRunDisk,
   removeRun,
   requireFreeDisk,
+  unlinkBelow,
   unmountUnder,
 } from '../../src/activities/lifecycle.js';
 import { killOrphanedGit, WORKER_MARK } from '../../src/activities/git.js';
@@ -63,6 +64,29 @@ it('trims a tenant cache over its quota to 90%, least recently used files first'
   const freed = await enforceCacheQuota(cache, 350 * 1024);
   expect(freed).toBeGreaterThanOrEqual(200 * 1024);
   expect(files.map((f) => existsSync(f))).toEqual([false, false, true, true, true]);
+});
+
+it('trims a cache without following a link a sandboxed command put in place of a listed directory', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'cache-'));
+  const cache = join(root, 'cache');
+  const host = join(root, 'host');
+  mkdirSync(join(cache, 'go', 'build', '00'), { recursive: true });
+  mkdirSync(host);
+  writeFileSync(join(cache, 'go', 'build', '00', 'entry'), 'cached');
+  writeFileSync(join(host, 'entry'), 'the worker host file');
+  // As listed: a file of the cache. Removed.
+  await unlinkBelow(cache, 'go/build/00/entry');
+  expect(existsSync(join(cache, 'go', 'build', '00', 'entry'))).toBe(false);
+  // After the listing, the directory became a link to a host directory holding a file of that name.
+  rmSync(join(cache, 'go', 'build', '00'), { recursive: true });
+  symlinkSync(host, join(cache, 'go', 'build', '00'));
+  await expect(unlinkBelow(cache, 'go/build/00/entry')).rejects.toThrow();
+  expect(readFileSync(join(host, 'entry'), 'utf8')).toBe('the worker host file');
+  // The link itself is a file of the cache: removable.
+  await unlinkBelow(cache, 'go/build/00');
+  expect(existsSync(join(cache, 'go', 'build', '00'))).toBe(false);
+  await expect(unlinkBelow(cache, '../host/entry')).rejects.toThrow(/not a path below the root/);
+  expect(existsSync(join(host, 'entry'))).toBe(true);
 });
 
 it.skipIf(process.getuid?.() !== 0)("gives a run's sandbox area a disk of its own: writes beyond it fail, the worker's disk is untouched", async () => {
