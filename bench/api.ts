@@ -6,23 +6,58 @@
  * "The SQL" is the repository's own query (RunRepository.list, through drizzle and pg), as the
  * handler runs it; the API adds auth, filters, the row → protobuf conversion and the transport.
  * Each measurement alternates API call and SQL, BENCH_API_REPEAT times (default 15); medians.
+ * Then, per filter, the plan of that query (EXPLAIN ANALYZE): its indexes, how many rows it read, and
+ * whether it scans runs (Seq Scan) or reads more than BENCH_API_PLAN_ROWS rows (default 1,000): the
+ * script exits 1 if one does.
+ * Last, status ingestion: the real status updates of the template run (run_started, phase_started and
+ * phase_finished with output tails, run_finished with the summary), replayed for BENCH_API_INGEST_RUNS
+ * fresh runs (default 100) through RecordStatusUpdate with the worker's service credential, against
+ * plain INSERTs of the same rows into status_updates over one pg connection; one run's updates through
+ * the API, then another run's as INSERTs, alternated; one at a time on both sides (concurrency 1), or
+ * BENCH_API_INGEST_CONCURRENCY runs at a time on each side (the INSERTs then over as many connections).
  */
 import { performance } from 'node:perf_hooks';
-import { toBinary } from '@bufbuild/protobuf';
+import { fromJson, toBinary, type JsonObject } from '@bufbuild/protobuf';
 import { loadStackConfig, stackDir } from '@ameide/config';
-import { ListWorkflowRunsResponseSchema, RunStatus, RunView } from '@ameide/contracts';
+import { ListWorkflowRunsResponseSchema, RunStatus, RunView, StatusUpdateSchema } from '@ameide/contracts';
 import { openDatabase, RunRepository } from '@ameide/db';
-import { createOrigin, sampleDefinition, startStack, SAMPLE_REPO } from '@ameide/devstack';
+import { createOrigin, ensureCredentials, sampleDefinition, startStack, SAMPLE_REPO } from '@ameide/devstack';
 import { createWorkflowServiceClient } from '@ameide/sdk';
 import { join } from 'node:path';
 
 const RUNS = Number(process.env.BENCH_API_RUNS ?? 100_000);
 const REPEAT = Number(process.env.BENCH_API_REPEAT ?? 15);
 const PAGE = 100;
+const PLAN_ROWS = Number(process.env.BENCH_API_PLAN_ROWS ?? 1000);
+const INGEST_RUNS = Number(process.env.BENCH_API_INGEST_RUNS ?? 100);
+const INGEST_CONCURRENCY = Math.max(1, Number(process.env.BENCH_API_INGEST_CONCURRENCY ?? 1));
 /** Work items the copies spread over (so a work item has RUNS / ITEMS runs). */
 const ITEMS = 5000;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  'Actual Rows'?: number;
+  'Actual Loops'?: number;
+  'Rows Removed by Filter'?: number;
+  'Rows Removed by Index Recheck'?: number;
+  Plans?: PlanNode[];
+}
+
+/** What a plan reads: the indexes it uses, the rows its scans return or filter out, whether it scans runs whole. */
+function planReads(node: PlanNode, out = { indexes: new Set<string>(), rows: 0, seqScanRuns: false }) {
+  if (node['Index Name']) out.indexes.add(node['Index Name']);
+  if (node['Relation Name']) {
+    const perLoop = (node['Actual Rows'] ?? 0) + (node['Rows Removed by Filter'] ?? 0) + (node['Rows Removed by Index Recheck'] ?? 0);
+    out.rows += perLoop * (node['Actual Loops'] ?? 1);
+    if (node['Node Type'] === 'Seq Scan' && node['Relation Name'] === 'runs') out.seqScanRuns = true;
+  }
+  for (const child of node.Plans ?? []) planReads(child, out);
+  return out;
+}
 
 async function main(): Promise<number> {
   const cfg = loadStackConfig();
@@ -87,11 +122,99 @@ async function main(): Promise<number> {
         );
       }
     }
-    return 0;
+
+    console.log(`\nPlans of the repository's queries (EXPLAIN ANALYZE, first page, basic view): a Seq Scan on runs or more than ${PLAN_ROWS} rows read fails`);
+    console.log(`${'filter'.padEnd(12)}${'rows read'.padStart(10)}  ${'seq scan'.padEnd(10)}${'verdict'.padEnd(9)}indexes`);
+    let failed = 0;
+    for (const f of filters) {
+      const q = repo.listQuery(tenant, { statuses: [], ...f.repo, limit: PAGE + 1 }).toSQL();
+      const res = await db.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`explain (analyze, format json) ${q.sql}`, q.params);
+      const p = planReads(res.rows[0]!['QUERY PLAN'][0]!.Plan);
+      const ok = !p.seqScanRuns && p.rows <= PLAN_ROWS;
+      if (!ok) failed++;
+      console.log(
+        `${f.name.padEnd(12)}${String(p.rows).padStart(10)}  ${(p.seqScanRuns ? 'yes' : 'no').padEnd(10)}${(ok ? 'ok' : 'FAIL').padEnd(9)}${[...p.indexes].join(', ') || '-'}`,
+      );
+    }
+
+    await ingestion(stack.databaseUrl, stack.apiUrl, ensureCredentials(join(stackDir(cfg, 'bench-api'), 'credentials.json')).serviceToken, template.id);
+    return failed ? 1 : 0;
   } finally {
     await database.close();
     await stack.stop();
   }
+}
+
+/**
+ * Status ingestion: the template run's real updates, replayed for fresh runs through the API (the
+ * worker's credential, as the worker sends them: a run's updates one after another) and as plain
+ * INSERTs of the same rows, alternated round by round; INGEST_CONCURRENCY runs at a time on each side
+ * (the INSERTs over as many pg connections, each one run's rows in order).
+ */
+async function ingestion(databaseUrl: string, apiUrl: string, serviceToken: string, templateId: string): Promise<void> {
+  const database = await openDatabase(databaseUrl, { migrate: false, max: INGEST_CONCURRENCY });
+  const db = database.pool;
+  const updates = (
+    await db.query<{ kind: string; payload: JsonObject }>(`select kind, payload from status_updates where run_id = $1 order by sequence`, [templateId])
+  ).rows;
+  // 2 × INGEST_RUNS fresh runs (QUEUED, nothing folded yet), copies of the template: half for the API, half for the INSERTs.
+  const ids = (
+    await db.query<{ id: string; tenant_id: string }>(
+      `insert into runs (id, tenant_id, plan_id, plan_version, definition_id, workflow_id, status, phase, spec, state)
+       select gen_random_uuid(), r.tenant_id, r.plan_id, r.plan_version, r.definition_id, 'ingest-' || i, 'RUN_STATUS_QUEUED', 'PHASE_UNSPECIFIED', r.spec, '{"phases":[]}'
+       from runs r, generate_series(1, $2::int) i where r.id = $1 returning id, tenant_id`,
+      [templateId, 2 * INGEST_RUNS],
+    )
+  ).rows;
+  const service = createWorkflowServiceClient({ baseUrl: apiUrl, token: serviceToken });
+  const conns = await Promise.all(Array.from({ length: INGEST_CONCURRENCY }, () => db.connect()));
+  let apiMs = 0;
+  let sqlMs = 0;
+  let payloadBytes = 0;
+  const viaApi = async (run: { id: string }) => {
+    for (const u of updates) {
+      const res = await service.recordStatusUpdate({ update: fromJson(StatusUpdateSchema, { ...u.payload, runId: run.id }) });
+      if (res.duplicate) throw new Error('a fresh update was taken for a duplicate');
+    }
+  };
+  const plain = async (run: { id: string; tenant_id: string }, conn: (typeof conns)[number]) => {
+    for (const u of updates) {
+      const payload = JSON.stringify({ ...u.payload, runId: run.id });
+      payloadBytes += payload.length;
+      await conn.query('insert into status_updates (run_id, sequence, tenant_id, kind, payload) values ($1, $2, $3, $4, $5)', [
+        run.id,
+        Number(u.payload.sequence),
+        run.tenant_id,
+        u.kind,
+        payload,
+      ]);
+    }
+  };
+  try {
+    for (let i = 0; i < INGEST_RUNS; i += INGEST_CONCURRENCY) {
+      const round = ids.slice(2 * i, 2 * Math.min(INGEST_RUNS, i + INGEST_CONCURRENCY));
+      let t = performance.now();
+      await Promise.all(round.filter((_, k) => k % 2 === 0).map((run) => viaApi(run)));
+      apiMs += performance.now() - t;
+      t = performance.now();
+      await Promise.all(round.filter((_, k) => k % 2 === 1).map((run, k) => plain(run, conns[k]!)));
+      sqlMs += performance.now() - t;
+    }
+  } finally {
+    for (const conn of conns) conn.release();
+    await database.close();
+  }
+  const n = INGEST_RUNS * updates.length;
+  const apiRate = n / (apiMs / 1000);
+  const sqlRate = n / (sqlMs / 1000);
+  const side = INGEST_CONCURRENCY === 1 ? 'one at a time on each side' : `${INGEST_CONCURRENCY} runs at a time on each side`;
+  console.log(
+    `\nStatus ingestion: ${INGEST_RUNS} runs × ${updates.length} updates (${Math.round(payloadBytes / n)} bytes each on average), ${side}, alternated`,
+  );
+  const conn = INGEST_CONCURRENCY === 1 ? 'one connection' : `${INGEST_CONCURRENCY} connections`;
+  console.log(`${'RecordStatusUpdate (API: stored once, applied to the run, follow-ups)'.padEnd(72)}${apiRate.toFixed(0).padStart(6)} updates/s`);
+  console.log(`${`plain INSERT into status_updates, ${conn}`.padEnd(72)}${sqlRate.toFixed(0).padStart(6)} updates/s`);
+  console.log(`${'API / INSERT rate'.padEnd(72)}${(apiRate / sqlRate).toFixed(2).padStart(6)}`);
 }
 
 main().then(

@@ -243,67 +243,10 @@ export class RunRepository {
     update: StatusUpdateJson,
     change: RunChange,
   ): Promise<{ tenantId: string; duplicate: boolean; status?: string; followups: string[] } | undefined> {
-    const terminal = sql.raw(`r.status in (${TERMINAL_STATUSES.map((x) => `'${x}'`).join(', ')})`);
-    const at = sql`${change.at.toISOString()}::timestamptz`;
-    const set: SQL[] = [sql`last_sequence = greatest(r.last_sequence, ${sequence})`];
-    let state = sql`r.state`;
-    if (change.phase) {
-      const { phase, set: fields, unset } = change.phase;
-      const phases = sql`coalesce(r.state->'phases', '[]'::jsonb)`;
-      const idx = sql`(select min(n) - 1 from jsonb_array_elements(${phases}) with ordinality e(p, n) where p->>'phase' = ${phase})`;
-      state = sql`jsonb_set(${state}, '{phases}', case when ${idx} is null
-        then ${phases} || jsonb_build_array(${JSON.stringify({ phase, ...fields })}::jsonb)
-        else jsonb_set(${phases}, array[${idx}::text], ((${phases}->(${idx})::int) - ${`{${unset.join(',')}}`}::text[]) || ${JSON.stringify(fields)}::jsonb) end)`;
-      set.push(
-        sql`status = case when r.status = 'RUN_STATUS_QUEUED' then 'RUN_STATUS_RUNNING' else r.status end`,
-        sql`started_at = case when r.status = 'RUN_STATUS_QUEUED' then coalesce(r.started_at, ${at}) else r.started_at end`,
-        sql`phase = case when ${terminal} then r.phase else ${phase} end`,
-      );
-    }
-    if (change.summary) {
-      state = sql`jsonb_set(${state}, '{summary}', case when jsonb_typeof(r.state->'summary') = 'object' then r.state->'summary' else '{}'::jsonb end || ${JSON.stringify(change.summary)}::jsonb)`;
-    }
-    if (change.start) {
-      set.push(
-        sql`status = case when ${terminal} then r.status else 'RUN_STATUS_RUNNING' end`,
-        sql`started_at = case when ${terminal} then r.started_at else coalesce(r.started_at, ${at}) end`,
-      );
-    }
-    if (change.finish) {
-      const { status, phase, error } = change.finish;
-      set.push(
-        sql`status = case when ${terminal} then r.status else ${status} end`,
-        sql`finished_at = case when ${terminal} then r.finished_at else ${at} end`,
-      );
-      if (phase) set.push(sql`phase = case when ${terminal} then r.phase else ${phase} end`);
-      if (error !== undefined) state = sql`case when ${terminal} then ${state} else jsonb_set(${state}, '{error}', to_jsonb(${error}::text)) end`;
-    }
-    set.push(sql`state = ${state}`);
-    const finished = sql.raw(`upd.status <> '' and upd.status not in (${UNFINISHED_STATUSES.map((x) => `'${x}'`).join(', ')})`);
-    const wasUnfinished = sql.raw(`(cur.status = '' or cur.status in (${UNFINISHED_STATUSES.map((x) => `'${x}'`).join(', ')}))`);
     const previewLive = update.kind === 'STATUS_UPDATE_KIND_PREVIEW_LIVE';
-    const res = await this.db.execute<{ tenant_id: string; inserted: boolean; status: string | null; finished: boolean | null }>(sql`
-      with cur as (
-        select id, tenant_id, status from runs where id = ${run.id} for update
-      ), ins as (
-        insert into status_updates (run_id, sequence, tenant_id, kind, payload)
-        select id, ${sequence}, tenant_id, ${update.kind ?? ''}, ${JSON.stringify(update)}::jsonb from cur
-        where ${run.tenantId ?? null}::text is null or tenant_id = ${run.tenantId ?? null}::text
-        on conflict do nothing
-        returning run_id
-      ), upd as (
-        update runs r set ${sql.join(set, sql`, `)}
-        from ins where r.id = ins.run_id
-        returning r.id, r.tenant_id, r.status
-      ), fu as (
-        insert into run_followups (run_id, tenant_id, event)
-        select upd.id, upd.tenant_id, 'finished' from upd, cur where ${finished} and ${wasUnfinished}
-        union all
-        select upd.id, upd.tenant_id, 'preview_live' from upd where ${previewLive}
-        on conflict do nothing
-      )
-      select cur.tenant_id, exists (select 1 from ins) as inserted, upd.status, (${finished} and ${wasUnfinished}) as finished
-      from cur left join upd on true`);
+    const res = await this.db.execute<{ tenant_id: string; inserted: boolean; status: string | null; finished: boolean | null }>(
+      recordStatusUpdateSql(run, sequence, update, change),
+    );
     const row = res.rows[0];
     if (!row) return undefined;
     if (!row.inserted) return { tenantId: row.tenant_id, duplicate: true, followups: [] };
@@ -321,6 +264,68 @@ export class RunRepository {
       .orderBy(asc(statusUpdates.sequence))
       .limit(limit);
   }
+}
+
+/** The one statement of {@link RunRepository.recordStatusUpdate} (exported to EXPLAIN it). */
+export function recordStatusUpdateSql(run: { id: string; tenantId?: string }, sequence: number, update: StatusUpdateJson, change: RunChange): SQL {
+  const terminal = sql.raw(`r.status in (${TERMINAL_STATUSES.map((x) => `'${x}'`).join(', ')})`);
+  const at = sql`${change.at.toISOString()}::timestamptz`;
+  const set: SQL[] = [sql`last_sequence = greatest(r.last_sequence, ${sequence})`];
+  let state = sql`r.state`;
+  if (change.phase) {
+    const { phase, set: fields, unset } = change.phase;
+    const phases = sql`coalesce(r.state->'phases', '[]'::jsonb)`;
+    const idx = sql`(select min(n) - 1 from jsonb_array_elements(${phases}) with ordinality e(p, n) where p->>'phase' = ${phase})`;
+    state = sql`jsonb_set(${state}, '{phases}', case when ${idx} is null
+        then ${phases} || jsonb_build_array(${JSON.stringify({ phase, ...fields })}::jsonb)
+        else jsonb_set(${phases}, array[${idx}::text], ((${phases}->(${idx})::int) - ${`{${unset.join(',')}}`}::text[]) || ${JSON.stringify(fields)}::jsonb) end)`;
+    set.push(
+      sql`status = case when r.status = 'RUN_STATUS_QUEUED' then 'RUN_STATUS_RUNNING' else r.status end`,
+      sql`started_at = case when r.status = 'RUN_STATUS_QUEUED' then coalesce(r.started_at, ${at}) else r.started_at end`,
+      sql`phase = case when ${terminal} then r.phase else ${phase} end`,
+    );
+  }
+  if (change.summary) {
+    state = sql`jsonb_set(${state}, '{summary}', case when jsonb_typeof(r.state->'summary') = 'object' then r.state->'summary' else '{}'::jsonb end || ${JSON.stringify(change.summary)}::jsonb)`;
+  }
+  if (change.start) {
+    set.push(
+      sql`status = case when ${terminal} then r.status else 'RUN_STATUS_RUNNING' end`,
+      sql`started_at = case when ${terminal} then r.started_at else coalesce(r.started_at, ${at}) end`,
+    );
+  }
+  if (change.finish) {
+    const { status, phase, error } = change.finish;
+    set.push(sql`status = case when ${terminal} then r.status else ${status} end`, sql`finished_at = case when ${terminal} then r.finished_at else ${at} end`);
+    if (phase) set.push(sql`phase = case when ${terminal} then r.phase else ${phase} end`);
+    if (error !== undefined) state = sql`case when ${terminal} then ${state} else jsonb_set(${state}, '{error}', to_jsonb(${error}::text)) end`;
+  }
+  set.push(sql`state = ${state}`);
+  const finished = sql.raw(`upd.status <> '' and upd.status not in (${UNFINISHED_STATUSES.map((x) => `'${x}'`).join(', ')})`);
+  const wasUnfinished = sql.raw(`(cur.status = '' or cur.status in (${UNFINISHED_STATUSES.map((x) => `'${x}'`).join(', ')}))`);
+  const previewLive = update.kind === 'STATUS_UPDATE_KIND_PREVIEW_LIVE';
+  return sql`
+      with cur as (
+        select id, tenant_id, status from runs where id = ${run.id} for update
+      ), ins as (
+        insert into status_updates (run_id, sequence, tenant_id, kind, payload)
+        select id, ${sequence}, tenant_id, ${update.kind ?? ''}, ${JSON.stringify(update)}::jsonb from cur
+        where ${run.tenantId ?? null}::text is null or tenant_id = ${run.tenantId ?? null}::text
+        on conflict do nothing
+        returning run_id
+      ), upd as (
+        update runs r set ${sql.join(set, sql`, `)}
+        where r.id = ${run.id} and exists (select 1 from ins)
+        returning r.id, r.tenant_id, r.status
+      ), fu as (
+        insert into run_followups (run_id, tenant_id, event)
+        select upd.id, upd.tenant_id, 'finished' from upd, cur where ${finished} and ${wasUnfinished}
+        union all
+        select upd.id, upd.tenant_id, 'preview_live' from upd where ${previewLive}
+        on conflict do nothing
+      )
+      select cur.tenant_id, exists (select 1 from ins) as inserted, upd.status, (${finished} and ${wasUnfinished}) as finished
+      from cur left join upd on true`;
 }
 
 /** Whether `err` is Postgres refusing a second row for a unique key (e.g. a repeated request id). */
