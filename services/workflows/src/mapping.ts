@@ -78,13 +78,15 @@ function timestampFromJson(v: unknown): Timestamp | undefined {
   const m = /^([^.]*?)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/i.exec(v);
   const ms = m ? Date.parse(m[1]! + m[3]!) : NaN;
   if (Number.isNaN(ms)) return undefined;
-  return create(TimestampSchema, { seconds: BigInt(Math.floor(ms / 1000)), nanos: m![2] ? Number(m![2].padEnd(9, '0')) : 0 });
+  // A message is a plain object: every field given, as create() would fill it (a page has thousands of these).
+  return { $typeName: TimestampSchema.typeName, seconds: BigInt(Math.floor(ms / 1000)), nanos: m![2] ? Number(m![2].padEnd(9, '0')) : 0 };
 }
 
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
 
 function phaseToProto(p: PhaseResultJson): PhaseResult {
-  return create(PhaseResultSchema, {
+  return {
+    $typeName: PhaseResultSchema.typeName,
     phase: enumValue(PHASE, p.phase),
     state: enumValue(PHASE_STATE, p.state),
     exitCode: typeof p.exitCode === 'number' ? p.exitCode : undefined,
@@ -92,7 +94,7 @@ function phaseToProto(p: PhaseResultJson): PhaseResult {
     outputTail: p.outputTail ?? '',
     startTime: timestampFromJson(p.startTime),
     endTime: timestampFromJson(p.endTime),
-  });
+  };
 }
 
 /**
