@@ -1,4 +1,4 @@
-import { create, fromJson, toJson, type JsonObject } from '@bufbuild/protobuf';
+import { create, fromJson, toJson, type DescMessage, type JsonObject, type MessageShape } from '@bufbuild/protobuf';
 import { durationFromMs, timestampFromDate, TimestampSchema, type Timestamp } from '@bufbuild/protobuf/wkt';
 import {
   DefinitionSchema,
@@ -82,6 +82,18 @@ function timestampFromJson(v: unknown): Timestamp | undefined {
   return { $typeName: TimestampSchema.typeName, seconds: BigInt(Math.floor(ms / 1000)), nanos: m![2] ? Number(m![2].padEnd(9, '0')) : 0 };
 }
 
+/**
+ * A JSON part of a stored run as its message. JSON read from Postgres has no undefined values, so it
+ * goes to fromJson as it is; one made in memory may have them, and is compacted first.
+ */
+function storedJsonToProto<Desc extends DescMessage>(schema: Desc, json: object): MessageShape<Desc> {
+  try {
+    return fromJson(schema, json as JsonObject, { ignoreUnknownFields: true });
+  } catch {
+    return fromJson(schema, compactJson(json) as JsonObject, { ignoreUnknownFields: true });
+  }
+}
+
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
 
 function phaseToProto(p: PhaseResultJson): PhaseResult {
@@ -126,7 +138,7 @@ export function runToProto(row: RunRow, extra: { queuedBehind?: string; executio
       : undefined,
     trigger: enumValue(TRIGGER, spec.trigger),
     phases: Array.isArray(state.phases) ? state.phases.map(phaseToProto) : [],
-    summary: state.summary ? fromJson(RunSummarySchema, compactJson(state.summary) as JsonObject, { ignoreUnknownFields: true }) : undefined,
+    summary: state.summary ? storedJsonToProto(RunSummarySchema, state.summary) : undefined,
     error: state.error ?? '',
     lastSequence: BigInt(row.lastSequence),
     createTime: timestampFromDate(row.createdAt),
@@ -137,7 +149,7 @@ export function runToProto(row: RunRow, extra: { queuedBehind?: string; executio
     queuedBehindRunId: extra.queuedBehind ?? '',
     execution: extra.execution,
     readyTime: row.readyAt ? timestampFromDate(row.readyAt) : undefined,
-    done: state.done ? fromJson(governanceV1.DoneEvaluationSchema, compactJson(state.done) as JsonObject, { ignoreUnknownFields: true }) : undefined,
+    done: state.done ? storedJsonToProto(governanceV1.DoneEvaluationSchema, state.done) : undefined,
   });
   if (row.readyAt && row.finishedAt && row.status === 'RUN_STATUS_COMPLETED') run.leadTime = durationFromMs(row.finishedAt.getTime() - row.readyAt.getTime());
   return run;
