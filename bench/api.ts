@@ -5,7 +5,8 @@
  * completed run (its phases with output tails, evidence, summary), so each is as large as a real one.
  * "The SQL" is the repository's own query (RunRepository.list, through drizzle and pg), as the
  * handler runs it; the API adds auth, filters, the row → protobuf conversion and the transport.
- * Each measurement alternates API call and SQL, BENCH_API_REPEAT times (default 15); medians.
+ * Each measurement alternates API call and SQL, BENCH_API_REPEAT times (default 15); medians. A page
+ * of one run gives the fixed cost of a call.
  * Then, per filter, the plan of that query (EXPLAIN ANALYZE): its indexes, how many rows it read, and
  * whether it scans runs (Seq Scan) or reads more than BENCH_API_PLAN_ROWS rows (default 1,000): the
  * script exits 1 if one does.
@@ -123,6 +124,24 @@ async function main(): Promise<number> {
       }
     }
 
+    // The fixed cost of a call (auth, Connect, HTTP, one small row): a page of one run, basic view.
+    {
+      const apiMs: number[] = [];
+      const sqlMs: number[] = [];
+      for (let k = 0; k < REPEAT; k++) {
+        let t = performance.now();
+        await api.listWorkflowRuns({ pageSize: 1 });
+        apiMs.push(performance.now() - t);
+        t = performance.now();
+        await repo.list(tenant, { statuses: [], limit: 2 });
+        sqlMs.push(performance.now() - t);
+      }
+      const a = median(apiMs);
+      const s = median(sqlMs);
+      console.log(
+        `${'1 run'.padEnd(12)}${'basic'.padEnd(7)}${a.toFixed(1).padStart(8)}${s.toFixed(1).padStart(8)}${(a / s).toFixed(2).padStart(8)}×  (a page of one: the fixed cost of a call)`,
+      );
+    }
     console.log(`\nPlans of the repository's queries (EXPLAIN ANALYZE, first page, basic view): a Seq Scan on runs or more than ${PLAN_ROWS} rows read fails`);
     console.log(`${'filter'.padEnd(12)}${'rows read'.padStart(10)}  ${'seq scan'.padEnd(10)}${'verdict'.padEnd(9)}indexes`);
     let failed = 0;
