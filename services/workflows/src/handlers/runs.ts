@@ -73,6 +73,18 @@ export class RunHandlers {
     private readonly followups?: Followups,
   ) {}
 
+  /** Starts what follows a run's events (see recordStatusUpdate); never throws: the reconciler retries. */
+  private async afterEvents(runId: string, events: string[]): Promise<void> {
+    try {
+      const row = await this.runs.get(undefined, runId);
+      if (!row) return;
+      if (events.includes('preview_live')) await this.followups?.startQuietly(row, 'preview_live');
+      if (events.includes('finished')) await this.runFinished(row);
+    } catch (err) {
+      console.warn(`what follows run ${runId}'s ${events.join(' and ')} waits for the reconciler: ${(err as Error).message}`);
+    }
+  }
+
   /** After a run finished: the next run of its branch may start (the reconciler retries on failure). */
   private async runFinished(row: RunRow): Promise<void> {
     this.notifier.publish(row.id);
@@ -232,13 +244,12 @@ export class RunHandlers {
       if (!result) throw new NotFoundError('run', u.runId);
       // A run of another tenant: refused (nothing was stored).
       requireWorkerFor(ctx, result.tenantId, 'record status updates');
-      if (result.followups.length) {
-        // Rare (a preview went live, the run ended): what follows needs the whole run.
-        const row = (await this.runs.get(undefined, u.runId))!;
-        if (result.followups.includes('preview_live')) await this.followups?.startQuietly(row, 'preview_live');
-        if (result.followups.includes('finished')) await this.runFinished(row);
-        else this.notifier.publish(row.id);
-      } else if (!result.duplicate) this.notifier.publish(u.runId);
+      if (!result.duplicate) this.notifier.publish(u.runId);
+      // Rare (a preview went live, the run ended): what follows (its follow-up workflow, the lane's next
+      // run) starts after the answer, so the worker's next update never waits for Temporal. The
+      // follow-up rows stored with the update keep it from being lost: the reconciler starts what a
+      // service that stopped meanwhile left.
+      if (result.followups.length) void this.afterEvents(u.runId, result.followups);
       return create(RecordStatusUpdateResponseSchema, { duplicate: result.duplicate });
     });
 
