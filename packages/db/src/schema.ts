@@ -49,7 +49,8 @@ export const plans = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
-    index('plans_tenant_created_idx').on(t.tenantId, t.createdAt),
+    // The list order (newest first, then id): each page is read from the index in order.
+    index('plans_tenant_created_id_idx').on(t.tenantId, t.createdAt, t.id),
     index('plans_spec_gin').using('gin', t.spec.op('jsonb_path_ops')),
     uniqueIndex('plans_work_item_revision_uq').on(t.tenantId, t.workItemId, t.workItemRevision),
   ],
@@ -181,7 +182,7 @@ export const workItems = pgTable(
   },
   (t) => [
     primaryKey({ columns: [t.tenantId, t.id] }),
-    index('work_items_tenant_updated_idx').on(t.tenantId, t.updatedAt),
+    index('work_items_tenant_updated_id_idx').on(t.tenantId, t.updatedAt, t.id),
     index('work_items_spec_gin').using('gin', t.spec.op('jsonb_path_ops')),
   ],
 );
@@ -241,7 +242,7 @@ export const pullRequests = pgTable(
   },
   (t) => [
     uniqueIndex('pull_requests_branch_uq').on(t.tenantId, t.branchKey),
-    index('pull_requests_tenant_updated_idx').on(t.tenantId, t.updatedAt),
+    index('pull_requests_tenant_updated_id_idx').on(t.tenantId, t.updatedAt, t.id),
     index('pull_requests_work_item_idx').on(t.tenantId, t.workItemId),
   ],
 );
@@ -267,7 +268,7 @@ export const previews = pgTable(
     stoppedAt: timestamp('stopped_at', { withTimezone: true }),
     stopReason: text('stop_reason').notNull().default(''),
   },
-  (t) => [index('previews_alias_idx').on(t.tenantId, t.workItemId, t.state, t.liveAt)],
+  (t) => [index('previews_alias_idx').on(t.tenantId, t.workItemId, t.state, t.liveAt), index('previews_tenant_live_idx').on(t.tenantId, t.liveAt, t.runId)],
 );
 
 /**
@@ -395,6 +396,7 @@ export const impediments = pgTable(
   (t) => [
     uniqueIndex('impediments_cause_uq').on(t.tenantId, t.causeKey),
     index('impediments_tenant_state_idx').on(t.tenantId, t.state, t.createdAt),
+    index('impediments_tenant_created_id_idx').on(t.tenantId, t.createdAt, t.id),
     index('impediments_work_item_idx').on(t.tenantId, t.workItemId),
   ],
 );
@@ -465,6 +467,7 @@ export const notificationDeliveries = pgTable(
   (t) => [
     uniqueIndex('notification_deliveries_uq').on(t.notificationId, t.subscriptionId),
     index('notification_deliveries_state_idx').on(t.tenantId, t.state, t.createdAt),
+    index('notification_deliveries_tenant_created_id_idx').on(t.tenantId, t.createdAt, t.id),
   ],
 );
 
