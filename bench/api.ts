@@ -12,10 +12,11 @@
  * script exits 1 if one does.
  * Last, status ingestion: the real status updates of the template run (run_started, phase_started and
  * phase_finished with output tails, run_finished with the summary), replayed for BENCH_API_INGEST_RUNS
- * fresh runs (default 100) through RecordStatusUpdate with the worker's service credential, against
- * plain INSERTs of the same rows into status_updates over one pg connection; one run's updates through
- * the API, then another run's as INSERTs, alternated; one at a time on both sides (concurrency 1), or
- * BENCH_API_INGEST_CONCURRENCY runs at a time on each side (the INSERTs then over as many connections).
+ * fresh runs (default 100) through RecordStatusUpdate with the worker's service credential, through
+ * RecordStatusUpdates (a run's updates all in one call), and as plain INSERTs of the same rows into
+ * status_updates over one pg connection; one run's updates through each, alternated; one run at a time on
+ * each side (concurrency 1), or BENCH_API_INGEST_CONCURRENCY runs at a time on each side (the INSERTs
+ * then over as many connections). The goal: the batch at least 0.5× the INSERT rate.
  */
 import { performance } from 'node:perf_hooks';
 import { fromJson, toBinary, type JsonObject } from '@bufbuild/protobuf';
@@ -166,8 +167,9 @@ async function main(): Promise<number> {
 
 /**
  * Status ingestion: the template run's real updates, replayed for fresh runs through the API (the
- * worker's credential, as the worker sends them: a run's updates one after another) and as plain
- * INSERTs of the same rows, alternated round by round; INGEST_CONCURRENCY runs at a time on each side
+ * worker's credential): one RecordStatusUpdate call per update, and one RecordStatusUpdates call per
+ * run with all its updates (the worker sends what piled up while a batch was on its way, so its batches
+ * are this or smaller); and as plain INSERTs of the same rows, alternated round by round; INGEST_CONCURRENCY runs at a time on each side
  * (the INSERTs over as many pg connections, each one run's rows in order).
  */
 async function ingestion(databaseUrl: string, apiUrl: string, serviceToken: string, templateId: string): Promise<void> {
@@ -176,18 +178,19 @@ async function ingestion(databaseUrl: string, apiUrl: string, serviceToken: stri
   const updates = (
     await db.query<{ kind: string; payload: JsonObject }>(`select kind, payload from status_updates where run_id = $1 order by sequence`, [templateId])
   ).rows;
-  // 2 × INGEST_RUNS fresh runs (QUEUED, nothing folded yet), copies of the template: half for the API, half for the INSERTs.
+  // 3 × INGEST_RUNS fresh runs (QUEUED, nothing folded yet), copies of the template: a third each for the single RPC, the batch RPC and the INSERTs.
   const ids = (
     await db.query<{ id: string; tenant_id: string }>(
       `insert into runs (id, tenant_id, plan_id, plan_version, definition_id, workflow_id, status, phase, spec, state)
        select gen_random_uuid(), r.tenant_id, r.plan_id, r.plan_version, r.definition_id, 'ingest-' || i, 'RUN_STATUS_QUEUED', 'PHASE_UNSPECIFIED', r.spec, '{"phases":[]}'
        from runs r, generate_series(1, $2::int) i where r.id = $1 returning id, tenant_id`,
-      [templateId, 2 * INGEST_RUNS],
+      [templateId, 3 * INGEST_RUNS],
     )
   ).rows;
   const service = createWorkflowServiceClient({ baseUrl: apiUrl, token: serviceToken });
   const conns = await Promise.all(Array.from({ length: INGEST_CONCURRENCY }, () => db.connect()));
   let apiMs = 0;
+  let batchMs = 0;
   let sqlMs = 0;
   let payloadBytes = 0;
   const viaApi = async (run: { id: string }) => {
@@ -195,6 +198,10 @@ async function ingestion(databaseUrl: string, apiUrl: string, serviceToken: stri
       const res = await service.recordStatusUpdate({ update: fromJson(StatusUpdateSchema, { ...u.payload, runId: run.id }) });
       if (res.duplicate) throw new Error('a fresh update was taken for a duplicate');
     }
+  };
+  const viaBatch = async (run: { id: string }) => {
+    const res = await service.recordStatusUpdates({ updates: updates.map((u) => fromJson(StatusUpdateSchema, { ...u.payload, runId: run.id })) });
+    if (res.duplicate.length !== updates.length || res.duplicate.some(Boolean)) throw new Error('a fresh update was taken for a duplicate');
   };
   const plain = async (run: { id: string; tenant_id: string }, conn: (typeof conns)[number]) => {
     for (const u of updates) {
@@ -211,12 +218,15 @@ async function ingestion(databaseUrl: string, apiUrl: string, serviceToken: stri
   };
   try {
     for (let i = 0; i < INGEST_RUNS; i += INGEST_CONCURRENCY) {
-      const round = ids.slice(2 * i, 2 * Math.min(INGEST_RUNS, i + INGEST_CONCURRENCY));
+      const round = ids.slice(3 * i, 3 * Math.min(INGEST_RUNS, i + INGEST_CONCURRENCY));
       let t = performance.now();
-      await Promise.all(round.filter((_, k) => k % 2 === 0).map((run) => viaApi(run)));
+      await Promise.all(round.filter((_, k) => k % 3 === 0).map((run) => viaApi(run)));
       apiMs += performance.now() - t;
       t = performance.now();
-      await Promise.all(round.filter((_, k) => k % 2 === 1).map((run, k) => plain(run, conns[k]!)));
+      await Promise.all(round.filter((_, k) => k % 3 === 1).map((run) => viaBatch(run)));
+      batchMs += performance.now() - t;
+      t = performance.now();
+      await Promise.all(round.filter((_, k) => k % 3 === 2).map((run, k) => plain(run, conns[k]!)));
       sqlMs += performance.now() - t;
     }
   } finally {
@@ -225,6 +235,7 @@ async function ingestion(databaseUrl: string, apiUrl: string, serviceToken: stri
   }
   const n = INGEST_RUNS * updates.length;
   const apiRate = n / (apiMs / 1000);
+  const batchRate = n / (batchMs / 1000);
   const sqlRate = n / (sqlMs / 1000);
   const side = INGEST_CONCURRENCY === 1 ? 'one at a time on each side' : `${INGEST_CONCURRENCY} runs at a time on each side`;
   console.log(
@@ -232,8 +243,13 @@ async function ingestion(databaseUrl: string, apiUrl: string, serviceToken: stri
   );
   const conn = INGEST_CONCURRENCY === 1 ? 'one connection' : `${INGEST_CONCURRENCY} connections`;
   console.log(`${'RecordStatusUpdate (API: stored once, applied to the run, follow-ups)'.padEnd(72)}${apiRate.toFixed(0).padStart(6)} updates/s`);
+  console.log(
+    `${`RecordStatusUpdates (API: a run's ${updates.length} updates in one call, one transaction)`.padEnd(72)}${batchRate.toFixed(0).padStart(6)} updates/s`,
+  );
   console.log(`${`plain INSERT into status_updates, ${conn}`.padEnd(72)}${sqlRate.toFixed(0).padStart(6)} updates/s`);
-  console.log(`${'API / INSERT rate'.padEnd(72)}${(apiRate / sqlRate).toFixed(2).padStart(6)}`);
+  console.log(`${'RecordStatusUpdate / INSERT rate'.padEnd(72)}${(apiRate / sqlRate).toFixed(2).padStart(6)}`);
+  const ratio = batchRate / sqlRate;
+  console.log(`${'RecordStatusUpdates / INSERT rate (goal ≥ 0.5)'.padEnd(72)}${ratio.toFixed(2).padStart(6)}  ${ratio >= 0.5 ? 'ok' : 'below the goal'}`);
 }
 
 main().then(

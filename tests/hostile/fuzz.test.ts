@@ -78,7 +78,7 @@ async function raw(
   body: Uint8Array,
   opts: { json?: boolean; headers?: Record<string, string> } = {},
 ): Promise<Answer> {
-  const token = m.name === 'RecordStatusUpdate' ? h.tokens.service : h.tokens.acme;
+  const token = m.name.startsWith('RecordStatusUpdate') ? h.tokens.service : h.tokens.acme;
   const streaming = m.methodKind !== 'unary';
   const sub = opts.json ? 'json' : 'proto';
   if (protocol === 'grpc') {
@@ -248,6 +248,8 @@ function setAt(msg: Message, steps: Step[], value: unknown): void {
 // ---------------------------------------------------------------------------------------------------
 
 function baseRequests(ids: { planId: string; runId: string }): Record<string, JsonObject> {
+  // RecordStatusUpdates: one run's updates (a run that does not exist: nothing is stored).
+  const batchRunId = randomUUID();
   const spec = {
     repoUrl: '/srv/repos/fuzz.git',
     defaultBranch: 'main',
@@ -348,6 +350,12 @@ function baseRequests(ids: { planId: string; runId: string }): Record<string, Js
         },
         time: '2024-01-01T00:00:00Z',
       },
+    },
+    RecordStatusUpdates: {
+      updates: [
+        { runId: batchRunId, sequence: '1', kind: 'STATUS_UPDATE_KIND_RUN_STARTED', message: 'm', attributes: { k: 'v' } },
+        { runId: batchRunId, sequence: '2', kind: 'STATUS_UPDATE_KIND_PHASE_STARTED', phase: 'PHASE_AGENT', outputTail: 'ok' },
+      ],
     },
   };
 }
@@ -601,7 +609,7 @@ describe('hostile input at the API edge', () => {
         await Promise.all(
           cases.slice(i, i + 16).map(async (k) => {
             if (k.binaryOnly && kind !== 'grpc') return;
-            const client = k.method.name === 'RecordStatusUpdate' ? c.service : c.acme;
+            const client = k.method.name.startsWith('RecordStatusUpdate') ? c.service : c.acme;
             const a = await call(client, k.method, k.request);
             const ok = k.expect ? a.code === Code.InvalidArgument && a.message.startsWith(k.expect) : a.code !== Code.Internal && a.code !== Code.Unknown;
             if (!ok)

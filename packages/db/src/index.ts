@@ -32,6 +32,7 @@ export {
   isUniqueViolation,
   RunRepository,
   type FollowupRow,
+  type RecordedStatusUpdate,
   type RunListKey,
   type RunRow,
   type NewRunRow,

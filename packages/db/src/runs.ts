@@ -1,5 +1,7 @@
 import { and, asc, desc, eq, getTableColumns, gte, inArray, isNull, like, lt, sql, type SQL } from 'drizzle-orm';
 import type { StatusUpdateJson } from '@ameide/contracts';
+import { PgDialect } from 'drizzle-orm/pg-core';
+import pg from 'pg';
 import type { Db } from './client.js';
 import { idsWithPrefix } from './ids.js';
 import { runFollowups, runs, runWorkItems, statusUpdates, type RunState } from './schema.js';
@@ -242,17 +244,32 @@ export class RunRepository {
     sequence: number,
     update: StatusUpdateJson,
     change: RunChange,
-  ): Promise<{ tenantId: string; duplicate: boolean; status?: string; followups: string[] } | undefined> {
-    const previewLive = update.kind === 'STATUS_UPDATE_KIND_PREVIEW_LIVE';
-    const res = await this.db.execute<{ tenant_id: string; inserted: boolean; status: string | null; finished: boolean | null }>(
-      recordStatusUpdateSql(run, sequence, update, change),
-    );
-    const row = res.rows[0];
-    if (!row) return undefined;
-    if (!row.inserted) return { tenantId: row.tenant_id, duplicate: true, followups: [] };
-    // What must follow (evidence, notifications, …) was queued with the event itself: it cannot be lost.
-    const followups = [...(row.finished ? ['finished'] : []), ...(previewLive ? ['preview_live'] : [])];
-    return { tenantId: row.tenant_id, duplicate: false, status: row.status ?? undefined, followups };
+  ): Promise<RecordedStatusUpdate | undefined> {
+    return recordOne(this.db, run, { sequence, update, change });
+  }
+
+  /**
+   * {@link recordStatusUpdate} for several updates of one run, in their order, all or none: each is the
+   * same statement, so exactly-once per sequence, the change to the run and the follow-ups are those of
+   * storing them one at a time. They travel in one round trip (one query of several statements, which
+   * Postgres runs in one transaction: one commit). Undefined when there is no such run; for a run of
+   * another tenant than `run.tenantId` nothing is stored and `results` is empty.
+   */
+  async recordStatusUpdates(
+    run: { id: string; tenantId?: string },
+    updates: Array<{ sequence: number; update: StatusUpdateJson; change: RunChange }>,
+  ): Promise<{ tenantId: string; results: RecordedStatusUpdate[] } | undefined> {
+    const ofTenant = (tenantId: string) => run.tenantId === undefined || tenantId === run.tenantId;
+    if (updates.length === 1) {
+      const result = await recordOne(this.db, run, updates[0]!);
+      return result && { tenantId: result.tenantId, results: ofTenant(result.tenantId) ? [result] : [] };
+    }
+    const text = updates.map((u) => inlined(dialect.sqlToQuery(recordStatusUpdateSql(run, u.sequence, u.update, u.change)))).join(';\n');
+    const answers = (await this.db.execute(sql.raw(text))) as unknown as Array<pg.QueryResult<RecordRow>>;
+    const results = updates.map((u, k) => recorded(answers[k]!.rows[0], u.update));
+    const first = results[0];
+    if (!first) return undefined;
+    return { tenantId: first.tenantId, results: ofTenant(first.tenantId) ? (results as RecordedStatusUpdate[]) : [] };
   }
 
   /** Status updates of a run with sequence ≥ `fromSequence`, in order. */
@@ -264,6 +281,59 @@ export class RunRepository {
       .orderBy(asc(statusUpdates.sequence))
       .limit(limit);
   }
+}
+
+/** What storing one status update did: the run's tenant, whether it was stored before, the run's status after it, the follow-ups it queued. */
+export interface RecordedStatusUpdate {
+  tenantId: string;
+  duplicate: boolean;
+  status?: string;
+  followups: string[];
+}
+
+const dialect = new PgDialect();
+
+/** The row {@link recordStatusUpdateSql} answers. */
+type RecordRow = {
+  tenant_id: string;
+  inserted: boolean;
+  status: string | null;
+  finished: boolean | null;
+};
+
+/** Runs {@link recordStatusUpdateSql} and reads its answer. */
+async function recordOne(
+  db: Db,
+  run: { id: string; tenantId?: string },
+  { sequence, update, change }: { sequence: number; update: StatusUpdateJson; change: RunChange },
+): Promise<RecordedStatusUpdate | undefined> {
+  const res = await db.execute<RecordRow>(recordStatusUpdateSql(run, sequence, update, change));
+  return recorded(res.rows[0], update);
+}
+
+/** What the statement's answer row says (none: there is no such run). */
+function recorded(row: RecordRow | undefined, update: StatusUpdateJson): RecordedStatusUpdate | undefined {
+  if (!row) return undefined;
+  if (!row.inserted) return { tenantId: row.tenant_id, duplicate: true, followups: [] };
+  // What must follow (evidence, notifications, …) was queued with the event itself: it cannot be lost.
+  const previewLive = update.kind === 'STATUS_UPDATE_KIND_PREVIEW_LIVE';
+  const followups = [...(row.finished ? ['finished'] : []), ...(previewLive ? ['preview_live'] : [])];
+  return { tenantId: row.tenant_id, duplicate: false, status: row.status ?? undefined, followups };
+}
+
+/**
+ * A statement with its parameters written in as quoted literals (untyped, as Postgres takes the
+ * parameters), to send several in one query: strings escaped by pg, numbers and booleans quoted as pg
+ * sends them, null as NULL.
+ */
+function inlined(q: { sql: string; params: unknown[] }): string {
+  return q.sql.replace(/\$(\d+)/g, (_, n: string) => {
+    const v = q.params[Number(n) - 1];
+    if (v === null || v === undefined) return 'NULL';
+    if (typeof v === 'string') return pg.escapeLiteral(v);
+    if ((typeof v === 'number' && Number.isFinite(v)) || typeof v === 'boolean') return pg.escapeLiteral(String(v));
+    throw new Error(`a status update statement has a parameter of type ${typeof v}`);
+  });
 }
 
 /** The one statement of {@link RunRepository.recordStatusUpdate} (exported to EXPLAIN it). */

@@ -106,6 +106,7 @@ export function routes(deps: RouteDeps) {
       cancelWorkflowRun: r.cancelWorkflowRun,
       watchWorkflowRun: (req, ctx) => r.watchWorkflowRun(req, ctx),
       recordStatusUpdate: r.recordStatusUpdate,
+      recordStatusUpdates: r.recordStatusUpdates,
       getRunDiff: diff.getRunDiff,
       approvePlan: deps.approvals.approvePlan,
       rejectPlan: deps.approvals.rejectPlan,

@@ -19,6 +19,9 @@ export const MAX_REQUEST_BYTES = 4 * MiB;
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 
+/** Status updates of one RecordStatusUpdates call, at most. */
+export const MAX_STATUS_UPDATES_PER_CALL = 100;
+
 /** Wall-clock budget of one command phase (`spec.phase_timeout_seconds`), at most 24 h. */
 export const MAX_PHASE_TIMEOUT_SECONDS = 24 * 3600;
 
@@ -168,6 +171,7 @@ export const LIMITS: Record<string, FieldLimit> = {
   [`${V1}.MethodologyContext.element_ids`]: { entries: 100, ...ID },
 
   // The worker's status updates
+  [`${V1}.RecordStatusUpdatesRequest.updates`]: { entries: MAX_STATUS_UPDATES_PER_CALL },
   [`${V1}.StatusUpdate.run_id`]: ID,
   [`${V1}.StatusUpdate.output_tail`]: REPORT,
   [`${V1}.StatusUpdate.message`]: REPORT,

@@ -1,5 +1,5 @@
 import { create, fromJson, type JsonObject } from '@bufbuild/protobuf';
-import { compactJson, RecordStatusUpdateRequestSchema, StatusUpdateSchema, type StatusUpdateJson } from '@ameide/contracts';
+import { compactJson, RecordStatusUpdateRequestSchema, RecordStatusUpdatesRequestSchema, StatusUpdateSchema, type StatusUpdateJson } from '@ameide/contracts';
 import { Code, ConnectError, type WorkflowServiceClient } from '@ameide/sdk';
 import { agentRunJson, type StatusUpdateInput } from '@ameide/temporal';
 import { ApplicationFailure } from '@temporalio/common';
@@ -77,19 +77,45 @@ export async function sendStatusUpdate(client: WorkflowServiceClient, u: StatusU
   }
 }
 
-/** Sends a run's status updates in order; see the recordStatuses activity. */
+/** Updates of one RecordStatusUpdates call, at most (the service's limit). */
+export const STATUS_BATCH = 100;
+
+/**
+ * Sends a run's status updates in order; see the recordStatuses activity. Each chunk of at most
+ * STATUS_BATCH goes in one RecordStatusUpdates call (stored all or none). When the service refuses a
+ * chunk for good (one bad update, too large a request) or does not know the call (an older service),
+ * the chunk's updates go one at a time: the good ones are stored, a refused one is named and skipped.
+ * Transient failures are thrown (Temporal retries the activity; what was stored comes back a duplicate).
+ */
 export async function sendStatusUpdates(
   client: WorkflowServiceClient,
   updates: StatusUpdateInput[],
 ): Promise<{ refused: Array<{ sequence: number; message: string }> }> {
   const refused: Array<{ sequence: number; message: string }> = [];
-  for (const u of updates) {
-    try {
-      await sendStatusUpdate(client, u);
-    } catch (err) {
-      if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
-      refused.push({ sequence: u.sequence, message: err.message });
+  for (let i = 0; i < updates.length; i += STATUS_BATCH) {
+    const chunk = updates.slice(i, i + STATUS_BATCH);
+    if (chunk.length > 1 && (await sendBatch(client, chunk))) continue;
+    for (const u of chunk) {
+      try {
+        await sendStatusUpdate(client, u);
+      } catch (err) {
+        if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
+        refused.push({ sequence: u.sequence, message: err.message });
+      }
     }
   }
   return { refused };
+}
+
+/** One RecordStatusUpdates call: true when stored, false when it must go one at a time; transient failures thrown. */
+async function sendBatch(client: WorkflowServiceClient, chunk: StatusUpdateInput[]): Promise<boolean> {
+  const updates = chunk.map((u) => fromJson(StatusUpdateSchema, toStatusUpdateJson(u) as JsonObject));
+  try {
+    await client.recordStatusUpdates(create(RecordStatusUpdatesRequestSchema, { updates }));
+    return true;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    if (e.code === Code.Unimplemented || PERMANENT.has(e.code)) return false;
+    throw err;
+  }
 }

@@ -8,6 +8,7 @@ import {
   GetWorkflowRunResponseSchema,
   ListWorkflowRunsResponseSchema,
   RecordStatusUpdateResponseSchema,
+  RecordStatusUpdatesResponseSchema,
   RunStatus,
   RunView,
   RunStatusSchema,
@@ -17,6 +18,8 @@ import {
   type GetWorkflowRunRequest,
   type ListWorkflowRunsRequest,
   type RecordStatusUpdateRequest,
+  type RecordStatusUpdatesRequest,
+  type StatusUpdate,
   type StartWorkflowRunRequest,
   type WatchWorkflowRunRequest,
   type RunExecution,
@@ -36,6 +39,7 @@ import type { Followups } from '../governance/followups.js';
 import type { RunLauncher } from '../temporal/facade.js';
 import { checkSandboxPolicy, isUuid, pageSize, requireId, resolveId } from '../validation.js';
 import { ALL_TENANTS } from '../auth.js';
+import { MAX_STATUS_UPDATES_PER_CALL } from '../limits.js';
 import { handle, principalOf, requireWorkerFor } from './context.js';
 import type { Planner } from './plans.js';
 
@@ -57,6 +61,11 @@ async function withinMs<T>(ms: number, p: Promise<T>): Promise<T | undefined> {
 
 function runStatusJsonName(s: RunStatus): string {
   return RunStatusSchema.values.find((v) => v.number === s)?.name ?? '';
+}
+
+/** Refuses a caller without the worker's service credential. */
+function requireWorkerCredential(ctx: HandlerContext): void {
+  if (!principalOf(ctx).service) throw new ConnectError('only the worker service credential may record status updates', Code.PermissionDenied);
 }
 
 /** Run RPCs: start, read, list, cancel, watch, and the worker's status updates. */
@@ -231,27 +240,57 @@ export class RunHandlers {
 
   recordStatusUpdate = (req: RecordStatusUpdateRequest, ctx: HandlerContext) =>
     handle(async () => {
-      const principal = principalOf(ctx);
-      if (!principal.service) throw new ConnectError('only the worker service credential may record status updates', Code.PermissionDenied);
-      const u = req.update;
-      if (!u) throw new InvalidFieldError('update', 'is required');
-      if (u.sequence < 1n) throw new InvalidFieldError('update.sequence', 'must be 1 or more');
-      if (!isUuid(requireId('update.run_id', u.runId))) throw new NotFoundError('run', u.runId);
-      const json = statusUpdateToJson(u);
-      // One statement: stored once per sequence, applied to the run, follow-ups queued; only for a run of the credential's tenant.
-      const scope = { id: u.runId, tenantId: principal.tenantId === ALL_TENANTS ? undefined : principal.tenantId };
-      const result = await this.runs.recordStatusUpdate(scope, Number(u.sequence), json, statusUpdateChange(json));
-      if (!result) throw new NotFoundError('run', u.runId);
-      // A run of another tenant: refused (nothing was stored).
-      requireWorkerFor(ctx, result.tenantId, 'record status updates');
-      if (!result.duplicate) this.notifier.publish(u.runId);
-      // Rare (a preview went live, the run ended): what follows (its follow-up workflow, the lane's next
-      // run) starts after the answer, so the worker's next update never waits for Temporal. The
-      // follow-up rows stored with the update keep it from being lost: the reconciler starts what a
-      // service that stopped meanwhile left.
-      if (result.followups.length) void this.afterEvents(u.runId, result.followups);
-      return create(RecordStatusUpdateResponseSchema, { duplicate: result.duplicate });
+      requireWorkerCredential(ctx);
+      if (!req.update) throw new InvalidFieldError('update', 'is required');
+      const [duplicate] = await this.storeStatusUpdates(ctx, [req.update], () => 'update');
+      return create(RecordStatusUpdateResponseSchema, { duplicate });
     });
+
+  recordStatusUpdates = (req: RecordStatusUpdatesRequest, ctx: HandlerContext) =>
+    handle(async () => {
+      requireWorkerCredential(ctx);
+      // More than MAX_STATUS_UPDATES_PER_CALL: refused before the handler (limits.ts).
+      if (!req.updates.length) throw new InvalidFieldError('updates', `must hold 1 to ${MAX_STATUS_UPDATES_PER_CALL} updates of one run`);
+      const duplicate = await this.storeStatusUpdates(ctx, req.updates, (i) => `updates[${i}]`);
+      return create(RecordStatusUpdatesResponseSchema, { duplicate });
+    });
+
+  /**
+   * RecordStatusUpdate(s): checks every update (`field(i)` names update i in a refusal) before any is
+   * stored, then stores them in order (several in one transaction), each once per sequence, applied to
+   * the run, its follow-ups queued; only for a run of the credential's tenant. Whether each was a
+   * duplicate, in order.
+   */
+  private async storeStatusUpdates(ctx: HandlerContext, updates: StatusUpdate[], field: (i: number) => string): Promise<boolean[]> {
+    const principal = principalOf(ctx);
+    const runId = updates[0]!.runId;
+    updates.forEach((u, i) => {
+      if (u.sequence < 1n) throw new InvalidFieldError(`${field(i)}.sequence`, 'must be 1 or more');
+      requireId(`${field(i)}.run_id`, u.runId);
+      if (u.runId !== runId) throw new InvalidFieldError(`${field(i)}.run_id`, `must be the run id of the first update (${runId}): one run's updates a call`);
+      if (i > 0 && u.sequence <= updates[i - 1]!.sequence) throw new InvalidFieldError(`${field(i)}.sequence`, 'must be greater than the one before');
+    });
+    if (!isUuid(runId)) throw new NotFoundError('run', runId);
+    const scope = { id: runId, tenantId: principal.tenantId === ALL_TENANTS ? undefined : principal.tenantId };
+    const stored = await this.runs.recordStatusUpdates(
+      scope,
+      updates.map((u) => {
+        const json = statusUpdateToJson(u);
+        return { sequence: Number(u.sequence), update: json, change: statusUpdateChange(json) };
+      }),
+    );
+    if (!stored) throw new NotFoundError('run', runId);
+    // A run of another tenant: refused (nothing was stored).
+    requireWorkerFor(ctx, stored.tenantId, 'record status updates');
+    if (stored.results.some((r) => !r.duplicate)) this.notifier.publish(runId);
+    // Rare (a preview went live, the run ended): what follows (its follow-up workflow, the lane's next
+    // run) starts after the answer, so the worker's next update never waits for Temporal. The
+    // follow-up rows stored with the update keep it from being lost: the reconciler starts what a
+    // service that stopped meanwhile left.
+    const followups = [...new Set(stored.results.flatMap((r) => r.followups))];
+    if (followups.length) void this.afterEvents(runId, followups);
+    return stored.results.map((r) => r.duplicate);
+  }
 
   /** Replays stored updates from `from_sequence`, then follows live; ends after the run's final update. */
   async *watchWorkflowRun(req: WatchWorkflowRunRequest, ctx: HandlerContext): AsyncGenerator<WatchWorkflowRunResponse> {
