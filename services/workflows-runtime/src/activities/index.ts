@@ -227,7 +227,7 @@ export function createActivities(deps: ActivityDeps) {
     paths: RunPaths,
     transcript: string,
     redactor: Redactor,
-    collected: { out: string; statusFile: string },
+    collected: { out: string; statusFile: string } | undefined,
   ): Promise<TestReportResult | undefined> => {
     const globs = run.repo.testReports ?? [];
     if (!globs.length) {
@@ -235,9 +235,9 @@ export function createActivities(deps: ActivityDeps) {
       return tap && { ...tap, error: undefined };
     }
     const none: TestReportResult = { format: '', passed: 0, failed: 0, skipped: 0, durationMs: 0, failingTests: [], sources: [] };
-    let out = collected.out;
-    let status = await readCollectStatus(collected.statusFile);
-    if (status === undefined) {
+    let out = collected?.out;
+    let status = collected && (await readCollectStatus(collected.statusFile));
+    if (!out || status === undefined) {
       out = stepDirs(paths, 'reports').out;
       const r = await runStep(run, paths, 'reports', COLLECT_SCRIPT, {
         timeoutMs: 60_000,
@@ -390,8 +390,7 @@ export function createActivities(deps: ActivityDeps) {
         const stored = await deps.artifacts.put(`${artifactPrefix(run)}transcripts/${phase}.log`, await readFile(transcriptPath));
         await sent;
         if (result.aborted && ctx.cancellationSignal.aborted) throw new CancelledFailure(`${phase} command killed: run cancelled`);
-        const testReport =
-          phase === 'test' ? await testReportOf(run, paths, transcriptPath, redactor, collect ?? { out: reportsOut, statusFile: '' }) : undefined;
+        const testReport = phase === 'test' ? await testReportOf(run, paths, transcriptPath, redactor, collect) : undefined;
         const agentRun = agent ? await agent.finish() : undefined;
         return {
           ...(agentRun ? { agent: agentRun } : {}),

@@ -80,7 +80,7 @@ export async function readCollected(outDir: string): Promise<Array<{ path: strin
  */
 export async function readCollectStatus(statusFile: string): Promise<{ exitCode: number; detail: string } | undefined> {
   // The sandbox has ended: nothing changes the file between these two looks.
-  if (!statusFile || !(await lstat(statusFile).catch(() => undefined))) return undefined;
+  if (!(await lstat(statusFile).catch(() => undefined))) return undefined;
   let opened;
   try {
     opened = await openUntrusted(statusFile, 16);
