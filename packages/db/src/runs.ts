@@ -1,7 +1,5 @@
 import { and, asc, desc, eq, getTableColumns, gte, inArray, isNull, like, lt, sql, type SQL } from 'drizzle-orm';
 import type { StatusUpdateJson } from '@ameide/contracts';
-import { PgDialect } from 'drizzle-orm/pg-core';
-import pg from 'pg';
 import type { Db } from './client.js';
 import { idsWithPrefix } from './ids.js';
 import { runFollowups, runs, runWorkItems, statusUpdates, type RunState } from './schema.js';
@@ -249,27 +247,76 @@ export class RunRepository {
   }
 
   /**
-   * {@link recordStatusUpdate} for several updates of one run, in their order, all or none: each is the
-   * same statement, so exactly-once per sequence, the change to the run and the follow-ups are those of
-   * storing them one at a time. They travel in one round trip (one query of several statements, which
-   * Postgres runs in one transaction: one commit). Undefined when there is no such run; for a run of
-   * another tenant than `run.tenantId` nothing is stored and `results` is empty.
+   * {@link recordStatusUpdate} for several updates of one run, in their order, all or none, with the
+   * same outcome as storing them one at a time: each stored once per sequence (a stored one is a
+   * duplicate and changes nothing), the new ones folded into the run in order by `fold` (the in-memory
+   * twin of the change {@link recordStatusUpdate} applies in SQL), their follow-ups queued. The run is
+   * written once for the whole batch: one transaction of two statements (the run locked and read with the
+   * new updates inserted; the run written with its follow-ups). Undefined when there is no such run; for a
+   * run of another tenant than `run.tenantId` nothing is stored and `results` is empty.
    */
   async recordStatusUpdates(
     run: { id: string; tenantId?: string },
     updates: Array<{ sequence: number; update: StatusUpdateJson; change: RunChange }>,
+    fold: (current: RunProgress, update: StatusUpdateJson) => RunProgress,
   ): Promise<{ tenantId: string; results: RecordedStatusUpdate[] } | undefined> {
     const ofTenant = (tenantId: string) => run.tenantId === undefined || tenantId === run.tenantId;
     if (updates.length === 1) {
       const result = await recordOne(this.db, run, updates[0]!);
       return result && { tenantId: result.tenantId, results: ofTenant(result.tenantId) ? [result] : [] };
     }
-    const text = updates.map((u) => inlined(dialect.sqlToQuery(recordStatusUpdateSql(run, u.sequence, u.update, u.change)))).join(';\n');
-    const answers = (await this.db.execute(sql.raw(text))) as unknown as Array<pg.QueryResult<RecordRow>>;
-    const results = updates.map((u, k) => recorded(answers[k]!.rows[0], u.update));
-    const first = results[0];
-    if (!first) return undefined;
-    return { tenantId: first.tenantId, results: ofTenant(first.tenantId) ? (results as RecordedStatusUpdate[]) : [] };
+    return this.db.transaction(async (tx) => {
+      const rows = updates.map((u) => ({ sequence: u.sequence, kind: u.update.kind ?? '', payload: u.update }));
+      const res = await tx.execute<BatchRow>(sql`
+        with cur as (
+          select id, tenant_id, status, phase, state, to_jsonb(started_at) as started_at, to_jsonb(finished_at) as finished_at from runs where id = ${run.id} for update
+        ), ins as (
+          insert into status_updates (run_id, sequence, tenant_id, kind, payload)
+          select cur.id, v.sequence, cur.tenant_id, v.kind, v.payload
+          from cur, jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as v(sequence int, kind text, payload jsonb)
+          where ${run.tenantId ?? null}::text is null or cur.tenant_id = ${run.tenantId ?? null}::text
+          order by v.sequence
+          on conflict do nothing
+          returning sequence
+        )
+        select cur.*, coalesce((select array_agg(sequence) from ins), '{}') as inserted from cur`);
+      const row = res.rows[0];
+      if (!row) return undefined;
+      if (!ofTenant(row.tenant_id)) return { tenantId: row.tenant_id, results: [] };
+      const inserted = new Set(row.inserted.map(Number));
+      const before: RunProgress = {
+        status: row.status,
+        phase: row.phase,
+        state: row.state,
+        startedAt: row.started_at === null ? null : new Date(row.started_at),
+        finishedAt: row.finished_at === null ? null : new Date(row.finished_at),
+      };
+      let progress = before;
+      const results = updates.map(({ sequence, update }): RecordedStatusUpdate => {
+        if (!inserted.has(sequence)) return { tenantId: row.tenant_id, duplicate: true, followups: [] };
+        const was = progress.status;
+        progress = fold(progress, update);
+        const finished = !isTerminalStatus(was) && isTerminalStatus(progress.status);
+        const followups = [...(finished ? ['finished'] : []), ...(update.kind === 'STATUS_UPDATE_KIND_PREVIEW_LIVE' ? ['preview_live'] : [])];
+        return { tenantId: row.tenant_id, duplicate: false, status: progress.status, followups };
+      });
+      if (!inserted.size) return { tenantId: row.tenant_id, results };
+      const events = [...new Set(results.flatMap((r) => r.followups))];
+      // A time folding did not change stays as stored (to the microsecond).
+      const at = (now: Date | null, was: Date | null, column: SQL) => (now === was ? column : sql`${now?.toISOString() ?? null}::timestamptz`);
+      await tx.execute(sql`
+        with upd as (
+          update runs set status = ${progress.status}, phase = ${progress.phase}, state = ${JSON.stringify(progress.state)}::jsonb,
+            started_at = ${at(progress.startedAt, before.startedAt, sql`started_at`)}, finished_at = ${at(progress.finishedAt, before.finishedAt, sql`finished_at`)},
+            last_sequence = greatest(last_sequence, ${Math.max(...inserted)}::int)
+          where id = ${run.id}
+          returning id, tenant_id
+        )
+        insert into run_followups (run_id, tenant_id, event)
+        select upd.id, upd.tenant_id, e.event from upd, unnest(${`{${events.join(',')}}`}::text[]) as e(event)
+        on conflict do nothing`);
+      return { tenantId: row.tenant_id, results };
+    });
   }
 
   /** Status updates of a run with sequence ≥ `fromSequence`, in order. */
@@ -291,14 +338,25 @@ export interface RecordedStatusUpdate {
   followups: string[];
 }
 
-const dialect = new PgDialect();
-
 /** The row {@link recordStatusUpdateSql} answers. */
 type RecordRow = {
   tenant_id: string;
   inserted: boolean;
   status: string | null;
   finished: boolean | null;
+};
+
+/** The row of the first statement of {@link RunRepository.recordStatusUpdates}: the run as locked, the sequences inserted. */
+type BatchRow = {
+  id: string;
+  tenant_id: string;
+  status: string;
+  phase: string;
+  state: RunState;
+  /** ISO 8601 (JSON), to the microsecond. */
+  started_at: string | null;
+  finished_at: string | null;
+  inserted: Array<number | string>;
 };
 
 /** Runs {@link recordStatusUpdateSql} and reads its answer. */
@@ -319,21 +377,6 @@ function recorded(row: RecordRow | undefined, update: StatusUpdateJson): Recorde
   const previewLive = update.kind === 'STATUS_UPDATE_KIND_PREVIEW_LIVE';
   const followups = [...(row.finished ? ['finished'] : []), ...(previewLive ? ['preview_live'] : [])];
   return { tenantId: row.tenant_id, duplicate: false, status: row.status ?? undefined, followups };
-}
-
-/**
- * A statement with its parameters written in as quoted literals (untyped, as Postgres takes the
- * parameters), to send several in one query: strings escaped by pg, numbers and booleans quoted as pg
- * sends them, null as NULL.
- */
-function inlined(q: { sql: string; params: unknown[] }): string {
-  return q.sql.replace(/\$(\d+)/g, (_, n: string) => {
-    const v = q.params[Number(n) - 1];
-    if (v === null || v === undefined) return 'NULL';
-    if (typeof v === 'string') return pg.escapeLiteral(v);
-    if ((typeof v === 'number' && Number.isFinite(v)) || typeof v === 'boolean') return pg.escapeLiteral(String(v));
-    throw new Error(`a status update statement has a parameter of type ${typeof v}`);
-  });
 }
 
 /** The one statement of {@link RunRepository.recordStatusUpdate} (exported to EXPLAIN it). */

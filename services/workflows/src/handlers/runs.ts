@@ -29,7 +29,7 @@ import { isUniqueViolation, type PlanRepository, type RunRepository, type RunRow
 import { workflowIdForRun } from '@ameide/temporal';
 import { FailedPreconditionError, InvalidFieldError, NotFoundError, toConnectError } from '../errors.js';
 import { runToProto, statusUpdateToJson, statusUpdateToProto } from '../mapping.js';
-import { isTerminal, statusUpdateChange } from '../runs/fold.js';
+import { foldStatusUpdate, isTerminal, statusUpdateChange } from '../runs/fold.js';
 import { codingRunInput } from '../runs/input.js';
 import { laneOf, type RunLanes } from '../runs/lanes.js';
 import { executionToProto, observeRun } from '../runs/observe.js';
@@ -278,6 +278,7 @@ export class RunHandlers {
         const json = statusUpdateToJson(u);
         return { sequence: Number(u.sequence), update: json, change: statusUpdateChange(json) };
       }),
+      foldStatusUpdate,
     );
     if (!stored) throw new NotFoundError('run', runId);
     // A run of another tenant: refused (nothing was stored).
