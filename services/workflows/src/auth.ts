@@ -1,4 +1,4 @@
-import { timingSafeEqual, createPublicKey } from 'node:crypto';
+import { timingSafeEqual, createPublicKey, webcrypto } from 'node:crypto';
 import { Code, ConnectError, createContextKey, type Interceptor } from '@connectrpc/connect';
 import { jwtVerify, type JWTPayload } from 'jose';
 import type { ServiceConfig } from '@ameide/config';
@@ -31,7 +31,10 @@ function sameSecret(a: string, b: string): boolean {
 
 /** Static API keys first, then JWTs verified against the configured secret (HS256) or public key. */
 export function createAuthenticator(auth: ServiceConfig['auth']): Authenticator {
-  const key = auth.jwtPublicKey ? createPublicKey(auth.jwtPublicKey) : auth.jwtSecret ? new TextEncoder().encode(auth.jwtSecret) : undefined;
+  const secret = auth.jwtSecret ? new TextEncoder().encode(auth.jwtSecret) : undefined;
+  // The HMAC key is imported once (given as bytes, it would be imported again for every request).
+  const hmacKey = secret && webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+  const key = auth.jwtPublicKey ? createPublicKey(auth.jwtPublicKey) : hmacKey;
   const algorithms = auth.jwtPublicKey ? ['RS256', 'PS256', 'ES256', 'EdDSA'] : ['HS256'];
   return async (token) => {
     const apiKey = auth.apiKeys.find((k) => sameSecret(k.token, token));
@@ -39,7 +42,7 @@ export function createAuthenticator(auth: ServiceConfig['auth']): Authenticator 
     if (!key || token.split('.').length !== 3) return undefined;
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, key, { algorithms, issuer: auth.jwtIssuer, audience: auth.jwtAudience }));
+      ({ payload } = await jwtVerify(token, await key, { algorithms, issuer: auth.jwtIssuer, audience: auth.jwtAudience }));
     } catch {
       return undefined;
     }

@@ -4,13 +4,29 @@ import net from 'node:net';
 import type { DescMessage, Message } from '@bufbuild/protobuf';
 import type { ServiceConfig } from '@ameide/config';
 import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
-import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from '@connectrpc/connect-node';
+import type { Compression } from '@connectrpc/connect/protocol';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
 import { createAuthInterceptor, type Authenticator } from './auth.js';
 import { unreadableRequestsAreInvalidArgument, toConnectError } from './errors.js';
 import { MAX_REQUEST_BYTES } from './limits.js';
 import { checkRequest } from './validation.js';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
+
+const gzip = promisify(zlib.gzip);
+const brotli = promisify(zlib.brotliCompress);
+
+/**
+ * The compressions the service speaks, each reading as Connect's own does but writing responses at a
+ * fast level: gzip level 1 compresses a page of runs about twice as fast as the default level, to a
+ * size within about 10% of it; brotli's default (quality 11) would take longer than the page's query.
+ */
+const COMPRESSIONS: Compression[] = [
+  { ...compressionGzip, compress: async (bytes) => new Uint8Array(await gzip(bytes, { level: 1 })) },
+  { ...compressionBrotli, compress: async (bytes) => new Uint8Array(await brotli(bytes, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } })) },
+];
 
 /** A listening API server. */
 export interface ApiServer {
@@ -100,6 +116,7 @@ export async function startApiServer(opts: {
   const handler = connectNodeAdapter({
     routes: opts.routes,
     interceptors: [createAuthInterceptor(opts.authenticate), requestLimits()],
+    acceptCompression: COMPRESSIONS,
     readMaxBytes: MAX_REQUEST_BYTES,
     requestGate: unreadableRequestsAreInvalidArgument,
   });

@@ -1,3 +1,5 @@
+import http from 'node:http';
+import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadServiceConfig } from '@ameide/config';
 import { create } from '@bufbuild/protobuf';
@@ -41,6 +43,42 @@ describe('workflow service API', () => {
     );
     expect((await web.getDefinition({ idOrName: 'proto-check' })).definition!.name).toBe('proto-check');
     expect((await code(grpc.getDefinition({ idOrName: 'missing' }))).code).toBe(Code.NotFound);
+  });
+
+  it('compresses a large answer with the compression the caller accepts (gzip, br, none), each decoding to the same', async () => {
+    for (let i = 0; i < 6; i++) await applySample(h.acme, `/srv/repos/compressed-${i}.git`, {}, `compressed-${i}`);
+    const call = (encoding?: string) =>
+      new Promise<{ encoding: string | undefined; body: Buffer }>((resolve, reject) => {
+        const req = http.request(
+          `${h.apiUrl}/ameide.workflows.v1.WorkflowService/ListDefinitions`,
+          {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              authorization: `Bearer ${h.tokens.acme}`,
+              ...(encoding ? { 'accept-encoding': encoding } : {}),
+            },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve({ encoding: res.headers['content-encoding'], body: Buffer.concat(chunks) }));
+          },
+        );
+        req.on('error', reject);
+        req.end('{}');
+      });
+    const plain = await call();
+    expect(plain.encoding).toBeUndefined();
+    const listed = JSON.parse(plain.body.toString()) as { definitions: unknown[] };
+    expect(listed.definitions.length).toBeGreaterThanOrEqual(6);
+    const gzip = await call('gzip');
+    expect(gzip.encoding).toBe('gzip');
+    expect(gzip.body.length).toBeLessThan(plain.body.length / 2);
+    expect(JSON.parse(zlib.gunzipSync(gzip.body).toString())).toEqual(listed);
+    const br = await call('br');
+    expect(br.encoding).toBe('br');
+    expect(JSON.parse(zlib.brotliDecompressSync(br.body).toString())).toEqual(listed);
   });
 
   it('versions definitions on apply and keeps them per tenant', async () => {
