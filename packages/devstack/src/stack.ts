@@ -414,8 +414,9 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
         }
         if (stopping) return proc.stop();
         startedAt = Date.now();
-        setChild(name, { state: 'running', pid: proc.pid, startTime: processStartTime(proc.pid), restarts: c.restarts + 1 });
+        // Logged first: whoever sees the restart in stack.json finds it in the log too.
         log(`${c.what} restarted (pid ${proc.pid})`);
+        setChild(name, { state: 'running', pid: proc.pid, startTime: processStartTime(proc.pid), restarts: c.restarts + 1 });
         watch();
         return;
       }
