@@ -287,7 +287,8 @@ export class RunRepository {
       const before: RunProgress = {
         status: row.status,
         phase: row.phase,
-        state: row.state,
+        // As folding in SQL does, a state without a list of phases (none stored yet) has an empty one.
+        state: Array.isArray(row.state.phases) ? row.state : { ...row.state, phases: [] },
         startedAt: row.started_at === null ? null : new Date(row.started_at),
         finishedAt: row.finished_at === null ? null : new Date(row.finished_at),
       };

@@ -106,6 +106,17 @@ describe('RecordStatusUpdates', () => {
     expect((await stored(batched.id)).lastSequence).toBe(10);
   });
 
+  it('folds a batch into a run stored without a list of phases as storing the updates one at a time does', async () => {
+    const batched = await newRun();
+    const single = await newRun();
+    await database.pool.query(`update runs set state = '{}'::jsonb where id = any($1::uuid[])`, [[batched.id, single.id]]);
+    expect((await h.service.recordStatusUpdates({ updates: numbered(batched.id, UPDATES) })).duplicate).toEqual(UPDATES.map(() => false));
+    for (const update of numbered(single.id, UPDATES)) expect((await h.service.recordStatusUpdate({ update })).duplicate).toBe(false);
+    const afterBatch = await stored(batched.id);
+    expect(afterBatch).toEqual(await stored(single.id));
+    expect(afterBatch.progress.state.phases.map((p) => p.phase)).toEqual(['PHASE_PREPARE', 'PHASE_TEST', 'PHASE_PUBLISH', 'PHASE_REPORT']);
+  });
+
   it('refuses a batch with one bad update whole, naming its field, and stores nothing', async () => {
     const run = await newRun();
     const before = await stored(run.id);
