@@ -37,6 +37,7 @@ export {
   type RunRow,
   type NewRunRow,
   type RunProgress,
+  type RunChange,
   type StatusUpdateRow,
 } from './runs.js';
 export type { RunSpec, RunState, Annotations } from './schema.js';

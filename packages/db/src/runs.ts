@@ -2,6 +2,7 @@ import { and, asc, desc, eq, getTableColumns, gte, inArray, isNull, like, lt, sq
 import type { StatusUpdateJson } from '@ameide/contracts';
 import type { Db } from './client.js';
 import { idsWithPrefix } from './ids.js';
+import { afterKey, keyTime } from './keyset.js';
 import { runFollowups, runs, runWorkItems, statusUpdates, type RunState } from './schema.js';
 
 export type RunRow = typeof runs.$inferSelect;
@@ -13,6 +14,9 @@ export interface RunListKey {
   createdAt: string;
   id: string;
 }
+
+/** A run list key as the values of the list order's columns. */
+const afterRun = (after: RunListKey) => [sql`${after.createdAt}::timestamptz`, sql`${after.id}::uuid`];
 
 /** What {@link RunRepository.list} filters on, how many rows it reads, from where, in which view. */
 export interface RunListFilter {
@@ -26,7 +30,7 @@ export interface RunListFilter {
 
 /**
  * How a status update changes its run, decided from the update alone and applied in SQL to the run as it
- * stands (RunRepository.recordStatusUpdate); the same rules as folding it in memory. At most one of
+ * stands (RunRepository.recordStatusUpdates); the same rules as folding it in memory. At most one of
  * `start`, `phase` and `finish`.
  */
 export interface RunChange {
@@ -147,7 +151,7 @@ export class RunRepository {
     const columns = {
       ...getTableColumns(runs),
       ...(f.view === 'full' ? {} : { state: basicState }),
-      keyTime: sql<string>`to_char(${runs.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`,
+      keyTime: keyTime(runs.createdAt) as SQL<string>,
     };
     const where = [];
     if (f.statuses.length) where.push(inArray(runs.status, f.statuses));
@@ -155,7 +159,7 @@ export class RunRepository {
     if (f.workItemId) {
       // The page comes from run_work_items' index, in its order (the same created_at and id as the run's).
       where.push(eq(runWorkItems.tenantId, tenantId), eq(runWorkItems.workItemId, f.workItemId), eq(runs.tenantId, tenantId));
-      if (f.after) where.push(sql`(${runWorkItems.createdAt}, ${runWorkItems.runId}) < (${f.after.createdAt}::timestamptz, ${f.after.id}::uuid)`);
+      if (f.after) where.push(afterKey('desc', [runWorkItems.createdAt, runWorkItems.runId], afterRun(f.after)));
       return this.db
         .select(columns)
         .from(runWorkItems)
@@ -165,7 +169,7 @@ export class RunRepository {
         .limit(f.limit);
     }
     where.push(eq(runs.tenantId, tenantId));
-    if (f.after) where.push(sql`(${runs.createdAt}, ${runs.id}) < (${f.after.createdAt}::timestamptz, ${f.after.id}::uuid)`);
+    if (f.after) where.push(afterKey('desc', [runs.createdAt, runs.id], afterRun(f.after)));
     return this.db
       .select(columns)
       .from(runs)
@@ -230,30 +234,16 @@ export class RunRepository {
   }
 
   /**
-   * Stores a status update once per run id + sequence and, when it is new, applies its change to the run,
-   * in one statement (one round trip, atomic): the run's row is locked, the update inserted (nothing
-   * when the sequence was already stored: `duplicate: true`, nothing changes), the run changed in SQL
-   * from its current values (its state never leaves Postgres), and its follow-ups queued. `run.tenantId`
-   * set: only a run of that tenant is changed. Undefined when there is no such run; `tenantId` is the
-   * run's (a caller of another tenant gets it, and nothing was stored).
-   */
-  async recordStatusUpdate(
-    run: { id: string; tenantId?: string },
-    sequence: number,
-    update: StatusUpdateJson,
-    change: RunChange,
-  ): Promise<RecordedStatusUpdate | undefined> {
-    return recordOne(this.db, run, { sequence, update, change });
-  }
-
-  /**
-   * {@link recordStatusUpdate} for several updates of one run, in their order, all or none, with the
-   * same outcome as storing them one at a time: each stored once per sequence (a stored one is a
-   * duplicate and changes nothing), the new ones folded into the run in order by `fold` (the in-memory
-   * twin of the change {@link recordStatusUpdate} applies in SQL), their follow-ups queued. The run is
-   * written once for the whole batch: one transaction of two statements (the run locked and read with the
-   * new updates inserted; the run written with its follow-ups). Undefined when there is no such run; for a
-   * run of another tenant than `run.tenantId` nothing is stored and `results` is empty.
+   * Stores status updates of one run, in their order, all or none, each once per run id + sequence (a
+   * stored one is a duplicate and changes nothing); the new ones change the run and queue their
+   * follow-ups. `run.tenantId` set: only a run of that tenant is changed. Undefined when there is no such
+   * run; for a run of another tenant nothing is stored and `results` is empty (`tenantId` is the run's).
+   * - One update: one statement (one round trip, atomic; {@link recordStatusUpdateSql}) that applies its
+   *   `change` in SQL to the run as it stands (the run's state never leaves Postgres).
+   * - Several: the run is written once for the whole batch, with the same outcome as storing them one at
+   *   a time: one transaction of two statements (the run locked and read with the new updates inserted;
+   *   the run, with the new ones folded in order by `fold`, the in-memory twin of `change`, written with
+   *   its follow-ups).
    */
   async recordStatusUpdates(
     run: { id: string; tenantId?: string },
@@ -298,8 +288,7 @@ export class RunRepository {
         const was = progress.status;
         progress = fold(progress, update);
         const finished = !isTerminalStatus(was) && isTerminalStatus(progress.status);
-        const followups = [...(finished ? ['finished'] : []), ...(update.kind === 'STATUS_UPDATE_KIND_PREVIEW_LIVE' ? ['preview_live'] : [])];
-        return { tenantId: row.tenant_id, duplicate: false, status: progress.status, followups };
+        return { tenantId: row.tenant_id, duplicate: false, status: progress.status, followups: followupsOf(update, finished) };
       });
       if (!inserted.size) return { tenantId: row.tenant_id, results };
       const events = [...new Set(results.flatMap((r) => r.followups))];
@@ -374,13 +363,18 @@ async function recordOne(
 function recorded(row: RecordRow | undefined, update: StatusUpdateJson): RecordedStatusUpdate | undefined {
   if (!row) return undefined;
   if (!row.inserted) return { tenantId: row.tenant_id, duplicate: true, followups: [] };
-  // What must follow (evidence, notifications, …) was queued with the event itself: it cannot be lost.
-  const previewLive = update.kind === 'STATUS_UPDATE_KIND_PREVIEW_LIVE';
-  const followups = [...(row.finished ? ['finished'] : []), ...(previewLive ? ['preview_live'] : [])];
-  return { tenantId: row.tenant_id, duplicate: false, status: row.status ?? undefined, followups };
+  return { tenantId: row.tenant_id, duplicate: false, status: row.status ?? undefined, followups: followupsOf(update, Boolean(row.finished)) };
 }
 
-/** The one statement of {@link RunRepository.recordStatusUpdate} (exported to EXPLAIN it). */
+/**
+ * The follow-ups a new update queues (with the update itself, so they cannot be lost): `finished` when it
+ * ended the run, `preview_live` when it says the run's preview went live.
+ */
+function followupsOf(update: StatusUpdateJson, finished: boolean): string[] {
+  return [...(finished ? ['finished'] : []), ...(update.kind === 'STATUS_UPDATE_KIND_PREVIEW_LIVE' ? ['preview_live'] : [])];
+}
+
+/** The one statement of {@link RunRepository.recordStatusUpdates} for a single update (exported to EXPLAIN it). */
 export function recordStatusUpdateSql(run: { id: string; tenantId?: string }, sequence: number, update: StatusUpdateJson, change: RunChange): SQL {
   const terminal = sql.raw(`r.status in (${TERMINAL_STATUSES.map((x) => `'${x}'`).join(', ')})`);
   const at = sql`${change.at.toISOString()}::timestamptz`;

@@ -90,12 +90,28 @@ export function findBubblewrap(path: string): string | undefined {
  */
 const JOIN_CGROUPS = 'for f; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; done; exec "$@"';
 
+/** Runs the fixed prelude (`$1`) in a shell of its own; when it fails, the step exits 125. */
+const PRELUDE = '/bin/sh -c "$1" >/dev/null || { echo "[ameide] the checkout could not be prepared for this phase" >&2; exit 125; }';
+
 /**
  * Runs a fixed prelude (`$1`, e.g. the phase-start snapshot) in a shell of its own (so that its
  * `set -e` holds), then the command (`$2`) in this shell's place: one sandbox for both. The prelude's stdout is dropped; if it fails, the command does
  * not run and the step exits 125.
  */
-const WITH_PRELUDE = '/bin/sh -c "$1" >/dev/null || { echo "[ameide] the checkout could not be prepared for this phase" >&2; exit 125; }; exec /bin/sh -c "$2"';
+const WITH_PRELUDE = `${PRELUDE}; exec /bin/sh -c "$2"`;
+
+/**
+ * As WITH_PRELUDE, and after the command a fixed postlude (`$3`, e.g. collecting the test reports)
+ * in a shell of its own, with its output dropped: the step's exit code stays the command's. The
+ * postlude's own exit code goes to the file `$4` (data the worker reads, as untrusted as the rest).
+ */
+const WITH_PRELUDE_AND_POSTLUDE = `${PRELUDE}; /bin/sh -c "$2"; rc=$?; /bin/sh -c "$3" >/dev/null 2>&1; echo $? > "$4"; exit $rc`;
+
+/** A fixed script the sandbox runs after the command, and the file its exit code goes to. */
+export interface Postlude {
+  script: string;
+  statusFile: string;
+}
 
 /**
  * The argv that runs `command` (a shell command line) under the spec. With bubblewrap: a read-only
@@ -104,22 +120,9 @@ const WITH_PRELUDE = '/bin/sh -c "$1" >/dev/null || { echo "[ameide] the checkou
  * local preview is reached from outside only through its inbound socket),
  * a new session, dying with the worker, and rlimits on processes and file size. Nothing of the
  * worker's data, keys or other runs is mounted. The caller starts the argv as root: it joins the
- * cgroups and drops to the sandbox user with setpriv before bubblewrap starts.
+ * cgroups and drops to the sandbox user with setpriv before bubblewrap starts. `prelude` and
+ * `postlude`: see WITH_PRELUDE and WITH_PRELUDE_AND_POSTLUDE.
  */
-/**
- * As WITH_PRELUDE, and after the command a fixed postlude (`$3`, e.g. collecting the test reports)
- * in a shell of its own, with its output dropped: the step's exit code stays the command's. The
- * postlude's own exit code goes to the file `$4` (data the worker reads, as untrusted as the rest).
- */
-const WITH_PRELUDE_AND_POSTLUDE =
-  '/bin/sh -c "$1" >/dev/null || { echo "[ameide] the checkout could not be prepared for this phase" >&2; exit 125; }; /bin/sh -c "$2"; rc=$?; /bin/sh -c "$3" >/dev/null 2>&1; echo $? > "$4"; exit $rc';
-
-/** A fixed script the sandbox runs after the command, and the file its exit code goes to. */
-export interface Postlude {
-  script: string;
-  statusFile: string;
-}
-
 export function sandboxArgv(spec: SandboxSpec, command: string, prelude?: string, postlude?: Postlude): { file: string; args: string[] } {
   const shell = postlude
     ? ['/bin/sh', '-c', WITH_PRELUDE_AND_POSTLUDE, 'sandbox', prelude ?? ':', command, postlude.script, postlude.statusFile]

@@ -82,7 +82,7 @@ export class RunHandlers {
     private readonly followups?: Followups,
   ) {}
 
-  /** Starts what follows a run's events (see recordStatusUpdate); never throws: the reconciler retries. */
+  /** Starts what follows a run's events (see storeStatusUpdates); never throws: the reconciler retries. */
   private async afterEvents(runId: string, events: string[]): Promise<void> {
     try {
       const row = await this.runs.get(undefined, runId);

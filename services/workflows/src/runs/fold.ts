@@ -1,8 +1,5 @@
 import type { PhaseResultJson, RunStatusJson, StatusUpdateJson } from '@ameide/contracts';
-import type { RunProgress, RunRepository, RunState } from '@ameide/db';
-
-/** How a status update changes its run (applied in SQL by the repository). */
-export type RunChange = Parameters<RunRepository['recordStatusUpdate']>[3];
+import type { RunChange, RunProgress, RunState } from '@ameide/db';
 
 export const TERMINAL_STATUSES: ReadonlySet<string> = new Set<RunStatusJson>([
   'RUN_STATUS_COMPLETED',
