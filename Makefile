@@ -76,9 +76,9 @@ tools:
 		{ [ -x $(TOOLS)/venv/bin/pip ] || python3 -m venv $(TOOLS)/venv; } && \
 		$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check 'securesystemslib[crypto]==$(SECURESYSTEMSLIB_VERSION)'; \
 	fi
-	@# The command sandbox (bubblewrap, prlimit, setpriv) and the runs' own disks (mkfs.ext4, mount)
+	@# The command sandbox (bubblewrap, setpriv) and the runs' own disks (mkfs.ext4, mount)
 	@# come from the system's packages.
-	@if ! command -v bwrap >/dev/null || ! command -v prlimit >/dev/null || ! command -v setpriv >/dev/null || ! PATH=$$PATH:/sbin:/usr/sbin command -v mkfs.ext4 >/dev/null; then \
+	@if ! command -v bwrap >/dev/null || ! command -v setpriv >/dev/null || ! PATH=$$PATH:/sbin:/usr/sbin command -v mkfs.ext4 >/dev/null; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux e2fsprogs mount >/dev/null; \
 		else echo "the sandbox tools are missing: install them (e.g. apt-get install bubblewrap util-linux e2fsprogs)"; exit 1; fi; \

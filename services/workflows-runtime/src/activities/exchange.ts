@@ -91,7 +91,8 @@ export const SNAPSHOT_SCRIPT = [
   SANDBOX_GIT,
   SNAPSHOT_IDENTITY,
   'export GIT_INDEX_FILE="$TMPDIR/ameide-snapshot.index"',
-  'cp "$(g rev-parse --git-path index)" "$GIT_INDEX_FILE" 2>/dev/null || g read-tree HEAD',
+  // The checkout's own index (its stat data spares re-reading unchanged files); without one, HEAD's.
+  'cp .git/index "$GIT_INDEX_FILE" 2>/dev/null || g read-tree HEAD',
   'g add -A .',
   'tree=$(g write-tree)',
   'g update-ref "refs/ameide/phase-start/$AMEIDE_PHASE" "$(echo "start of $AMEIDE_PHASE" | g commit-tree "$tree" -p HEAD)"',

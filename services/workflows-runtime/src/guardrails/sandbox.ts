@@ -85,16 +85,25 @@ export function findBubblewrap(path: string): string | undefined {
 }
 
 /**
- * Joins the cgroups named before `--` (as root), then runs the rest as the sandbox user. Only this
- * fixed script runs with privileges; every argument is a path or id the worker chose.
+ * Sets the step's rlimits, joins the cgroups named before `--` (as root), then runs the rest as the
+ * sandbox user. Only this fixed script runs with privileges; every argument is a number, path or
+ * id the worker chose: `$1` the file-size limit in 512-byte blocks, `$2` the process limit (empty:
+ * none; a cgroup's `pids.max` holds instead). The limits are set with the shell's own `ulimit` (soft
+ * and hard, so the command cannot raise them), inherited by everything after it: one process less
+ * than `prlimit` per step. A process limit is `-u` in bash and `-p` in dash.
  */
-const JOIN_CGROUPS = 'for f; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; done; exec "$@"';
-
-/** Runs the fixed prelude (`$1`) in a shell of its own; when it fails, the step exits 125. */
-const PRELUDE = '/bin/sh -c "$1" >/dev/null || { echo "[ameide] the checkout could not be prepared for this phase" >&2; exit 125; }';
+const JOIN_CGROUPS =
+  'ulimit -c 0 && ulimit -f "$1" && { [ -z "$2" ] || ulimit -u "$2" 2>/dev/null || ulimit -p "$2"; } || exit 125; shift 2; ' +
+  'for f; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; done; exec "$@"';
 
 /**
- * Runs a fixed prelude (`$1`, e.g. the phase-start snapshot) in a shell of its own (so that its
+ * Runs the fixed prelude (`$1`) in a subshell of its own (a fork, not a new shell), not tested by
+ * `||`, so that its `set -e` holds; when it fails, the step exits 125.
+ */
+const PRELUDE = '(eval "$1") >/dev/null; [ $? = 0 ] || { echo "[ameide] the checkout could not be prepared for this phase" >&2; exit 125; }';
+
+/**
+ * Runs a fixed prelude (`$1`, e.g. the phase-start snapshot) in a subshell of its own (so that its
  * `set -e` holds), then the command (`$2`) in this shell's place: one sandbox for both. The prelude's stdout is dropped; if it fails, the command does
  * not run and the step exits 125.
  */
@@ -102,10 +111,10 @@ const WITH_PRELUDE = `${PRELUDE}; exec /bin/sh -c "$2"`;
 
 /**
  * As WITH_PRELUDE, and after the command a fixed postlude (`$3`, e.g. collecting the test reports)
- * in a shell of its own, with its output dropped: the step's exit code stays the command's. The
+ * in a subshell of its own, with its output dropped: the step's exit code stays the command's. The
  * postlude's own exit code goes to the file `$4` (data the worker reads, as untrusted as the rest).
  */
-const WITH_PRELUDE_AND_POSTLUDE = `${PRELUDE}; /bin/sh -c "$2"; rc=$?; /bin/sh -c "$3" >/dev/null 2>&1; echo $? > "$4"; exit $rc`;
+const WITH_PRELUDE_AND_POSTLUDE = `${PRELUDE}; /bin/sh -c "$2"; rc=$?; (eval "$3") >/dev/null 2>&1; echo $? > "$4"; exit $rc`;
 
 /** A fixed script the sandbox runs after the command, and the file its exit code goes to. */
 export interface Postlude {
@@ -119,8 +128,8 @@ export interface Postlude {
  * network namespaces (an online phase reaches the outside only through the worker's egress proxy, a
  * local preview is reached from outside only through its inbound socket),
  * a new session, dying with the worker, and rlimits on processes and file size. Nothing of the
- * worker's data, keys or other runs is mounted. The caller starts the argv as root: it joins the
- * cgroups and drops to the sandbox user with setpriv before bubblewrap starts. `prelude` and
+ * worker's data, keys or other runs is mounted. The caller starts the argv as root: it sets the
+ * rlimits, joins the cgroups and drops to the sandbox user with setpriv before bubblewrap starts. `prelude` and
  * `postlude`: see WITH_PRELUDE and WITH_PRELUDE_AND_POSTLUDE.
  */
 export function sandboxArgv(spec: SandboxSpec, command: string, prelude?: string, postlude?: Postlude): { file: string; args: string[] } {
@@ -130,10 +139,19 @@ export function sandboxArgv(spec: SandboxSpec, command: string, prelude?: string
       ? ['/bin/sh', '-c', WITH_PRELUDE, 'sandbox', prelude, command]
       : ['/bin/sh', '-c', command];
   const inCgroup = Boolean(spec.cgroupProcs?.length);
-  const limits = ['/usr/bin/prlimit', ...(inCgroup ? [] : [`--nproc=${spec.maxProcesses}`]), `--fsize=${spec.maxFileBytes}`, '--core=0', '--'];
+  // The root shell's arguments: the limits (see JOIN_CGROUPS), the cgroups, `--`.
+  const root = [
+    '-c',
+    JOIN_CGROUPS,
+    'sandbox',
+    String(Math.floor(spec.maxFileBytes / 512)),
+    inCgroup ? '' : String(spec.maxProcesses),
+    ...(spec.cgroupProcs ?? []),
+    '--',
+  ];
   // Without a sandbox the command still joins its cgroup: its limits hold, and nothing it starts
   // outlives it (the cgroup is emptied when it ends, or when a later attempt or worker cleans up).
-  if (spec.kind === 'none') return { file: '/bin/sh', args: ['-c', JOIN_CGROUPS, 'sandbox', ...(spec.cgroupProcs ?? []), '--', ...limits, ...shell] };
+  if (spec.kind === 'none') return { file: '/bin/sh', args: [...root, ...shell] };
   const args = [
     '--unshare-user',
     '--uid',
@@ -185,9 +203,9 @@ export function sandboxArgv(spec: SandboxSpec, command: string, prelude?: string
     run = ['/usr/bin/perl', INBOUND_MOUNT.forwarder, '--inbound', String(i.port), join(INBOUND_MOUNT.socketDir, INBOUND_SOCKET), '--', ...run];
   }
   // The sandbox's own root (and the directories bwrap made for the mounts) is read-only too.
-  args.push('--remount-ro', '/', '--chdir', spec.cwd, '--', ...limits, ...run);
+  args.push('--remount-ro', '/', '--chdir', spec.cwd, '--', ...run);
   const drop = ['/usr/bin/setpriv', `--reuid=${spec.uid}`, `--regid=${spec.gid}`, '--clear-groups', '--', spec.bwrap, ...args];
-  return { file: '/bin/sh', args: ['-c', JOIN_CGROUPS, 'sandbox', ...(spec.cgroupProcs ?? []), '--', ...drop] };
+  return { file: '/bin/sh', args: [...root, ...drop] };
 }
 
 /** The sandbox user of a tenant: a fixed unprivileged uid/gid derived from the tenant id. */
