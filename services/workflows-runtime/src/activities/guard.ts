@@ -23,7 +23,8 @@ export function redactError(err: unknown, redactor: Redactor): unknown {
  * Runs an activity body so that no secret of the run can leave it, in an error or in its result.
  * Long work (a first clone, an export, a push, a preview's build) must not look like a dead worker:
  * unless `heartbeat` is false it heartbeats every few seconds, naming the step it is at (`step`),
- * which also brings the activity's cancellation.
+ * which also brings the activity's cancellation. A local activity has no heartbeat (its cancellation
+ * comes with the workflow's task).
  */
 export async function guarded<T>(
   redactor: Redactor,
@@ -31,12 +32,13 @@ export async function guarded<T>(
   opts: { heartbeat?: boolean } = {},
 ): Promise<T> {
   const ctx = Context.current();
+  const beats = opts.heartbeat !== false && !ctx.info.isLocal;
   let progress = { step: 'starting', since: new Date().toISOString() };
   const step = (name: string) => {
     if (name !== progress.step) progress = { step: name, since: new Date().toISOString() };
-    if (opts.heartbeat !== false) ctx.heartbeat(progress);
+    if (beats) ctx.heartbeat(progress);
   };
-  const beat = opts.heartbeat === false ? undefined : setInterval(() => ctx.heartbeat(progress), HEARTBEAT_MS);
+  const beat = !beats ? undefined : setInterval(() => ctx.heartbeat(progress), HEARTBEAT_MS);
   try {
     return redactor.redactDeep(await body(redactor, step));
   } catch (err) {

@@ -89,6 +89,15 @@ export function runActivities(input: CodingRunInput, summary?: string) {
       startToCloseTimeout: '2m',
       retry: { initialInterval: '1s', maximumAttempts: 3 },
     }),
+    // The report phase's evidence (the diff, the test report, … stored with their digests): local
+    // like the report that follows it; a large diff may take minutes, which a local activity may (the
+    // worker keeps the workflow task alive meanwhile).
+    evidence: proxyLocalActivities<Activities>({
+      ...s,
+      startToCloseTimeout: '30m',
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      retry: { initialInterval: '1s', maximumAttempts: 3 },
+    }),
     commands: proxyActivities<Activities>({
       ...s,
       startToCloseTimeout: phaseMs + 60_000,

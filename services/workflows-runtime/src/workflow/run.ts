@@ -39,6 +39,11 @@ export function errorMessage(err: unknown): string {
 
 /** Marks runs whose status updates leave in batches (activity recordStatuses). */
 export const STATUS_BATCHES_PATCH = 'status-update-batches';
+/**
+ * Marks runs whose report phase gathers its evidence in a local activity, as it writes the report: the
+ * report phase is then one workflow task, without a round trip through the server between the two.
+ */
+export const LOCAL_EVIDENCE_PATCH = 'report-evidence-local';
 /** Updates one recordStatuses activity carries at most (each is at most a few kB: tails are cut to 4000 bytes). */
 export const MAX_STATUS_BATCH = 50;
 
@@ -200,7 +205,9 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
    */
   const writeEvidence = async (): Promise<void> => {
     try {
-      const e = await reporting.git.writeEvidence({
+      // Runs that began gathering evidence in a regular activity keep doing so (their histories say so).
+      const gather = patched(LOCAL_EVIDENCE_PATCH) ? reporting.evidence : reporting.git;
+      const e = await gather.writeEvidence({
         run: input,
         summary,
         phases: ctx.phases.filter((p) => p.state !== 'skipped').map((p) => p.phase),

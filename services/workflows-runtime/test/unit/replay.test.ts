@@ -9,14 +9,16 @@
  * neutral).
  * - `before-status-batches`: each status update in its own `recordStatus` activity (before the
  *   `status-update-batches` patch);
- * - `status-batches`: updates in batches through `recordStatuses`.
+ * - `status-batches`: updates in batches through `recordStatuses`;
+ * - `evidence-local`: the report phase gathers its evidence in a local activity, as it writes the
+ *   report (the `report-evidence-local` patch), not in a regular one.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bundleWorkflowCode, makeTelemetryFilterString, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { STATUS_BATCHES_PATCH } from '../../src/workflow/run.js';
+import { LOCAL_EVIDENCE_PATCH, STATUS_BATCHES_PATCH } from '../../src/workflow/run.js';
 
 const workflowsPath = fileURLToPath(new URL('../../src/workflows.ts', import.meta.url));
 const historiesDir = fileURLToPath(new URL('../histories/', import.meta.url));
@@ -55,8 +57,8 @@ describe('recorded run histories replay on the current workflow code', () => {
     bundle = await bundleWorkflowCode({ workflowsPath, logger: quiet });
   }, 120_000);
 
-  it('holds the histories of both ways of sending status updates', () => {
-    expect(versions).toEqual(['before-status-batches', 'status-batches']);
+  it('holds the histories of both ways of sending status updates, and of both ways of gathering evidence', () => {
+    expect(versions).toEqual(['before-status-batches', 'evidence-local', 'status-batches']);
     const before = load('before-status-batches', 'run-completed.json.gz');
     const now = load('status-batches', 'run-completed.json.gz');
     // One activity per update and no patch marker, against batches behind the patch.
@@ -66,6 +68,12 @@ describe('recorded run histories replay on the current workflow code', () => {
     expect(activities(now)).toContain('recordStatuses');
     expect(activities(now)).not.toContain('recordStatus');
     expect(patches(now)).toContain(STATUS_BATCHES_PATCH);
+    // Evidence in a regular activity before the patch; after it, no such activity and the patch's marker.
+    const local = load('evidence-local', 'run-completed.json.gz');
+    expect(activities(now)).toContain('writeEvidence');
+    expect(patches(now)).not.toContain(LOCAL_EVIDENCE_PATCH);
+    expect(activities(local)).not.toContain('writeEvidence');
+    expect(patches(local)).toEqual(expect.arrayContaining([STATUS_BATCHES_PATCH, LOCAL_EVIDENCE_PATCH]));
   });
 
   for (const version of versions) {

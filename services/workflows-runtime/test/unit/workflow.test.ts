@@ -1110,10 +1110,14 @@ describe('codingAgentRun: what the Web UI shows', { timeout: 15_000 }, () => {
   async function activitySummaries(handle: WorkflowHandle): Promise<string[]> {
     const { events } = await handle.fetchHistory();
     return (events ?? []).flatMap((e) => {
-      const a = e.activityTaskScheduledEventAttributes;
-      if (!a) return [];
       const summary = e.userMetadata?.summary ? defaultPayloadConverter.fromPayload<string>(e.userMetadata.summary) : '';
-      return [`${a.activityType?.name}: ${summary}`];
+      const a = e.activityTaskScheduledEventAttributes;
+      if (a) return [`${a.activityType?.name}: ${summary}`];
+      // A local activity is a marker in the history: its type is in the marker's data.
+      const m = e.markerRecordedEventAttributes;
+      const data = m?.markerName === 'core_local_activity' ? m.details?.data?.payloads?.[0] : undefined;
+      if (!data) return [];
+      return [`${defaultPayloadConverter.fromPayload<{ activity_type: string }>(data).activity_type} (local): ${summary}`];
     });
   }
 
@@ -1139,7 +1143,8 @@ describe('codingAgentRun: what the Web UI shows', { timeout: 15_000 }, () => {
       'runCommandPhase: agent phase',
       'runCommandPhase: test phase',
       'createHandoff: report phase',
-      'writeEvidence: report phase',
+      'writeEvidence (local): report phase',
+      'writeReport (local): report phase',
     ]);
     expect(summaries).toContain('recordStatuses: status updates 1–2: run_started, phase_started prepare');
     expect(summaries).toContain('recordStatuses: status updates 5–6: phase_finished install, phase_started agent');
