@@ -30,6 +30,7 @@ bench: deps tools
 	pnpm exec tsx bench/run.ts
 	pnpm exec tsx bench/scaling.ts
 	pnpm exec tsx bench/api.ts
+	pnpm exec tsx bench/sandbox.ts
 
 deps: node_modules/.modules.yaml packages/agent/dist/agent.mjs
 
