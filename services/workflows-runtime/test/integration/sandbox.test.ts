@@ -217,6 +217,24 @@ describe.skipIf(!bwrap)('sandboxed commands', () => {
     const r = await run('head -c 5000000 /dev/zero > big.bin');
     expect(r.exitCode).not.toBe(0);
   });
+
+  it('gets the budgets as hard limits it cannot raise: file size, processes (without a cgroup), no core dumps', async () => {
+    const limits = (r: CommandResult) =>
+      Object.fromEntries(
+        r.outputTail
+          .split('\n')
+          .filter((l) => /^Max (file size|processes|core file size) /.test(l))
+          .map((l) => [l.slice(0, 26).trim(), l.slice(26).trim().split(/\s+/).slice(0, 2)]),
+      );
+    // 3000 bytes and more: the file size is set in 512-byte blocks, rounded down.
+    const r = await run('cat /proc/self/limits', { maxFileBytes: 3000, maxProcesses: 33 });
+    expect(limits(r)).toEqual({ 'Max file size': ['2560', '2560'], 'Max processes': ['33', '33'], 'Max core file size': ['0', '0'] });
+    const raise = await run('ulimit -f 100000 && echo raised');
+    expect(raise.outputTail).not.toContain('raised');
+    // Unsandboxed commands (where the operator allows them) get the same limits.
+    const none = await run('cat /proc/self/limits', { kind: 'none', maxFileBytes: 1 << 20, maxProcesses: 40 });
+    expect(limits(none)).toEqual({ 'Max file size': ['1048576', '1048576'], 'Max processes': ['40', '40'], 'Max core file size': ['0', '0'] });
+  });
 });
 
 describe('allowed paths', () => {
