@@ -66,6 +66,20 @@ it('trims a tenant cache over its quota to 90%, least recently used files first'
   expect(files.map((f) => existsSync(f))).toEqual([false, false, true, true, true]);
 });
 
+it('trims cache files whatever their names: spaces, line breaks, leading dashes', async () => {
+  const cache = mkdtempSync(join(tmpdir(), 'cache-'));
+  mkdirSync(join(cache, 'pnpm-store', 'a b'), { recursive: true });
+  const names = ['pnpm-store/a b/x 1 2 3', 'pnpm-store/line\nbreak', 'pnpm-store/-rf', 'pnpm-store/kept'];
+  names.forEach((n, i) => {
+    writeFileSync(join(cache, n), Buffer.alloc(100 * 1024, i));
+    const when = new Date(Date.now() - (10 - i) * 3600_000);
+    utimesSync(join(cache, n), when, when);
+  });
+  // A quota of 150 KiB: the three least recently used go, the newest stays.
+  expect(await enforceCacheQuota(cache, 150 * 1024)).toBeGreaterThanOrEqual(300 * 1024);
+  expect(names.map((n) => existsSync(join(cache, n)))).toEqual([false, false, false, true]);
+});
+
 it('trims a cache without following a link a sandboxed command put in place of a listed directory', async () => {
   const root = mkdtempSync(join(tmpdir(), 'cache-'));
   const cache = join(root, 'cache');
