@@ -101,12 +101,15 @@ export async function ensureMirror(workspaceDir: string, tenantId: string, repoU
 
 /**
  * The commit a run starts from: origin's head of the work branch when an earlier run of the same
- * work pushed it, otherwise origin's default branch. Read from the worker's own mirror.
+ * work pushed it, otherwise origin's default branch. Read from the worker's own mirror, both in one
+ * git (each costs a few milliseconds to start).
  */
 export async function resolveBase(mirror: string, branch: string, defaultBranch: string): Promise<string> {
-  const git = workerGit(mirror);
-  const resolveRef = (ref: string) => git.text(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]).catch(() => '');
-  const base = (await resolveRef(`refs/remotes/origin/${branch}`)) || (await resolveRef(`refs/remotes/origin/${defaultBranch}`));
+  const names = [branch, defaultBranch].map((b) => `refs/remotes/origin/${b}^{commit}`);
+  // One line each, in order: "<commit> commit", or the name and "missing".
+  const out = await workerGit(mirror).text(['cat-file', '--batch-check=%(objectname) %(objecttype)'], { input: names.join('\n') + '\n' });
+  const [work, main] = out.split('\n').map((l) => /^([0-9a-f]{40}|[0-9a-f]{64}) commit$/.exec(l)?.[1]);
+  const base = work ?? main;
   if (!base) {
     throw Object.assign(new Error(`branch "${defaultBranch}" not found in the repository; check the definition's default_branch`), { permanent: true });
   }

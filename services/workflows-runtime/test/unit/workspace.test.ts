@@ -1,5 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runPaths, safeSegment } from '../../src/activities/workspace.js';
+import { resolveBase, runPaths, safeSegment } from '../../src/activities/workspace.js';
 
 describe('tenant directories', () => {
   it('keep plain tenant ids as they are', () => {
@@ -14,5 +18,39 @@ describe('tenant directories', () => {
     for (const d of dirs) expect(d).toMatch(/^[A-Za-z0-9._-]+$/);
     expect(dirs).not.toContain('..');
     expect(runPaths('/w', 'a/b', 'r').runDir).not.toBe(runPaths('/w', 'a_b', 'r').runDir);
+  });
+});
+
+describe('the base commit of a run', () => {
+  const git = (cwd: string, ...args: string[]) =>
+    execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd, encoding: 'utf8' }).trim();
+  /** A mirror as the worker keeps one: origin's branches under refs/remotes/origin/. */
+  function mirror(): { dir: string; main: string; work: string } {
+    const dir = mkdtempSync(join(tmpdir(), 'mirror-'));
+    git(dir, 'init', '-q', '-b', 'main');
+    git(dir, 'commit', '-q', '--allow-empty', '-m', 'base');
+    const main = git(dir, 'rev-parse', 'HEAD');
+    git(dir, 'commit', '-q', '--allow-empty', '-m', 'work');
+    const work = git(dir, 'rev-parse', 'HEAD');
+    git(dir, 'update-ref', 'refs/remotes/origin/main', main);
+    return { dir, main, work };
+  }
+
+  it("is the work branch's head when an earlier run pushed it, else the default branch's", async () => {
+    const m = mirror();
+    expect(await resolveBase(m.dir, 'ameide/calc-1', 'main')).toBe(m.main);
+    git(m.dir, 'update-ref', 'refs/remotes/origin/ameide/calc-1', m.work);
+    expect(await resolveBase(m.dir, 'ameide/calc-1', 'main')).toBe(m.work);
+    // A branch pointing at an annotated tag: the commit it tags.
+    git(m.dir, 'tag', '-a', '-m', 'release', 'v1', m.work);
+    git(m.dir, 'update-ref', 'refs/remotes/origin/ameide/calc-2', git(m.dir, 'rev-parse', 'refs/tags/v1'));
+    expect(await resolveBase(m.dir, 'ameide/calc-2', 'main')).toBe(m.work);
+  });
+
+  it('names the default branch when neither branch exists', async () => {
+    const m = mirror();
+    await expect(resolveBase(m.dir, 'ameide/calc-1', 'trunk')).rejects.toThrow(
+      'branch "trunk" not found in the repository; check the definition\'s default_branch',
+    );
   });
 });
