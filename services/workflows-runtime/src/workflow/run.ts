@@ -6,6 +6,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  condition,
   defineQuery,
   defineSignal,
   isCancellation,
@@ -44,8 +45,34 @@ export const STATUS_BATCHES_PATCH = 'status-update-batches';
  * report phase is then one workflow task, without a round trip through the server between the two.
  */
 export const LOCAL_EVIDENCE_PATCH = 'report-evidence-local';
+/**
+ * Marks runs whose status batches are cut once the workflow task's work has settled, and whose report
+ * phase holds its updates back until the run's end:
+ * - a batch holds everything the workflow posted while it handled one activation (a phase's own update,
+ *   e.g. the pull request it opened, then its end and the next phase's start), not only what it posted
+ *   in one step;
+ * - the report phase runs only local activities, which hold the workflow task open: a batch scheduled
+ *   meanwhile left only once they had finished, and the run's end then waited for it to come back. Its
+ *   updates now leave with the run's end, in one batch.
+ */
+export const SETTLED_BATCHES_PATCH = 'status-batches-settled';
 /** Updates one recordStatuses activity carries at most (each is at most a few kB: tails are cut to 4000 bytes). */
 export const MAX_STATUS_BATCH = 50;
+
+/**
+ * Resolves once the workflow has done all it does in the current activation: a condition is checked
+ * at once (here: not yet), then again after the activation's work has settled.
+ */
+function activationSettled(): Promise<void> {
+  let first = true;
+  return CancellationScope.nonCancellable(() =>
+    condition(() => {
+      if (!first) return true;
+      first = false;
+      return false;
+    }),
+  );
+}
 
 /** The activity's summary in the Web UI: `status update 5: phase_finished install`, or `status updates 5–6: …, …`. */
 function statusSummary(batch: StatusUpdateInput[]): string {
@@ -78,12 +105,23 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   // end): one activity, and one workflow task, per batch instead of per update. Runs started before
   // batches existed keep sending one update per activity (their histories say so).
   const batches = patched(STATUS_BATCHES_PATCH);
+  const settled = batches && patched(SETTLED_BATCHES_PATCH);
   const outbox: StatusUpdateInput[] = [];
   let sender: Promise<void> | undefined;
+  // While the report phase's local activities run, updates wait and leave with the run's end (SETTLED_BATCHES_PATCH).
+  let held = false;
   const send = async () => {
-    // Whatever the workflow posts in the same step (e.g. a phase's end and the next one's start) goes in the same batch.
-    if (batches) await Promise.resolve();
+    // Whatever the workflow posts in the same step (e.g. a phase's end and the next one's start) goes in the
+    // same batch; in runs with SETTLED_BATCHES_PATCH, whatever it posts while it handles the same activation.
+    if (batches && !settled) await Promise.resolve();
     while (outbox.length) {
+      if (settled) {
+        await activationSettled();
+        if (held) {
+          await CancellationScope.nonCancellable(() => condition(() => !held));
+          await activationSettled();
+        }
+      }
       const batch = outbox.slice(0, batches ? MAX_STATUS_BATCH : 1);
       try {
         const summary = statusSummary(batch);
@@ -228,6 +266,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   };
   // Whatever phase a cancellation hits, the service learns that the run ended; then Temporal does too.
   const reportCancelled = async (cancellation: unknown): Promise<never> => {
+    held = false;
     await CancellationScope.nonCancellable(async () => {
       record(current, { state: 'cancelled', message: 'run cancelled' });
       await handOff(current, 'the run was cancelled', '');
@@ -278,6 +317,8 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
     return reportCancelled(err);
   }
   const status: RunStatusName = !failure ? 'completed' : summary.handoffUri ? 'handed_off' : 'failed';
+  // From here to the run's end the workflow runs only local activities: what it posted so far leaves with its end.
+  held = settled;
   try {
     await writeEvidence();
   } catch (err) {
@@ -306,6 +347,7 @@ export async function codingAgentRun(input: CodingRunInput): Promise<CodingRunRe
   const message = failure ? `${failure.phase} phase failed: ${failure.message}` : undefined;
   markEnd(status, failure ? failure.phase : 'done', message);
   post({ kind: 'run_finished', runStatus: status, phase: failure?.phase, message, summary });
+  held = false;
   await delivered();
   if (failure) {
     throw ApplicationFailure.create({ type: 'RunFailed', message: message!, nonRetryable: true, details: [{ status, failedPhase: failure.phase, summary }] });

@@ -11,14 +11,16 @@
  *   `status-update-batches` patch);
  * - `status-batches`: updates in batches through `recordStatuses`;
  * - `evidence-local`: the report phase gathers its evidence in a local activity, as it writes the
- *   report (the `report-evidence-local` patch), not in a regular one.
+ *   report (the `report-evidence-local` patch), not in a regular one;
+ * - `batches-settled`: a batch holds what the workflow posted while handling one activation, and the
+ *   report phase's updates leave with the run's end (the `status-batches-settled` patch).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bundleWorkflowCode, makeTelemetryFilterString, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { LOCAL_EVIDENCE_PATCH, STATUS_BATCHES_PATCH } from '../../src/workflow/run.js';
+import { LOCAL_EVIDENCE_PATCH, SETTLED_BATCHES_PATCH, STATUS_BATCHES_PATCH } from '../../src/workflow/run.js';
 
 const workflowsPath = fileURLToPath(new URL('../../src/workflows.ts', import.meta.url));
 const historiesDir = fileURLToPath(new URL('../histories/', import.meta.url));
@@ -57,8 +59,8 @@ describe('recorded run histories replay on the current workflow code', () => {
     bundle = await bundleWorkflowCode({ workflowsPath, logger: quiet });
   }, 120_000);
 
-  it('holds the histories of both ways of sending status updates, and of both ways of gathering evidence', () => {
-    expect(versions).toEqual(['before-status-batches', 'evidence-local', 'status-batches']);
+  it('holds the histories of each way of sending status updates, and of both ways of gathering evidence', () => {
+    expect(versions).toEqual(['batches-settled', 'before-status-batches', 'evidence-local', 'status-batches']);
     const before = load('before-status-batches', 'run-completed.json.gz');
     const now = load('status-batches', 'run-completed.json.gz');
     // One activity per update and no patch marker, against batches behind the patch.
@@ -74,6 +76,10 @@ describe('recorded run histories replay on the current workflow code', () => {
     expect(patches(now)).not.toContain(LOCAL_EVIDENCE_PATCH);
     expect(activities(local)).not.toContain('writeEvidence');
     expect(patches(local)).toEqual(expect.arrayContaining([STATUS_BATCHES_PATCH, LOCAL_EVIDENCE_PATCH]));
+    expect(patches(local)).not.toContain(SETTLED_BATCHES_PATCH);
+    // Batches cut once an activation's work has settled, behind their own patch.
+    const settled = load('batches-settled', 'run-completed.json.gz');
+    expect(patches(settled)).toEqual(expect.arrayContaining([STATUS_BATCHES_PATCH, LOCAL_EVIDENCE_PATCH, SETTLED_BATCHES_PATCH]));
   });
 
   for (const version of versions) {

@@ -4,6 +4,7 @@
  * Timers are instant; the only real waiting is for activity cancellation to reach a stub.
  */
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleepMs } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
@@ -1102,6 +1103,29 @@ describe('codingAgentRun: status delivery', { timeout: 15_000 }, () => {
     expect(batches).toContainEqual(expect.arrayContaining([expect.stringMatching(/ phase_finished install$/), expect.stringMatching(/ phase_started agent$/)]));
     expect(batches.at(-1)!.at(-1)).toMatch(/ run_finished$/);
     expect(callsOf(input.runId, 'recordStatus')).toHaveLength(0);
+  });
+
+  it("sends the last phase's updates with the run's end: the report's local activities hold the workflow task, so a batch of their own would only delay the end", async () => {
+    stub({
+      openPullRequest: async (i) => {
+        // Nothing is under way when the pull request phase ends: its start was delivered (and the workflow heard back) before.
+        while (!delivered.some((u) => u.runId === i.run.runId && u.kind === 'phase_started' && u.phase === 'pull_request')) await sleepMs(10);
+        await sleepMs(200);
+        return defaults.openPullRequest(i);
+      },
+    });
+    const input = runInput();
+    expect((await run(input)).result?.status).toBe('completed');
+    const batches = callsOf(input.runId, 'recordStatuses').map((c) => c.input.map((u) => `${u.kind}${u.phase ? ` ${u.phase}` : ''}`));
+    // The pull request phase's own update and its end, the report, the run's end: one batch, the last.
+    expect(batches.at(-2)).toEqual(['phase_finished publish', 'phase_started pull_request']);
+    expect(batches.at(-1)).toEqual([
+      'pull_request_opened pull_request',
+      'phase_finished pull_request',
+      'phase_started report',
+      'phase_finished report',
+      'run_finished',
+    ]);
   });
 });
 
