@@ -299,9 +299,17 @@ export function createActivities(deps: ActivityDeps) {
         try {
           try {
             step('fetch');
-            mirror = await ensureMirror(deps.workspaceDir, run.tenantId, normaliseRepoUrl(run.repo.repoUrl), deps.gitConfig, limits);
+            mirror = await ensureMirror(
+              deps.workspaceDir,
+              run.tenantId,
+              normaliseRepoUrl(run.repo.repoUrl),
+              { branch, defaultBranch: run.repo.defaultBranch },
+              deps.gitConfig,
+              limits,
+            );
           } catch (err) {
             if (limits.signal.aborted) throw err;
+            if ((err as { permanent?: boolean }).permanent) throw permanent('BranchNotFound', (err as Error).message);
             throw permanent('RepositoryUnavailable', `cannot clone or fetch ${run.repo.repoUrl}: ${(err as Error).message.trim()}`);
           }
           try {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { CodingRunInput } from '@ameide/temporal';
-import { workerGit, type GitLimits } from './git.js';
+import { GitError, workerGit, type GitLimits } from './git.js';
 
 /**
  * Paths of one run's workspace. Everything under `box` is the sandbox's (its disk quota, owned by
@@ -78,14 +78,35 @@ export function mirrorPath(workspaceDir: string, tenantId: string, repoUrl: stri
   return join(workspaceDir, 'repos', safeSegment(tenantId), createHash('sha256').update(url).digest('hex').slice(0, 16) + '.git');
 }
 
-/** The fetch refspec of every mirror: origin's branches as remote-tracking refs, nothing else. */
-const MIRROR_REFSPEC = '+refs/heads/*:refs/remotes/origin/*';
+/**
+ * What one run fetches into the mirror, as remote-tracking refs: the default branch, and its work
+ * branch (a pattern: an exact name that origin lacks would fail the fetch, and a pattern matches
+ * nothing then; it may also bring branches whose names begin with the work branch's). Not every
+ * branch: each run pushes one, so fetching them all would transfer every other run's work on every
+ * run, and have origin list all its branches.
+ */
+export function mirrorRefspecs(branch: string, defaultBranch: string): string[] {
+  return [`+refs/heads/${defaultBranch}:refs/remotes/origin/${defaultBranch}`, `+refs/heads/${branch}*:refs/remotes/origin/${branch}*`];
+}
+
+/** The error of a run whose definition names a default branch the repository does not have. */
+export function branchNotFound(defaultBranch: string): Error {
+  return Object.assign(new Error(`branch "${defaultBranch}" not found in the repository; check the definition's default_branch`), { permanent: true });
+}
 
 /**
- * Creates the tenant's bare mirror of the repository once, then fetches on every run, always with
- * the URL and refspec given here (never read from the mirror's configuration).
+ * Creates the tenant's bare mirror of the repository once, then fetches what the run needs on every
+ * run ({@link mirrorRefspecs}), always with the URL and refspecs given here (never read from the
+ * mirror's configuration). Throws {@link branchNotFound} when origin has no default branch of that name.
  */
-export async function ensureMirror(workspaceDir: string, tenantId: string, repoUrl: string, gitConfig = '/dev/null', limits: GitLimits = {}): Promise<string> {
+export async function ensureMirror(
+  workspaceDir: string,
+  tenantId: string,
+  repoUrl: string,
+  refs: { branch: string; defaultBranch: string },
+  gitConfig = '/dev/null',
+  limits: GitLimits = {},
+): Promise<string> {
   const url = normaliseRepoUrl(repoUrl);
   const dir = mirrorPath(workspaceDir, tenantId, repoUrl);
   return withMirrorLock(dir, async () => {
@@ -94,7 +115,14 @@ export async function ensureMirror(workspaceDir: string, tenantId: string, repoU
       await mkdir(dir, { recursive: true });
       await workerGit(dir).raw(['init', '--quiet', '--bare']);
     }
-    await workerGit(dir, gitConfig, limits).raw(['fetch', '--quiet', '--no-tags', '--prune', '--no-write-fetch-head', url, MIRROR_REFSPEC]);
+    const fetch = ['fetch', '--quiet', '--no-tags', '--prune', '--no-write-fetch-head', url, ...mirrorRefspecs(refs.branch, refs.defaultBranch)];
+    await workerGit(dir, gitConfig, limits)
+      .raw(fetch)
+      .catch((err: Error) => {
+        throw err instanceof GitError && err.message.includes(`couldn't find remote ref refs/heads/${refs.defaultBranch}`)
+          ? branchNotFound(refs.defaultBranch)
+          : err;
+      });
     return dir;
   });
 }
@@ -110,9 +138,7 @@ export async function resolveBase(mirror: string, branch: string, defaultBranch:
   const out = await workerGit(mirror).text(['cat-file', '--batch-check=%(objectname) %(objecttype)'], { input: names.join('\n') + '\n' });
   const [work, main] = out.split('\n').map((l) => /^([0-9a-f]{40}|[0-9a-f]{64}) commit$/.exec(l)?.[1]);
   const base = work ?? main;
-  if (!base) {
-    throw Object.assign(new Error(`branch "${defaultBranch}" not found in the repository; check the definition's default_branch`), { permanent: true });
-  }
+  if (!base) throw branchNotFound(defaultBranch);
   return base;
 }
 

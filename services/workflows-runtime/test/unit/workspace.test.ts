@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { resolveBase, runPaths, safeSegment } from '../../src/activities/workspace.js';
+import { ensureMirror, resolveBase, runPaths, safeSegment } from '../../src/activities/workspace.js';
 
 describe('tenant directories', () => {
   it('keep plain tenant ids as they are', () => {
@@ -52,5 +52,46 @@ describe('the base commit of a run', () => {
     await expect(resolveBase(m.dir, 'ameide/calc-1', 'trunk')).rejects.toThrow(
       'branch "trunk" not found in the repository; check the definition\'s default_branch',
     );
+  });
+});
+
+describe("the tenant's mirror of a repository", () => {
+  const git = (cwd: string, ...args: string[]) =>
+    execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd, encoding: 'utf8' }).trim();
+  /** An origin with a default branch, a run's work branch and another run's. */
+  function origin() {
+    const dir = mkdtempSync(join(tmpdir(), 'origin-'));
+    git(dir, 'init', '-q', '-b', 'main');
+    git(dir, 'commit', '-q', '--allow-empty', '-m', 'base');
+    for (const b of ['ameide/calc-1', 'ameide/calc-2']) {
+      git(dir, 'checkout', '-q', '-b', b, 'main');
+      git(dir, 'commit', '-q', '--allow-empty', '-m', b);
+    }
+    return dir;
+  }
+  const refsOf = (mirror: string) => git(mirror, 'for-each-ref', '--format=%(refname)').split('\n').filter(Boolean);
+
+  it("fetches the default branch and the run's own work branch, not other runs' branches", async () => {
+    const o = origin();
+    const ws = mkdtempSync(join(tmpdir(), 'ws-'));
+    const mirror = await ensureMirror(ws, 'acme', `file://${o}`, { branch: 'ameide/calc-1', defaultBranch: 'main' });
+    expect(refsOf(mirror)).toEqual(['refs/remotes/origin/ameide/calc-1', 'refs/remotes/origin/main']);
+    expect(await resolveBase(mirror, 'ameide/calc-1', 'main')).toBe(git(o, 'rev-parse', 'ameide/calc-1'));
+    // A work branch origin does not have yet: nothing more, and the run starts from the default branch.
+    await ensureMirror(ws, 'acme', `file://${o}`, { branch: 'ameide/calc-3', defaultBranch: 'main' });
+    expect(refsOf(mirror)).toEqual(['refs/remotes/origin/ameide/calc-1', 'refs/remotes/origin/main']);
+    expect(await resolveBase(mirror, 'ameide/calc-3', 'main')).toBe(git(o, 'rev-parse', 'main'));
+    // A branch deleted on origin goes from the mirror when a run of it fetches.
+    git(o, 'branch', '-q', '-D', 'ameide/calc-1');
+    await ensureMirror(ws, 'acme', `file://${o}`, { branch: 'ameide/calc-1', defaultBranch: 'main' });
+    expect(refsOf(mirror)).toEqual(['refs/remotes/origin/main']);
+  });
+
+  it('says which default branch the repository lacks', async () => {
+    const ws = mkdtempSync(join(tmpdir(), 'ws-'));
+    await expect(ensureMirror(ws, 'acme', `file://${origin()}`, { branch: 'ameide/calc-1', defaultBranch: 'trunk' })).rejects.toMatchObject({
+      message: 'branch "trunk" not found in the repository; check the definition\'s default_branch',
+      permanent: true,
+    });
   });
 });
