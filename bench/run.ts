@@ -64,7 +64,8 @@ const EARLIER_SYSTEM = [Phase.PREPARE, Phase.INSTALL, Phase.AGENT, Phase.TEST, P
  * One timed run. `split` (system only, from the run's own timestamps): the startWorkflowRun call to the
  * prepare phase's start, the sum of the gaps between one phase's end and the next one's start, the sum
  * over the other phases of their span (start → end) less their own duration (the activity's work: the
- * command, the git steps), and the report phase's span. `cached`: the test output says `(cached)` (Go).
+ * command, the git steps), the report phase's span, and the report phase's end to the last update
+ * reaching the watcher (the run's end being delivered). `cached`: the test output says `(cached)` (Go).
  */
 type Sample = {
   phases: Record<string, number>;
@@ -72,7 +73,7 @@ type Sample = {
   ok: boolean;
   note?: string;
   firstUpdate?: number;
-  split?: { toFirstActivity: number; boundaries: number; inPhases: number; report: number };
+  split?: { toFirstActivity: number; boundaries: number; inPhases: number; report: number; end: number };
   cached?: boolean;
 };
 
@@ -178,7 +179,7 @@ const ms = (ts?: { seconds: bigint; nanos: number }) => (ts ? Number(ts.seconds)
 const phaseMs = (p: PhaseResult) => (p.durationMs > 0n ? Number(p.durationMs) : ms(p.endTime) - ms(p.startTime));
 
 /** The run's own timing split (see {@link Sample}). Phase times are the workflow's, durations the activities'. */
-function splitOf(phases: PhaseResult[], startedAt: number): Sample['split'] {
+function splitOf(phases: PhaseResult[], startedAt: number, lastAt: number): Sample['split'] {
   const timed = phases.filter((p) => p.startTime && p.endTime).sort((a, b) => ms(a.startTime) - ms(b.startTime));
   const prepare = timed.find((p) => p.phase === Phase.PREPARE);
   const report = timed.find((p) => p.phase === Phase.REPORT);
@@ -186,7 +187,7 @@ function splitOf(phases: PhaseResult[], startedAt: number): Sample['split'] {
   const span = (p: PhaseResult) => ms(p.endTime) - ms(p.startTime);
   const boundaries = sum(timed.slice(1).map((p, k) => ms(p.startTime) - ms(timed[k]!.endTime)));
   const inPhases = sum(timed.filter((p) => p.durationMs > 0n).map((p) => span(p) - Number(p.durationMs)));
-  return { toFirstActivity: ms(prepare.startTime) - startedAt, boundaries, inPhases, report: span(report) };
+  return { toFirstActivity: ms(prepare.startTime) - startedAt, boundaries, inPhases, report: span(report), end: lastAt - ms(report.endTime) };
 }
 
 async function system(api: WorkflowServiceClient, i: number, definition = 'sample-calculator', idPrefix = 'BENCH'): Promise<Sample> {
@@ -206,10 +207,12 @@ async function system(api: WorkflowServiceClient, i: number, definition = 'sampl
   });
   const id = started.run!.id;
   let last = t0;
+  let lastAt = startedAt;
   let first: number | undefined;
   for await (const res of api.watchWorkflowRun({ id, fromSequence: 0n }, { signal: AbortSignal.timeout(RUN_TIMEOUT_MS) })) {
     if (!res.update) continue;
     last = performance.now();
+    lastAt = Date.now();
     first ??= last - t0;
   }
   const run = (await api.getWorkflowRun({ id })).run!;
@@ -221,7 +224,7 @@ async function system(api: WorkflowServiceClient, i: number, definition = 'sampl
     total: last - t0,
     firstUpdate: first,
     ok,
-    split: splitOf(run.phases, startedAt),
+    split: splitOf(run.phases, startedAt, lastAt),
     cached: test ? test.outputTail.includes('(cached)') : undefined,
     note: ok ? undefined : `${RunStatus[run.status]}: ${run.error}`,
   };
@@ -272,8 +275,8 @@ function printTable(hand: Sample[], sys: Sample[], table: readonly Row[] = ROWS,
 /**
  * Where the overhead goes, medians from the runs' own timestamps: the CLI's start-up (a user pays it
  * once per command; the bench calls the API directly), the start call to the prepare phase's start,
- * the gaps between phases, the phases' spans beyond their own work, the report phase, and the whole
- * (system total − by-hand total).
+ * the gaps between phases, the phases' spans beyond their own work, the report phase, its end to the
+ * last update reaching the watcher, and the whole (system total − by-hand total).
  */
 function printSplit(label: string, hand: Sample[], sys: Sample[], cliMs: number | undefined): void {
   const splits = sys.flatMap((s) => (s.split ? [s.split] : []));
@@ -283,7 +286,8 @@ function printSplit(label: string, hand: Sample[], sys: Sample[], cliMs: number 
   console.log(
     `overhead split, ${label} (medians, ms): CLI ${cliMs === undefined ? '—' : cliMs.toFixed(0)} (not in the total) · ` +
       `start → first activity ${m((x) => x.toFirstActivity)} · boundaries ${m((x) => x.boundaries)} · ` +
-      `in phases beyond their work ${m((x) => x.inPhases)} · report ${m((x) => x.report)} · total overhead ${total.toFixed(0)}`,
+      `in phases beyond their work ${m((x) => x.inPhases)} · report ${m((x) => x.report)} · ` +
+      `report's end → last update ${m((x) => x.end)} · total overhead ${total.toFixed(0)}`,
   );
 }
 
