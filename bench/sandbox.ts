@@ -2,8 +2,10 @@
  * `make bench`, part 4: what one sandboxed step costs beyond its command. Every phase command runs
  * through the same chain as the worker builds it (`sandboxArgv`): a root shell that sets the rlimits
  * and joins the cgroups, setpriv to the tenant's user, bubblewrap, the phase-start snapshot of the
- * checkout (a command phase's prelude), and for an online phase the egress forwarder. The command
- * here is `true`, so what is measured is the chain; a plain `/bin/sh -c true` is the baseline.
+ * checkout (a command phase's prelude), and for an online phase the egress forwarder; last, the
+ * test phase's: the snapshot, then the collection of its report files (`reports/*.xml`) after the
+ * command. The command here is `true`, so what is measured is the chain; a plain `/bin/sh -c true`
+ * is the baseline.
  *
  * It runs on a small checkout (BENCH_SANDBOX_FILES_SMALL, default 200 files) and a large one
  * (BENCH_SANDBOX_FILES_LARGE, default 20,000): the snapshot must not re-read files that did not
@@ -22,6 +24,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SNAPSHOT_SCRIPT } from '../services/workflows-runtime/src/activities/exchange.js';
 import { enforceCacheQuota } from '../services/workflows-runtime/src/activities/lifecycle.js';
+import { COLLECT_SCRIPT, collectEnv } from '../services/workflows-runtime/src/reports/collect.js';
 import {
   findBubblewrap,
   SANDBOX_MOUNTS,
@@ -48,7 +51,7 @@ function checkout(root: string, files: number, uid: number, gid: number) {
   const etc = sandboxEtcFiles(uid, gid, SANDBOX_MOUNTS.home);
   writeFileSync(join(dirs.etc, 'passwd'), etc.passwd);
   writeFileSync(join(dirs.etc, 'group'), etc.group);
-  const make = `git init -q -b main . && i=0 && while [ $i -lt ${files} ]; do mkdir -p d$((i / 500)) && echo $i > d$((i / 500))/f$i.txt; i=$((i + 1)); done && git add -A && git -c user.name=bench -c user.email=bench@example.com commit -qm base`;
+  const make = `git init -q -b main . && mkdir reports && echo '<testsuite/>' > reports/junit.xml && i=0 && while [ $i -lt ${files} ]; do mkdir -p d$((i / 500)) && echo $i > d$((i / 500))/f$i.txt; i=$((i + 1)); done && git add -A && git -c user.name=bench -c user.email=bench@example.com commit -qm base`;
   const r = spawnSync('/usr/bin/setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', '/bin/sh', '-c', make], {
     cwd: dirs.worktree,
     env: { PATH: '/usr/bin:/bin', HOME: dirs.home },
@@ -90,10 +93,19 @@ async function main(): Promise<number> {
   const root = mkdtempSync(join(WORKSPACE_PARENT, 'ameide-bench-sandbox-'));
   chmodSync(root, 0o711);
   const { uid, gid } = sandboxUserFor('bench');
-  const env = { PATH: '/usr/bin:/bin', HOME: SANDBOX_MOUNTS.home, TMPDIR: SANDBOX_MOUNTS.tmp, LANG: 'C.UTF-8', AMEIDE_PHASE: 'agent' };
+  const env = {
+    PATH: '/usr/bin:/bin',
+    HOME: SANDBOX_MOUNTS.home,
+    TMPDIR: SANDBOX_MOUNTS.tmp,
+    LANG: 'C.UTF-8',
+    AMEIDE_PHASE: 'agent',
+    // The test phase's report collection writes into the step's temp dir here.
+    ...collectEnv(['reports/*.xml'], SANDBOX_MOUNTS.tmp),
+  };
+  const collect = { script: COLLECT_SCRIPT, statusFile: join(SANDBOX_MOUNTS.tmp, 'collect.status') };
   try {
     console.log(`\nSandboxed steps: \`true\` through the worker's chain, median of ${N} (ms; the baseline is \`/bin/sh -c true\`)`);
-    console.log('checkout      plain  sandboxed  + phase-start snapshot  + egress forwarder (online)');
+    console.log('checkout      plain  sandboxed  + phase-start snapshot  + egress forwarder (online)  snapshot + report collection (test)');
     for (const files of SIZES) {
       const dirs = checkout(join(root, String(files)), files, uid, gid);
       const spec = (online: boolean): SandboxSpec => ({
@@ -119,6 +131,7 @@ async function main(): Promise<number> {
         sandboxArgv(spec(false), 'true'),
         sandboxArgv(spec(false), 'true', SNAPSHOT_SCRIPT),
         sandboxArgv(spec(true), 'true', SNAPSHOT_SCRIPT),
+        sandboxArgv(spec(false), 'true', SNAPSHOT_SCRIPT, collect),
       ];
       const times = variants.map(() => [] as number[]);
       for (let i = 0; i < N; i++) {
@@ -129,9 +142,9 @@ async function main(): Promise<number> {
           if (r.status !== 0) throw new Error(`a sandboxed step failed (exit ${r.status}): ${r.stderr.trim()}`);
         });
       }
-      const [plain, boxed, snapshot, online] = times.map(median) as [number, number, number, number];
+      const [plain, boxed, snapshot, online, tested] = times.map(median) as [number, number, number, number, number];
       console.log(
-        `${`${files} files`.padEnd(12)} ${plain.toFixed(1).padStart(6)} ${boxed.toFixed(1).padStart(10)} ${snapshot.toFixed(1).padStart(23)} ${online.toFixed(1).padStart(28)}`,
+        `${`${files} files`.padEnd(12)} ${plain.toFixed(1).padStart(6)} ${boxed.toFixed(1).padStart(10)} ${snapshot.toFixed(1).padStart(23)} ${online.toFixed(1).padStart(28)} ${tested.toFixed(1).padStart(36)}`,
       );
     }
     await cacheCheck(root, CACHE_FILES);

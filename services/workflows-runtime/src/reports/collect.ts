@@ -16,13 +16,28 @@ export const MAX_REPORT_BYTES = 16 * 1024 * 1024;
  * directories, as in `find -path`) goes into one file of the step's output directory, each after a
  * header line `@@ameide-report <bytes> <path>`. The worker reads that file as data; it never reads
  * the checkout.
+ *
+ * Each glob is looked for only below its literal directories (`reports/*.xml`: in `reports/`), so a
+ * checkout's installed dependencies (tens of thousands of files in `node_modules/`) are not walked
+ * for it; a glob that begins with a wildcard searches the whole checkout but `.git`. Those
+ * directories must be real ones in the checkout (none of them a symlink, none of them `.git`), as a
+ * walk from the top would find them.
  */
 export const COLLECT_SCRIPT = String.raw`set -eu
 out="$AMEIDE_REPORTS_OUT/${COLLECTED}"
 : > "$out"
+top=$(pwd -P)
 printf '%s\n' "$AMEIDE_REPORT_GLOBS" | while IFS= read -r glob; do
   [ -n "$glob" ] || continue
-  find . -path ./.git -prune -o -type f -path "./$glob" -print
+  lit=${'$'}{glob%%[*?[]*}
+  case $lit in
+    */*) start=./${'$'}{lit%/*} ;;
+    *) start=. ;;
+  esac
+  case $start/ in ./.git/*) continue ;; esac
+  [ -d "$start" ] || continue
+  [ "$(cd "$start" && pwd -P)" = "$top${'$'}{start#.}" ] || continue
+  find "$start" -path ./.git -prune -o -type f -path "./$glob" -print
 done | sort -u | head -n ${MAX_REPORT_FILES} | while IFS= read -r f; do
   printf '@@ameide-report %s %s\n' "$(wc -c < "$f")" "${'$'}{f#./}" >> "$out"
   cat "$f" >> "$out"

@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COLLECT_SCRIPT, collectEnv, readCollected } from '../../src/reports/collect.js';
 import { parseJUnit, parseTap, ReportUnreadable } from '../../src/reports/parse.js';
 
 /** Runs Node's own test runner on a small suite (one pass, one failure, one skip, one todo, one failing parent with subtests). */
@@ -166,5 +167,49 @@ describe('parseTap', () => {
     expect(c!.failed).toBe(70);
     expect(c!.failingTests).toHaveLength(50);
     for (const n of c!.failingTests) expect(n.length).toBeLessThanOrEqual(300);
+  });
+});
+
+describe('collecting the report files in the sandbox (COLLECT_SCRIPT, run here by sh in a checkout)', () => {
+  /** A checkout with reports in several places, installed dependencies, git's directory and a symlinked directory. */
+  function checkout(): string {
+    const co = mkdtempSync(join(tmpdir(), 'collect-'));
+    const put = (path: string, text = `<testsuite name="${path}"/>`) => {
+      mkdirSync(join(co, dirname(path)), { recursive: true });
+      writeFileSync(join(co, path), text);
+    };
+    put('reports/junit.xml');
+    put('reports/unit/more.xml');
+    put('reports/notes.txt', 'not a report');
+    put('other.xml');
+    put('packages/a/test-results/junit.xml');
+    put('node_modules/dep/reports/junit.xml');
+    put('.git/reports/junit.xml');
+    symlinkSync(join(co, 'reports'), join(co, 'linked'));
+    symlinkSync(join(co, 'reports'), join(co, 'packages/a/reports'));
+    return co;
+  }
+  async function collect(co: string, globs: string[]): Promise<string[]> {
+    const out = mkdtempSync(join(tmpdir(), 'collected-'));
+    const r = spawnSync('sh', ['-c', COLLECT_SCRIPT], { cwd: co, env: { PATH: process.env.PATH, ...collectEnv(globs, out) }, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    return (await readCollected(out)).map((f) => f.path);
+  }
+
+  it('finds the files a glob names below its literal directories, `*` reaching into subdirectories, as a walk of the whole checkout would', async () => {
+    const co = checkout();
+    expect(await collect(co, ['reports/*.xml'])).toEqual(['reports/junit.xml', 'reports/unit/more.xml']);
+    expect(await collect(co, ['packages/a/test-results/junit.xml', 'reports/unit/*'])).toEqual(['packages/a/test-results/junit.xml', 'reports/unit/more.xml']);
+  });
+
+  it('searches the whole checkout but .git for a glob that begins with a wildcard', async () => {
+    const co = checkout();
+    expect(await collect(co, ['**/junit.xml'])).toEqual(['node_modules/dep/reports/junit.xml', 'packages/a/test-results/junit.xml', 'reports/junit.xml']);
+  });
+
+  it('goes neither into .git nor through a symlinked directory', async () => {
+    const co = checkout();
+    expect(await collect(co, ['.git/reports/*.xml', 'linked/*.xml', 'packages/a/reports/*.xml', 'missing/*.xml'])).toEqual([]);
   });
 });
