@@ -5,7 +5,8 @@ import { idsWithPrefix } from './ids.js';
 import { afterKey, keyTime } from './keyset.js';
 import { runFollowups, runs, runWorkItems, statusUpdates, type RunState } from './schema.js';
 
-export type RunRow = typeof runs.$inferSelect;
+/** A run as the service reads it; `basicState` (what lists read instead of `state`) is left out. */
+export type RunRow = Omit<typeof runs.$inferSelect, 'basicState'>;
 export type NewRunRow = typeof runs.$inferInsert;
 export type StatusUpdateRow = typeof statusUpdates.$inferSelect;
 
@@ -57,13 +58,14 @@ export type RunProgress = Pick<RunRow, 'status' | 'phase' | 'state' | 'startedAt
 
 /** Runs and their status updates. */
 /**
- * A run's state without its bulky parts, cut in Postgres so they never leave it: the phases' output
- * tails, and the summary's evidence files, egress record and per-call token counts (RUN_VIEW_BASIC).
+ * The columns a list reads. The basic view (RUN_VIEW_BASIC) reads the state without its bulky parts
+ * (`basic_state`, which Postgres keeps up to date; see the schema), so those never leave Postgres
+ * and no run's state is cut at read time; the full view reads `state`.
  */
-const basicState = sql<RunRow['state']>`(case when jsonb_typeof(${runs.state}->'phases') = 'array'
-  then jsonb_set(${runs.state} #- '{summary,evidence}' #- '{summary,egress}' #- '{summary,agent,calls}', '{phases}',
-    coalesce((select jsonb_agg(p - 'outputTail' order by n) from jsonb_array_elements(${runs.state}->'phases') with ordinality as e(p, n)), '[]'::jsonb))
-  else ${runs.state} #- '{summary,evidence}' #- '{summary,egress}' #- '{summary,agent,calls}' end)`;
+function listColumns(view: RunListFilter['view']) {
+  const { basicState, ...columns } = getTableColumns(runs);
+  return { ...columns, ...(view === 'full' ? {} : { state: sql<RunRow['state']>`${basicState}` }) };
+}
 
 export class RunRepository {
   constructor(private readonly db: Db) {}
@@ -148,11 +150,7 @@ export class RunRepository {
 
   /** The query {@link list} runs, not run yet (`.toSQL()` gives its SQL, e.g. to EXPLAIN it). */
   listQuery(tenantId: string, f: RunListFilter) {
-    const columns = {
-      ...getTableColumns(runs),
-      ...(f.view === 'full' ? {} : { state: basicState }),
-      keyTime: keyTime(runs.createdAt) as SQL<string>,
-    };
+    const columns = { ...listColumns(f.view), keyTime: keyTime(runs.createdAt) as SQL<string> };
     const where = [];
     if (f.statuses.length) where.push(inArray(runs.status, f.statuses));
     if (f.definitionId) where.push(eq(runs.definitionId, f.definitionId));

@@ -91,6 +91,15 @@ export const runs = pgTable(
     phase: text('phase').notNull(),
     spec: jsonb('spec').$type<RunSpec>().notNull(),
     state: jsonb('state').$type<RunState>().notNull(),
+    /**
+     * The state as a list shows it (RUN_VIEW_BASIC): without the phases' output tails, and without the
+     * summary's evidence files, egress record and per-call token counts. Postgres computes it
+     * (`ameide_basic_state`, migration 0012) whenever `state` is written, so a list reads it as stored
+     * instead of cutting every listed run's state at read time. Never written by the service.
+     */
+    basicState: jsonb('basic_state')
+      .$type<RunState>()
+      .generatedAlwaysAs(sql`ameide_basic_state(state)`),
     annotations: jsonb('annotations').$type<Annotations>().notNull().default({}),
     lastSequence: bigint('last_sequence', { mode: 'number' }).notNull().default(0),
     /**

@@ -65,6 +65,14 @@ describe('run store', () => {
     expect(row.lastSequence).toBe(updates.length);
     const followups = await database.pool.query<{ event: string }>('select event from run_followups where run_id = $1 order by event', [run.id]);
     expect(followups.rows.map((r) => r.event)).toEqual(['finished', 'preview_live']);
+    // The list's basic view reads what Postgres computed as the state was written: the same state, its phases without their output tails.
+    const list = (view: 'basic' | 'full') => repo.list(row.tenantId, { statuses: [], definitionId: row.definitionId, limit: 1, view });
+    const [basic] = await list('basic');
+    const [full] = await list('full');
+    expect(full!.state.phases.find((p) => p.phase === 'PHASE_PREPARE')!.outputTail).toBe('cloned\n');
+    const withoutTails = { ...row.state, phases: row.state.phases.map(({ outputTail, ...p }) => (void outputTail, p)) };
+    expect(JSON.parse(JSON.stringify(basic!.state))).toEqual(JSON.parse(JSON.stringify(withoutTails)));
+    expect(JSON.parse(JSON.stringify(full!.state))).toEqual(JSON.parse(JSON.stringify(row.state)));
   });
 
   it('reads every filter of the run list from an index in list order, with no scan of all runs', async () => {
