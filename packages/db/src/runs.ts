@@ -56,7 +56,6 @@ const TERMINAL_STATUSES = ['RUN_STATUS_COMPLETED', 'RUN_STATUS_FAILED', 'RUN_STA
 /** Fields of a run that folding a status update may change. */
 export type RunProgress = Pick<RunRow, 'status' | 'phase' | 'state' | 'startedAt' | 'finishedAt'>;
 
-/** Runs and their status updates. */
 /**
  * The columns a list reads. The basic view (RUN_VIEW_BASIC) reads the state without its bulky parts
  * (`basic_state`, which Postgres keeps up to date; see the schema), so those never leave Postgres
@@ -67,6 +66,7 @@ function listColumns(view: RunListFilter['view']) {
   return { ...columns, ...(view === 'full' ? {} : { state: sql<RunRow['state']>`${basicState}` }) };
 }
 
+/** Runs and their status updates. */
 export class RunRepository {
   constructor(private readonly db: Db) {}
 
