@@ -56,14 +56,16 @@ const TERMINAL_STATUSES = ['RUN_STATUS_COMPLETED', 'RUN_STATUS_FAILED', 'RUN_STA
 /** Fields of a run that folding a status update may change. */
 export type RunProgress = Pick<RunRow, 'status' | 'phase' | 'state' | 'startedAt' | 'finishedAt'>;
 
+/** Every column of a run but `basic_state`: what the repository reads and returns as a RunRow. */
+const runColumns = (({ basicState, ...columns }) => (void basicState, columns))(getTableColumns(runs));
+
 /**
  * The columns a list reads. The basic view (RUN_VIEW_BASIC) reads the state without its bulky parts
  * (`basic_state`, which Postgres keeps up to date; see the schema), so those never leave Postgres
  * and no run's state is cut at read time; the full view reads `state`.
  */
 function listColumns(view: RunListFilter['view']) {
-  const { basicState, ...columns } = getTableColumns(runs);
-  return { ...columns, ...(view === 'full' ? {} : { state: sql<RunRow['state']>`${basicState}` }) };
+  return { ...runColumns, ...(view === 'full' ? {} : { state: sql<RunRow['state']>`${runs.basicState}` }) };
 }
 
 /** Runs and their status updates. */
@@ -76,7 +78,7 @@ export class RunRepository {
   }
 
   async insert(row: NewRunRow): Promise<RunRow> {
-    const rows = await this.db.insert(runs).values(row).returning();
+    const rows = await this.db.insert(runs).values(row).returning(runColumns);
     return rows[0]!;
   }
 
@@ -87,7 +89,7 @@ export class RunRepository {
   async insertInLane(row: NewRunRow & { branchKey: string }): Promise<{ row: RunRow; head: RunRow }> {
     return this.db.transaction(async (tx) => {
       await lockLane(tx, row.tenantId, row.branchKey);
-      const [inserted] = await tx.insert(runs).values(row).returning();
+      const [inserted] = await tx.insert(runs).values(row).returning(runColumns);
       return { row: inserted!, head: (await laneHead(tx, row.tenantId, row.branchKey)) ?? inserted! };
     });
   }
@@ -95,7 +97,7 @@ export class RunRepository {
   /** Runs automation made for a work item (any revision) that still wait: QUEUED, oldest first. */
   async waitingAutoRuns(tenantId: string, workItemId: string): Promise<RunRow[]> {
     return this.db
-      .select()
+      .select(runColumns)
       .from(runs)
       .where(and(eq(runs.tenantId, tenantId), eq(runs.status, 'RUN_STATUS_QUEUED'), like(runs.requestId, `auto:${workItemId.replace(/[\\%_]/g, '\\$&')}@%`)))
       .orderBy(asc(runs.queueSeq));
@@ -114,7 +116,7 @@ export class RunRepository {
   /** The run a StartWorkflowRun call with this idempotency key made, if any. */
   async getByRequestId(tenantId: string, requestId: string): Promise<RunRow | undefined> {
     const rows = await this.db
-      .select()
+      .select(runColumns)
       .from(runs)
       .where(and(eq(runs.tenantId, tenantId), eq(runs.requestId, requestId)))
       .limit(1);
@@ -132,7 +134,7 @@ export class RunRepository {
   /** Finds a run; `tenantId` undefined means any tenant (service credentials only). */
   async get(tenantId: string | undefined, id: string): Promise<RunRow | undefined> {
     const where = tenantId === undefined ? eq(runs.id, id) : and(eq(runs.id, id), eq(runs.tenantId, tenantId));
-    const rows = await this.db.select().from(runs).where(where).limit(1);
+    const rows = await this.db.select(runColumns).from(runs).where(where).limit(1);
     return rows[0];
   }
 
@@ -179,7 +181,7 @@ export class RunRepository {
   /** Runs of any tenant still in `status` that were created before `before`, oldest first, a page at a time. */
   async listStale(status: string, before: Date, limit: number, offset = 0): Promise<RunRow[]> {
     return this.db
-      .select()
+      .select(runColumns)
       .from(runs)
       .where(and(eq(runs.status, status), lt(runs.createdAt, before)))
       .orderBy(asc(runs.createdAt), asc(runs.id))
@@ -194,7 +196,7 @@ export class RunRepository {
         .update(runs)
         .set(progress)
         .where(and(eq(runs.id, id), inArray(runs.status, UNFINISHED_STATUSES)))
-        .returning();
+        .returning(runColumns);
       if (row && isTerminalStatus(row.status)) await addFollowup(tx, row, 'finished');
       return row;
     });
@@ -204,7 +206,7 @@ export class RunRepository {
   async setProgress(id: string, progress: Partial<RunProgress>): Promise<RunRow | undefined> {
     return this.db.transaction(async (tx) => {
       const [before] = await tx.select({ status: runs.status }).from(runs).where(eq(runs.id, id)).for('update');
-      const [row] = await tx.update(runs).set(progress).where(eq(runs.id, id)).returning();
+      const [row] = await tx.update(runs).set(progress).where(eq(runs.id, id)).returning(runColumns);
       if (row && before && isTerminalStatus(row.status) && !isTerminalStatus(before.status)) await addFollowup(tx, row, 'finished');
       return row;
     });
@@ -463,7 +465,7 @@ async function lockLane(tx: Tx, tenantId: string, branchKey: string): Promise<vo
 
 async function laneHead(tx: Tx, tenantId: string, branchKey: string): Promise<RunRow | undefined> {
   const rows = await tx
-    .select()
+    .select(runColumns)
     .from(runs)
     .where(and(eq(runs.tenantId, tenantId), eq(runs.branchKey, branchKey), inArray(runs.status, UNFINISHED_STATUSES)))
     .orderBy(asc(runs.queueSeq))
