@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ensureMirror, resolveBase, runPaths, safeSegment } from '../../src/activities/workspace.js';
 
+/** git in `cwd`, with an identity for commits; its output, trimmed. */
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd, encoding: 'utf8' }).trim();
+
 describe('tenant directories', () => {
   it('keep plain tenant ids as they are', () => {
     expect(safeSegment('acme')).toBe('acme');
@@ -22,8 +26,6 @@ describe('tenant directories', () => {
 });
 
 describe('the base commit of a run', () => {
-  const git = (cwd: string, ...args: string[]) =>
-    execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd, encoding: 'utf8' }).trim();
   /** A mirror as the worker keeps one: origin's branches under refs/remotes/origin/. */
   function mirror(): { dir: string; main: string; work: string } {
     const dir = mkdtempSync(join(tmpdir(), 'mirror-'));
@@ -56,8 +58,6 @@ describe('the base commit of a run', () => {
 });
 
 describe("the tenant's mirror of a repository", () => {
-  const git = (cwd: string, ...args: string[]) =>
-    execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd, encoding: 'utf8' }).trim();
   /** An origin with a default branch, a run's work branch and another run's. */
   function origin() {
     const dir = mkdtempSync(join(tmpdir(), 'origin-'));
