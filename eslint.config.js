@@ -21,7 +21,10 @@ const AGENT_SRC = 'packages/agent/src/**';
 const ban = (name, message) => ({ name, message });
 const NO_DEVSTACK = ban('@ameide/devstack', `only tests and bench import @ameide/devstack; production processes never need it (${ARCH}, rule 6)`);
 const NO_DB = ban('@ameide/db', `only the workflow service (services/workflows) touches Postgres through @ameide/db (${ARCH}, rule 4)`);
-const NO_CLIENT = ban('@temporalio/client', `only the workflow service (services/workflows) uses @temporalio/client (${ARCH}, rule 4)`);
+const NO_CLIENT = ban(
+  '@temporalio/client',
+  `only the workflow service (services/workflows) uses @temporalio/client, and the worker's warm-up.ts to start its warm-up (${ARCH}, rule 4)`,
+);
 const NO_RUNTIME = ban('@ameide/workflows-runtime', `services never import each other: the service reaches the worker only through Temporal (${ARCH}, rule 1)`);
 const NO_SERVICE = ban('@ameide/workflows', `services never import each other: the worker reaches the service only through the API (${ARCH}, rule 1)`);
 const NO_AGENT = ban(
@@ -203,6 +206,18 @@ export default defineConfig(
           ],
         },
       ],
+    },
+  },
+  {
+    // The worker's one use of @temporalio/client: starting its own warm-up workflow (never a run).
+    name: 'ameide/architecture/worker-warm-up',
+    files: ['services/workflows-runtime/src/warm-up.ts'],
+    rules: {
+      ...banImports(
+        RUNTIME_BANS.filter((b) => b !== NO_CLIENT),
+        NO_ENV_IMPORT,
+      ),
+      'no-restricted-syntax': ['error', ...dynamicImportBans(RUNTIME_BANS.filter((b) => b !== NO_CLIENT))],
     },
   },
   ...WORKFLOW_CODE.map(({ files, syntax }) => ({

@@ -72,6 +72,10 @@ describe('the background stack (`pnpm stack up|status|down`)', async () => {
     expect(Object.keys(first.children)).toEqual(['postgres', 'temporal', 'workflows', 'worker']);
     // `up` returns once the worker polls: Temporal lists it on the task queue already (a first run does not wait for it).
     expect(await hasPollers(inject('temporalCli'), first.temporalAddress, 'default', 'coding-agent')).toBe(true);
+    // … once it has warmed up (a workflow of its own, a call to the service): the first run does not pay for a cold worker.
+    expect(readFileSync(join(first.logs, 'worker.log'), 'utf8')).toMatch(
+      /worker polling task queue "coding-agent" on [^;\n]+; warmed up in \d+ ms \(the service answered; /,
+    );
     const api = createWorkflowServiceClient({ baseUrl: first.apiUrl, token: first.devToken });
 
     // The service and the worker die: the supervisor says so and starts them again (the service on the same port).

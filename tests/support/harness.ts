@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { loadServiceConfig, loadWorkerConfig } from '@ameide/config';
+import { loadServiceConfig, loadWorkerConfig, type WorkerConfig } from '@ameide/config';
 import { createDatabase, createOrigin, freePort, SAMPLE_REPO, SCRIPTED_AGENT, sampleDefinition } from '@ameide/devstack';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { DefinitionSpecSchema } from '@ameide/contracts';
@@ -28,6 +28,8 @@ export interface Harness {
   service: WorkflowServiceClient;
   /** `service` is the operator-wide worker credential; `globexService` a service credential of tenant globex only. */
   tokens: { acme: string; globex: string; service: string; globexService: string };
+  /** The settings of this harness's workers (`startWorker` runs one with them). */
+  workerConfig(): WorkerConfig;
   startWorker(): Promise<void>;
   /** Shuts the workers down (as a deploy does); the service keeps running. */
   stopWorkers(): Promise<void>;
@@ -118,13 +120,13 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     globex: client(tokens.globex),
     service: client(tokens.service),
     tokens,
+    workerConfig: () =>
+      loadWorkerConfig({
+        ...testWorkerEnv({ apiUrl, serviceToken: tokens.service, temporalAddress: inject('temporalAddress'), taskQueue, dir }),
+        ...opts.workerEnv,
+      }),
     async startWorker() {
-      const worker = await createCodingWorker(
-        loadWorkerConfig({
-          ...testWorkerEnv({ apiUrl, serviceToken: tokens.service, temporalAddress: inject('temporalAddress'), taskQueue, dir }),
-          ...opts.workerEnv,
-        }),
-      );
+      const worker = await createCodingWorker(h.workerConfig());
       const running = worker.run();
       workerStops.push(async () => {
         worker.shutdown();

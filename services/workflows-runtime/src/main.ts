@@ -6,10 +6,13 @@ runMain(async () => {
   const cfg = loadWorkerConfig();
   const telemetry = initTelemetry('ameide-workflows-runtime');
   const worker = await createCodingWorker(cfg, telemetry);
-  console.log(`worker polling task queue "${cfg.temporal.taskQueue}" on ${cfg.temporal.address}`);
   process.once('SIGTERM', () => worker.shutdown());
   process.once('SIGINT', () => worker.shutdown());
-  await worker.run();
+  const running = worker.run();
+  // The line the stack waits for (`make up`): printed once the worker polls and is warm.
+  const warm = await Promise.race([worker.warmUp(), running.then(() => undefined)]);
+  if (warm !== undefined) console.log(`worker polling task queue "${cfg.temporal.taskQueue}" on ${cfg.temporal.address}; ${warm}`);
+  await running;
   await worker.connection.close();
   await telemetry.shutdown();
 });

@@ -3,15 +3,17 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, bundleWorkflowCode, makeTelemetryFilterString, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { OpenTelemetryActivityInboundInterceptor, makeWorkflowExporter } from '@temporalio/interceptors-opentelemetry';
 import type { WorkerConfig } from '@ameide/config';
-import { createWorkflowServiceClient } from '@ameide/sdk';
+import { createGovernanceServiceClient, createWorkflowServiceClient } from '@ameide/sdk';
 import type { Telemetry } from '@ameide/telemetry';
 import { openArtifactStore } from './artifacts.js';
 import { createActivities } from './activities/index.js';
 import { pruneStaleWorkspaces } from './activities/lifecycle.js';
 import { createPreviewActivities } from './activities/previews.js';
+import { createWarmUpActivities } from './activities/warm-up.js';
 import { pruneCommandCgroups } from './guardrails/cgroups.js';
 import { killOrphanedGit } from './activities/git.js';
 import { previewStopQueue, stopHeldPreviews, stopLeftoverPreviews } from './previews/index.js';
+import { warmUpWorker } from './warm-up.js';
 
 const workflowsPath = fileURLToPath(new URL('./workflows.ts', import.meta.url));
 const tracingInterceptorsPath = fileURLToPath(new URL('./workflow-tracing.ts', import.meta.url));
@@ -73,6 +75,11 @@ export interface CodingWorker {
   run(): Promise<void>;
   /** Asks both to shut down; `run()` settles once they have. */
   shutdown(): void;
+  /**
+   * Once `run()` polls: runs a warm-up workflow on the task queue (workflow/warm-up.ts), so that the
+   * first run does not pay for a cold worker. Never fails: says what it did, or why it could not.
+   */
+  warmUp(timeoutMs?: number): Promise<string>;
 }
 
 /** Connects to Temporal and builds the coding-agent worker with real activities. */
@@ -110,7 +117,14 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     workerIdentity: identity,
     agentSpansUrl: cfg.agentSpansUrl,
   };
-  const activities = createActivities(deps);
+  const activities = {
+    ...createActivities(deps),
+    ...createWarmUpActivities({
+      governance: createGovernanceServiceClient({ baseUrl: cfg.apiUrl, token: cfg.serviceToken }),
+      workspaceDir: cfg.workspaceDir,
+      runDiskMb: cfg.runDiskMb,
+    }),
+  };
   // Previews a worker process that is gone left on this workspace: stopped, never re-adopted.
   const leftover = await stopLeftoverPreviews(deps);
   if (leftover) console.log(`stopped ${leftover} previews left by a worker that is gone`);
@@ -161,6 +175,7 @@ export async function createCodingWorker(cfg: WorkerConfig, telemetry?: Telemetr
     previewWorker,
     connection,
     shutdown,
+    warmUp: (timeoutMs) => warmUpWorker(connection, { namespace: cfg.temporal.namespace, taskQueue: cfg.temporal.taskQueue, identity, timeoutMs }),
     async run() {
       try {
         const ended = await Promise.allSettled([worker, previewWorker].map((w) => w.run().finally(shutdown)));

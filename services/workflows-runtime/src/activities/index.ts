@@ -27,7 +27,7 @@ import { Redactor } from '../guardrails/redact.js';
 import { CHECKOUT_SCRIPT, EXPORT_SCRIPT, exchangeEnv, HEAD_REF, ImportRefused, importExport, RESTORE_SCRIPT, SNAPSHOT_SCRIPT } from './exchange.js';
 import { workerGit } from './git.js';
 import { createHandoffBundle } from './handoff.js';
-import { enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnder } from './lifecycle.js';
+import { diskTemplateDir, enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnder } from './lifecycle.js';
 import { reviewWork } from './review.js';
 import { allSecrets, allSecretValues, cacheDir, prepareSandbox, stepDirs, type SandboxDeps } from './sandboxing.js';
 import { AGENT_SPANS_FILE_NAME, AgentUnavailableError, exportAgentSpans } from '../agents/index.js';
@@ -292,7 +292,7 @@ export function createActivities(deps: ActivityDeps) {
         const branch = branchOf(run);
         // The run's disk is made while the mirror fetches.
         const disk =
-          run.repo.guardrails.sandbox === 'bubblewrap' ? mountRunDisk(paths, deps.runDiskMb, join(deps.workspaceDir, 'disks')) : Promise.resolve(false);
+          run.repo.guardrails.sandbox === 'bubblewrap' ? mountRunDisk(paths, deps.runDiskMb, diskTemplateDir(deps.workspaceDir)) : Promise.resolve(false);
         let mirror: string;
         let baseCommit: string;
         const limits = gitLimits();
@@ -612,3 +612,4 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+export type { WarmUpActivities, WarmUpResult } from './warm-up.js';

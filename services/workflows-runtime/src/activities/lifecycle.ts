@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { constants, existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
 import { toolEnv } from '@ameide/config';
@@ -37,11 +37,14 @@ const tools = () => toolEnv({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 
 /**
  * A formatted, empty ext4 image of `sizeMb` (sparse: a few MB on disk), made once per size in
- * `dir` and copied for each run, which is cheaper than formatting per run.
+ * `dir` and copied for each run, which is cheaper than formatting per run. The worker makes it when
+ * it starts (warm-up.ts), so that its first run does not wait for it.
  */
-async function diskTemplate(dir: string, sizeMb: number): Promise<string> {
+export async function diskTemplate(dir: string, sizeMb: number): Promise<string> {
   const template = join(dir, `ext4-${sizeMb}mb.img`);
   if (existsSync(template)) return template;
+  // The directories above it as any other of the workspace (the sandbox user passes through them), it alone 0700.
+  await mkdir(dirname(dir), { recursive: true });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const partial = `${template}.${process.pid}.${Date.now()}`;
   const fh = await open(partial, 'w', 0o600);
@@ -52,6 +55,12 @@ async function diskTemplate(dir: string, sizeMb: number): Promise<string> {
   return template;
 }
 
+/** Where the worker keeps its disk image templates. */
+export const diskTemplateDir = (workspaceDir: string) => join(workspaceDir, 'disks');
+
+/** Whether runs get a disk of their own here: a size is set and the worker may mount (root). */
+export const runDisks = (sizeMb: number) => sizeMb > 0 && process.getuid?.() === 0;
+
 /**
  * Gives the run's sandbox area (`box`) a disk of its own: a sparse ext4 image of `sizeMb`, mounted
  * (nosuid, nodev) over `box`, so the worktree and the phases' HOME and temp dirs cannot fill the
@@ -59,7 +68,7 @@ async function diskTemplate(dir: string, sizeMb: number): Promise<string> {
  * then goes on without a quota and only the disk floor and the file-size limit protect the disk.
  */
 export async function mountRunDisk(paths: RunPaths, sizeMb: number, templateDir: string): Promise<boolean> {
-  if (sizeMb <= 0 || process.getuid?.() !== 0) return false;
+  if (!runDisks(sizeMb)) return false;
   const image = join(paths.runDir, 'box.img');
   try {
     const template = await diskTemplate(templateDir, sizeMb);
