@@ -27,7 +27,7 @@ import { Redactor } from '../guardrails/redact.js';
 import { CHECKOUT_SCRIPT, EXPORT_SCRIPT, exchangeEnv, HEAD_REF, ImportRefused, importExport, RESTORE_SCRIPT, SNAPSHOT_SCRIPT } from './exchange.js';
 import { workerGit } from './git.js';
 import { createHandoffBundle } from './handoff.js';
-import { diskTemplateDir, enforceCacheQuota, mountRunDisk, removeRun, requireFreeDisk, unmountUnder } from './lifecycle.js';
+import { diskTemplateDir, enforceCacheQuota, HeldCleanups, mountRunDisk, removeRun, requireFreeDisk, unmountUnder } from './lifecycle.js';
 import { reviewWork } from './review.js';
 import { allSecrets, allSecretValues, cacheDir, prepareSandbox, stepDirs, type SandboxDeps } from './sandboxing.js';
 import { AGENT_SPANS_FILE_NAME, AgentUnavailableError, exportAgentSpans } from '../agents/index.js';
@@ -112,6 +112,7 @@ export function createActivities(deps: ActivityDeps) {
   const branchOf = (run: CodingRunInput) => workBranchName(run.repo.branchPrefix, run.workItems[0]?.id, run.planId);
 
   const runStep = createStepRunner(deps);
+  const afterRun = new HeldCleanups();
 
   /**
    * The agent phase with a coding agent: the adapter's command, files and mounts for the step, its
@@ -274,7 +275,12 @@ export function createActivities(deps: ActivityDeps) {
      * run id + sequence, so a retried batch stores nothing twice). An update the service refuses for
      * good is skipped and named in `refused`; any other failure fails the batch, which Temporal retries.
      */
-    recordStatuses: (updates: StatusUpdateInput[]): Promise<{ refused: Array<{ sequence: number; message: string }> }> => sendStatusUpdates(deps.api, updates),
+    recordStatuses: async (updates: StatusUpdateInput[]): Promise<{ refused: Array<{ sequence: number; message: string }> }> => {
+      const sent = await sendStatusUpdates(deps.api, updates);
+      // The run's end has left: its workspace and caches may be cleaned up now (see writeReport).
+      if (updates.some((u) => u.kind === 'run_finished')) afterRun.release(updates[0]!.runId);
+      return sent;
+    },
 
     /**
      * The worker's mirror (created once, fetched per run), the run's import repository, its sandbox
@@ -589,9 +595,11 @@ export function createActivities(deps: ActivityDeps) {
           const prefix = artifactPrefix(input.run);
           const stored = await deps.artifacts.put(`${prefix}${EVIDENCE_NAMES.report}`, JSON.stringify(redactor.redactDeep(input.report), null, 2) + '\n');
           const { run } = input;
-          // Off the run's critical path: the run is done once its report is stored.
+          // Off the run's critical path: the run is done once its report is stored. It waits until
+          // the run's last status updates have left this worker (they follow the report at once), so
+          // that removing files and listing caches does not hold up their delivery.
           // A workspace kept for a person keeps its disk image (box.img) but releases the mount.
-          void (async () => {
+          afterRun.hold(run.runId, async () => {
             const paths = runPaths(deps.workspaceDir, run.tenantId, run.runId);
             // A live preview serves from the workspace: its stop removes (or unmounts) it instead.
             if (!(await holdForPreview(deps.workspaceDir, run.tenantId, run.runId, input.removeWorktree))) {
@@ -599,7 +607,7 @@ export function createActivities(deps: ActivityDeps) {
               else await unmountUnder(paths.runDir);
             }
             await enforceCacheQuota(cacheDir(deps.workspaceDir, run.tenantId), deps.cacheQuotaMb * 1024 * 1024);
-          })().catch(() => undefined);
+          });
           return {
             transcriptsUri: deps.artifacts.uri(`${prefix}transcripts/`),
             reportUri: stored.uri,

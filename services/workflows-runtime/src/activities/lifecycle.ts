@@ -101,6 +101,37 @@ export async function unmountUnder(dir: string): Promise<void> {
   }
 }
 
+/** How long the clean-up of a finished run waits for its last status updates to leave this worker, at most. */
+export const CLEANUP_HOLD_MS = 3000;
+
+/**
+ * Clean-ups of finished runs (their workspace, the tenant's cache quota), each held until the run's
+ * last status updates have left this worker (`release`), or `holdMs` at most (they may leave through
+ * another worker, or never come). Each runs once; a failed one is left to the workspace TTL.
+ */
+export class HeldCleanups {
+  private readonly held = new Map<string, () => void>();
+
+  constructor(private readonly holdMs = CLEANUP_HOLD_MS) {}
+
+  /** Holds `cleanup` of `runId`; when one of that run is held already (an earlier attempt's), that one stays and this one is dropped. */
+  hold(runId: string, cleanup: () => Promise<void>): void {
+    if (this.held.has(runId)) return;
+    const timer = setTimeout(() => this.release(runId), this.holdMs);
+    this.held.set(runId, () => {
+      clearTimeout(timer);
+      void cleanup().catch(() => undefined);
+    });
+  }
+
+  /** Starts the held clean-up of `runId`, if any. */
+  release(runId: string): void {
+    const cleanup = this.held.get(runId);
+    this.held.delete(runId);
+    cleanup?.();
+  }
+}
+
 /** Removes a run's workspace (its transcripts are already stored): its disk is unmounted first. */
 export async function removeRun(paths: RunPaths): Promise<void> {
   await unmountUnder(paths.runDir);

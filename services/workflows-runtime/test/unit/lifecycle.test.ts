@@ -1,10 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
+  diskTemplate,
   enforceCacheQuota,
+  HeldCleanups,
   mountRunDisk,
   pruneStaleWorkspaces,
   remountRunDisk,
@@ -173,4 +175,53 @@ describe('git left behind by a worker that died', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe("a finished run's clean-up", () => {
+  it('waits until the run releases it, runs once, and holds one per run', async () => {
+    const cleanups = new HeldCleanups(60_000);
+    const ran: string[] = [];
+    cleanups.hold('r1', async () => void ran.push('r1 first'));
+    cleanups.hold('r1', async () => void ran.push('r1 second'));
+    cleanups.hold('r2', async () => void ran.push('r2'));
+    expect(ran).toEqual([]);
+    cleanups.release('r1');
+    cleanups.release('r1');
+    cleanups.release('unknown');
+    expect(ran).toEqual(['r1 first']);
+    cleanups.release('r2');
+    expect(ran).toEqual(['r1 first', 'r2']);
+  });
+
+  it('runs on its own when nothing releases it in time, and a failing one is ignored', async () => {
+    vi.useFakeTimers();
+    try {
+      const cleanups = new HeldCleanups(3000);
+      const ran: string[] = [];
+      cleanups.hold('r1', async () => void ran.push('r1'));
+      cleanups.hold('r2', () => Promise.reject(new Error('umount failed')));
+      await vi.advanceTimersByTimeAsync(2999);
+      expect(ran).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(ran).toEqual(['r1']);
+      cleanups.release('r1');
+      expect(ran).toEqual(['r1']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+it('makes the disk template below a workspace that does not exist yet, without closing the workspace to the sandbox user', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'ws-'));
+  const ws = join(root, 'workspaces');
+  const dir = join(ws, 'disks');
+  const template = await diskTemplate(dir, 8).catch((err: Error) => err);
+  // Without mkfs.ext4 the template fails, but the directories are made as they would be.
+  if (typeof template === 'string') expect(existsSync(template)).toBe(true);
+  // The workspace as any directory the worker makes (the sandbox user passes through it); the templates its own.
+  mkdirSync(join(root, 'other'));
+  const mode = (p: string) => statSync(p).mode & 0o777;
+  expect(mode(ws)).toBe(mode(join(root, 'other')));
+  expect(mode(dir)).toBe(0o700);
 });
