@@ -4,9 +4,8 @@
  * does not pay for a cold worker. Against a real service and Temporal server; the worker's `warmUp()`
  * answer is the line its log prints when it is ready (what `make up` waits for).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
-import { inject } from 'vitest';
 import { createCodingWorker, type CodingWorker } from '../../services/workflows-runtime/src/index.js';
 import { startHarness, type Harness } from '../support/harness.js';
 
