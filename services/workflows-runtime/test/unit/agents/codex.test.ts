@@ -110,43 +110,39 @@ describe('codex launch', () => {
 
   // The first launch runs the native binary once (`codex --version`, which the adapter allows 30 s): on
   // a busy machine, loading it takes longer than a unit test's default 5 s.
-  it(
-    'runs the platform package’s native binary with exec --json, no sandbox of its own, the prompt file and instructions on stdin',
-    { timeout: 30_000 },
-    () => {
-      const l = codexAdapter.launch(config, ctx);
-      expect(l.argv.slice(0, 2)).toEqual(['/bin/sh', '-c']);
-      expect(l.argv.slice(3, 6)).toEqual(['codex', '/sandbox/prompt.md', '\n\nRun the tests.']);
-      const [binary, ...args] = l.argv.slice(6);
-      expect(binary).toMatch(/\/vendor\/[^/]+\/bin\/codex$/);
-      expect(existsSync(binary!)).toBe(true);
-      expect(l.readOnly).toHaveLength(1);
-      expect(binary!.startsWith(`${l.readOnly[0]}/`)).toBe(true);
-      expect(args).toEqual([
-        'exec',
-        '--json',
-        '--color',
-        'never',
-        '--strict-config',
-        '--ephemeral',
-        '--skip-git-repo-check',
-        '--dangerously-bypass-approvals-and-sandbox',
-        '--model',
-        'gpt-5-codex',
-        '--cd',
-        '/sandbox/workspace',
-        '-',
-      ]);
-      expect(l.stdin).toBeUndefined();
-      expect(l.env).toEqual({ CODEX_HOME: '/sandbox/home/.codex', NO_COLOR: '1' });
-      expect(l.files.map((f) => f.path)).toEqual(['/sandbox/home/.codex/config.toml']);
-      expect(
-        codexAdapter.launch({ ...config, instructions: undefined }, { ...ctx, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }).env,
-      ).toMatchObject({
-        TRACEPARENT: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
-      });
-    },
-  );
+  it('runs the platform package’s native binary with exec --json, no sandbox of its own, the prompt file and instructions on stdin', () => {
+    const l = codexAdapter.launch(config, ctx);
+    expect(l.argv.slice(0, 2)).toEqual(['/bin/sh', '-c']);
+    expect(l.argv.slice(3, 6)).toEqual(['codex', '/sandbox/prompt.md', '\n\nRun the tests.']);
+    const [binary, ...args] = l.argv.slice(6);
+    expect(binary).toMatch(/\/vendor\/[^/]+\/bin\/codex$/);
+    expect(existsSync(binary!)).toBe(true);
+    expect(l.readOnly).toHaveLength(1);
+    expect(binary!.startsWith(`${l.readOnly[0]}/`)).toBe(true);
+    expect(args).toEqual([
+      'exec',
+      '--json',
+      '--color',
+      'never',
+      '--strict-config',
+      '--ephemeral',
+      '--skip-git-repo-check',
+      '--dangerously-bypass-approvals-and-sandbox',
+      '--model',
+      'gpt-5-codex',
+      '--cd',
+      '/sandbox/workspace',
+      '-',
+    ]);
+    expect(l.stdin).toBeUndefined();
+    expect(l.env).toEqual({ CODEX_HOME: '/sandbox/home/.codex', NO_COLOR: '1' });
+    expect(l.files.map((f) => f.path)).toEqual(['/sandbox/home/.codex/config.toml']);
+    expect(
+      codexAdapter.launch({ ...config, instructions: undefined }, { ...ctx, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }).env,
+    ).toMatchObject({
+      TRACEPARENT: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+    });
+  }, 30_000);
 
   it('the wrapper hands the prompt file and the instructions to the command on stdin', () => {
     const dir = mkdtempSync(join(tmpdir(), 'codex-unit-'));
