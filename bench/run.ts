@@ -276,7 +276,9 @@ function printTable(hand: Sample[], sys: Sample[], table: readonly Row[] = ROWS,
  * Where the overhead goes, medians from the runs' own timestamps: the CLI's start-up (a user pays it
  * once per command; the bench calls the API directly), the start call to the prepare phase's start,
  * the gaps between phases, the phases' spans beyond their own work, the report phase, its end to the
- * last update reaching the watcher, and the whole (system total − by-hand total).
+ * last update reaching the watcher, and the whole (system total − by-hand total). Then the whole in
+ * two parts that add up to it: the phases' own times beyond by hand (the medians of the sums of
+ * phases), and the rest, around them.
  */
 function printSplit(label: string, hand: Sample[], sys: Sample[], cliMs: number | undefined): void {
   const splits = sys.flatMap((s) => (s.split ? [s.split] : []));
@@ -288,6 +290,12 @@ function printSplit(label: string, hand: Sample[], sys: Sample[], cliMs: number 
       `start → first activity ${m((x) => x.toFirstActivity)} · boundaries ${m((x) => x.boundaries)} · ` +
       `in phases beyond their work ${m((x) => x.inPhases)} · report ${m((x) => x.report)} · ` +
       `report's end → last update ${m((x) => x.end)} · total overhead ${total.toFixed(0)}`,
+  );
+  // The phases' own times (the activities' work) against by hand, and the rest: what lies around them.
+  const phases = median(sys.map((s) => sum(Object.values(s.phases)))) - median(hand.map((s) => sum(Object.values(s.phases))));
+  console.log(
+    `  of the total overhead: the phases' own time beyond by hand ${phases.toFixed(0)} (the table's sum of phases: their commands in the sandbox, ` +
+      `the git exchange, the preview, the pull request and the report) · around the phases ${(total - phases).toFixed(0)} (the rest: the start, scheduling, status updates, the run's end)`,
   );
 }
 

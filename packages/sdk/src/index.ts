@@ -1,6 +1,7 @@
 import { createClient, type Client, type Interceptor, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
 import { backlogV1, governanceV1, WorkflowService } from '@ameide/contracts';
+import { QUICK_COMPRESSIONS } from './compression.js';
 
 export type WorkflowServiceClient = Client<typeof WorkflowService>;
 
@@ -25,8 +26,8 @@ export interface ClientOptions {
 export function createWorkflowTransport(opts: ClientOptions): Transport {
   const interceptors = [createBearerInterceptor(opts.token)];
   return opts.protocol === 'grpc'
-    ? createGrpcTransport({ baseUrl: opts.baseUrl, interceptors })
-    : createConnectTransport({ baseUrl: opts.baseUrl, httpVersion: '1.1', interceptors });
+    ? createGrpcTransport({ baseUrl: opts.baseUrl, interceptors, acceptCompression: QUICK_COMPRESSIONS })
+    : createConnectTransport({ baseUrl: opts.baseUrl, httpVersion: '1.1', interceptors, acceptCompression: QUICK_COMPRESSIONS });
 }
 
 /** A typed WorkflowService client. */

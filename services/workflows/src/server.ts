@@ -19,13 +19,32 @@ const gzip = promisify(zlib.gzip);
 const brotli = promisify(zlib.brotliCompress);
 
 /**
- * The compressions the service speaks, each reading as Connect's own does but writing responses at a
- * fast level: gzip level 1 compresses a page of runs about twice as fast as the default level, to a
- * size within about 10% of it; brotli's default (quality 11) would take longer than the page's query.
+ * Answers up to this size are compressed at once, on the event loop: Node's asynchronous zlib hands
+ * every buffer to its thread pool and back through a stream, which for a small answer costs ten times
+ * the compressing itself (about 0.27 ms against 0.025 ms for 1 kB; 0.9 against 0.6 ms for 130 kB).
+ * Larger answers go the asynchronous way, so that none holds the loop for long.
  */
-const COMPRESSIONS: Compression[] = [
-  { ...compressionGzip, compress: async (bytes) => new Uint8Array(await gzip(bytes, { level: 1 })) },
-  { ...compressionBrotli, compress: async (bytes) => new Uint8Array(await brotli(bytes, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } })) },
+export const SYNC_COMPRESS_MAX_BYTES = 256 * 1024;
+
+const GZIP_OPTIONS: zlib.ZlibOptions = { level: 1 };
+const BROTLI_OPTIONS: zlib.BrotliOptions = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } };
+
+/**
+ * The compressions the service speaks, each reading requests as Connect's own does but writing
+ * responses at a fast level: gzip level 1 compresses a page of runs about twice as fast as the default
+ * level, to a size within about 10% of it; brotli's default (quality 11) would take longer than the
+ * page's query.
+ */
+export const COMPRESSIONS: Compression[] = [
+  {
+    ...compressionGzip,
+    compress: async (bytes) => new Uint8Array(bytes.length <= SYNC_COMPRESS_MAX_BYTES ? zlib.gzipSync(bytes, GZIP_OPTIONS) : await gzip(bytes, GZIP_OPTIONS)),
+  },
+  {
+    ...compressionBrotli,
+    compress: async (bytes) =>
+      new Uint8Array(bytes.length <= SYNC_COMPRESS_MAX_BYTES ? zlib.brotliCompressSync(bytes, BROTLI_OPTIONS) : await brotli(bytes, BROTLI_OPTIONS)),
+  },
 ];
 
 /** A listening API server. */
