@@ -13,7 +13,7 @@ import type { Compression } from '@connectrpc/connect/protocol';
 export const SYNC_DECOMPRESS_MAX_BYTES = 64 * 1024;
 
 /** A zlib failure as Connect's own compressions report it: too large, not valid data, or otherwise. */
-export function zlibError(e: unknown, readMaxBytes: number): ConnectError {
+function zlibError(e: unknown, readMaxBytes: number): ConnectError {
   const code = (e as { code?: string }).code ?? '';
   if (code === 'ERR_BUFFER_TOO_LARGE') {
     return new ConnectError(
