@@ -36,16 +36,14 @@ const BROTLI_OPTIONS: zlib.BrotliOptions = { params: { [zlib.constants.BROTLI_PA
  * page's query.
  */
 export const COMPRESSIONS: Compression[] = [
-  {
-    ...compressionGzip,
-    compress: async (bytes) => new Uint8Array(bytes.length <= SYNC_COMPRESS_MAX_BYTES ? zlib.gzipSync(bytes, GZIP_OPTIONS) : await gzip(bytes, GZIP_OPTIONS)),
-  },
-  {
-    ...compressionBrotli,
-    compress: async (bytes) =>
-      new Uint8Array(bytes.length <= SYNC_COMPRESS_MAX_BYTES ? zlib.brotliCompressSync(bytes, BROTLI_OPTIONS) : await brotli(bytes, BROTLI_OPTIONS)),
-  },
+  { ...compressionGzip, compress: atOnceOrPooled(zlib.gzipSync, gzip, GZIP_OPTIONS) },
+  { ...compressionBrotli, compress: atOnceOrPooled(zlib.brotliCompressSync, brotli, BROTLI_OPTIONS) },
 ];
+
+/** Compresses an answer at once up to SYNC_COMPRESS_MAX_BYTES, on zlib's thread pool beyond. */
+function atOnceOrPooled<O>(atOnce: (b: Uint8Array, o: O) => Buffer, pooled: (b: Uint8Array, o: O) => Promise<Buffer>, options: O) {
+  return async (bytes: Uint8Array) => new Uint8Array(bytes.length <= SYNC_COMPRESS_MAX_BYTES ? atOnce(bytes, options) : await pooled(bytes, options));
+}
 
 /** A listening API server. */
 export interface ApiServer {
